@@ -1,0 +1,170 @@
+//! The few fields a Service or Pod contributes to DNS, as plain data.
+//!
+//! Both sources (the manifests file and the Kubernetes API) convert their objects into these
+//! records once, so nothing downstream ever holds a whole API object.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+
+/// `namespace/name` of an object; both parts are shared with the view's keys.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Label pairs sorted by key, so a selector match is a merge rather than a search.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut pairs: Vec<(Box<str>, Box<str>)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+            .collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Self(pairs.into_boxed_slice())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.0[i].1)
+    }
+
+    /// Whether every pair of `self` (a selector) is present in `labels`.
+    pub fn selects(&self, labels: &Labels) -> bool {
+        self.0.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    /// The SRV label for this protocol, without the leading underscore.
+    pub fn srv_label(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetPort {
+    Number(u16),
+    /// A container port name, resolved per pod.
+    Name(Box<str>),
+}
+
+/// A named Service port; unnamed ports have no SRV records, so they are not kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePort {
+    pub name: Box<str>,
+    pub protocol: Protocol,
+    pub port: u16,
+    pub target: TargetPort,
+}
+
+/// A named container port, kept only to resolve a Service's named `targetPort`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerPort {
+    pub name: Box<str>,
+    pub protocol: Protocol,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// `spec.clusterIPs` (possibly empty while the API has not allocated one yet).
+    ClusterIp(Box<[IpAddr]>),
+    /// `clusterIP: None`: the name answers with the backing pods' addresses.
+    Headless,
+    /// A CNAME to `spec.externalName`, not chased.
+    ExternalName(Name),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRecord {
+    pub key: ObjectKey,
+    pub kind: ServiceKind,
+    /// `None` for a Service without a selector: it has no pod endpoints.
+    pub selector: Option<Labels>,
+    pub ports: Box<[ServicePort]>,
+    pub publish_not_ready_addresses: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodRecord {
+    pub key: ObjectKey,
+    pub labels: Labels,
+    pub hostname: Option<Box<str>>,
+    pub subdomain: Option<Box<str>>,
+    /// `status.podIPs`, or `status.podIP` when the list is absent.
+    pub ips: Box<[IpAddr]>,
+    /// Condition `Ready` is `True`.
+    pub ready: bool,
+    /// `metadata.deletionTimestamp` is set.
+    pub terminating: bool,
+    /// Phase `Succeeded` or `Failed`: its IP may already belong to another pod.
+    pub finished: bool,
+    pub named_ports: Box<[ContainerPort]>,
+}
+
+/// An object of one of the kinds DNS cares about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterObject {
+    Namespace(Arc<str>),
+    Service(ServiceRecord),
+    Pod(PodRecord),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    Namespace,
+    Service,
+    Pod,
+}
+
+impl ClusterObject {
+    pub fn kind(&self) -> ObjectKind {
+        match self {
+            ClusterObject::Namespace(_) => ObjectKind::Namespace,
+            ClusterObject::Service(_) => ObjectKind::Service,
+            ClusterObject::Pod(_) => ObjectKind::Pod,
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! DNS: the view of the cluster as names, and the rules that answer questions from it.
+
+pub mod question;
+pub mod rules;
+pub mod view;

@@ -1,0 +1,570 @@
+//! The Kubernetes DNS rules (schema 1.1.0): which pods back a Service, which names exist, and what
+//! each question gets. Plain functions over plain data: no sockets, no async, no locks.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+use crate::cluster::objects::{PodRecord, ServiceKind, ServiceRecord, TargetPort};
+use crate::dns::question::{Question, ReverseZone, classify};
+use crate::dns::view::{Endpoint, ServiceView, View};
+
+/// The `dns-version` TXT answer: the schema of the Kubernetes DNS spec these rules follow.
+pub const SCHEMA_VERSION: &str = "1.1.0";
+
+/// How `<a-b-c-d>.<ns>.pod.<zone>` is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PodRecords {
+    /// Only when a pod in that namespace has that IP.
+    #[default]
+    Verified,
+    /// Any well-formed address is echoed back (kube-dns's historical behaviour).
+    Insecure,
+    /// The pod subtree does not exist.
+    Disabled,
+}
+
+/// The zone being served and the answer settings; built once at startup.
+#[derive(Clone, Debug)]
+pub struct Zone {
+    /// Lower-case, fully qualified, e.g. `cluster.local.`.
+    pub origin: Name,
+    pub ttl: u32,
+    pub pod_records: PodRecords,
+    /// Address published for `ns.dns.<zone>`, when the server listens on a specific one.
+    pub ns_address: Option<IpAddr>,
+    nameserver: Name,
+    hostmaster: Name,
+    in_addr_arpa: Name,
+    ip6_arpa: Name,
+}
+
+impl Zone {
+    pub fn new(
+        origin: &str,
+        ttl: u32,
+        pod_records: PodRecords,
+        ns_address: Option<IpAddr>,
+    ) -> Result<Self, String> {
+        let mut origin = Name::from_ascii(origin)
+            .map_err(|e| format!("invalid zone {origin:?}: {e}"))?
+            .to_lowercase();
+        origin.set_fqdn(true);
+        if origin.is_root() {
+            return Err("the zone cannot be the root".into());
+        }
+        let child = |label: &str| {
+            Name::from_ascii(label)
+                .and_then(|n| n.append_domain(&origin))
+                .map_err(|e| format!("zone {origin} is too long: {e}"))
+        };
+        Ok(Self {
+            nameserver: child("ns.dns")?,
+            hostmaster: child("hostmaster")?,
+            in_addr_arpa: Name::from_ascii("in-addr.arpa.").expect("static name"),
+            ip6_arpa: Name::from_ascii("ip6.arpa.").expect("static name"),
+            origin,
+            ttl,
+            pod_records,
+            ns_address,
+        })
+    }
+
+    pub fn in_addr_arpa(&self) -> &Name {
+        &self.in_addr_arpa
+    }
+
+    pub fn ip6_arpa(&self) -> &Name {
+        &self.ip6_arpa
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which pods back a Service, and the names they get.
+// ---------------------------------------------------------------------------------------------
+
+/// Whether `pod` is an endpoint of `service`, as the EndpointSlice controller decides it.
+pub fn backs(service: &ServiceRecord, pod: &PodRecord) -> bool {
+    let Some(selector) = &service.selector else {
+        return false;
+    };
+    service.key.namespace == pod.key.namespace
+        && selector.selects(&pod.labels)
+        && !pod.ips.is_empty()
+        && !pod.finished
+        && (service.publish_not_ready_addresses || (pod.ready && !pod.terminating))
+}
+
+/// Whether a Service's answers depend on the pods behind it (only headless ones list them).
+pub fn lists_endpoints(service: &ServiceRecord) -> bool {
+    service.kind == ServiceKind::Headless && service.selector.is_some()
+}
+
+/// What `service` answers, given the pods that back it.
+pub fn service_view<'p>(
+    service: &ServiceRecord,
+    backing_pods: impl IntoIterator<Item = &'p PodRecord>,
+) -> ServiceView {
+    let mut endpoints = Vec::new();
+    if lists_endpoints(service) {
+        for pod in backing_pods {
+            pod_endpoints(service, pod, &mut endpoints);
+        }
+    }
+    ServiceView {
+        kind: service.kind.clone(),
+        ports: service.ports.clone(),
+        endpoints: merge_endpoints(endpoints),
+    }
+}
+
+/// Sorts endpoints by label and merges those sharing one (two pods claiming the same hostname).
+pub fn merge_endpoints(mut endpoints: Vec<Endpoint>) -> Box<[Endpoint]> {
+    endpoints.sort_unstable_by(|a, b| a.label.cmp(&b.label));
+    let mut merged: Vec<Endpoint> = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        match merged.last_mut() {
+            Some(last) if last.label == endpoint.label => {
+                let mut ips = last.ips.to_vec();
+                ips.extend(endpoint.ips.iter().filter(|ip| !last.ips.contains(ip)));
+                last.ips = ips.into_boxed_slice();
+            }
+            _ => merged.push(endpoint),
+        }
+    }
+    merged.into_boxed_slice()
+}
+
+/// The names a backing pod gets under a headless Service: its hostname when its subdomain names
+/// the Service, otherwise one dashed-IP name per address.
+fn pod_endpoints(service: &ServiceRecord, pod: &PodRecord, out: &mut Vec<Endpoint>) {
+    let ports = resolve_ports(service, pod);
+    match &pod.hostname {
+        Some(hostname) if pod.subdomain.as_deref() == Some(&*service.key.name) => {
+            out.push(Endpoint {
+                label: hostname.clone(),
+                ips: pod.ips.clone(),
+                ports,
+            })
+        }
+        _ => out.extend(pod.ips.iter().map(|&ip| Endpoint {
+            label: dashed(ip).into_boxed_str(),
+            ips: Box::new([ip]),
+            ports: ports.clone(),
+        })),
+    }
+}
+
+/// SRV ports of a pod, aligned with the Service's ports; empty when every target is a number.
+fn resolve_ports(service: &ServiceRecord, pod: &PodRecord) -> Box<[u16]> {
+    if service
+        .ports
+        .iter()
+        .all(|p| matches!(p.target, TargetPort::Number(_)))
+    {
+        return Box::default();
+    }
+    service
+        .ports
+        .iter()
+        .map(|p| match &p.target {
+            TargetPort::Number(n) => *n,
+            TargetPort::Name(name) => pod
+                .named_ports
+                .iter()
+                .find(|c| c.name == *name && c.protocol == p.protocol)
+                .map_or(0, |c| c.port),
+        })
+        .collect()
+}
+
+/// The port an endpoint serves for the Service's `index`th port, if it serves it.
+fn endpoint_port(service: &ServiceView, index: usize, endpoint: &Endpoint) -> Option<u16> {
+    let port = match endpoint.ports.get(index) {
+        Some(&resolved) => resolved,
+        None => match &service.ports[index].target {
+            TargetPort::Number(n) => *n,
+            TargetPort::Name(_) => 0,
+        },
+    };
+    (port != 0).then_some(port)
+}
+
+/// `10.0.0.1` → `10-0-0-1`; `fd00::1` → `fd00--1`.
+pub fn dashed(ip: IpAddr) -> String {
+    ip.to_string().replace(['.', ':'], "-")
+}
+
+/// The inverse of [`dashed`]; `None` for anything that is not an address.
+pub fn parse_dashed(label: &str) -> Option<IpAddr> {
+    if label.len() > 45 {
+        return None;
+    }
+    if label.bytes().filter(|&b| b == b'-').count() == 3
+        && label.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+    {
+        let mut buf = [0u8; 15];
+        let v4 = fill(&mut buf, label, b'.')?;
+        return v4.parse::<Ipv4Addr>().ok().map(IpAddr::V4);
+    }
+    let mut buf = [0u8; 45];
+    let v6 = fill(&mut buf, label, b':')?;
+    v6.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+}
+
+/// Copies `label` into `buf` with dashes replaced by `separator`, without allocating.
+fn fill<'b>(buf: &'b mut [u8], label: &str, separator: u8) -> Option<&'b str> {
+    let out = buf.get_mut(..label.len())?;
+    for (o, b) in out.iter_mut().zip(label.bytes()) {
+        *o = if b == b'-' { separator } else { b };
+    }
+    std::str::from_utf8(out).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// What each question gets.
+// ---------------------------------------------------------------------------------------------
+
+/// A complete answer, ready to be put on the wire.
+#[derive(Debug, Default, PartialEq)]
+pub struct Reply {
+    pub rcode: ResponseCode,
+    pub authoritative: bool,
+    pub answers: Vec<Record>,
+    pub authority: Vec<Record>,
+    pub additionals: Vec<Record>,
+}
+
+impl Reply {
+    fn refused() -> Self {
+        Self {
+            rcode: ResponseCode::Refused,
+            ..Self::default()
+        }
+    }
+}
+
+/// What a name in our zones is, once it is known to exist.
+enum Node<'v> {
+    /// The name exists but holds no records of its own (`svc.<zone>`, `<ns>.svc.<zone>`, ...).
+    Empty,
+    Apex,
+    ReverseApex,
+    Nameserver,
+    Version,
+    Addresses(&'v [IpAddr]),
+    HeadlessService(&'v ServiceView),
+    Alias(&'v Name),
+    Srv {
+        key: ServiceName<'v>,
+        service: &'v ServiceView,
+        port: usize,
+    },
+    PodAddress(IpAddr),
+    Pointers(Vec<Name>),
+}
+
+#[derive(Clone, Copy)]
+struct ServiceName<'a> {
+    namespace: &'a str,
+    name: &'a str,
+}
+
+/// Answers one question. `lower` is the question name in lower case (for matching), `asked` as it
+/// was asked (answers keep its case).
+pub fn answer(
+    view: &View,
+    zone: &Zone,
+    lower: &Name,
+    asked: &Name,
+    qtype: RecordType,
+    qclass: DNSClass,
+) -> Reply {
+    let question = classify(zone, lower);
+    if question == Question::OutOfZone || qclass != DNSClass::IN {
+        return Reply::refused();
+    }
+    if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+        return Reply::refused();
+    }
+    if !view.synced() {
+        return Reply {
+            rcode: ResponseCode::ServFail,
+            ..Reply::default()
+        };
+    }
+    let apex = match &question {
+        Question::Reverse(_, rz) | Question::ReverseApex(rz) | Question::ReverseOther(rz) => {
+            match rz {
+                ReverseZone::V4 => zone.in_addr_arpa(),
+                ReverseZone::V6 => zone.ip6_arpa(),
+            }
+        }
+        _ => &zone.origin,
+    };
+    let mut reply = Reply {
+        authoritative: true,
+        ..Reply::default()
+    };
+    match find(view, zone, question) {
+        Some(node) => records(&node, view, zone, asked, qtype, &mut reply),
+        None => reply.rcode = ResponseCode::NXDomain,
+    }
+    if reply.answers.is_empty() {
+        reply.authority.push(soa(view, zone, apex.clone()));
+    }
+    reply
+}
+
+/// Resolves a question to the node it names, or `None` when the name does not exist.
+fn find<'v>(view: &'v View, zone: &Zone, question: Question<'v>) -> Option<Node<'v>> {
+    let pods_enabled = zone.pod_records != PodRecords::Disabled;
+    Some(match question {
+        Question::OutOfZone | Question::NoSuchName => return None,
+        Question::Apex => Node::Apex,
+        Question::Services | Question::Dns => Node::Empty,
+        Question::Namespace(ns) => view.namespace_exists(ns).then_some(Node::Empty)?,
+        Question::Nameserver => Node::Nameserver,
+        Question::Version => Node::Version,
+        Question::Service { namespace, name } => {
+            let service = view.service(namespace, name)?;
+            match &service.kind {
+                ServiceKind::ClusterIp(ips) => Node::Addresses(ips),
+                ServiceKind::ExternalName(target) => Node::Alias(target),
+                ServiceKind::Headless if service.endpoints.is_empty() => return None,
+                ServiceKind::Headless => Node::HeadlessService(service),
+            }
+        }
+        Question::Endpoint {
+            namespace,
+            service,
+            label,
+        } => {
+            let service = view.service(namespace, service)?;
+            Node::Addresses(&service.endpoint(label)?.ips)
+        }
+        Question::SrvProtocol {
+            namespace,
+            service,
+            protocol,
+        } => {
+            let service = srv_capable(view, namespace, service)?;
+            let known = service
+                .ports
+                .iter()
+                .any(|p| p.protocol.srv_label() == protocol);
+            known.then_some(Node::Empty)?
+        }
+        Question::Srv {
+            namespace,
+            service: name,
+            port,
+            protocol,
+        } => {
+            let service = srv_capable(view, namespace, name)?;
+            let port = service
+                .ports
+                .iter()
+                .position(|p| &*p.name == port && p.protocol.srv_label() == protocol)?;
+            Node::Srv {
+                key: ServiceName { namespace, name },
+                service,
+                port,
+            }
+        }
+        Question::Pods if pods_enabled => Node::Empty,
+        Question::PodNamespace(ns) if pods_enabled => {
+            let exists = zone.pod_records == PodRecords::Insecure || view.namespace_exists(ns);
+            exists.then_some(Node::Empty)?
+        }
+        Question::PodAddress { namespace, label } if pods_enabled => {
+            let ip = parse_dashed(label)?;
+            let exists = zone.pod_records == PodRecords::Insecure || view.has_pod_ip(namespace, ip);
+            exists.then_some(Node::PodAddress(ip))?
+        }
+        Question::Pods | Question::PodNamespace(_) | Question::PodAddress { .. } => return None,
+        Question::ReverseApex(_) => Node::ReverseApex,
+        Question::ReverseOther(_) => return None,
+        Question::Reverse(ip, _) => {
+            let names = pointer_targets(view, zone, ip);
+            (!names.is_empty()).then_some(Node::Pointers(names))?
+        }
+    })
+}
+
+/// A Service whose names can carry SRV records: ClusterIP, or headless with endpoints.
+fn srv_capable<'v>(view: &'v View, namespace: &str, name: &str) -> Option<&'v ServiceView> {
+    let service = view.service(namespace, name)?;
+    match service.kind {
+        ServiceKind::ClusterIp(_) => Some(service),
+        ServiceKind::Headless if !service.endpoints.is_empty() => Some(service),
+        _ => None,
+    }
+}
+
+/// Every name that holds `ip`: cluster IPs name their Service, pod IPs each of their names.
+fn pointer_targets(view: &View, zone: &Zone, ip: IpAddr) -> Vec<Name> {
+    let mut names = Vec::new();
+    for key in view.services_at(ip) {
+        let Some(service) = view.service(&key.namespace, &key.name) else {
+            continue;
+        };
+        let name = ServiceName {
+            namespace: &key.namespace,
+            name: &key.name,
+        };
+        if let ServiceKind::ClusterIp(ips) = &service.kind
+            && ips.contains(&ip)
+        {
+            names.extend(service_name(zone, name, None));
+        }
+        for endpoint in service.endpoints.iter().filter(|e| e.ips.contains(&ip)) {
+            names.extend(service_name(zone, name, Some(&endpoint.label)));
+        }
+    }
+    names
+}
+
+/// `[<label>.]<service>.<namespace>.svc.<zone>`; `None` only if it would exceed 255 bytes.
+fn service_name(zone: &Zone, service: ServiceName<'_>, label: Option<&str>) -> Option<Name> {
+    let labels = label
+        .into_iter()
+        .chain([service.name, service.namespace, "svc"]);
+    Name::from_labels(labels.map(str::as_bytes))
+        .and_then(|n| n.append_domain(&zone.origin))
+        .ok()
+}
+
+/// Fills `reply` with the records of `node` for `qtype` (none: NODATA).
+fn records(
+    node: &Node<'_>,
+    view: &View,
+    zone: &Zone,
+    owner: &Name,
+    qtype: RecordType,
+    reply: &mut Reply,
+) {
+    let ttl = zone.ttl;
+    let record = |rdata: RData| Record::from_rdata(owner.clone(), ttl, rdata);
+    let any = qtype == RecordType::ANY;
+    let answers = &mut reply.answers;
+    match node {
+        Node::Apex | Node::ReverseApex => {
+            if any || qtype == RecordType::SOA {
+                answers.push(soa(view, zone, owner.clone()));
+            }
+            if any || qtype == RecordType::NS {
+                answers.push(record(RData::NS(NS(zone.nameserver.clone()))));
+                if let Some(ip) = zone.ns_address {
+                    push_addresses(
+                        &mut reply.additionals,
+                        &zone.nameserver,
+                        ttl,
+                        &[ip],
+                        RecordType::ANY,
+                    );
+                }
+            }
+        }
+        Node::Empty => {}
+        Node::Nameserver => {
+            push_addresses(answers, owner, ttl, zone.ns_address.as_slice(), qtype);
+        }
+        Node::Version => {
+            if any || qtype == RecordType::TXT {
+                answers.push(record(RData::TXT(TXT::new(vec![SCHEMA_VERSION.into()]))));
+            }
+        }
+        Node::Addresses(ips) => push_addresses(answers, owner, ttl, ips, qtype),
+        Node::PodAddress(ip) => push_addresses(answers, owner, ttl, &[*ip], qtype),
+        Node::HeadlessService(service) => {
+            for endpoint in service.endpoints.iter() {
+                push_addresses(answers, owner, ttl, &endpoint.ips, qtype);
+            }
+        }
+        Node::Alias(target) => answers.push(record(RData::CNAME(CNAME((*target).clone())))),
+        Node::Srv { key, service, port } => {
+            if any || qtype == RecordType::SRV {
+                srv_records(zone, *key, service, *port, owner, reply);
+            }
+        }
+        Node::Pointers(names) => {
+            if any || qtype == RecordType::PTR {
+                answers.extend(names.iter().map(|n| record(RData::PTR(PTR(n.clone())))));
+            }
+        }
+    }
+}
+
+/// One SRV per target: the Service name for a ClusterIP Service, each endpoint for a headless
+/// one; the targets' addresses go in the additional section.
+fn srv_records(
+    zone: &Zone,
+    key: ServiceName<'_>,
+    service: &ServiceView,
+    port_index: usize,
+    owner: &Name,
+    reply: &mut Reply,
+) {
+    let ttl = zone.ttl;
+    let port = &service.ports[port_index];
+    let mut targets: Vec<(Name, u16, &[IpAddr])> = Vec::new();
+    match &service.kind {
+        ServiceKind::ClusterIp(ips) => {
+            targets.extend(service_name(zone, key, None).map(|n| (n, port.port, &ips[..])));
+        }
+        _ => {
+            for endpoint in service.endpoints.iter() {
+                let Some(number) = endpoint_port(service, port_index, endpoint) else {
+                    continue;
+                };
+                if let Some(name) = service_name(zone, key, Some(&endpoint.label)) {
+                    targets.push((name, number, &endpoint.ips));
+                }
+            }
+        }
+    }
+    let weight = u16::try_from(100 / targets.len().max(1))
+        .unwrap_or(1)
+        .max(1);
+    for (target, number, ips) in targets {
+        push_addresses(&mut reply.additionals, &target, ttl, ips, RecordType::ANY);
+        let srv = SRV::new(0, weight, number, target);
+        reply
+            .answers
+            .push(Record::from_rdata(owner.clone(), ttl, RData::SRV(srv)));
+    }
+}
+
+/// A and/or AAAA records for the addresses of the asked family (`ANY`: both).
+fn push_addresses(
+    out: &mut Vec<Record>,
+    owner: &Name,
+    ttl: u32,
+    ips: &[IpAddr],
+    qtype: RecordType,
+) {
+    for ip in ips {
+        let rdata = match (ip, qtype) {
+            (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => RData::A(A(*v4)),
+            (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => RData::AAAA(AAAA(*v6)),
+            _ => continue,
+        };
+        out.push(Record::from_rdata(owner.clone(), ttl, rdata));
+    }
+}
+
+fn soa(view: &View, zone: &Zone, owner: Name) -> Record {
+    let soa = SOA::new(
+        zone.nameserver.clone(),
+        zone.hostmaster.clone(),
+        view.serial(),
+        7200,
+        1800,
+        86400,
+        zone.ttl,
+    );
+    Record::from_rdata(owner, zone.ttl, RData::SOA(soa))
+}

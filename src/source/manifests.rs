@@ -1,0 +1,291 @@
+//! The manifests source: Kubernetes objects from a file (`kubectl get -o yaml|json` output,
+//! multi-document YAML, or single objects), reloaded whenever the file changes.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use crate::cluster::ClusterEvent;
+use crate::cluster::objects::{ClusterObject, ObjectKind};
+use crate::source::objects::{self, FieldError};
+
+/// How often the file is checked for changes: well inside the one-second reload promise.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Where in a file an object sits, for error messages.
+#[derive(Debug, Clone, Copy)]
+struct Location {
+    /// 1-based document number.
+    document: usize,
+    /// 0-based index in a `List`'s `items`.
+    item: Option<usize>,
+}
+
+/// An object (or a document) in the input that cannot be served.
+#[derive(Debug)]
+pub struct ParseError {
+    document: Option<usize>,
+    item: Option<usize>,
+    /// `Kind namespace/name`, when known.
+    object: Option<String>,
+    message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(document) = self.document {
+            write!(f, "document {document}")?;
+            if let Some(item) = self.item {
+                write!(f, ", items[{item}]")?;
+            }
+            if let Some(object) = &self.object {
+                write!(f, " ({object})")?;
+            }
+            write!(f, ": ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parses every object DNS cares about; other kinds are skipped.
+pub fn parse(text: &str) -> Result<Vec<ClusterObject>, ParseError> {
+    let documents = split_documents(text).map_err(|message| ParseError {
+        document: None,
+        item: None,
+        object: None,
+        message,
+    })?;
+    let mut out = Vec::new();
+    for (i, document) in documents.into_iter().enumerate() {
+        let location = Location {
+            document: i + 1,
+            item: None,
+        };
+        collect(document, location, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// JSON (one or more values; a top-level array is a list of objects) or multi-document YAML.
+fn split_documents(text: &str) -> Result<Vec<Value>, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        let mut documents = Vec::new();
+        for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+            match value.map_err(|e| format!("invalid JSON: {e}"))? {
+                Value::Array(values) => documents.extend(values),
+                value => documents.push(value),
+            }
+        }
+        Ok(documents)
+    } else {
+        serde_saphyr::from_multiple::<Value>(text).map_err(|e| format!("invalid YAML: {e}"))
+    }
+}
+
+fn collect(document: Value, at: Location, out: &mut Vec<ClusterObject>) -> Result<(), ParseError> {
+    let fail = |object: Option<String>, message: String| ParseError {
+        document: Some(at.document),
+        item: at.item,
+        object,
+        message,
+    };
+    let fields = match &document {
+        Value::Null => return Ok(()),
+        Value::Object(fields) => fields,
+        _ => {
+            return Err(fail(
+                None,
+                "not a Kubernetes object (a mapping with a kind)".into(),
+            ));
+        }
+    };
+    let kind = match fields.get("kind") {
+        Some(Value::String(kind)) => kind.clone(),
+        _ => return Err(fail(None, "kind: missing".into())),
+    };
+    if kind.ends_with("List") && at.item.is_none() {
+        let Some(items) = fields.get("items") else {
+            return Err(fail(None, "items: missing".into()));
+        };
+        let Value::Array(items) = items else {
+            return Err(fail(None, "items: not a list".into()));
+        };
+        for (i, item) in items.iter().enumerate() {
+            let location = Location {
+                document: at.document,
+                item: Some(i),
+            };
+            collect(item.clone(), location, out)?;
+        }
+        return Ok(());
+    }
+    let api_version = fields
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let description = describe(&kind, &document);
+    let object = match (api_version, kind.as_str()) {
+        ("v1", "Service") => {
+            let service: Service =
+                typed(document).map_err(|e| fail(Some(description.clone()), e))?;
+            objects::service_record(&service).map(ClusterObject::Service)
+        }
+        ("v1", "Pod") => {
+            let pod: Pod = typed(document).map_err(|e| fail(Some(description.clone()), e))?;
+            objects::pod_record(&pod).map(ClusterObject::Pod)
+        }
+        ("v1", "Namespace") => {
+            let namespace: Namespace =
+                typed(document).map_err(|e| fail(Some(description.clone()), e))?;
+            objects::namespace_name(&namespace.metadata).map(ClusterObject::Namespace)
+        }
+        _ => {
+            debug!(document = at.document, item = ?at.item, %kind, api_version, "skipping object of another kind");
+            return Ok(());
+        }
+    };
+    out.push(object.map_err(|e: FieldError| fail(Some(description), e.to_string()))?);
+    Ok(())
+}
+
+/// Deserializes into a k8s-openapi type, naming the field at fault on error.
+fn typed<T: DeserializeOwned>(document: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(document).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        }
+    })
+}
+
+/// `Pod default/web-0`, as far as the metadata tells.
+fn describe(kind: &str, document: &Value) -> String {
+    let meta = document.get("metadata");
+    let field = |name: &str| meta.and_then(|m| m.get(name)).and_then(Value::as_str);
+    match (field("namespace"), field("name")) {
+        (Some(ns), Some(name)) => format!("{kind} {ns}/{name}"),
+        (None, Some(name)) => format!("{kind} {name}"),
+        _ => kind.to_owned(),
+    }
+}
+
+/// Where the manifests come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    File(PathBuf),
+    Stdin,
+}
+
+impl Input {
+    pub fn from_arg(arg: &Path) -> Self {
+        if arg == Path::new("-") {
+            Input::Stdin
+        } else {
+            Input::File(arg.to_owned())
+        }
+    }
+}
+
+impl fmt::Display for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::File(path) => write!(f, "{}", path.display()),
+            Input::Stdin => write!(f, "<stdin>"),
+        }
+    }
+}
+
+/// Reads and parses the whole input; the error is one line naming the input and the place.
+pub fn load(input: &Input) -> Result<Vec<ClusterObject>, String> {
+    let mut text = String::new();
+    let read = match input {
+        Input::File(path) => {
+            std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
+        }
+        Input::Stdin => std::io::stdin().read_to_string(&mut text),
+    };
+    read.map_err(|e| format!("{input}: cannot read: {e}"))?;
+    parse(&text).map_err(|e| format!("{input}: {e}"))
+}
+
+/// The event that makes the cluster state equal to the input's objects.
+pub fn resync(objects: Vec<ClusterObject>) -> ClusterEvent {
+    ClusterEvent::Resync {
+        kinds: vec![ObjectKind::Namespace, ObjectKind::Service, ObjectKind::Pod],
+        objects,
+    }
+}
+
+/// What identifies one version of the file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+/// `None` when the file cannot be stat'ed (for example while it is being replaced).
+pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    use std::os::unix::fs::MetadataExt;
+    // Follows symlinks, so a ConfigMap mount's swapped `..data` link counts as a change.
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Fingerprint {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        inode: meta.ino(),
+    })
+}
+
+/// Polls `path` and sends a resync whenever it changes. Invalid content is logged and ignored, so
+/// the last good state keeps being served. Ends when the cluster state is gone.
+pub async fn watch(
+    path: PathBuf,
+    mut seen: Option<Fingerprint>,
+    events: mpsc::Sender<ClusterEvent>,
+) {
+    let mut ticks = tokio::time::interval(POLL_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let input = Input::File(path.clone());
+    loop {
+        ticks.tick().await;
+        if events.is_closed() {
+            return;
+        }
+        let now = fingerprint(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        if now.is_none() {
+            warn!(path = %path.display(), "manifests file is unreadable; serving the last good state");
+            continue;
+        }
+        let load_input = input.clone();
+        let loaded = match tokio::task::spawn_blocking(move || load(&load_input)).await {
+            Ok(loaded) => loaded,
+            Err(e) => Err(format!("{input}: reload failed: {e}")),
+        };
+        match loaded {
+            Ok(objects) => {
+                info!(path = %path.display(), objects = objects.len(), "manifests changed; reloading");
+                if events.send(resync(objects)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => error!("{e}; serving the last good state"),
+        }
+    }
+}

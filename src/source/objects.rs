@@ -1,0 +1,277 @@
+//! Converting Kubernetes API objects (k8s-openapi types) into the plain records DNS keeps,
+//! with errors that name the offending field. Shared by every source.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+use k8s_openapi::api::core::v1::{Pod, Service, ServicePort as K8sServicePort};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::cluster::objects::{
+    ContainerPort, Labels, ObjectKey, PodRecord, Protocol, ServiceKind, ServicePort, ServiceRecord,
+    TargetPort,
+};
+
+/// A field of an object that DNS cannot use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl FieldError {
+    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// `metadata.namespace` (default `default`) and `metadata.name`, both checked as DNS labels
+/// when `name_is_label`, since they become labels of DNS names.
+fn object_key(meta: &ObjectMeta, name_is_label: bool) -> Result<ObjectKey, FieldError> {
+    let name = meta
+        .name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| FieldError::new("metadata.name", "missing"))?;
+    let namespace = meta.namespace.as_deref().unwrap_or("default");
+    check_label("metadata.namespace", namespace)?;
+    if name_is_label {
+        check_label("metadata.name", name)?;
+    }
+    Ok(ObjectKey::new(namespace, name))
+}
+
+/// A DNS-1123 label: what Kubernetes accepts for the names that become DNS labels.
+fn check_label(field: &str, value: &str) -> Result<(), FieldError> {
+    let valid = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!(
+                "{value:?} is not a DNS label (lower-case letters, digits and '-', at most 63)"
+            ),
+        ))
+    }
+}
+
+fn parse_ip(field: impl Fn() -> String, value: &str) -> Result<IpAddr, FieldError> {
+    value
+        .parse()
+        .map_err(|_| FieldError::new(field(), format!("{value:?} is not an IP address")))
+}
+
+fn parse_protocol(field: impl Fn() -> String, value: Option<&str>) -> Result<Protocol, FieldError> {
+    match value.unwrap_or("TCP") {
+        "TCP" => Ok(Protocol::Tcp),
+        "UDP" => Ok(Protocol::Udp),
+        "SCTP" => Ok(Protocol::Sctp),
+        other => Err(FieldError::new(
+            field(),
+            format!("{other:?} is not TCP, UDP or SCTP"),
+        )),
+    }
+}
+
+fn parse_port(field: impl Fn() -> String, value: i32) -> Result<u16, FieldError> {
+    u16::try_from(value)
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| FieldError::new(field(), format!("{value} is not a port (1-65535)")))
+}
+
+fn labels(map: Option<&std::collections::BTreeMap<String, String>>) -> Labels {
+    Labels::new(
+        map.into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    )
+}
+
+pub fn namespace_name(meta: &ObjectMeta) -> Result<Arc<str>, FieldError> {
+    let name = meta
+        .name
+        .as_deref()
+        .ok_or_else(|| FieldError::new("metadata.name", "missing"))?;
+    check_label("metadata.name", name)?;
+    Ok(name.into())
+}
+
+pub fn service_record(service: &Service) -> Result<ServiceRecord, FieldError> {
+    let key = object_key(&service.metadata, true)?;
+    let spec = service
+        .spec
+        .as_ref()
+        .ok_or_else(|| FieldError::new("spec", "missing"))?;
+    let kind = if spec.type_.as_deref() == Some("ExternalName") {
+        let target = spec
+            .external_name
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| FieldError::new("spec.externalName", "missing for type ExternalName"))?;
+        let mut name = Name::from_ascii(target).map_err(|e| {
+            FieldError::new(
+                "spec.externalName",
+                format!("{target:?} is not a DNS name: {e}"),
+            )
+        })?;
+        name.set_fqdn(true);
+        ServiceKind::ExternalName(name)
+    } else if spec.cluster_ip.as_deref() == Some("None") {
+        ServiceKind::Headless
+    } else {
+        let ips = match (&spec.cluster_ips, &spec.cluster_ip) {
+            (Some(ips), _) if !ips.is_empty() => ips
+                .iter()
+                .enumerate()
+                .map(|(i, ip)| parse_ip(|| format!("spec.clusterIPs[{i}]"), ip))
+                .collect::<Result<Vec<_>, _>>()?,
+            (_, Some(ip)) if !ip.is_empty() => vec![parse_ip(|| "spec.clusterIP".into(), ip)?],
+            _ => Vec::new(),
+        };
+        ServiceKind::ClusterIp(ips.into())
+    };
+    let ports = spec
+        .ports
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, port)| service_port(i, port))
+        .filter_map(Result::transpose)
+        .collect::<Result<Vec<_>, _>>()?;
+    let selector = Some(labels(spec.selector.as_ref())).filter(|s| !s.is_empty());
+    Ok(ServiceRecord {
+        key,
+        kind,
+        selector,
+        ports: ports.into(),
+        publish_not_ready_addresses: spec.publish_not_ready_addresses.unwrap_or(false),
+    })
+}
+
+/// A Service port, or `None` for an unnamed one (it has no SRV name).
+fn service_port(i: usize, port: &K8sServicePort) -> Result<Option<ServicePort>, FieldError> {
+    let field = |name: &'static str| move || format!("spec.ports[{i}].{name}");
+    let protocol = parse_protocol(field("protocol"), port.protocol.as_deref())?;
+    let number = parse_port(field("port"), port.port)?;
+    let target = match &port.target_port {
+        None => TargetPort::Number(number),
+        Some(IntOrString::Int(n)) => TargetPort::Number(parse_port(field("targetPort"), *n)?),
+        Some(IntOrString::String(name)) => match name.parse::<i32>() {
+            Ok(n) => TargetPort::Number(parse_port(field("targetPort"), n)?),
+            Err(_) => TargetPort::Name(name.as_str().into()),
+        },
+    };
+    let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    check_label(&field("name")(), name)?;
+    Ok(Some(ServicePort {
+        name: name.into(),
+        protocol,
+        port: number,
+        target,
+    }))
+}
+
+pub fn pod_record(pod: &Pod) -> Result<PodRecord, FieldError> {
+    // Pod names may contain dots; they never become DNS labels themselves.
+    let key = object_key(&pod.metadata, false)?;
+    let spec = pod.spec.as_ref();
+    let status = pod.status.as_ref();
+    let hostname = spec
+        .and_then(|s| s.hostname.as_deref())
+        .filter(|h| !h.is_empty());
+    if let Some(hostname) = hostname {
+        check_label("spec.hostname", hostname)?;
+    }
+    let subdomain = spec
+        .and_then(|s| s.subdomain.as_deref())
+        .filter(|s| !s.is_empty());
+    if let Some(subdomain) = subdomain {
+        check_label("spec.subdomain", subdomain)?;
+    }
+    let mut ips = Vec::new();
+    match status
+        .and_then(|s| s.pod_ips.as_ref())
+        .filter(|ips| !ips.is_empty())
+    {
+        Some(pod_ips) => {
+            for (i, entry) in pod_ips.iter().enumerate() {
+                let ip = parse_ip(|| format!("status.podIPs[{i}].ip"), &entry.ip)?;
+                if !ips.contains(&ip) {
+                    ips.push(ip);
+                }
+            }
+        }
+        None => {
+            if let Some(ip) = status
+                .and_then(|s| s.pod_ip.as_deref())
+                .filter(|ip| !ip.is_empty())
+            {
+                ips.push(parse_ip(|| "status.podIP".into(), ip)?);
+            }
+        }
+    }
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let finished = matches!(
+        status.and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    );
+    let mut named_ports = Vec::new();
+    for (c, container) in spec
+        .map(|s| &s.containers[..])
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        for (p, port) in container.ports.iter().flatten().enumerate() {
+            let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let field =
+                |name: &'static str| move || format!("spec.containers[{c}].ports[{p}].{name}");
+            named_ports.push(ContainerPort {
+                name: name.into(),
+                protocol: parse_protocol(field("protocol"), port.protocol.as_deref())?,
+                port: parse_port(field("containerPort"), port.container_port)?,
+            });
+        }
+    }
+    Ok(PodRecord {
+        key,
+        labels: labels(pod.metadata.labels.as_ref()),
+        hostname: hostname.map(Into::into),
+        subdomain: subdomain.map(Into::into),
+        ips: ips.into(),
+        ready,
+        terminating: pod.metadata.deletion_timestamp.is_some(),
+        finished,
+        named_ports: named_ports.into(),
+    })
+}
