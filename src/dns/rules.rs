@@ -568,3 +568,8 @@ fn soa(view: &View, zone: &Zone, owner: Name) -> Record {
     );
     Record::from_rdata(owner, zone.ttl, RData::SOA(soa))
 }
+
+#[cfg(test)]
+#[rustfmt::skip]
+#[path = "rules_tests.rs"]
+mod tests;

@@ -289,3 +289,105 @@ pub async fn watch(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::objects::ServiceKind;
+
+    fn error_of(text: &str) -> String {
+        parse(text).expect_err("must be rejected").to_string()
+    }
+
+    #[test]
+    fn reads_the_demo_cluster() {
+        let text = include_str!("../../config/demo-cluster.yaml");
+        let objects = parse(text).unwrap();
+        let services = objects
+            .iter()
+            .filter(|o| matches!(o, ClusterObject::Service(_)))
+            .count();
+        let pods = objects
+            .iter()
+            .filter(|o| matches!(o, ClusterObject::Pod(_)))
+            .count();
+        assert_eq!((services, pods), (3, 4));
+    }
+
+    #[test]
+    fn reads_kubectl_json_lists_and_skips_other_kinds() {
+        let text = r#"{"apiVersion":"v1","kind":"List","items":[
+            {"apiVersion":"v1","kind":"Service","metadata":{"name":"a","namespace":"ns"},
+             "spec":{"clusterIP":"None","selector":{"app":"a"}}},
+            {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"}},
+            {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}]}"#;
+        let objects = parse(text).unwrap();
+        assert_eq!(objects.len(), 1);
+        let ClusterObject::Service(service) = &objects[0] else {
+            panic!("not a service: {objects:?}");
+        };
+        assert_eq!(service.kind, ServiceKind::Headless);
+        assert_eq!(&*service.key.namespace, "ns");
+    }
+
+    #[test]
+    fn reads_multi_document_yaml_with_empty_documents() {
+        let text = "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n---\n---\n\
+                    apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers: []\n";
+        let objects = parse(text).unwrap();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[0], ClusterObject::Namespace("team-a".into()));
+        let ClusterObject::Pod(pod) = &objects[1] else {
+            panic!()
+        };
+        assert_eq!(
+            &*pod.key.namespace, "default",
+            "a manifest without namespace is in default"
+        );
+        assert!(pod.ips.is_empty() && !pod.ready);
+    }
+
+    #[test]
+    fn errors_name_the_document_the_object_and_the_field() {
+        let bad_ip = "apiVersion: v1\nkind: Service\nmetadata: {name: ok}\nspec: {clusterIP: None}\n---\n\
+                      apiVersion: v1\nkind: Pod\nmetadata: {name: web-0, namespace: default}\n\
+                      spec: {containers: []}\nstatus: {podIP: 10.0.0.300}\n";
+        assert_eq!(
+            error_of(bad_ip),
+            "document 2 (Pod default/web-0): status.podIP: \"10.0.0.300\" is not an IP address"
+        );
+        let bad_port = r#"{"kind":"List","apiVersion":"v1","items":[{"apiVersion":"v1","kind":"Service",
+            "metadata":{"name":"s","namespace":"n"},"spec":{"ports":[{"name":"web","port":"eighty"}]}}]}"#;
+        let message = error_of(bad_port);
+        assert!(
+            message.starts_with(
+                "document 1, items[0] (Service n/s): spec.ports[0].port: invalid type"
+            ),
+            "{message}"
+        );
+        let bad_name = "apiVersion: v1\nkind: Service\nmetadata: {name: My_Svc}\nspec: {}\n";
+        assert!(error_of(bad_name).contains("metadata.name: \"My_Svc\" is not a DNS label"));
+        assert_eq!(
+            error_of("apiVersion: v1\nmetadata: {name: x}\n"),
+            "document 1: kind: missing"
+        );
+        assert_eq!(
+            error_of("- just\n- a list\n"),
+            "document 1: not a Kubernetes object (a mapping with a kind)"
+        );
+        let external =
+            "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {type: ExternalName}\n";
+        assert!(error_of(external).ends_with("spec.externalName: missing for type ExternalName"));
+        let protocol = "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: [{name: a, port: 1, protocol: QUIC}]}\n";
+        assert!(
+            error_of(protocol)
+                .ends_with("spec.ports[0].protocol: \"QUIC\" is not TCP, UDP or SCTP")
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_reported_not_panicked() {
+        assert!(error_of("kind: Service\n  bad: [indent\n").starts_with("invalid YAML"));
+        assert!(error_of("{\"kind\": ").starts_with("invalid JSON"));
+    }
+}

@@ -1,0 +1,506 @@
+//! Table-driven tests of the DNS rules: `(qname, qtype) → (rcode, answers, authority)` over a
+//! small cluster built from plain records.
+
+use std::net::IpAddr;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+
+use super::*;
+use crate::cluster::objects::*;
+use crate::cluster::{ClusterEvent, ClusterState};
+
+fn ips(list: &[&str]) -> Box<[IpAddr]> {
+    list.iter().map(|ip| ip.parse().unwrap()).collect()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+fn port(name: &str, protocol: Protocol, number: u16, target: TargetPort) -> ServicePort {
+    ServicePort {
+        name: name.into(),
+        protocol,
+        port: number,
+        target,
+    }
+}
+
+fn service(ns: &str, name: &str, kind: ServiceKind, selector: Option<&[(&str, &str)]>) -> ServiceRecord {
+    ServiceRecord {
+        key: ObjectKey::new(ns, name),
+        kind,
+        selector: selector.map(labels),
+        ports: Box::new([]),
+        publish_not_ready_addresses: false,
+    }
+}
+
+fn pod(ns: &str, name: &str, app: &str, addresses: &[&str]) -> PodRecord {
+    PodRecord {
+        key: ObjectKey::new(ns, name),
+        labels: labels(&[("app", app)]),
+        hostname: None,
+        subdomain: None,
+        ips: ips(addresses),
+        ready: true,
+        terminating: false,
+        finished: false,
+        named_ports: Box::new([]),
+    }
+}
+
+fn with_hostname(mut pod: PodRecord, hostname: &str, subdomain: &str) -> PodRecord {
+    pod.hostname = Some(hostname.into());
+    pod.subdomain = Some(subdomain.into());
+    pod
+}
+
+/// The cluster every table runs against.
+fn cluster() -> Vec<ClusterObject> {
+    let web_port = port("web", Protocol::Tcp, 80, TargetPort::Number(80));
+    let mut nginx = service("default", "nginx-svc", ServiceKind::Headless, Some(&[("app", "nginx")]));
+    nginx.ports = Box::new([web_port]);
+    let mut api = service(
+        "default",
+        "api",
+        ServiceKind::ClusterIp(ips(&["10.96.0.20", "fd00::20"])),
+        Some(&[("app", "api")]),
+    );
+    api.ports = Box::new([
+        port("http", Protocol::Tcp, 8080, TargetPort::Name("http".into())),
+        port("dns", Protocol::Udp, 53, TargetPort::Number(5353)),
+    ]);
+    let mut slow = service("default", "slow", ServiceKind::Headless, Some(&[("app", "slow")]));
+    slow.publish_not_ready_addresses = true;
+    let mut named = service("default", "named", ServiceKind::Headless, Some(&[("app", "named")]));
+    named.ports = Box::new([port("grpc", Protocol::Tcp, 50051, TargetPort::Name("grpc".into()))]);
+    let mut named_pod = pod("default", "named-a", "named", &["10.244.7.1"]);
+    named_pod.named_ports = Box::new([ContainerPort {
+        name: "grpc".into(),
+        protocol: Protocol::Tcp,
+        port: 9000,
+    }]);
+    let mut not_ready = with_hostname(pod("default", "web-2", "nginx", &["10.244.1.12"]), "web-2", "nginx-svc");
+    not_ready.ready = false;
+    let mut terminating = with_hostname(pod("default", "web-3", "nginx", &["10.244.1.13"]), "web-3", "nginx-svc");
+    terminating.terminating = true;
+    let mut finished = with_hostname(pod("default", "web-4", "nginx", &["10.244.1.14"]), "web-4", "nginx-svc");
+    finished.finished = true;
+    let mut slow_pod = pod("default", "slow-0", "slow", &["10.244.5.1"]);
+    slow_pod.ready = false;
+    vec![
+        ClusterObject::Namespace("empty-ns".into()),
+        ClusterObject::Service(nginx),
+        ClusterObject::Service(api),
+        ClusterObject::Service(slow),
+        ClusterObject::Service(named),
+        ClusterObject::Service(service("default", "empty-svc", ServiceKind::Headless, Some(&[("app", "none")]))),
+        ClusterObject::Service(service("default", "manual", ServiceKind::Headless, None)),
+        ClusterObject::Service(service("default", "dual", ServiceKind::Headless, Some(&[("app", "dual")]))),
+        ClusterObject::Service(service(
+            "default",
+            "db",
+            ServiceKind::ExternalName(Name::from_ascii("db.example.com.").unwrap()),
+            None,
+        )),
+        ClusterObject::Pod(with_hostname(pod("default", "web-0", "nginx", &["10.244.1.10"]), "web-0", "nginx-svc")),
+        ClusterObject::Pod(with_hostname(pod("default", "web-1", "nginx", &["10.244.2.11"]), "web-1", "nginx-svc")),
+        // A hostname whose subdomain is another Service's: it gets a dashed name here.
+        ClusterObject::Pod(with_hostname(pod("default", "other-sub", "nginx", &["10.244.3.5"]), "x", "elsewhere")),
+        ClusterObject::Pod(not_ready),
+        ClusterObject::Pod(terminating),
+        ClusterObject::Pod(finished),
+        ClusterObject::Pod(slow_pod),
+        ClusterObject::Pod(named_pod),
+        ClusterObject::Pod(pod("default", "api-1", "api", &["10.244.4.1"])),
+        ClusterObject::Pod(pod("default", "dual-a", "dual", &["10.244.6.1", "fd00:244::6:1"])),
+        ClusterObject::Pod(with_hostname(
+            pod("default", "dual-b", "dual", &["10.244.6.2", "fd00:244::6:2"]),
+            "dual-b",
+            "dual",
+        )),
+        ClusterObject::Pod(pod("other", "solo", "solo", &["10.244.9.9"])),
+    ]
+}
+
+fn view_of(objects: Vec<ClusterObject>) -> View {
+    let mut state = ClusterState::new(&[ObjectKind::Service, ObjectKind::Pod, ObjectKind::Namespace], 100);
+    state.apply(ClusterEvent::Resync {
+        kinds: vec![ObjectKind::Service, ObjectKind::Pod, ObjectKind::Namespace],
+        objects,
+    });
+    state.publish().expect("a resync publishes")
+}
+
+fn zone(pod_records: PodRecords) -> Zone {
+    Zone::new("cluster.local", 5, pod_records, Some("127.0.0.1".parse().unwrap())).unwrap()
+}
+
+fn render(record: &Record) -> String {
+    format!("{} {} {}", record.name, record.record_type(), record.data)
+}
+
+fn ask(view: &View, zone: &Zone, qname: &str, qtype: RecordType) -> Reply {
+    let asked = Name::from_ascii(qname).unwrap();
+    answer(view, zone, &asked.to_lowercase(), &asked, qtype, DNSClass::IN)
+}
+
+struct Row {
+    qname: &'static str,
+    qtype: RecordType,
+    rcode: ResponseCode,
+    answers: &'static [&'static str],
+    /// Owner and type of each authority record.
+    authority: &'static [&'static str],
+}
+
+const NOERROR: ResponseCode = ResponseCode::NoError;
+const NXDOMAIN: ResponseCode = ResponseCode::NXDomain;
+const SOA_ZONE: &[&str] = &["cluster.local. SOA"];
+use RecordType::{A, AAAA, ANY, CNAME, NS, PTR, SOA, SRV, TXT};
+
+fn check(view: &View, zone: &Zone, rows: &[Row]) {
+    for row in rows {
+        let reply = ask(view, zone, row.qname, row.qtype);
+        let mut answers: Vec<String> = reply.answers.iter().map(render).collect();
+        answers.sort();
+        let mut expected: Vec<String> = row.answers.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        let authority: Vec<String> = reply
+            .authority
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.record_type()))
+            .collect();
+        let context = format!("{} {}", row.qname, row.qtype);
+        assert_eq!(reply.rcode, row.rcode, "rcode of {context}");
+        assert_eq!(answers, expected, "answers of {context}");
+        assert_eq!(authority, row.authority, "authority of {context}");
+        assert!(reply.authoritative, "{context} must be authoritative");
+    }
+}
+
+#[test]
+fn headless_service_names_list_ready_backing_pods() {
+    let view = view_of(cluster());
+    check(&view, &zone(PodRecords::Verified), &[
+        Row { qname: "nginx-svc.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "nginx-svc.default.svc.cluster.local. A 10.244.1.10",
+            "nginx-svc.default.svc.cluster.local. A 10.244.2.11",
+            "nginx-svc.default.svc.cluster.local. A 10.244.3.5",
+        ], authority: &[] },
+        // The name exists, it has no IPv6 addresses: NODATA.
+        Row { qname: "nginx-svc.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        Row { qname: "nginx-svc.default.svc.cluster.local.", qtype: TXT, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        Row { qname: "empty-svc.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "manual.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "slow.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "slow.default.svc.cluster.local. A 10.244.5.1",
+        ], authority: &[] },
+        Row { qname: "dual.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "dual.default.svc.cluster.local. A 10.244.6.1",
+            "dual.default.svc.cluster.local. A 10.244.6.2",
+        ], authority: &[] },
+        Row { qname: "dual.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "dual.default.svc.cluster.local. AAAA fd00:244::6:1",
+            "dual.default.svc.cluster.local. AAAA fd00:244::6:2",
+        ], authority: &[] },
+    ]);
+}
+
+#[test]
+fn pod_names_under_headless_services() {
+    let view = view_of(cluster());
+    check(&view, &zone(PodRecords::Verified), &[
+        Row { qname: "web-0.nginx-svc.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "web-0.nginx-svc.default.svc.cluster.local. A 10.244.1.10",
+        ], authority: &[] },
+        Row { qname: "web-0.nginx-svc.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        // Not Ready, terminating, finished: not in DNS.
+        Row { qname: "web-2.nginx-svc.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "web-3.nginx-svc.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "web-4.nginx-svc.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        // A pod whose subdomain names another Service gets its dashed IP, not its hostname.
+        Row { qname: "10-244-3-5.nginx-svc.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "10-244-3-5.nginx-svc.default.svc.cluster.local. A 10.244.3.5",
+        ], authority: &[] },
+        Row { qname: "x.nginx-svc.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        // A pod with a hostname is not also reachable by its dashed IP.
+        Row { qname: "10-244-1-10.nginx-svc.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        // Dual-stack: one dashed name per address, the hostname name carries both.
+        Row { qname: "fd00-244--6-1.dual.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "fd00-244--6-1.dual.default.svc.cluster.local. AAAA fd00:244::6:1",
+        ], authority: &[] },
+        Row { qname: "10-244-6-1.dual.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "10-244-6-1.dual.default.svc.cluster.local. A 10.244.6.1",
+        ], authority: &[] },
+        Row { qname: "dual-b.dual.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "dual-b.dual.default.svc.cluster.local. AAAA fd00:244::6:2",
+        ], authority: &[] },
+        // ClusterIP Services have no per-pod names.
+        Row { qname: "10-244-4-1.api.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "a.b.nginx-svc.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+    ]);
+}
+
+#[test]
+fn cluster_ip_and_external_name_services() {
+    let view = view_of(cluster());
+    check(&view, &zone(PodRecords::Verified), &[
+        Row { qname: "api.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "api.default.svc.cluster.local. A 10.96.0.20",
+        ], authority: &[] },
+        Row { qname: "api.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "api.default.svc.cluster.local. AAAA fd00::20",
+        ], authority: &[] },
+        Row { qname: "api.default.svc.cluster.local.", qtype: ANY, rcode: NOERROR, answers: &[
+            "api.default.svc.cluster.local. A 10.96.0.20",
+            "api.default.svc.cluster.local. AAAA fd00::20",
+        ], authority: &[] },
+        Row { qname: "api.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        Row { qname: "db.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "db.default.svc.cluster.local. CNAME db.example.com.",
+        ], authority: &[] },
+        Row { qname: "db.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "db.default.svc.cluster.local. CNAME db.example.com.",
+        ], authority: &[] },
+        Row { qname: "db.default.svc.cluster.local.", qtype: CNAME, rcode: NOERROR, answers: &[
+            "db.default.svc.cluster.local. CNAME db.example.com.",
+        ], authority: &[] },
+        Row { qname: "_http._tcp.db.default.svc.cluster.local.", qtype: SRV, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "missing.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+    ]);
+}
+
+#[test]
+fn srv_records_for_named_ports() {
+    let view = view_of(cluster());
+    let zone = zone(PodRecords::Verified);
+    check(&view, &zone, &[
+        Row { qname: "_http._tcp.api.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "_http._tcp.api.default.svc.cluster.local. SRV 0 100 8080 api.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "_dns._udp.api.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "_dns._udp.api.default.svc.cluster.local. SRV 0 100 53 api.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "_web._tcp.nginx-svc.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "_web._tcp.nginx-svc.default.svc.cluster.local. SRV 0 33 80 10-244-3-5.nginx-svc.default.svc.cluster.local.",
+            "_web._tcp.nginx-svc.default.svc.cluster.local. SRV 0 33 80 web-0.nginx-svc.default.svc.cluster.local.",
+            "_web._tcp.nginx-svc.default.svc.cluster.local. SRV 0 33 80 web-1.nginx-svc.default.svc.cluster.local.",
+        ], authority: &[] },
+        // Headless SRV ports are the pods' ports: a named targetPort resolves per pod.
+        Row { qname: "_grpc._tcp.named.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "_grpc._tcp.named.default.svc.cluster.local. SRV 0 100 9000 10-244-7-1.named.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "_web._tcp.nginx-svc.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        Row { qname: "_web._udp.nginx-svc.default.svc.cluster.local.", qtype: SRV, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "_nope._tcp.nginx-svc.default.svc.cluster.local.", qtype: SRV, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "_WEB._TCP.nginx-svc.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "_WEB._TCP.nginx-svc.default.svc.cluster.local. SRV 0 33 80 10-244-3-5.nginx-svc.default.svc.cluster.local.",
+            "_WEB._TCP.nginx-svc.default.svc.cluster.local. SRV 0 33 80 web-0.nginx-svc.default.svc.cluster.local.",
+            "_WEB._TCP.nginx-svc.default.svc.cluster.local. SRV 0 33 80 web-1.nginx-svc.default.svc.cluster.local.",
+        ], authority: &[] },
+        // The protocol level exists (NODATA) when the Service has a port of that protocol.
+        Row { qname: "_tcp.nginx-svc.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        Row { qname: "_udp.nginx-svc.default.svc.cluster.local.", qtype: SRV, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "_web.x._tcp.nginx-svc.default.svc.cluster.local.", qtype: SRV, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+    ]);
+    // Target addresses ride along in the additional section.
+    let reply = ask(&view, &zone, "_web._tcp.nginx-svc.default.svc.cluster.local.", SRV);
+    let mut additionals: Vec<String> = reply.additionals.iter().map(render).collect();
+    additionals.sort();
+    assert_eq!(additionals, [
+        "10-244-3-5.nginx-svc.default.svc.cluster.local. A 10.244.3.5",
+        "web-0.nginx-svc.default.svc.cluster.local. A 10.244.1.10",
+        "web-1.nginx-svc.default.svc.cluster.local. A 10.244.2.11",
+    ]);
+    let reply = ask(&view, &zone, "_http._tcp.api.default.svc.cluster.local.", SRV);
+    let additionals: Vec<String> = reply.additionals.iter().map(render).collect();
+    assert_eq!(additionals, [
+        "api.default.svc.cluster.local. A 10.96.0.20",
+        "api.default.svc.cluster.local. AAAA fd00::20",
+    ]);
+}
+
+#[test]
+fn reverse_lookups() {
+    let view = view_of(cluster());
+    const SOA_V4: &[&str] = &["in-addr.arpa. SOA"];
+    check(&view, &zone(PodRecords::Verified), &[
+        Row { qname: "20.0.96.10.in-addr.arpa.", qtype: PTR, rcode: NOERROR, answers: &[
+            "20.0.96.10.in-addr.arpa. PTR api.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", qtype: PTR, rcode: NOERROR, answers: &[
+            "0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa. PTR api.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "10.1.244.10.in-addr.arpa.", qtype: PTR, rcode: NOERROR, answers: &[
+            "10.1.244.10.in-addr.arpa. PTR web-0.nginx-svc.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "5.3.244.10.in-addr.arpa.", qtype: PTR, rcode: NOERROR, answers: &[
+            "5.3.244.10.in-addr.arpa. PTR 10-244-3-5.nginx-svc.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "10.1.244.10.in-addr.arpa.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_V4 },
+        // Not-Ready pods and pods behind ClusterIP Services have no reverse name.
+        Row { qname: "12.1.244.10.in-addr.arpa.", qtype: PTR, rcode: NXDOMAIN, answers: &[], authority: SOA_V4 },
+        Row { qname: "1.4.244.10.in-addr.arpa.", qtype: PTR, rcode: NXDOMAIN, answers: &[], authority: SOA_V4 },
+        Row { qname: "244.10.in-addr.arpa.", qtype: PTR, rcode: NXDOMAIN, answers: &[], authority: SOA_V4 },
+        Row { qname: "010.1.244.10.in-addr.arpa.", qtype: PTR, rcode: NXDOMAIN, answers: &[], authority: SOA_V4 },
+        Row { qname: "in-addr.arpa.", qtype: SOA, rcode: NOERROR, answers: &[
+            "in-addr.arpa. SOA ns.dns.cluster.local. hostmaster.cluster.local. 101 7200 1800 86400 5",
+        ], authority: &[] },
+    ]);
+}
+
+#[test]
+fn pod_address_records_follow_the_mode() {
+    let view = view_of(cluster());
+    check(&view, &zone(PodRecords::Verified), &[
+        Row { qname: "10-244-9-9.other.pod.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "10-244-9-9.other.pod.cluster.local. A 10.244.9.9",
+        ], authority: &[] },
+        // Verified: the IP must belong to a pod of that namespace.
+        Row { qname: "10-244-9-9.default.pod.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "1-2-3-4.other.pod.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "not-an-ip.other.pod.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "10-244-9-9.other.pod.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        // Not-Ready pods still have pod records; finished ones do not.
+        Row { qname: "10-244-1-12.default.pod.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "10-244-1-12.default.pod.cluster.local. A 10.244.1.12",
+        ], authority: &[] },
+        Row { qname: "10-244-1-14.default.pod.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "fd00-244--6-1.default.pod.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "fd00-244--6-1.default.pod.cluster.local. AAAA fd00:244::6:1",
+        ], authority: &[] },
+        Row { qname: "other.pod.cluster.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        Row { qname: "pod.cluster.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+    ]);
+    check(&view, &zone(PodRecords::Insecure), &[
+        Row { qname: "1-2-3-4.anywhere.pod.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "1-2-3-4.anywhere.pod.cluster.local. A 1.2.3.4",
+        ], authority: &[] },
+        Row { qname: "1-2-3.anywhere.pod.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+    ]);
+    check(&view, &zone(PodRecords::Disabled), &[
+        Row { qname: "10-244-9-9.other.pod.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "pod.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+    ]);
+}
+
+#[test]
+fn zone_structure_names() {
+    let view = view_of(cluster());
+    check(&view, &zone(PodRecords::Verified), &[
+        Row { qname: "dns-version.cluster.local.", qtype: TXT, rcode: NOERROR, answers: &[
+            "dns-version.cluster.local. TXT 1.1.0",
+        ], authority: &[] },
+        Row { qname: "dns-version.cluster.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        Row { qname: "cluster.local.", qtype: SOA, rcode: NOERROR, answers: &[
+            "cluster.local. SOA ns.dns.cluster.local. hostmaster.cluster.local. 101 7200 1800 86400 5",
+        ], authority: &[] },
+        Row { qname: "cluster.local.", qtype: NS, rcode: NOERROR, answers: &[
+            "cluster.local. NS ns.dns.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "cluster.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        Row { qname: "ns.dns.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "ns.dns.cluster.local. A 127.0.0.1",
+        ], authority: &[] },
+        Row { qname: "svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        Row { qname: "default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        // A namespace exists through its Namespace object alone, or through its objects.
+        Row { qname: "empty-ns.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        Row { qname: "other.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        Row { qname: "nowhere.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "nothing.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "a.b.c.d.e.f.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+    ]);
+}
+
+#[test]
+fn answers_keep_the_question_case() {
+    let view = view_of(cluster());
+    check(&view, &zone(PodRecords::Verified), &[
+        Row { qname: "WEB-0.Nginx-Svc.DEFAULT.svc.Cluster.Local.", qtype: A, rcode: NOERROR, answers: &[
+            "WEB-0.Nginx-Svc.DEFAULT.svc.Cluster.Local. A 10.244.1.10",
+        ], authority: &[] },
+        Row { qname: "Nope.DEFAULT.svc.Cluster.Local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+    ]);
+}
+
+#[test]
+fn outside_the_zone_is_refused_without_authority() {
+    let view = view_of(cluster());
+    let zone = zone(PodRecords::Verified);
+    for qname in ["example.com.", "local.", "cluster.local.example.com.", "."] {
+        let reply = ask(&view, &zone, qname, A);
+        assert_eq!(reply.rcode, ResponseCode::Refused, "{qname}");
+        assert!(!reply.authoritative && reply.answers.is_empty() && reply.authority.is_empty());
+    }
+    let asked = Name::from_ascii("web-0.nginx-svc.default.svc.cluster.local.").unwrap();
+    let chaos = answer(&view, &zone, &asked, &asked, A, DNSClass::CH);
+    assert_eq!(chaos.rcode, ResponseCode::Refused);
+    let transfer = ask(&view, &zone, "cluster.local.", RecordType::AXFR);
+    assert_eq!(transfer.rcode, ResponseCode::Refused);
+}
+
+#[test]
+fn nothing_is_denied_before_the_first_complete_state() {
+    let state = ClusterState::new(&[ObjectKind::Service, ObjectKind::Pod], 7);
+    let view = state.view().clone();
+    let reply = ask(&view, &zone(PodRecords::Verified), "missing.default.svc.cluster.local.", A);
+    assert_eq!(reply.rcode, ResponseCode::ServFail);
+    assert!(reply.authority.is_empty());
+}
+
+#[test]
+fn other_zone_names_work_too() {
+    let view = view_of(cluster());
+    let zone = Zone::new("Example.Internal", 30, PodRecords::Verified, None).unwrap();
+    let reply = ask(&view, &zone, "web-1.nginx-svc.default.svc.example.internal.", A);
+    assert_eq!(reply.answers.iter().map(render).collect::<Vec<_>>(), [
+        "web-1.nginx-svc.default.svc.example.internal. A 10.244.2.11",
+    ]);
+    assert_eq!(reply.answers[0].ttl, 30);
+    let ns = ask(&view, &zone, "ns.dns.example.internal.", A);
+    assert!(ns.answers.is_empty(), "no address to publish when listening on any");
+    assert_eq!(ask(&view, &zone, "web-1.nginx-svc.default.svc.cluster.local.", A).rcode, ResponseCode::Refused);
+}
+
+#[test]
+fn dashed_addresses_round_trip() {
+    for ip in ["10.0.0.1", "255.255.255.255", "fd00::1", "::1", "2001:db8:0:1:2:3:4:5"] {
+        let ip: IpAddr = ip.parse().unwrap();
+        assert_eq!(parse_dashed(&dashed(ip)), Some(ip), "{ip}");
+    }
+    for bad in ["", "1-2-3", "1-2-3-4-5", "256-0-0-1", "a-b-c-d", "web-0", "01-2-3-4x", "---"] {
+        assert_eq!(parse_dashed(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn a_pod_that_stops_being_ready_leaves_its_names() {
+    let mut state = ClusterState::new(&[ObjectKind::Service, ObjectKind::Pod, ObjectKind::Namespace], 1);
+    state.apply(ClusterEvent::Resync {
+        kinds: vec![ObjectKind::Service, ObjectKind::Pod, ObjectKind::Namespace],
+        objects: cluster(),
+    });
+    let before = state.publish().unwrap();
+    let mut web0 = with_hostname(pod("default", "web-0", "nginx", &["10.244.1.10"]), "web-0", "nginx-svc");
+    web0.ready = false;
+    state.apply(ClusterEvent::Upsert(ClusterObject::Pod(web0)));
+    let after = state.publish().unwrap();
+    let zone = zone(PodRecords::Verified);
+    assert!(after.serial() > before.serial());
+    assert_eq!(ask(&after, &zone, "web-0.nginx-svc.default.svc.cluster.local.", A).rcode, ResponseCode::NXDomain);
+    assert_eq!(ask(&after, &zone, "10.1.244.10.in-addr.arpa.", PTR).rcode, ResponseCode::NXDomain);
+    // The snapshot taken before the change is untouched.
+    assert_eq!(ask(&before, &zone, "web-0.nginx-svc.default.svc.cluster.local.", A).answers.len(), 1);
+    // Deleting the Service removes every name under it, and nothing else.
+    state.apply(ClusterEvent::Delete(ObjectKind::Service, ObjectKey::new("default", "nginx-svc")));
+    let gone = state.publish().unwrap();
+    assert_eq!(ask(&gone, &zone, "web-1.nginx-svc.default.svc.cluster.local.", A).rcode, ResponseCode::NXDomain);
+    assert_eq!(ask(&gone, &zone, "10.2.244.10.in-addr.arpa.", PTR).rcode, ResponseCode::NXDomain);
+    assert_eq!(ask(&gone, &zone, "api.default.svc.cluster.local.", A).answers.len(), 1);
+    // Applying nothing publishes nothing.
+    assert!(state.publish().is_none());
+}
