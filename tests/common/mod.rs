@@ -1,0 +1,202 @@
+//! Helpers shared by the integration tests: manifests, a server on an ephemeral port, and DNS
+//! clients over real sockets.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use futures_util::StreamExt;
+use headless_dns::config::Config;
+use hickory_net::DnsHandle;
+use hickory_net::client::Client;
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::tcp::TcpClientStream;
+use hickory_net::udp::UdpClientStream;
+use hickory_proto::op::{DnsRequestOptions, Message, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use tokio::net::UdpSocket;
+
+pub fn headless_service(ns: &str, name: &str, app: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+         spec:\n  clusterIP: None\n  selector: {{app: {app}}}\n  ports:\n  - {{name: web, port: 80, protocol: TCP}}\n"
+    )
+}
+
+/// A pod as kubectl shows it: `ready` sets the Ready condition.
+pub fn pod(
+    ns: &str,
+    name: &str,
+    app: &str,
+    ip: &str,
+    hostname: Option<(&str, &str)>,
+    ready: bool,
+) -> String {
+    let mut text = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{app: {app}}}\nspec:\n"
+    );
+    if let Some((hostname, subdomain)) = hostname {
+        writeln!(text, "  hostname: {hostname}\n  subdomain: {subdomain}").unwrap();
+    }
+    let status = if ready { "True" } else { "False" };
+    write!(
+        text,
+        "  containers: [{{name: app, image: app}}]\nstatus:\n  phase: Running\n  podIP: {ip}\n  podIPs: [{{ip: {ip}}}]\n\
+         \x20 conditions: [{{type: Ready, status: \"{status}\"}}]\n"
+    )
+    .unwrap();
+    text
+}
+
+pub fn documents(parts: &[String]) -> String {
+    parts.join("---\n")
+}
+
+/// The StatefulSet example of the seeds: nginx-svc with web-0 and web-1 Ready.
+pub fn statefulset_cluster() -> Vec<String> {
+    vec![
+        headless_service("default", "nginx-svc", "nginx"),
+        pod(
+            "default",
+            "web-0",
+            "nginx",
+            "10.244.1.10",
+            Some(("web-0", "nginx-svc")),
+            true,
+        ),
+        pod(
+            "default",
+            "web-1",
+            "nginx",
+            "10.244.2.11",
+            Some(("web-1", "nginx-svc")),
+            true,
+        ),
+    ]
+}
+
+/// Writes `path` atomically (write + rename), as editors and ConfigMap updates do.
+pub fn replace_file(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    running: Option<headless_dns::Running>,
+}
+
+impl TestServer {
+    pub async fn start(manifests: &Path, extra: &[&str]) -> Self {
+        let mut args = vec![
+            "headless-dns",
+            "--manifests",
+            manifests.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let config = Config::try_parse_from(args).expect("valid flags");
+        let running = headless_dns::start(&config).await.expect("server starts");
+        Self {
+            addr: running.dns_addr,
+            running: Some(running),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+}
+
+pub async fn udp_client(addr: SocketAddr) -> Client<TokioRuntimeProvider> {
+    let stream = UdpClientStream::builder(addr, TokioRuntimeProvider::default()).build();
+    let (client, background) = Client::<TokioRuntimeProvider>::from_sender(stream);
+    tokio::spawn(background);
+    client
+}
+
+pub async fn tcp_client(addr: SocketAddr) -> Client<TokioRuntimeProvider> {
+    let (connect, handle) = TcpClientStream::new(addr, None, None, TokioRuntimeProvider::new());
+    let stream = connect.await.expect("TCP connect");
+    let (client, background) = Client::<TokioRuntimeProvider>::new(stream, handle);
+    tokio::spawn(background);
+    client
+}
+
+/// Asks one question; `edns`: `None` for a classic query, or the payload size to offer.
+pub async fn ask(
+    client: &Client<TokioRuntimeProvider>,
+    name: &str,
+    qtype: RecordType,
+    edns: Option<u16>,
+) -> Message {
+    let mut options = DnsRequestOptions::default();
+    options.use_edns = edns.is_some();
+    options.edns_payload_len = edns.unwrap_or(512);
+    let query = Query::query(Name::from_ascii(name).unwrap(), qtype);
+    client
+        .lookup(query, options)
+        .next()
+        .await
+        .expect("a response")
+        .expect("no transport error")
+        .into_message()
+}
+
+/// The answer section rendered as `name TYPE data`, sorted.
+pub fn answers(response: &Message) -> Vec<String> {
+    let mut lines: Vec<String> = response
+        .answers
+        .iter()
+        .map(|r| format!("{} {} {}", r.name, r.record_type(), r.data))
+        .collect();
+    lines.sort();
+    lines
+}
+
+pub fn a_records(response: &Message) -> Vec<String> {
+    let mut ips: Vec<String> = response
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// Sends raw bytes over UDP and returns the raw reply, if one comes within 300 ms.
+pub async fn raw_udp(addr: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(packet, addr).await.unwrap();
+    let mut buf = vec![0u8; 65535];
+    match tokio::time::timeout(Duration::from_millis(300), socket.recv(&mut buf)).await {
+        Ok(Ok(n)) => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
+/// Polls `check` until it holds or `limit` passes; returns how long it took.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}

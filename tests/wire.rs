@@ -1,0 +1,316 @@
+//! The server over real UDP and TCP sockets on an ephemeral port, asked by hickory's client
+//! (and, for broken or unusual messages, by raw datagrams built with hickory-proto).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+
+const WEB0: &str = "web-0.nginx-svc.default.svc.cluster.local.";
+
+#[tokio::test]
+async fn answers_over_udp_and_tcp_in_the_question_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, documents(&statefulset_cluster())).unwrap();
+    let server = TestServer::start(&path, &[]).await;
+
+    for client in [udp_client(server.addr).await, tcp_client(server.addr).await] {
+        let response = ask(&client, WEB0, RecordType::A, Some(1232)).await;
+        assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+        assert!(response.metadata.authoritative);
+        assert_eq!(answers(&response), [format!("{WEB0} A 10.244.1.10")]);
+
+        let mixed = "Web-1.NGINX-svc.Default.SVC.cluster.LOCAL.";
+        let response = ask(&client, mixed, RecordType::A, None).await;
+        assert_eq!(answers(&response), [format!("{mixed} A 10.244.2.11")]);
+        assert_eq!(response.queries[0].name().to_string(), mixed);
+
+        let response = ask(
+            &client,
+            "nginx-svc.default.svc.cluster.local.",
+            RecordType::A,
+            None,
+        )
+        .await;
+        assert_eq!(a_records(&response), ["10.244.1.10", "10.244.2.11"]);
+
+        let response = ask(
+            &client,
+            "web-9.nginx-svc.default.svc.cluster.local.",
+            RecordType::A,
+            None,
+        )
+        .await;
+        assert_eq!(response.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(
+            response.authorities.len(),
+            1,
+            "negative answers carry the SOA"
+        );
+        assert_eq!(response.authorities[0].record_type(), RecordType::SOA);
+
+        let response = ask(&client, "example.com.", RecordType::A, None).await;
+        assert_eq!(response.metadata.response_code, ResponseCode::Refused);
+        assert!(!response.metadata.authoritative);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn large_answers_are_cut_over_udp_and_complete_over_tcp() {
+    let mut parts = vec![
+        headless_service("default", "big", "big"),
+        headless_service("default", "medium", "medium"),
+    ];
+    for i in 0..100 {
+        parts.push(pod(
+            "default",
+            &format!("big-{i}"),
+            "big",
+            &format!("10.1.{}.{}", i / 200, i % 200 + 1),
+            None,
+            true,
+        ));
+    }
+    for i in 0..40 {
+        parts.push(pod(
+            "default",
+            &format!("medium-{i}"),
+            "medium",
+            &format!("10.2.0.{}", i + 1),
+            None,
+            true,
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, documents(&parts)).unwrap();
+    let server = TestServer::start(&path, &[]).await;
+    let udp = udp_client(server.addr).await;
+    let tcp = tcp_client(server.addr).await;
+    let big = "big.default.svc.cluster.local.";
+    let medium = "medium.default.svc.cluster.local.";
+
+    // 100 A records do not fit in 512 bytes, nor in the 1232 we cap EDNS at, whatever is offered.
+    for edns in [None, Some(1232), Some(4096)] {
+        let response = ask(&udp, big, RecordType::A, edns).await;
+        assert!(response.metadata.truncation, "TC with EDNS {edns:?}");
+        assert!(
+            response.answers.is_empty(),
+            "a cut answer carries no partial record set"
+        );
+        assert_eq!(response.edns.is_some(), edns.is_some(), "EDNS is echoed");
+    }
+    let response = ask(&tcp, big, RecordType::A, None).await;
+    assert!(!response.metadata.truncation);
+    assert_eq!(response.answers.len(), 100);
+
+    // 40 records (~660 bytes): too big for classic UDP, fine with EDNS.
+    let response = ask(&udp, medium, RecordType::A, None).await;
+    assert!(response.metadata.truncation);
+    let response = ask(&udp, medium, RecordType::A, Some(1232)).await;
+    assert!(!response.metadata.truncation);
+    assert_eq!(response.answers.len(), 40);
+    // An offer below 512 counts as 512.
+    let response = ask(&udp, medium, RecordType::A, Some(100)).await;
+    assert!(response.metadata.truncation);
+
+    let response = ask(
+        &tcp,
+        "_web._tcp.big.default.svc.cluster.local.",
+        RecordType::SRV,
+        None,
+    )
+    .await;
+    assert_eq!(response.answers.len(), 100);
+    assert_eq!(response.additionals.len(), 100);
+    server.stop().await;
+}
+
+fn query_message(id: u16, name: &str, qtype: RecordType) -> Message {
+    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
+    message.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    message
+}
+
+async fn exchange(addr: std::net::SocketAddr, message: &Message) -> Message {
+    let reply = raw_udp(addr, &message.to_vec().unwrap())
+        .await
+        .expect("a reply");
+    Message::from_vec(&reply).expect("a well-formed reply")
+}
+
+#[tokio::test]
+async fn message_level_errors_get_their_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, documents(&statefulset_cluster())).unwrap();
+    let server = TestServer::start(&path, &[]).await;
+
+    let mut notify = query_message(1, WEB0, RecordType::SOA);
+    notify.metadata.op_code = OpCode::Notify;
+    assert_eq!(
+        exchange(server.addr, &notify).await.metadata.response_code,
+        ResponseCode::NotImp
+    );
+
+    let mut two = query_message(2, WEB0, RecordType::A);
+    two.add_query(Query::query(
+        Name::from_ascii(WEB0).unwrap(),
+        RecordType::AAAA,
+    ));
+    let reply = exchange(server.addr, &two).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+    assert!(reply.answers.is_empty());
+
+    let none = Message::new(3, MessageType::Query, OpCode::Query);
+    assert_eq!(
+        exchange(server.addr, &none).await.metadata.response_code,
+        ResponseCode::FormErr
+    );
+
+    let mut future = query_message(4, WEB0, RecordType::A);
+    let mut edns = Edns::new();
+    edns.set_version(1);
+    future.set_edns(edns);
+    let reply = exchange(server.addr, &future).await;
+    // 16 is both BADVERS and BADSIG; hickory decodes it as the latter.
+    assert_eq!(
+        u16::from(reply.metadata.response_code),
+        u16::from(ResponseCode::BADVERS)
+    );
+    assert_eq!(reply.edns.as_ref().map(Edns::version), Some(0));
+
+    let mut plain = query_message(5, WEB0, RecordType::A);
+    let reply = exchange(server.addr, &plain).await;
+    assert_eq!(reply.metadata.id, 5);
+    assert!(reply.edns.is_none(), "no OPT without one in the question");
+    plain.set_edns(Edns::new());
+    let reply = exchange(server.addr, &plain).await;
+    assert!(reply.edns.is_some(), "EDNS is echoed");
+    assert_eq!(reply.answers.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_packets_do_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, documents(&statefulset_cluster())).unwrap();
+    let server = TestServer::start(&path, &[]).await;
+    let good = query_message(9, WEB0, RecordType::A).to_vec().unwrap();
+
+    let mut garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0xff; 5],
+        vec![0xab; 3000],
+        // A header announcing one question, and no question.
+        vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+        // A label running past the end of the packet.
+        vec![0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 63, b'a', b'b'],
+        // A compression pointer to itself.
+        vec![0, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1],
+    ];
+    // The good query cut short at every length.
+    garbage.extend((1..good.len()).map(|n| good[..n].to_vec()));
+    for packet in &garbage {
+        if let Some(reply) = raw_udp(server.addr, packet).await {
+            let reply = Message::from_vec(&reply).expect("replies are well-formed");
+            assert_ne!(
+                reply.metadata.response_code,
+                ResponseCode::NoError,
+                "{packet:?}"
+            );
+        }
+    }
+    // Over TCP too: a length prefix that lies, then a close.
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(&[0x40, 0x00, 1, 2, 3]).await.unwrap();
+    }
+    let reply = raw_udp(server.addr, &good).await.expect("still answering");
+    let reply = Message::from_vec(&reply).unwrap();
+    assert_eq!(reply.answers.len(), 1);
+    let tcp = tcp_client(server.addr).await;
+    assert_eq!(ask(&tcp, WEB0, RecordType::A, None).await.answers.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn file_changes_are_served_and_bad_ones_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    let mut cluster = statefulset_cluster();
+    std::fs::write(&path, documents(&cluster)).unwrap();
+    let server = TestServer::start(&path, &[]).await;
+    let client = udp_client(server.addr).await;
+    let web2 = "web-2.nginx-svc.default.svc.cluster.local.";
+    let serial = |m: &Message| match &m.authorities[0].data {
+        hickory_proto::rr::RData::SOA(soa) => soa.serial,
+        other => panic!("not an SOA: {other:?}"),
+    };
+    let before = ask(&client, web2, RecordType::A, None).await;
+    assert_eq!(before.metadata.response_code, ResponseCode::NXDomain);
+
+    // web-2 becomes Ready.
+    cluster.push(pod(
+        "default",
+        "web-2",
+        "nginx",
+        "10.244.1.12",
+        Some(("web-2", "nginx-svc")),
+        true,
+    ));
+    replace_file(&path, &documents(&cluster));
+    let took = eventually(Duration::from_secs(5), || async {
+        a_records(&ask(&client, web2, RecordType::A, None).await) == ["10.244.1.12"]
+    })
+    .await;
+    assert!(took.is_some(), "the new pod was never served");
+    eprintln!("reload served after {took:?}");
+
+    // A broken edit: logged, and the last good state stays.
+    replace_file(
+        &path,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nstatus: {podIP: nope}\n",
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        a_records(&ask(&client, web2, RecordType::A, None).await),
+        ["10.244.1.12"]
+    );
+    // A deleted file: the same.
+    std::fs::remove_file(&path).unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        a_records(&ask(&client, web2, RecordType::A, None).await),
+        ["10.244.1.12"]
+    );
+
+    // Back with web-0 gone: it disappears, the serial moves on.
+    cluster.remove(1);
+    replace_file(&path, &documents(&cluster));
+    let gone = eventually(Duration::from_secs(5), || async {
+        ask(&client, WEB0, RecordType::A, None)
+            .await
+            .metadata
+            .response_code
+            == ResponseCode::NXDomain
+    })
+    .await;
+    assert!(gone.is_some(), "the deleted pod is still served");
+    let after = ask(
+        &client,
+        web2.replace("web-2", "web-7").as_str(),
+        RecordType::A,
+        None,
+    )
+    .await;
+    assert!(serial(&after) > serial(&before));
+    server.stop().await;
+}
