@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 
 use crate::dns::rules::PodRecords;
+use crate::source::kube::KubeOptions;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -18,10 +19,29 @@ pub enum LogFormat {
 #[derive(Clone, Debug, Parser)]
 #[command(name = "headless-dns", version, about)]
 pub struct Config {
-    /// Serve the Kubernetes objects in this file (`-` for stdin): `kubectl get -o yaml|json`
-    /// output or plain multi-document YAML. The file is reloaded when it changes.
-    #[arg(long, env = "HEADLESS_DNS_MANIFESTS", value_name = "PATH")]
-    pub manifests: PathBuf,
+    /// Serve the Kubernetes objects in this file (`-` for stdin) instead of a cluster:
+    /// `kubectl get -o yaml|json` output or plain multi-document YAML. Reloaded when it changes.
+    #[arg(long, env = "HEADLESS_DNS_MANIFESTS", value_name = "PATH",
+          conflicts_with_all = ["kubeconfig", "context", "namespace", "selector"])]
+    pub manifests: Option<PathBuf>,
+
+    /// Kubeconfig to reach the API with (default: KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, env = "HEADLESS_DNS_KUBECONFIG", value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use (default: its current context).
+    #[arg(long, env = "HEADLESS_DNS_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Watch only this namespace; repeat for several (default: all). The environment variable
+    /// takes a comma-separated list.
+    #[arg(long, env = "HEADLESS_DNS_NAMESPACE", value_name = "NS", value_delimiter = ',',
+          value_parser = namespace_name)]
+    pub namespace: Vec<String>,
+
+    /// Serve only the Services matching this label selector (e.g. `dns=public,tier!=internal`).
+    #[arg(long, env = "HEADLESS_DNS_SELECTOR", value_name = "EXPR", value_parser = label_selector)]
+    pub selector: Option<String>,
 
     /// Address to answer DNS on, over both UDP and TCP.
     #[arg(
@@ -50,8 +70,54 @@ pub struct Config {
     #[arg(long, env = "HEADLESS_DNS_POD_RECORDS", value_enum, default_value_t)]
     pub pod_records: PodRecords,
 
+    /// Address for the HTTP probes `/healthz` and `/readyz`.
+    #[arg(
+        long,
+        env = "HEADLESS_DNS_HTTP_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub http_listen: SocketAddr,
+
     /// Log line format. Filter with RUST_LOG (default `info,hickory_server=warn`); per-query
     /// lines are logged at debug level by `headless_dns::server`.
     #[arg(long, env = "HEADLESS_DNS_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn kube_options(&self) -> KubeOptions {
+        KubeOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespaces: self.namespace.clone(),
+            service_selector: self.selector.clone(),
+        }
+    }
+}
+
+fn namespace_name(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err("a namespace is a DNS label: lower-case letters, digits and '-', at most 63".into())
+    }
+}
+
+/// Catches the obvious mistakes; the API server has the final word on selector syntax.
+fn label_selector(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty()
+        || value.split(',').any(|term| term.trim().is_empty()) && !value.contains('(')
+    {
+        return Err("an empty selector or selector term".into());
+    }
+    Ok(value.to_owned())
 }

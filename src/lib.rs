@@ -1,8 +1,8 @@
 //! headless-dns: an authoritative DNS server for Kubernetes Services and Pods.
 //!
 //! One data flow, one module per stage:
-//! `source` (manifests file) → `cluster` (state, single writer) → `dns` (view and rules) →
-//! `server` (UDP/TCP).
+//! `source` (Kubernetes API watch | manifests file) → `cluster` (state, single writer) →
+//! `dns` (view and rules) → `server` (DNS over UDP/TCP, HTTP probes).
 
 pub mod cluster;
 pub mod config;
@@ -19,13 +19,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use cluster::ClusterState;
-use cluster::objects::ObjectKind;
+use cluster::{ClusterEvent, ClusterState};
 use config::Config;
 use dns::rules::Zone;
 use dns::view::SharedView;
 use server::DnsServer;
 use server::handler::Handler;
+use server::http::HttpServer;
 use source::manifests::{self, Input};
 
 /// Events queued between the sources and the cluster state before sources wait.
@@ -34,12 +34,15 @@ const EVENT_QUEUE: usize = 1024;
 /// A started server: answering on [`Running::dns_addr`] until [`Running::shutdown`].
 pub struct Running {
     pub dns_addr: SocketAddr,
+    pub http_addr: SocketAddr,
     dns: DnsServer,
+    http: HttpServer,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Running {
     pub async fn shutdown(self) {
+        self.http.shutdown();
         self.dns.shutdown().await;
         for task in self.tasks {
             task.abort();
@@ -47,48 +50,63 @@ impl Running {
     }
 }
 
-/// Loads the initial state, then starts answering and following changes. Errors are one line.
+/// Starts the source, then answers DNS and the probes. A manifests file is loaded before the
+/// first answer (its errors stop startup); the API is followed in the background, and names in
+/// the zone answer SERVFAIL until its first complete list. Errors are one line.
 pub async fn start(config: &Config) -> Result<Running, String> {
     let ns_address = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
     let zone = Zone::new(&config.zone, config.ttl, config.pod_records, ns_address)?;
 
-    let input = Input::from_arg(&config.manifests);
-    let seen = match &input {
-        Input::File(path) => manifests::fingerprint(path),
-        Input::Stdin => None,
-    };
-    let load_input = input.clone();
-    let objects = tokio::task::spawn_blocking(move || manifests::load(&load_input))
-        .await
-        .map_err(|e| format!("{input}: loading failed: {e}"))??;
-
-    let all_kinds = [ObjectKind::Namespace, ObjectKind::Service, ObjectKind::Pod];
-    let mut state = ClusterState::new(&all_kinds, initial_serial());
-    state.apply(manifests::resync(objects));
-    let view = state.publish().unwrap_or_else(|| state.view().clone());
-    info!(
-        source = %input,
-        services = state.service_count(),
-        pods = state.pod_count(),
-        "loaded manifests"
-    );
-    let shared = SharedView::new(view);
-
+    let mut state = ClusterState::new(initial_serial());
     let (events, receiver) = mpsc::channel(EVENT_QUEUE);
-    let mut tasks = vec![tokio::spawn(state.run(receiver, shared.clone()))];
-    if let Input::File(path) = input {
-        tasks.push(tokio::spawn(manifests::watch(path, seen, events)));
+    let mut tasks = Vec::new();
+    match &config.manifests {
+        Some(path) => {
+            let input = Input::from_arg(path);
+            let seen = match &input {
+                Input::File(path) => manifests::fingerprint(path),
+                Input::Stdin => None,
+            };
+            let load_input = input.clone();
+            let objects = tokio::task::spawn_blocking(move || manifests::load(&load_input))
+                .await
+                .map_err(|e| format!("{input}: loading failed: {e}"))??;
+            state.apply(manifests::resync(objects));
+            state.apply(ClusterEvent::Synced);
+            info!(
+                source = %input,
+                services = state.service_count(),
+                pods = state.pod_count(),
+                "loaded manifests"
+            );
+            if let Input::File(path) = input {
+                tasks.push(tokio::spawn(manifests::watch(path, seen, events)));
+            }
+        }
+        None => {
+            let options = config.kube_options();
+            let client = source::kube::connect(&options).await?;
+            tasks.extend(source::kube::spawn_watchers(client, &options, events));
+        }
     }
+    let view = state.publish().unwrap_or_else(|| state.view().clone());
+    let shared = SharedView::new(view);
+    tasks.push(tokio::spawn(state.run(receiver, shared.clone())));
 
-    let handler = Handler::new(shared, Arc::new(zone));
+    let handler = Handler::new(shared.clone(), Arc::new(zone));
     let dns = DnsServer::bind(config.listen, handler)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let dns_addr = dns.local_addr();
-    info!(%dns_addr, zone = %config.zone, "answering DNS over UDP and TCP");
+        .map_err(|e| format!("cannot listen for DNS on {}: {e}", config.listen))?;
+    let http = HttpServer::bind(config.http_listen, shared)
+        .await
+        .map_err(|e| format!("cannot listen for HTTP on {}: {e}", config.http_listen))?;
+    let (dns_addr, http_addr) = (dns.local_addr(), http.local_addr());
+    info!(%dns_addr, %http_addr, zone = %config.zone, "answering DNS over UDP and TCP");
     Ok(Running {
         dns_addr,
+        http_addr,
         dns,
+        http,
         tasks,
     })
 }

@@ -14,20 +14,26 @@ use tracing::{debug, info};
 
 use crate::dns::rules;
 use crate::dns::view::{SharedView, View};
-use objects::{ClusterObject, ObjectKey, ObjectKind, PodRecord, ServiceRecord};
+use objects::{
+    ClusterObject, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord, ServiceRecord,
+};
 
 /// What a source reports. Every source (manifests file, Kubernetes API) speaks only this.
 #[derive(Debug)]
 pub enum ClusterEvent {
     /// An object was created or changed.
     Upsert(ClusterObject),
-    /// An object is gone. For a Namespace, `key.name` is its name and `key.namespace` is empty.
+    /// An object is gone (a Namespace's key: [`ObjectKey::of_namespace`]).
     Delete(ObjectKind, ObjectKey),
-    /// A complete list of every object of `kinds`: whatever it lacks is gone.
+    /// A complete list of every object of `kinds` (in `namespace`, or everywhere): whatever it
+    /// lacks is gone. Applied as one change, so readers never see a half-replaced state.
     Resync {
         kinds: Vec<ObjectKind>,
+        namespace: Option<Arc<str>>,
         objects: Vec<ClusterObject>,
     },
+    /// The source has delivered a complete state once; from now on, absent means absent.
+    Synced,
 }
 
 #[derive(Debug, Default)]
@@ -41,11 +47,25 @@ struct NamespaceState {
     /// Services with a selector, filed under the hash of one of their selector's pairs: a pod
     /// can only be selected by Services filed under one of its own labels.
     selector_index: HashMap<u64, Vec<Arc<str>>>,
+    slices: HashMap<Arc<str>, EndpointSliceRecord>,
+    /// Service name → names of its EndpointSlices.
+    slices_by_service: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
 }
 
 impl NamespaceState {
     fn is_empty(&self) -> bool {
-        !self.declared && self.services.is_empty() && self.pods.is_empty()
+        !self.declared && self.services.is_empty() && self.pods.is_empty() && self.slices.is_empty()
+    }
+
+    /// Keys of the objects of `kind` held here.
+    fn keys(&self, name: &Arc<str>, kind: ObjectKind) -> Vec<ObjectKey> {
+        match kind {
+            ObjectKind::Namespace if self.declared => vec![ObjectKey::of_namespace(name)],
+            ObjectKind::Namespace => Vec::new(),
+            ObjectKind::Service => self.services.values().map(|s| s.key.clone()).collect(),
+            ObjectKind::Pod => self.pods.values().map(|p| p.key.clone()).collect(),
+            ObjectKind::EndpointSlice => self.slices.values().map(|e| e.key.clone()).collect(),
+        }
     }
 }
 
@@ -53,8 +73,6 @@ impl NamespaceState {
 /// [`ClusterState::publish`] swaps in for readers in one step.
 pub struct ClusterState {
     namespaces: HashMap<Arc<str>, NamespaceState>,
-    required: HashSet<ObjectKind>,
-    synced: HashSet<ObjectKind>,
     view: View,
     /// Services whose answers must be rebuilt before the next publish.
     dirty: HashSet<ObjectKey>,
@@ -63,12 +81,10 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
-    /// `required`: the kinds that must have been resynced once before the view is complete.
-    pub fn new(required: &[ObjectKind], initial_serial: u32) -> Self {
+    /// An empty, not yet synced state; serials count up from `initial_serial`.
+    pub fn new(initial_serial: u32) -> Self {
         Self {
             namespaces: HashMap::new(),
-            required: required.iter().copied().collect(),
-            synced: HashSet::new(),
             view: View::new(initial_serial),
             dirty: HashSet::new(),
             changed: false,
@@ -92,7 +108,17 @@ impl ClusterState {
         match event {
             ClusterEvent::Upsert(object) => self.upsert(object),
             ClusterEvent::Delete(kind, key) => self.delete(kind, &key),
-            ClusterEvent::Resync { kinds, objects } => self.resync(&kinds, objects),
+            ClusterEvent::Resync {
+                kinds,
+                namespace,
+                objects,
+            } => self.resync(&kinds, namespace.as_deref(), objects),
+            ClusterEvent::Synced => {
+                if !self.view.synced() {
+                    self.view.set_synced();
+                    self.changed = true;
+                }
+            }
         }
     }
 
@@ -101,11 +127,7 @@ impl ClusterState {
         for key in std::mem::take(&mut self.dirty) {
             self.refresh_service(&key);
         }
-        let now_synced = !self.view.synced() && self.required.is_subset(&self.synced);
-        if now_synced {
-            self.view.set_synced();
-        }
-        if !self.changed && !now_synced {
+        if !self.changed {
             return None;
         }
         self.changed = false;
@@ -125,6 +147,7 @@ impl ClusterState {
             }
             ClusterObject::Service(service) => self.upsert_service(service),
             ClusterObject::Pod(pod) => self.upsert_pod(pod),
+            ClusterObject::EndpointSlice(slice) => self.upsert_slice(slice),
         }
     }
 
@@ -143,33 +166,30 @@ impl ClusterState {
             }
             ObjectKind::Service => self.delete_service(key),
             ObjectKind::Pod => self.delete_pod(key),
+            ObjectKind::EndpointSlice => self.delete_slice(key),
         }
     }
 
-    fn resync(&mut self, kinds: &[ObjectKind], objects: Vec<ClusterObject>) {
-        let mut present: HashSet<(ObjectKind, ObjectKey)> = HashSet::with_capacity(objects.len());
-        for object in &objects {
-            present.insert(match object {
-                ClusterObject::Namespace(name) => (ObjectKind::Namespace, namespace_key(name)),
-                ClusterObject::Service(s) => (ObjectKind::Service, s.key.clone()),
-                ClusterObject::Pod(p) => (ObjectKind::Pod, p.key.clone()),
-            });
-        }
+    fn resync(
+        &mut self,
+        kinds: &[ObjectKind],
+        namespace: Option<&str>,
+        objects: Vec<ClusterObject>,
+    ) {
+        let present: HashSet<(ObjectKind, ObjectKey)> =
+            objects.iter().map(|o| (o.kind(), o.key())).collect();
         let mut gone = Vec::new();
         for (name, ns) in &self.namespaces {
-            let mut check = |kind: ObjectKind, key: ObjectKey| {
-                if kinds.contains(&kind) && !present.contains(&(kind, key.clone())) {
-                    gone.push((kind, key));
+            for &kind in kinds {
+                // A scoped resync covers one namespace: its objects, or its Namespace object.
+                if namespace.is_none_or(|scope| &**name == scope) {
+                    gone.extend(
+                        ns.keys(name, kind)
+                            .into_iter()
+                            .filter(|key| !present.contains(&(kind, key.clone())))
+                            .map(|key| (kind, key)),
+                    );
                 }
-            };
-            if ns.declared {
-                check(ObjectKind::Namespace, namespace_key(name));
-            }
-            for service in ns.services.values() {
-                check(ObjectKind::Service, service.key.clone());
-            }
-            for pod in ns.pods.values() {
-                check(ObjectKind::Pod, pod.key.clone());
             }
         }
         for (kind, key) in gone {
@@ -177,15 +197,15 @@ impl ClusterState {
         }
         // Services before pods: each pod then finds every Service that selects it.
         let mut objects = objects;
-        objects.sort_by_key(|o| match o {
-            ClusterObject::Namespace(_) => 0,
-            ClusterObject::Service(_) => 1,
-            ClusterObject::Pod(_) => 2,
+        objects.sort_by_key(|o| match o.kind() {
+            ObjectKind::Namespace => 0,
+            ObjectKind::Service => 1,
+            ObjectKind::EndpointSlice => 2,
+            ObjectKind::Pod => 3,
         });
         for object in objects {
             self.upsert(object);
         }
-        self.synced.extend(kinds.iter().copied());
     }
 
     fn namespace_mut(&mut self, name: &Arc<str>) -> &mut NamespaceState {
@@ -352,6 +372,53 @@ impl ClusterState {
         }
     }
 
+    fn upsert_slice(&mut self, mut slice: EndpointSliceRecord) {
+        self.intern(&mut slice.key);
+        let key = slice.key.clone();
+        let ns = self.namespaces.get_mut(&key.namespace).expect("interned");
+        if ns.slices.get(&key.name) == Some(&slice) {
+            return;
+        }
+        let service = slice.service.clone();
+        match ns.slices.insert(key.name.clone(), slice) {
+            Some(old) if old.service != service => {
+                unfile_slice(ns, &old.service, &key.name);
+                self.dirty.insert(ObjectKey {
+                    namespace: key.namespace.clone(),
+                    name: old.service,
+                });
+            }
+            Some(_) => {}
+            None => self.view.retain_namespace(&key.namespace),
+        }
+        ns.slices_by_service
+            .entry(service.clone())
+            .or_default()
+            .insert(key.name.clone());
+        self.dirty.insert(ObjectKey {
+            namespace: key.namespace,
+            name: service,
+        });
+        self.changed = true;
+    }
+
+    fn delete_slice(&mut self, key: &ObjectKey) {
+        let Some(ns) = self.namespaces.get_mut(&key.namespace) else {
+            return;
+        };
+        let Some(old) = ns.slices.remove(&key.name) else {
+            return;
+        };
+        unfile_slice(ns, &old.service, &key.name);
+        self.dirty.insert(ObjectKey {
+            namespace: key.namespace.clone(),
+            name: old.service,
+        });
+        self.view.release_namespace(&key.namespace);
+        self.forget_if_empty(&key.namespace);
+        self.changed = true;
+    }
+
     fn refresh_service(&mut self, key: &ObjectKey) {
         let Some(ns) = self.namespaces.get(&key.namespace) else {
             return;
@@ -360,7 +427,12 @@ impl ClusterState {
             return;
         };
         let backing = ns.backing.get(&key.name).into_iter().flatten();
-        let view = rules::service_view(service, backing.filter_map(|name| ns.pods.get(name)));
+        let slices = ns.slices_by_service.get(&key.name).into_iter().flatten();
+        let view = rules::service_view(
+            service,
+            backing.filter_map(|name| ns.pods.get(name)),
+            slices.filter_map(|name| ns.slices.get(name)),
+        );
         self.view.set_service(key, Some(view));
     }
 
@@ -392,10 +464,12 @@ impl ClusterState {
     }
 }
 
-fn namespace_key(name: &Arc<str>) -> ObjectKey {
-    ObjectKey {
-        namespace: Arc::from(""),
-        name: name.clone(),
+fn unfile_slice(ns: &mut NamespaceState, service: &str, slice: &str) {
+    if let Some(names) = ns.slices_by_service.get_mut(service) {
+        names.remove(slice);
+        if names.is_empty() {
+            ns.slices_by_service.remove(service);
+        }
     }
 }
 

@@ -24,6 +24,16 @@ impl ObjectKey {
     }
 }
 
+impl ObjectKey {
+    /// Namespaces are cluster-scoped: their key has an empty namespace.
+    pub fn of_namespace(name: &Arc<str>) -> Self {
+        Self {
+            namespace: Arc::from(""),
+            name: name.clone(),
+        }
+    }
+}
+
 impl std::fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)
@@ -144,12 +154,40 @@ pub struct PodRecord {
     pub named_ports: Box<[ContainerPort]>,
 }
 
+/// A port of an EndpointSlice; SRV names match it to a Service port by name and protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlicePort {
+    pub name: Box<str>,
+    pub protocol: Protocol,
+    pub port: u16,
+}
+
+/// One endpoint of an EndpointSlice that DNS may publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceEndpoint {
+    pub addresses: Box<[IpAddr]>,
+    pub hostname: Option<Box<str>>,
+    /// `conditions.ready`; a missing condition counts as ready.
+    pub ready: bool,
+}
+
+/// An EndpointSlice (`discovery.k8s.io/v1`) of a Service, joined by `kubernetes.io/service-name`.
+/// Only Services without a selector take their endpoints from slices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSliceRecord {
+    pub key: ObjectKey,
+    pub service: Arc<str>,
+    pub ports: Box<[SlicePort]>,
+    pub endpoints: Box<[SliceEndpoint]>,
+}
+
 /// An object of one of the kinds DNS cares about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClusterObject {
     Namespace(Arc<str>),
     Service(ServiceRecord),
     Pod(PodRecord),
+    EndpointSlice(EndpointSliceRecord),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -157,6 +195,16 @@ pub enum ObjectKind {
     Namespace,
     Service,
     Pod,
+    EndpointSlice,
+}
+
+impl ObjectKind {
+    pub const ALL: [ObjectKind; 4] = [
+        ObjectKind::Namespace,
+        ObjectKind::Service,
+        ObjectKind::Pod,
+        ObjectKind::EndpointSlice,
+    ];
 }
 
 impl ClusterObject {
@@ -165,6 +213,16 @@ impl ClusterObject {
             ClusterObject::Namespace(_) => ObjectKind::Namespace,
             ClusterObject::Service(_) => ObjectKind::Service,
             ClusterObject::Pod(_) => ObjectKind::Pod,
+            ClusterObject::EndpointSlice(_) => ObjectKind::EndpointSlice,
+        }
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        match self {
+            ClusterObject::Namespace(name) => ObjectKey::of_namespace(name),
+            ClusterObject::Service(s) => s.key.clone(),
+            ClusterObject::Pod(p) => p.key.clone(),
+            ClusterObject::EndpointSlice(e) => e.key.clone(),
         }
     }
 }

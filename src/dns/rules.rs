@@ -7,7 +7,9 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use crate::cluster::objects::{PodRecord, ServiceKind, ServiceRecord, TargetPort};
+use crate::cluster::objects::{
+    EndpointSliceRecord, PodRecord, ServiceKind, ServiceRecord, TargetPort,
+};
 use crate::dns::question::{Question, ReverseZone, classify};
 use crate::dns::view::{Endpoint, ServiceView, View};
 
@@ -97,20 +99,27 @@ pub fn backs(service: &ServiceRecord, pod: &PodRecord) -> bool {
         && (service.publish_not_ready_addresses || (pod.ready && !pod.terminating))
 }
 
-/// Whether a Service's answers depend on the pods behind it (only headless ones list them).
+/// Whether a Service's answers depend on the pods behind it: headless Services with a selector
+/// list them (ClusterIP Services answer with their own IPs).
 pub fn lists_endpoints(service: &ServiceRecord) -> bool {
     service.kind == ServiceKind::Headless && service.selector.is_some()
 }
 
-/// What `service` answers, given the pods that back it.
-pub fn service_view<'p>(
+/// What `service` answers, given the pods that back it and its EndpointSlices. A headless
+/// Service with a selector lists its pods; one without lists its slices' ready endpoints.
+pub fn service_view<'p, 's>(
     service: &ServiceRecord,
     backing_pods: impl IntoIterator<Item = &'p PodRecord>,
+    slices: impl IntoIterator<Item = &'s EndpointSliceRecord>,
 ) -> ServiceView {
     let mut endpoints = Vec::new();
     if lists_endpoints(service) {
         for pod in backing_pods {
             pod_endpoints(service, pod, &mut endpoints);
+        }
+    } else if service.kind == ServiceKind::Headless && service.selector.is_none() {
+        for slice in slices {
+            slice_endpoints(service, slice, &mut endpoints);
         }
     }
     ServiceView {
@@ -154,6 +163,35 @@ fn pod_endpoints(service: &ServiceRecord, pod: &PodRecord, out: &mut Vec<Endpoin
             ips: Box::new([ip]),
             ports: ports.clone(),
         })),
+    }
+}
+
+/// The names of a slice's ready endpoints: the hostname when it has one, else one per address.
+fn slice_endpoints(service: &ServiceRecord, slice: &EndpointSliceRecord, out: &mut Vec<Endpoint>) {
+    let ports: Box<[u16]> = service
+        .ports
+        .iter()
+        .map(|p| {
+            slice
+                .ports
+                .iter()
+                .find(|s| s.name == p.name && s.protocol == p.protocol)
+                .map_or(0, |s| s.port)
+        })
+        .collect();
+    for endpoint in slice.endpoints.iter().filter(|e| e.ready) {
+        match &endpoint.hostname {
+            Some(hostname) => out.push(Endpoint {
+                label: hostname.clone(),
+                ips: endpoint.addresses.clone(),
+                ports: ports.clone(),
+            }),
+            None => out.extend(endpoint.addresses.iter().map(|&ip| Endpoint {
+                label: dashed(ip).into_boxed_str(),
+                ips: Box::new([ip]),
+                ports: ports.clone(),
+            })),
+        }
     }
 }
 

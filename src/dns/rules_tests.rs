@@ -126,11 +126,9 @@ fn cluster() -> Vec<ClusterObject> {
 }
 
 fn view_of(objects: Vec<ClusterObject>) -> View {
-    let mut state = ClusterState::new(&[ObjectKind::Service, ObjectKind::Pod, ObjectKind::Namespace], 100);
-    state.apply(ClusterEvent::Resync {
-        kinds: vec![ObjectKind::Service, ObjectKind::Pod, ObjectKind::Namespace],
-        objects,
-    });
+    let mut state = ClusterState::new(100);
+    state.apply(ClusterEvent::Resync { kinds: ObjectKind::ALL.to_vec(), namespace: None, objects });
+    state.apply(ClusterEvent::Synced);
     state.publish().expect("a resync publishes")
 }
 
@@ -445,8 +443,9 @@ fn outside_the_zone_is_refused_without_authority() {
 
 #[test]
 fn nothing_is_denied_before_the_first_complete_state() {
-    let state = ClusterState::new(&[ObjectKind::Service, ObjectKind::Pod], 7);
-    let view = state.view().clone();
+    let mut state = ClusterState::new(7);
+    state.apply(ClusterEvent::Resync { kinds: ObjectKind::ALL.to_vec(), namespace: None, objects: cluster() });
+    let view = state.publish().unwrap();
     let reply = ask(&view, &zone(PodRecords::Verified), "missing.default.svc.cluster.local.", A);
     assert_eq!(reply.rcode, ResponseCode::ServFail);
     assert!(reply.authority.is_empty());
@@ -479,11 +478,9 @@ fn dashed_addresses_round_trip() {
 
 #[test]
 fn a_pod_that_stops_being_ready_leaves_its_names() {
-    let mut state = ClusterState::new(&[ObjectKind::Service, ObjectKind::Pod, ObjectKind::Namespace], 1);
-    state.apply(ClusterEvent::Resync {
-        kinds: vec![ObjectKind::Service, ObjectKind::Pod, ObjectKind::Namespace],
-        objects: cluster(),
-    });
+    let mut state = ClusterState::new(1);
+    state.apply(ClusterEvent::Resync { kinds: ObjectKind::ALL.to_vec(), namespace: None, objects: cluster() });
+    state.apply(ClusterEvent::Synced);
     let before = state.publish().unwrap();
     let mut web0 = with_hostname(pod("default", "web-0", "nginx", &["10.244.1.10"]), "web-0", "nginx-svc");
     web0.ready = false;
@@ -503,4 +500,81 @@ fn a_pod_that_stops_being_ready_leaves_its_names() {
     assert_eq!(ask(&gone, &zone, "api.default.svc.cluster.local.", A).answers.len(), 1);
     // Applying nothing publishes nothing.
     assert!(state.publish().is_none());
+}
+
+fn slice(name: &str, service: &str, endpoints: &[(&[&str], Option<&str>, bool)]) -> ClusterObject {
+    ClusterObject::EndpointSlice(EndpointSliceRecord {
+        key: ObjectKey::new("default", name),
+        service: service.into(),
+        ports: Box::new([SlicePort { name: "db".into(), protocol: Protocol::Tcp, port: 5432 }]),
+        endpoints: endpoints
+            .iter()
+            .map(|(addresses, hostname, ready)| SliceEndpoint {
+                addresses: ips(addresses),
+                hostname: hostname.map(Into::into),
+                ready: *ready,
+            })
+            .collect(),
+    })
+}
+
+#[test]
+fn selectorless_headless_services_take_their_endpoints_from_slices() {
+    let mut manual = service("default", "manual", ServiceKind::Headless, None);
+    manual.ports = Box::new([port("db", Protocol::Tcp, 5432, TargetPort::Number(5432))]);
+    let view = view_of(vec![
+        ClusterObject::Service(manual),
+        // Two slices, both families, one address listed twice, one endpoint not ready.
+        slice("manual-v4", "manual", &[
+            (&["192.168.10.1"], Some("db-0"), true),
+            (&["192.168.10.2"], None, true),
+            (&["192.168.10.3"], None, false),
+        ]),
+        slice("manual-v6", "manual", &[(&["fd00::a:1"], Some("db-0"), true), (&["192.168.10.2"], None, true)]),
+        // A slice of a Service that has a selector is not used: its pods are.
+        slice("nginx-extra", "nginx-svc", &[(&["192.168.99.1"], None, true)]),
+    ]);
+    check(&view, &zone(PodRecords::Verified), &[
+        Row { qname: "manual.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "manual.default.svc.cluster.local. A 192.168.10.1",
+            "manual.default.svc.cluster.local. A 192.168.10.2",
+        ], authority: &[] },
+        Row { qname: "manual.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "manual.default.svc.cluster.local. AAAA fd00::a:1",
+        ], authority: &[] },
+        Row { qname: "db-0.manual.default.svc.cluster.local.", qtype: ANY, rcode: NOERROR, answers: &[
+            "db-0.manual.default.svc.cluster.local. A 192.168.10.1",
+            "db-0.manual.default.svc.cluster.local. AAAA fd00::a:1",
+        ], authority: &[] },
+        Row { qname: "192-168-10-3.manual.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "_db._tcp.manual.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "_db._tcp.manual.default.svc.cluster.local. SRV 0 50 5432 192-168-10-2.manual.default.svc.cluster.local.",
+            "_db._tcp.manual.default.svc.cluster.local. SRV 0 50 5432 db-0.manual.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "1.10.168.192.in-addr.arpa.", qtype: PTR, rcode: NOERROR, answers: &[
+            "1.10.168.192.in-addr.arpa. PTR db-0.manual.default.svc.cluster.local.",
+        ], authority: &[] },
+    ]);
+}
+
+#[test]
+fn a_scoped_resync_replaces_one_namespace_and_keeps_the_rest() {
+    let mut state = ClusterState::new(1);
+    state.apply(ClusterEvent::Resync { kinds: ObjectKind::ALL.to_vec(), namespace: None, objects: cluster() });
+    state.apply(ClusterEvent::Synced);
+    state.publish().unwrap();
+    // A re-list of pods in `default` that lacks web-1 (deleted while the watch was down).
+    let pods: Vec<ClusterObject> = cluster()
+        .into_iter()
+        .filter(|o| matches!(o, ClusterObject::Pod(p) if &*p.key.namespace == "default" && &*p.key.name != "web-1"))
+        .collect();
+    state.apply(ClusterEvent::Resync { kinds: vec![ObjectKind::Pod], namespace: Some("default".into()), objects: pods });
+    let view = state.publish().unwrap();
+    let zone = zone(PodRecords::Verified);
+    assert_eq!(ask(&view, &zone, "web-1.nginx-svc.default.svc.cluster.local.", A).rcode, ResponseCode::NXDomain);
+    assert_eq!(ask(&view, &zone, "web-0.nginx-svc.default.svc.cluster.local.", A).answers.len(), 1);
+    // Other namespaces and other kinds are untouched.
+    assert_eq!(ask(&view, &zone, "10-244-9-9.other.pod.cluster.local.", A).answers.len(), 1);
+    assert_eq!(ask(&view, &zone, "api.default.svc.cluster.local.", A).answers.len(), 1);
+    assert_eq!(state.pod_count(), cluster().iter().filter(|o| matches!(o, ClusterObject::Pod(_))).count() - 1);
 }

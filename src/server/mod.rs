@@ -1,6 +1,8 @@
-//! The DNS server: UDP and TCP sockets on one address, answered by [`handler::Handler`].
+//! The servers: DNS over UDP and TCP on one address, answered by [`handler::Handler`], and the
+//! HTTP probes.
 
 pub mod handler;
+pub mod http;
 
 use std::io;
 use std::net::SocketAddr;

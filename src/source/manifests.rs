@@ -1,4 +1,4 @@
-//! The manifests source: Kubernetes objects from a file (`kubectl get -o yaml|json` output,
+//! The manifests source: Kubernetes objects (Services, Pods, EndpointSlices, Namespaces) from a file (`kubectl get -o yaml|json` output,
 //! multi-document YAML, or single objects), reloaded whenever the file changes.
 
 use std::fmt;
@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -149,6 +150,21 @@ fn collect(document: Value, at: Location, out: &mut Vec<ClusterObject>) -> Resul
                 typed(document).map_err(|e| fail(Some(description.clone()), e))?;
             objects::namespace_name(&namespace.metadata).map(ClusterObject::Namespace)
         }
+        ("discovery.k8s.io/v1", "EndpointSlice") => {
+            let slice: EndpointSlice =
+                typed(document).map_err(|e| fail(Some(description.clone()), e))?;
+            match objects::endpoint_slice_record(&slice) {
+                Ok(Some(record)) => Ok(ClusterObject::EndpointSlice(record)),
+                Ok(None) => {
+                    debug!(
+                        document = at.document,
+                        "skipping an EndpointSlice DNS does not use"
+                    );
+                    return Ok(());
+                }
+                Err(e) => Err(e),
+            }
+        }
         _ => {
             debug!(document = at.document, item = ?at.item, %kind, api_version, "skipping object of another kind");
             return Ok(());
@@ -224,7 +240,8 @@ pub fn load(input: &Input) -> Result<Vec<ClusterObject>, String> {
 /// The event that makes the cluster state equal to the input's objects.
 pub fn resync(objects: Vec<ClusterObject>) -> ClusterEvent {
     ClusterEvent::Resync {
-        kinds: vec![ObjectKind::Namespace, ObjectKind::Service, ObjectKind::Pod],
+        kinds: ObjectKind::ALL.to_vec(),
+        namespace: None,
         objects,
     }
 }

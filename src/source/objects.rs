@@ -7,13 +7,17 @@ use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 use k8s_openapi::api::core::v1::{Pod, Service, ServicePort as K8sServicePort};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::cluster::objects::{
-    ContainerPort, Labels, ObjectKey, PodRecord, Protocol, ServiceKind, ServicePort, ServiceRecord,
-    TargetPort,
+    ContainerPort, EndpointSliceRecord, Labels, ObjectKey, PodRecord, Protocol, ServiceKind,
+    ServicePort, ServiceRecord, SliceEndpoint, SlicePort, TargetPort,
 };
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// A field of an object that DNS cannot use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,4 +278,62 @@ pub fn pod_record(pod: &Pod) -> Result<PodRecord, FieldError> {
         finished,
         named_ports: named_ports.into(),
     })
+}
+
+/// A slice's addresses and names, or `None` for a slice DNS ignores (no Service label, or FQDN
+/// addresses).
+pub fn endpoint_slice_record(
+    slice: &EndpointSlice,
+) -> Result<Option<EndpointSliceRecord>, FieldError> {
+    let key = object_key(&slice.metadata, false)?;
+    let Some(service) = slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+    else {
+        return Ok(None);
+    };
+    if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
+        return Ok(None);
+    }
+    let mut ports = Vec::new();
+    for (i, port) in slice.ports.iter().flatten().enumerate() {
+        // A port without a number means "all ports": nothing an SRV record can name.
+        let Some(number) = port.port else { continue };
+        let field = |name: &'static str| move || format!("ports[{i}].{name}");
+        ports.push(SlicePort {
+            name: port.name.as_deref().unwrap_or("").into(),
+            protocol: parse_protocol(field("protocol"), port.protocol.as_deref())?,
+            port: parse_port(field("port"), number)?,
+        });
+    }
+    let mut endpoints = Vec::with_capacity(slice.endpoints.len());
+    for (i, endpoint) in slice.endpoints.iter().enumerate() {
+        let addresses = endpoint
+            .addresses
+            .iter()
+            .enumerate()
+            .map(|(j, ip)| parse_ip(|| format!("endpoints[{i}].addresses[{j}]"), ip))
+            .collect::<Result<Vec<_>, _>>()?;
+        let hostname = endpoint.hostname.as_deref().filter(|h| !h.is_empty());
+        if let Some(hostname) = hostname {
+            check_label(&format!("endpoints[{i}].hostname"), hostname)?;
+        }
+        endpoints.push(SliceEndpoint {
+            addresses: addresses.into(),
+            hostname: hostname.map(Into::into),
+            ready: endpoint
+                .conditions
+                .as_ref()
+                .and_then(|c| c.ready)
+                .unwrap_or(true),
+        });
+    }
+    Ok(Some(EndpointSliceRecord {
+        key,
+        service: service.as_str().into(),
+        ports: ports.into(),
+        endpoints: endpoints.into(),
+    }))
 }

@@ -98,6 +98,8 @@ impl TestServer {
             manifests.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
         let config = Config::try_parse_from(args).expect("valid flags");
