@@ -221,8 +221,36 @@ fn bad_input_exits_with_one_clear_line() {
         stderr_of(&output)
     );
 
+    // No --manifests and no way to reach an API: one line saying what was tried.
+    let output = Command::new(BINARY)
+        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", dir.path().join("no-home"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_of(&output);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("tried KUBECONFIG or ~/.kube/config, then the in-cluster service account"),
+        "{stderr}"
+    );
+
+    let output = run(&["--kubeconfig", "/nonexistent/kubeconfig"], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr_of(&output).starts_with("headless-dns: --kubeconfig /nonexistent/kubeconfig: "));
+
     for flags in [
-        &["--manifests", "config/demo-cluster.yaml", "--ttl", "3601"][..],
+        &[
+            "--manifests",
+            "config/demo-cluster.yaml",
+            "--namespace",
+            "team-a",
+        ][..],
+        &["--namespace", "Not_A_Namespace"],
+        &["--selector", ""],
+        &["--manifests", "config/demo-cluster.yaml", "--ttl", "3601"],
         &[
             "--manifests",
             "config/demo-cluster.yaml",

@@ -2,6 +2,8 @@
 //! clients over real sockets.
 #![allow(dead_code)]
 
+pub mod apiserver;
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -87,25 +89,32 @@ pub fn replace_file(path: &Path, text: &str) {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub http: SocketAddr,
     running: Option<headless_dns::Running>,
 }
 
 impl TestServer {
     pub async fn start(manifests: &Path, extra: &[&str]) -> Self {
-        let mut args = vec![
+        let mut args = vec!["--manifests", manifests.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Self::with_args(&args).await
+    }
+
+    /// The server with these flags, on ephemeral DNS and HTTP ports.
+    pub async fn with_args(args: &[&str]) -> Self {
+        let mut all = vec![
             "headless-dns",
-            "--manifests",
-            manifests.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
         ];
-        args.extend_from_slice(extra);
-        let config = Config::try_parse_from(args).expect("valid flags");
+        all.extend_from_slice(args);
+        let config = Config::try_parse_from(all).expect("valid flags");
         let running = headless_dns::start(&config).await.expect("server starts");
         Self {
             addr: running.dns_addr,
+            http: running.http_addr,
             running: Some(running),
         }
     }
@@ -201,4 +210,26 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     None
+}
+
+/// `GET path` over plain HTTP/1.1; returns the status code and body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("HTTP connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
 }
