@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::WatchStreamExt;
@@ -26,6 +26,7 @@ use tracing::{debug, info, warn};
 use crate::cluster::ClusterEvent;
 use crate::cluster::objects::{ClusterObject, ObjectKey, ObjectKind};
 use crate::source::objects::{self, FieldError, SERVICE_NAME_LABEL};
+use crate::source::pod::DnsPod;
 
 /// Objects per list page: large pages make the first sync of a big cluster fast.
 const PAGE_SIZE: u32 = 5000;
@@ -167,7 +168,7 @@ pub fn spawn_watchers(
             scoped(&client, scope.as_deref()),
             base.clone(),
             ObjectKind::Pod,
-            |p: &Pod| objects::pod_record(p).map(|r| Some(ClusterObject::Pod(r))),
+            |p: &DnsPod| objects::pod_record(p).map(|r| Some(ClusterObject::Pod(r))),
         )));
         tasks.push(tokio::spawn(ctx.follow(
             scoped(&client, scope.as_deref()),

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -16,6 +16,7 @@ use tracing::{debug, error, info, warn};
 use crate::cluster::ClusterEvent;
 use crate::cluster::objects::{ClusterObject, ObjectKind};
 use crate::source::objects::{self, FieldError};
+use crate::source::pod::DnsPod;
 
 /// How often the file is checked for changes: well inside the one-second reload promise.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -142,7 +143,7 @@ fn collect(document: Value, at: Location, out: &mut Vec<ClusterObject>) -> Resul
             objects::service_record(&service).map(ClusterObject::Service)
         }
         ("v1", "Pod") => {
-            let pod: Pod = typed(document).map_err(|e| fail(Some(description.clone()), e))?;
+            let pod: DnsPod = typed(document).map_err(|e| fail(Some(description.clone()), e))?;
             objects::pod_record(&pod).map(ClusterObject::Pod)
         }
         ("v1", "Namespace") => {

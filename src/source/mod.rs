@@ -4,3 +4,4 @@
 pub mod kube;
 pub mod manifests;
 pub mod objects;
+pub mod pod;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::rr::Name;
-use k8s_openapi::api::core::v1::{Pod, Service, ServicePort as K8sServicePort};
+use k8s_openapi::api::core::v1::{Service, ServicePort as K8sServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -15,6 +15,7 @@ use crate::cluster::objects::{
     ContainerPort, EndpointSliceRecord, Labels, ObjectKey, PodRecord, Protocol, ServiceKind,
     ServicePort, ServiceRecord, SliceEndpoint, SlicePort, TargetPort,
 };
+use crate::source::pod::DnsPod;
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -199,7 +200,7 @@ fn service_port(i: usize, port: &K8sServicePort) -> Result<Option<ServicePort>, 
     }))
 }
 
-pub fn pod_record(pod: &Pod) -> Result<PodRecord, FieldError> {
+pub fn pod_record(pod: &DnsPod) -> Result<PodRecord, FieldError> {
     // Pod names may contain dots; they never become DNS labels themselves.
     let key = object_key(&pod.metadata, false)?;
     let spec = pod.spec.as_ref();
@@ -248,12 +249,10 @@ pub fn pod_record(pod: &Pod) -> Result<PodRecord, FieldError> {
         Some("Succeeded" | "Failed")
     );
     let mut named_ports = Vec::new();
-    for (c, container) in spec
-        .map(|s| &s.containers[..])
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    let containers = spec
+        .and_then(|s| s.containers.as_deref())
+        .unwrap_or_default();
+    for (c, container) in containers.iter().enumerate() {
         for (p, port) in container.ports.iter().flatten().enumerate() {
             let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) else {
                 continue;

@@ -1,0 +1,18 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t headless-dns:dev .
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY benches ./benches
+RUN cargo build --release --locked --bin headless-dns \
+    && cp target/release/headless-dns /headless-dns
+
+# glibc and libgcc only, no shell; runs as uid 65532.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /headless-dns /usr/local/bin/headless-dns
+USER 65532:65532
+ENV HEADLESS_DNS_LISTEN=0.0.0.0:5353 \
+    HEADLESS_DNS_HTTP_LISTEN=0.0.0.0:8080
+EXPOSE 5353/udp 5353/tcp 8080/tcp
+ENTRYPOINT ["/usr/local/bin/headless-dns"]
