@@ -90,8 +90,24 @@ fn split_documents(text: &str) -> Result<Vec<Value>, String> {
         }
         Ok(documents)
     } else {
-        serde_saphyr::from_multiple::<Value>(text).map_err(|e| format!("invalid YAML: {e}"))
+        serde_saphyr::from_multiple_with_options::<Value>(text, yaml_options(text.len()))
+            .map_err(|e| format!("invalid YAML: {e}"))
     }
+}
+
+/// serde-saphyr's default budget is sized for configuration files (1,024 documents, 250,000
+/// nodes); a cluster dump is far larger. Size limits grow with the input, which bounds them
+/// anyway; the alias limits that stop expansion bombs stay as they are.
+fn yaml_options(input_len: usize) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_events = budget.max_events.max(input_len);
+    budget.max_nodes = budget.max_nodes.max(input_len);
+    budget.max_documents = budget.max_documents.max(input_len / 8);
+    budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(input_len);
+    budget.max_reader_input_bytes = None;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 fn collect(document: Value, at: Location, out: &mut Vec<ClusterObject>) -> Result<(), ParseError> {
@@ -401,6 +417,29 @@ mod tests {
             error_of(protocol)
                 .ends_with("spec.ports[0].protocol: \"QUIC\" is not TCP, UDP or SCTP")
         );
+    }
+
+    #[test]
+    fn reads_cluster_sized_files() {
+        // Beyond serde-saphyr's default budget of 1,024 documents and 250,000 nodes.
+        let labels: Vec<String> = (0..80).map(|i| format!("l{i}: v")).collect();
+        let pod = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: ns1, labels: {{{}}}}}\n\
+             spec: {{hostname: h, subdomain: s}}\nstatus: {{podIP: 10.0.0.1}}\n",
+            labels.join(", ")
+        );
+        let text = vec![pod; 1_600].join("---\n");
+        assert_eq!(parse(&text).unwrap().len(), 1_600);
+    }
+
+    #[test]
+    fn alias_bombs_are_still_refused() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..12 {
+            let prev = if i == 0 { "a".to_string() } else { format!("b{}", i - 1) };
+            text.push_str(&format!("b{i}: &b{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        assert!(error_of(&text).starts_with("invalid YAML"));
     }
 
     #[test]

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Compares headless-dns with Knot DNS under dnsperf on the same machine, A B A B.
+#
+#   benches/dnsperf.sh                      # 1,000 headless Services x 10 pods
+#   SERVICES=10000 benches/dnsperf.sh       # 100,000 pods (+1,000 ClusterIP Services)
+#
+# Both servers run pinned to SERVER_CPU, dnsperf to CLIENT_CPU (one thread). For each of three
+# query mixes (pod names; Service names with PODS answers; a mix with 10% NXDOMAIN) it prints
+# queries/s of both, the ratio headless-dns/Knot (median of ROUNDS), p99 latency at a fixed
+# FIXED_QPS, both servers' RSS, and headless-dns's time from start to first answer. It installs
+# dnsperf and knot if missing and stops every process it started.
+set -euo pipefail
+
+SERVICES=${SERVICES:-1000}
+PODS=${PODS:-10}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+FIXED_QPS=${FIXED_QPS:-20000}
+SERVER_CPU=${SERVER_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
+HDNS_PORT=${HDNS_PORT:-5391}
+KNOT_PORT=${KNOT_PORT:-5392}
+HDNS_ARGS=${HDNS_ARGS:-}
+
+cd "$(dirname "$0")/.."
+
+need=()
+command -v dnsperf >/dev/null || need+=(dnsperf)
+command -v knotd >/dev/null || need+=(knot)
+command -v dig >/dev/null || need+=(bind9-dnsutils)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo build --release --quiet --bin headless-dns
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+python3 benches/gen_cluster.py "$work" "$SERVICES" "$PODS"
+mkdir -p "$work/knot-db"
+cat >"$work/knot.conf" <<EOF
+server:
+    listen: 127.0.0.1@$KNOT_PORT
+    rundir: $work
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: stderr
+    any: warning
+database:
+    storage: $work/knot-db
+template:
+  - id: default
+    storage: $work
+    semantic-checks: off
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: cluster.local
+    file: $work/zone.txt
+EOF
+
+now_ms() { date +%s%3N; }
+
+# Waits until the server on port $1 answers a name from the cluster; prints the milliseconds.
+wait_for_answers() {
+  local port=$1 start=$2 name
+  name=$(head -1 "$work/q-pods.txt" | cut -d' ' -f1)
+  for _ in $(seq 1 3000); do
+    if dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" "$name" 2>/dev/null | grep -q .; then
+      echo $(($(now_ms) - start))
+      return
+    fi
+    sleep 0.01
+  done
+  echo "server on port $port never answered" >&2
+  exit 1
+}
+
+start=$(now_ms)
+# shellcheck disable=SC2086
+taskset -c "$SERVER_CPU" target/release/headless-dns --manifests "$work/manifests.yaml" \
+  --listen "127.0.0.1:$HDNS_PORT" --http-listen 127.0.0.1:0 $HDNS_ARGS 2>"$work/headless-dns.log" &
+hdns_pid=$!
+pids+=("$hdns_pid")
+hdns_start_ms=$(wait_for_answers "$HDNS_PORT" "$start")
+
+start=$(now_ms)
+taskset -c "$SERVER_CPU" knotd -c "$work/knot.conf" 2>"$work/knot.log" &
+knot_pid=$!
+pids+=("$knot_pid")
+knot_start_ms=$(wait_for_answers "$KNOT_PORT" "$start")
+
+# Queries/s of dnsperf's run against port $1 with query file $2.
+qps() {
+  taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -T 1 -c 1 -q 500 \
+    2>/dev/null | awk '/Queries per second/ {print int($4)}'
+}
+
+# p99 latency in ms at a fixed rate: dnsperf -v reports every response's latency.
+p99_at_fixed_rate() {
+  taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l 5 -T 1 -c 1 -Q "$FIXED_QPS" -v \
+    2>/dev/null | awk '$1 == ">" {print $NF}' | sort -g |
+    awk '{v[NR] = $1} END {if (NR == 0) print "n/a"; else printf "%.3f", v[int(NR * 0.99)] * 1000}'
+}
+
+median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
+echo
+echo "cluster: $SERVICES headless Services x $PODS pods (+$((SERVICES / 10 > 0 ? SERVICES / 10 : 1)) ClusterIP); $ROUNDS rounds of ${DURATION}s, A B A B"
+echo "server CPU $SERVER_CPU, dnsperf CPU $CLIENT_CPU; $(nproc) CPUs; $(uname -r)"
+printf '%-6s %14s %14s %8s   %s\n' mix "headless q/s" "knot q/s" ratio "rounds (headless/knot)"
+for mix in pods svcs mix; do
+  a_runs=() b_runs=()
+  for _ in $(seq 1 "$ROUNDS"); do
+    a_runs+=("$(qps "$HDNS_PORT" "$work/q-$mix.txt")")
+    b_runs+=("$(qps "$KNOT_PORT" "$work/q-$mix.txt")")
+  done
+  a=$(printf '%s\n' "${a_runs[@]}" | median)
+  b=$(printf '%s\n' "${b_runs[@]}" | median)
+  ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
+  printf '%-6s %14s %14s %8s   %s / %s\n' "$mix" "$a" "$b" "$ratio" "${a_runs[*]}" "${b_runs[*]}"
+done
+echo
+echo "p99 latency at $FIXED_QPS q/s (mix): headless-dns $(p99_at_fixed_rate "$HDNS_PORT" "$work/q-mix.txt") ms, knot $(p99_at_fixed_rate "$KNOT_PORT" "$work/q-mix.txt") ms"
+echo "RSS after the runs: headless-dns $(rss_mb "$hdns_pid") MB, knot $(rss_mb "$knot_pid") MB"
+echo "start to first answer: headless-dns ${hdns_start_ms} ms, knot ${knot_start_ms} ms"

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Writes a cluster shaped like the Performance issue's: SERVICES headless Services of PODS Ready
+pods each (StatefulSet-style hostnames), plus SERVICES/10 ClusterIP Services, as
+
+  manifests.yaml   Kubernetes objects for headless-dns
+  zone.txt         the same names as a zone file for Knot DNS (SOA/NS, per-Service A sets,
+                   per-pod A records, ClusterIP A records, SRV for each headless Service)
+  q-pods.txt       dnsperf queries: pod names (one answer)
+  q-svcs.txt       dnsperf queries: headless Service names (PODS answers)
+  q-mix.txt        dnsperf queries: pods and Services with 10% names that do not exist
+
+usage: gen_cluster.py OUTDIR SERVICES PODS
+"""
+import os
+import random
+import sys
+
+out, services, pods = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+zone = "cluster.local"
+namespaces = max(1, services // 100)
+os.makedirs(out, exist_ok=True)
+
+
+def pod_ip(n):
+    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
+pod_names, svc_names = [], []
+with open(f"{out}/manifests.yaml", "w") as m, open(f"{out}/zone.txt", "w") as z:
+    z.write(f"$ORIGIN {zone}.\n$TTL 5\n")
+    z.write(f"@ SOA ns.dns.{zone}. hostmaster.{zone}. 1 7200 1800 86400 5\n@ NS ns.dns.{zone}.\n")
+    z.write('dns-version TXT "1.1.0"\n')
+    n = 0
+    for s in range(services):
+        ns = f"ns-{s % namespaces}"
+        svc = f"svc-{s}"
+        m.write(
+            f"---\napiVersion: v1\nkind: Service\nmetadata: {{name: {svc}, namespace: {ns}}}\n"
+            f"spec:\n  clusterIP: None\n  selector: {{app: {svc}}}\n"
+            f"  ports: [{{name: web, port: 80, protocol: TCP}}]\n"
+        )
+        svc_name = f"{svc}.{ns}.svc"
+        svc_names.append(f"{svc_name}.{zone}")
+        for p in range(pods):
+            n += 1
+            host = f"{svc}-{p}"
+            ip = pod_ip(n)
+            m.write(
+                f"---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {host}\n  namespace: {ns}\n"
+                f"  labels: {{app: {svc}, controller-revision-hash: {svc}-5d8f7c9b6, "
+                f"statefulset.kubernetes.io/pod-name: {host}}}\n"
+                f"spec:\n  hostname: {host}\n  subdomain: {svc}\n"
+                f"  containers: [{{name: app, image: 'nginx:1.27', ports: [{{name: web, containerPort: 80}}]}}]\n"
+                f"status:\n  phase: Running\n  podIP: {ip}\n  podIPs: [{{ip: {ip}}}]\n"
+                f"  conditions: [{{type: Ready, status: 'True'}}]\n"
+            )
+            z.write(f"{svc_name} A {ip}\n{host}.{svc_name} A {ip}\n")
+            z.write(f"_web._tcp.{svc_name} SRV 0 10 80 {host}.{svc_name}.{zone}.\n")
+            pod_names.append(f"{host}.{svc_name}.{zone}")
+    for c in range(max(1, services // 10)):
+        ns = f"ns-{c % namespaces}"
+        ip = f"10.96.{(c >> 8) & 255}.{c & 255}"
+        m.write(
+            f"---\napiVersion: v1\nkind: Service\nmetadata: {{name: api-{c}, namespace: {ns}}}\n"
+            f"spec:\n  clusterIP: {ip}\n  clusterIPs: [{ip}]\n  selector: {{app: api-{c}}}\n"
+            f"  ports: [{{name: http, port: 8080, protocol: TCP}}]\n"
+        )
+        z.write(f"api-{c}.{ns}.svc A {ip}\n")
+
+rng = random.Random(42)
+QUERIES = 200_000
+with open(f"{out}/q-pods.txt", "w") as f:
+    for _ in range(QUERIES):
+        f.write(f"{rng.choice(pod_names)} A\n")
+with open(f"{out}/q-svcs.txt", "w") as f:
+    for _ in range(QUERIES):
+        f.write(f"{rng.choice(svc_names)} A\n")
+with open(f"{out}/q-mix.txt", "w") as f:
+    for i in range(QUERIES):
+        r = rng.random()
+        if r < 0.10:
+            f.write(f"nope-{i}.{rng.choice(svc_names)} A\n")
+        elif r < 0.55:
+            f.write(f"{rng.choice(pod_names)} A\n")
+        else:
+            f.write(f"{rng.choice(svc_names)} A\n")
+print(f"{out}: {services} headless services x {pods} pods, {n} pods, {len(svc_names) // 10 or 1} ClusterIP services")
