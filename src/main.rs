@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use headless_dns::config::Config;
 
+/// glibc's malloc keeps the memory freed after a large load or re-list resident (900 MB after
+/// loading 100k pods, for 195 MB of live data); mimalloc returns it to the system.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let config = Config::parse();
     if let Err(message) = headless_dns::logging::init(config.log_format) {

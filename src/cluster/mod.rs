@@ -15,7 +15,8 @@ use tracing::{debug, info};
 use crate::dns::rules;
 use crate::dns::view::{SharedView, View};
 use objects::{
-    ClusterObject, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord, ServiceRecord,
+    ClusterObject, ContainerPort, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord,
+    ServiceRecord,
 };
 
 /// What a source reports. Every source (manifests file, Kubernetes API) speaks only this.
@@ -78,6 +79,8 @@ pub struct ClusterState {
     dirty: HashSet<ObjectKey>,
     changed: bool,
     hasher: RandomState,
+    /// One copy of each distinct container port list (pods of one template share theirs).
+    port_lists: HashSet<Arc<[ContainerPort]>>,
 }
 
 impl ClusterState {
@@ -89,6 +92,7 @@ impl ClusterState {
             dirty: HashSet::new(),
             changed: false,
             hasher: RandomState::new(),
+            port_lists: HashSet::new(),
         }
     }
 
@@ -292,6 +296,12 @@ impl ClusterState {
 
     fn upsert_pod(&mut self, mut pod: PodRecord) {
         self.intern(&mut pod.key);
+        match self.port_lists.get(&pod.named_ports) {
+            Some(shared) => pod.named_ports = shared.clone(),
+            None => {
+                self.port_lists.insert(pod.named_ports.clone());
+            }
+        }
         let key = pod.key.clone();
         let ns = self.namespaces.get_mut(&key.namespace).expect("interned");
         if ns.pods.get(&key.name) == Some(&pod) {

@@ -40,18 +40,26 @@ impl std::fmt::Display for ObjectKey {
     }
 }
 
-/// Label pairs sorted by key, so a selector match is a merge rather than a search.
+/// Label pairs sorted by key, in one allocation (`key\0value\0key\0value`): a pod keeps its
+/// labels only to be matched against selectors, and 100k pods with several labels each would
+/// otherwise hold two allocations per pair.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+pub struct Labels(Box<str>);
 
 impl Labels {
     pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
-        let mut pairs: Vec<(Box<str>, Box<str>)> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
-            .collect();
-        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Self(pairs.into_boxed_slice())
+        let mut pairs: Vec<(String, String)> = pairs.into_iter().collect();
+        pairs.sort_unstable();
+        let mut packed =
+            String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+        for (key, value) in &pairs {
+            // Label keys and values cannot contain NUL: the API validates them.
+            packed.push_str(key);
+            packed.push('\0');
+            packed.push_str(value);
+            packed.push('\0');
+        }
+        Self(packed.into_boxed_str())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -59,19 +67,62 @@ impl Labels {
     }
 
     pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (&**k, &**v))
+        let mut parts = self.0.split_terminator('\0');
+        std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(k, _)| (**k).cmp(key))
-            .ok()
-            .map(|i| &*self.0[i].1)
+        self.pairs().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// Whether every pair of `self` (a selector) is present in `labels`.
     pub fn selects(&self, labels: &Labels) -> bool {
-        self.0.iter().all(|(k, v)| labels.get(k) == Some(v))
+        self.pairs().all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+/// A pod's or endpoint's addresses: nearly always one, kept inline without a heap allocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addresses {
+    One([IpAddr; 1]),
+    Many(Box<[IpAddr]>),
+}
+
+impl Default for Addresses {
+    fn default() -> Self {
+        Addresses::Many(Box::default())
+    }
+}
+
+impl std::ops::Deref for Addresses {
+    type Target = [IpAddr];
+
+    fn deref(&self) -> &[IpAddr] {
+        match self {
+            Addresses::One(one) => one,
+            Addresses::Many(many) => many,
+        }
+    }
+}
+
+impl From<Vec<IpAddr>> for Addresses {
+    fn from(ips: Vec<IpAddr>) -> Self {
+        match ips[..] {
+            [one] => Addresses::One([one]),
+            _ => Addresses::Many(ips.into_boxed_slice()),
+        }
+    }
+}
+
+impl From<IpAddr> for Addresses {
+    fn from(ip: IpAddr) -> Self {
+        Addresses::One([ip])
+    }
+}
+
+impl FromIterator<IpAddr> for Addresses {
+    fn from_iter<I: IntoIterator<Item = IpAddr>>(iter: I) -> Self {
+        iter.into_iter().collect::<Vec<_>>().into()
     }
 }
 
@@ -110,7 +161,7 @@ pub struct ServicePort {
 }
 
 /// A named container port, kept only to resolve a Service's named `targetPort`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContainerPort {
     pub name: Box<str>,
     pub protocol: Protocol,
@@ -141,17 +192,19 @@ pub struct ServiceRecord {
 pub struct PodRecord {
     pub key: ObjectKey,
     pub labels: Labels,
-    pub hostname: Option<Box<str>>,
+    /// Shared with the endpoint name it gives the pod.
+    pub hostname: Option<Arc<str>>,
     pub subdomain: Option<Box<str>>,
     /// `status.podIPs`, or `status.podIP` when the list is absent.
-    pub ips: Box<[IpAddr]>,
+    pub ips: Addresses,
     /// Condition `Ready` is `True`.
     pub ready: bool,
     /// `metadata.deletionTimestamp` is set.
     pub terminating: bool,
     /// Phase `Succeeded` or `Failed`: its IP may already belong to another pod.
     pub finished: bool,
-    pub named_ports: Box<[ContainerPort]>,
+    /// Pods of one template have the same list: the cluster state shares one copy.
+    pub named_ports: Arc<[ContainerPort]>,
 }
 
 /// A port of an EndpointSlice; SRV names match it to a Service port by name and protocol.
@@ -165,8 +218,8 @@ pub struct SlicePort {
 /// One endpoint of an EndpointSlice that DNS may publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SliceEndpoint {
-    pub addresses: Box<[IpAddr]>,
-    pub hostname: Option<Box<str>>,
+    pub addresses: Addresses,
+    pub hostname: Option<Arc<str>>,
     /// `conditions.ready`; a missing condition counts as ready.
     pub ready: bool,
 }

@@ -2,4 +2,5 @@
 
 pub mod question;
 pub mod rules;
+pub mod sharded;
 pub mod view;

@@ -138,7 +138,7 @@ pub fn merge_endpoints(mut endpoints: Vec<Endpoint>) -> Box<[Endpoint]> {
             Some(last) if last.label == endpoint.label => {
                 let mut ips = last.ips.to_vec();
                 ips.extend(endpoint.ips.iter().filter(|ip| !last.ips.contains(ip)));
-                last.ips = ips.into_boxed_slice();
+                last.ips = ips.into();
             }
             _ => merged.push(endpoint),
         }
@@ -159,8 +159,8 @@ fn pod_endpoints(service: &ServiceRecord, pod: &PodRecord, out: &mut Vec<Endpoin
             })
         }
         _ => out.extend(pod.ips.iter().map(|&ip| Endpoint {
-            label: dashed(ip).into_boxed_str(),
-            ips: Box::new([ip]),
+            label: dashed(ip).into(),
+            ips: ip.into(),
             ports: ports.clone(),
         })),
     }
@@ -187,8 +187,8 @@ fn slice_endpoints(service: &ServiceRecord, slice: &EndpointSliceRecord, out: &m
                 ports: ports.clone(),
             }),
             None => out.extend(endpoint.addresses.iter().map(|&ip| Endpoint {
-                label: dashed(ip).into_boxed_str(),
-                ips: Box::new([ip]),
+                label: dashed(ip).into(),
+                ips: ip.into(),
                 ports: ports.clone(),
             })),
         }

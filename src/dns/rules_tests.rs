@@ -2,6 +2,7 @@
 //! small cluster built from plain records.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
@@ -43,11 +44,11 @@ fn pod(ns: &str, name: &str, app: &str, addresses: &[&str]) -> PodRecord {
         labels: labels(&[("app", app)]),
         hostname: None,
         subdomain: None,
-        ips: ips(addresses),
+        ips: ips(addresses).into_vec().into(),
         ready: true,
         terminating: false,
         finished: false,
-        named_ports: Box::new([]),
+        named_ports: Arc::new([]),
     }
 }
 
@@ -77,7 +78,7 @@ fn cluster() -> Vec<ClusterObject> {
     let mut named = service("default", "named", ServiceKind::Headless, Some(&[("app", "named")]));
     named.ports = Box::new([port("grpc", Protocol::Tcp, 50051, TargetPort::Name("grpc".into()))]);
     let mut named_pod = pod("default", "named-a", "named", &["10.244.7.1"]);
-    named_pod.named_ports = Box::new([ContainerPort {
+    named_pod.named_ports = Arc::new([ContainerPort {
         name: "grpc".into(),
         protocol: Protocol::Tcp,
         port: 9000,
@@ -510,7 +511,7 @@ fn slice(name: &str, service: &str, endpoints: &[(&[&str], Option<&str>, bool)])
         endpoints: endpoints
             .iter()
             .map(|(addresses, hostname, ready)| SliceEndpoint {
-                addresses: ips(addresses),
+                addresses: ips(addresses).into_vec().into(),
                 hostname: hostname.map(Into::into),
                 ready: *ready,
             })

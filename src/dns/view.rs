@@ -11,13 +11,15 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::cluster::objects::{ObjectKey, ServiceKind, ServicePort};
+use crate::cluster::objects::{Addresses, ObjectKey, ServiceKind, ServicePort};
+use crate::dns::sharded::ShardedMap;
 
 /// One address-bearing name under a headless Service: a pod's hostname, or its dashed IP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
-    pub label: Box<str>,
-    pub ips: Box<[IpAddr]>,
+    /// A pod's hostname (shared with its record) or its dashed IP.
+    pub label: Arc<str>,
+    pub ips: Addresses,
     /// Resolved SRV ports, aligned with the Service's ports (`0`: this endpoint lacks that port).
     /// Empty when every target port is a number, which is then used as is.
     pub ports: Box<[u16]>,
@@ -58,8 +60,6 @@ struct NamespaceView {
     /// How many Services, Pods and Namespace objects keep this namespace's name alive.
     objects: u32,
     services: imbl::HashMap<Arc<str>, Arc<ServiceView>>,
-    /// Pod IPs in this namespace, counted because pods can share one (host network).
-    pod_ips: imbl::HashMap<IpAddr, u32>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -68,7 +68,10 @@ pub struct View {
     synced: bool,
     namespaces: imbl::HashMap<Arc<str>, NamespaceView>,
     /// Services whose cluster IPs or headless endpoints hold an address.
-    reverse: imbl::HashMap<IpAddr, Arc<[ObjectKey]>>,
+    reverse: ShardedMap<IpAddr, Arc<[ObjectKey]>>,
+    /// The namespaces with pods holding an address, and how many (pods can share one on the
+    /// host network).
+    pod_ips: ShardedMap<IpAddr, Vec<(Arc<str>, u32)>>,
 }
 
 impl View {
@@ -102,9 +105,9 @@ impl View {
     }
 
     pub fn has_pod_ip(&self, namespace: &str, ip: IpAddr) -> bool {
-        self.namespaces
-            .get(namespace)
-            .is_some_and(|ns| ns.pod_ips.contains_key(&ip))
+        self.pod_ips
+            .get(&ip)
+            .is_some_and(|owners| owners.iter().any(|(ns, _)| &**ns == namespace))
     }
 
     pub fn services_at(&self, ip: IpAddr) -> &[ObjectKey] {
@@ -140,22 +143,29 @@ impl View {
         }
     }
 
-    pub fn add_pod_ip(&mut self, namespace: &str, ip: IpAddr) {
-        if let Some(ns) = self.namespaces.get_mut(namespace) {
-            *ns.pod_ips.entry(ip).or_default() += 1;
-        }
+    pub fn add_pod_ip(&mut self, namespace: &Arc<str>, ip: IpAddr) {
+        self.pod_ips.update(ip, |owners| {
+            match owners.iter_mut().find(|(ns, _)| ns == namespace) {
+                Some((_, count)) => *count += 1,
+                None => owners.push((namespace.clone(), 1)),
+            }
+            true
+        });
     }
 
     pub fn remove_pod_ip(&mut self, namespace: &str, ip: IpAddr) {
-        let Some(ns) = self.namespaces.get_mut(namespace) else {
+        if !self.pod_ips.contains_key(&ip) {
             return;
-        };
-        if let Some(count) = ns.pod_ips.get_mut(&ip) {
-            *count -= 1;
-            if *count == 0 {
-                ns.pod_ips.remove(&ip);
-            }
         }
+        self.pod_ips.update(ip, |owners| {
+            if let Some(i) = owners.iter().position(|(ns, _)| &**ns == namespace) {
+                owners[i].1 -= 1;
+                if owners[i].1 == 0 {
+                    owners.swap_remove(i);
+                }
+            }
+            !owners.is_empty()
+        });
     }
 
     /// Replaces (or, with `None`, removes) what a Service answers, keeping reverse DNS in step.

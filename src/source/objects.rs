@@ -320,7 +320,7 @@ pub fn endpoint_slice_record(
             check_label(&format!("endpoints[{i}].hostname"), hostname)?;
         }
         endpoints.push(SliceEndpoint {
-            addresses: addresses.into(),
+            addresses: addresses.into_iter().collect(),
             hostname: hostname.map(Into::into),
             ready: endpoint
                 .conditions
