@@ -70,6 +70,11 @@ pub struct Config {
     #[arg(long, env = "HEADLESS_DNS_POD_RECORDS", value_enum, default_value_t)]
     pub pod_records: PodRecords,
 
+    /// Threads answering UDP on the fast path, each on its own SO_REUSEPORT socket (default:
+    /// one per available CPU). 0 answers UDP with hickory-server's own loop instead.
+    #[arg(long, env = "HEADLESS_DNS_UDP_THREADS", value_name = "N")]
+    pub udp_threads: Option<usize>,
+
     /// Address for the HTTP probes `/healthz` and `/readyz`.
     #[arg(
         long,
@@ -120,4 +125,13 @@ fn label_selector(value: &str) -> Result<String, String> {
         return Err("an empty selector or selector term".into());
     }
     Ok(value.to_owned())
+}
+
+impl Config {
+    /// `--udp-threads`, defaulting to the CPUs this process may run on.
+    pub fn udp_threads(&self) -> usize {
+        self.udp_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
 }

@@ -94,7 +94,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     tasks.push(tokio::spawn(state.run(receiver, shared.clone())));
 
     let handler = Handler::new(shared.clone(), Arc::new(zone));
-    let dns = DnsServer::bind(config.listen, handler)
+    let dns = DnsServer::bind(config.listen, handler, config.udp_threads())
         .await
         .map_err(|e| format!("cannot listen for DNS on {}: {e}", config.listen))?;
     let http = HttpServer::bind(config.http_listen, shared)

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use hickory_proto::op::{
     Edns, Header, HeaderCounts, Metadata, OpCode, Query, ResponseCode, emit_message_parts,
 };
+use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use tracing::debug;
 
 use crate::dns::rules::{self, Reply, Zone};
@@ -32,10 +33,41 @@ pub struct Handler {
 }
 
 /// A response decided but not yet sent: everything the wire message needs.
-struct Prepared {
+pub struct Prepared {
     metadata: Metadata,
     reply: Reply,
     edns: Option<Edns>,
+}
+
+impl Prepared {
+    /// The wire message, as both UDP paths and TCP encode it.
+    pub fn message<'q>(
+        &'q self,
+        request: &'q Request,
+    ) -> MessageResponse<
+        'q,
+        'q,
+        impl Iterator<Item = &'q Record> + Send + 'q,
+        impl Iterator<Item = &'q Record> + Send + 'q,
+        impl Iterator<Item = &'q Record> + Send + 'q,
+        impl Iterator<Item = &'q Record> + Send + 'q,
+    > {
+        let mut builder = MessageResponseBuilder::new(&request.queries, None);
+        if let Some(edns) = &self.edns {
+            builder.edns(edns);
+        }
+        builder.build(
+            self.metadata,
+            self.reply.answers.iter(),
+            self.reply.authority.iter(),
+            iter::empty(),
+            self.reply.additionals.iter(),
+        )
+    }
+
+    pub fn is_truncated(&self) -> bool {
+        self.metadata.truncation
+    }
 }
 
 impl Handler {
@@ -43,7 +75,8 @@ impl Handler {
         Self { view, zone }
     }
 
-    fn prepare(&self, request: &Request) -> Prepared {
+    /// Decides the response to `request`: the one place both UDP paths and TCP answer from.
+    pub fn prepare(&self, request: &Request, fit: Fit) -> Prepared {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         let edns = request.edns.as_ref().map(|_| {
             let mut edns = Edns::new();
@@ -89,22 +122,40 @@ impl Handler {
             "query"
         );
         let mut prepared = prepared(reply.rcode, reply);
-        if request.protocol() == Protocol::Udp {
-            let limit = udp_limit(request.edns.as_ref());
-            if !fits(&prepared, query.original(), limit) {
-                // An answer is all or nothing: a cut one tells the client to ask again over TCP.
-                prepared.metadata.truncation = true;
-                prepared.reply.answers.clear();
-                prepared.reply.authority.clear();
-                prepared.reply.additionals.clear();
-            }
+        if fit == Fit::Check
+            && request.protocol() == Protocol::Udp
+            && !fits(
+                &prepared,
+                query.original(),
+                udp_limit(request.edns.as_ref()),
+            )
+        {
+            prepared.truncate();
         }
         prepared
     }
 }
 
+/// Whether [`Handler::prepare`] makes a UDP response fit the client's limit itself, or leaves
+/// that to a caller that finds out while encoding (the fast path, which saves an encoding).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    Check,
+    Unchecked,
+}
+
+impl Prepared {
+    /// An answer is all or nothing: a cut one tells the client to ask again over TCP.
+    pub fn truncate(&mut self) {
+        self.metadata.truncation = true;
+        self.reply.answers.clear();
+        self.reply.authority.clear();
+        self.reply.additionals.clear();
+    }
+}
+
 /// The client's EDNS payload size, at least 512 and at most [`MAX_UDP_PAYLOAD`].
-fn udp_limit(edns: Option<&Edns>) -> u16 {
+pub fn udp_limit(edns: Option<&Edns>) -> u16 {
     edns.map_or(CLASSIC_UDP_PAYLOAD, |e| {
         e.max_payload().clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD)
     })
@@ -146,27 +197,15 @@ impl RequestHandler for Handler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
-        let Prepared {
-            metadata,
-            reply,
-            edns,
-        } = self.prepare(request);
-        let mut builder = MessageResponseBuilder::new(&request.queries, None);
-        if let Some(edns) = &edns {
-            builder.edns(edns);
-        }
-        let response = builder.build(
-            metadata,
-            reply.answers.iter(),
-            reply.authority.iter(),
-            iter::empty(),
-            reply.additionals.iter(),
-        );
-        match response_handle.send_response(response).await {
+        let prepared = self.prepare(request, Fit::Check);
+        match response_handle
+            .send_response(prepared.message(request))
+            .await
+        {
             Ok(info) => info,
             Err(error) => {
                 debug!(%error, src = %request.src(), "could not send the response");
-                let mut failed = metadata;
+                let mut failed = prepared.metadata;
                 failed.response_code = ResponseCode::ServFail;
                 ResponseInfo::from(Header {
                     metadata: failed,

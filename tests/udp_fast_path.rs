@@ -1,0 +1,143 @@
+//! The UDP fast path answers byte for byte as hickory-server's own UDP loop does: the same
+//! datagrams go to a server of each kind, over real sockets, and the replies are compared.
+
+mod common;
+
+use common::*;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+
+fn query(id: u16, name: &str, qtype: RecordType, edns: Option<u16>) -> Vec<u8> {
+    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
+    message.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    if let Some(size) = edns {
+        let mut opt = Edns::new();
+        opt.set_max_payload(size);
+        message.set_edns(opt);
+    }
+    message.to_vec().unwrap()
+}
+
+/// Every kind of datagram the server handles: answers, negatives, truncation, message errors,
+/// garbage.
+fn corpus() -> Vec<Vec<u8>> {
+    let z = "default.svc.cluster.local.";
+    let mut out = Vec::new();
+    let names = [
+        format!("big.{z}"),
+        format!("nginx-svc.{z}"),
+        format!("WEB-0.Nginx-Svc.{z}"),
+        format!("web-9.nginx-svc.{z}"),
+        format!("_web._tcp.nginx-svc.{z}"),
+        format!("_web._tcp.big.{z}"),
+        "default.svc.cluster.local.".into(),
+        "cluster.local.".into(),
+        "dns-version.cluster.local.".into(),
+        "10-244-1-10.default.pod.cluster.local.".into(),
+        "10.1.244.10.in-addr.arpa.".into(),
+        "example.com.".into(),
+    ];
+    let mut id = 1;
+    for name in &names {
+        for qtype in [
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::SRV,
+            RecordType::SOA,
+            RecordType::NS,
+            RecordType::PTR,
+            RecordType::TXT,
+            RecordType::ANY,
+        ] {
+            for edns in [None, Some(512), Some(1232), Some(4096)] {
+                out.push(query(id, name, qtype, edns));
+                id += 1;
+            }
+        }
+    }
+    let mut notify = Message::new(7001, MessageType::Query, OpCode::Notify);
+    notify.add_query(Query::query(
+        Name::from_ascii("cluster.local.").unwrap(),
+        RecordType::SOA,
+    ));
+    out.push(notify.to_vec().unwrap());
+    let mut two = Message::from_vec(&query(7002, &names[0], RecordType::A, None)).unwrap();
+    two.add_query(Query::query(
+        Name::from_ascii(&names[1]).unwrap(),
+        RecordType::A,
+    ));
+    out.push(two.to_vec().unwrap());
+    out.push(
+        Message::new(7003, MessageType::Query, OpCode::Query)
+            .to_vec()
+            .unwrap(),
+    );
+    let mut future = Message::from_vec(&query(7004, &names[1], RecordType::A, Some(1232))).unwrap();
+    future.edns.as_mut().unwrap().set_version(1);
+    out.push(future.to_vec().unwrap());
+    let mut chaos = Message::new(7005, MessageType::Query, OpCode::Query);
+    let mut q = Query::query(Name::from_ascii("version.bind.").unwrap(), RecordType::TXT);
+    q.set_query_class(DNSClass::CH);
+    chaos.add_query(q);
+    out.push(chaos.to_vec().unwrap());
+    let mut response = Message::from_vec(&query(7006, &names[1], RecordType::A, None)).unwrap();
+    response.metadata.message_type = MessageType::Response;
+    out.push(response.to_vec().unwrap());
+    let good = query(7007, &names[1], RecordType::A, None);
+    out.extend((0..good.len()).map(|n| good[..n].to_vec()));
+    out.push(vec![
+        0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1,
+    ]);
+    out
+}
+
+fn soa_serial(reply: &[u8]) -> u32 {
+    match &Message::from_vec(reply).unwrap().answers[0].data {
+        hickory_proto::rr::RData::SOA(soa) => soa.serial,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fast_path_answers_exactly_like_hickory() {
+    let mut parts = statefulset_cluster();
+    parts.push(headless_service("default", "big", "big"));
+    for i in 0..100 {
+        parts.push(pod(
+            "default",
+            &format!("big-{i}"),
+            "big",
+            &format!("10.1.0.{}", i + 1),
+            None,
+            true,
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, documents(&parts)).unwrap();
+
+    // The SOA serial starts at the Unix time: start the pair within one second.
+    let soa = query(1, "cluster.local.", RecordType::SOA, None);
+    let (hickory, fast) = loop {
+        let hickory = TestServer::start(&path, &["--udp-threads", "0"]).await;
+        let fast = TestServer::start(&path, &["--udp-threads", "2"]).await;
+        let a = raw_udp(hickory.addr, &soa).await.unwrap();
+        let b = raw_udp(fast.addr, &soa).await.unwrap();
+        if soa_serial(&a) == soa_serial(&b) {
+            break (hickory, fast);
+        }
+        hickory.stop().await;
+        fast.stop().await;
+    };
+
+    let mut compared = 0;
+    for datagram in corpus() {
+        let expected = raw_udp(hickory.addr, &datagram).await;
+        let actual = raw_udp(fast.addr, &datagram).await;
+        assert_eq!(actual, expected, "reply to {datagram:?}");
+        compared += usize::from(expected.is_some());
+    }
+    assert!(compared > 300, "only {compared} replies compared");
+    hickory.stop().await;
+    fast.stop().await;
+}
