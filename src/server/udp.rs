@@ -93,10 +93,10 @@ fn serve(socket: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
             continue;
         }
         response.clear();
-        if answer(handler, &datagram[..len], src, &mut response) {
-            if let Err(error) = socket.send_to(&response, src) {
-                debug!(%error, %src, "UDP send failed");
-            }
+        if answer(handler, &datagram[..len], src, &mut response)
+            && let Err(error) = socket.send_to(&response, src)
+        {
+            debug!(%error, %src, "UDP send failed");
         }
     }
 }
