@@ -116,6 +116,21 @@ p99_at_fixed_rate() {
     awk '{v[NR] = $1} END {if (NR == 0) print "n/a"; else printf "%.3f", v[int(NR * 0.99)] * 1000}'
 }
 
+# Server CPU time (user + system, in clock ticks) of process $1.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# Microseconds of server CPU per query over one pass of query file $3 against pid $1 / port $2:
+# steadier than queries/s on a shared machine, where the other tenants' load moves wall time.
+cpu_us_per_query() {
+  local before after queries hz
+  hz=$(getconf CLK_TCK)
+  before=$(cpu_ticks "$1")
+  queries=$(taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$2" -d "$3" -n 1 -T 1 -c 1 -q 500 2>/dev/null |
+    awk '/Queries completed/ {print $3}')
+  after=$(cpu_ticks "$1")
+  awk -v t=$((after - before)) -v q="$queries" -v hz="$hz" 'BEGIN {printf "%.2f", (q > 0 ? t / hz * 1e6 / q : 0)}'
+}
+
 median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
@@ -135,6 +150,14 @@ for mix in pods svcs mix; do
   ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
   printf '%-6s %14s %14s %8s   %s / %s\n' "$mix" "$a" "$b" "$ratio" "${a_runs[*]}" "${b_runs[*]}"
 done
+echo
+printf '%-6s %22s %22s %8s\n' mix "headless CPU us/query" "knot CPU us/query" "ratio"
+for mix in pods svcs mix; do
+  a=$(cpu_us_per_query "$hdns_pid" "$HDNS_PORT" "$work/q-$mix.txt")
+  b=$(cpu_us_per_query "$knot_pid" "$KNOT_PORT" "$work/q-$mix.txt")
+  printf '%-6s %22s %22s %8s\n' "$mix" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", (a > 0 ? b / a : 0)}')"
+done
+echo "(ratio: knot's CPU per query / headless-dns's, so above 1.0 means headless-dns does less work)"
 echo
 echo "p99 latency at $FIXED_QPS q/s (mix): headless-dns $(p99_at_fixed_rate "$HDNS_PORT" "$work/q-mix.txt") ms, knot $(p99_at_fixed_rate "$KNOT_PORT" "$work/q-mix.txt") ms"
 echo "RSS after the runs: headless-dns $(rss_mb "$hdns_pid") MB, knot $(rss_mb "$knot_pid") MB"

@@ -1,0 +1,215 @@
+//! The cost of pod churn on answering: dnsperf's queries/s against headless-dns following the
+//! test API server, quiet and while 1,000 pod readiness changes per second flow through the
+//! watch, alternated (quiet, churn, quiet, churn, ...). Prints figures; not a test. Needs dnsperf.
+//!
+//!     cargo bench --bench churn [-- PODS [ROUNDS [SECONDS]]]
+
+#[path = "../tests/common/apiserver.rs"]
+mod apiserver;
+
+use std::io::Write;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use apiserver::FakeApi;
+use clap::Parser;
+
+const PODS_PER_SERVICE: usize = 10;
+const CHANGES_PER_SECOND: u64 = 1000;
+
+fn pod(i: usize, ready: bool) -> serde_json::Value {
+    let service = format!("svc-{}", i / PODS_PER_SERVICE);
+    let ip = format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255);
+    let pod = apiserver::pod("bench", &format!("pod-{i}"), &service, &ip, ready);
+    apiserver::with_hostname(pod, &format!("pod-{i}"), &service)
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let pods = args.first().copied().unwrap_or(10_000);
+    let rounds = args.get(1).copied().unwrap_or(3);
+    let seconds = args.get(2).copied().unwrap_or(5);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = Arc::new(runtime.block_on(FakeApi::start()));
+    api.apply(apiserver::namespace("bench"));
+    for s in 0..pods.div_ceil(PODS_PER_SERVICE) {
+        let name = format!("svc-{s}");
+        api.apply(apiserver::headless_service(
+            "bench",
+            &name,
+            Some(("app", &name)),
+        ));
+    }
+    for i in 0..pods {
+        api.apply(pod(i, true));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let queries = dir.path().join("queries.txt");
+    let mut file = std::fs::File::create(&queries).unwrap();
+    for n in 0..100_000 {
+        let i = (n * 7919) % pods;
+        writeln!(
+            file,
+            "pod-{i}.svc-{}.bench.svc.cluster.local A",
+            i / PODS_PER_SERVICE
+        )
+        .unwrap();
+    }
+    drop(file);
+    let config = headless_dns::config::Config::parse_from([
+        "headless-dns",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--udp-threads",
+        "1",
+    ]);
+    let running = runtime
+        .block_on(headless_dns::start(&config))
+        .expect("starts");
+    let port = running.dns_addr.port().to_string();
+    // Wait for the first sync: a pod name answers.
+    let first = format!("pod-0.svc-0.bench.svc.cluster.local");
+    while !Command::new("dig")
+        .args(["+short", "-p", &port, "@127.0.0.1", &first])
+        .output()
+        .is_ok_and(|o| !o.stdout.is_empty())
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // (queries/s, microseconds of the UDP worker thread's CPU per query)
+    let dnsperf = || -> (f64, f64) {
+        let cpu_before = udp_thread_ticks();
+        let output = Command::new("dnsperf")
+            .args([
+                "-s",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-d",
+                queries.to_str().unwrap(),
+            ])
+            .args([
+                "-l",
+                &seconds.to_string(),
+                "-T",
+                "1",
+                "-c",
+                "1",
+                "-q",
+                "500",
+            ])
+            .output()
+            .expect("dnsperf is installed (Debian: apt-get install dnsperf)");
+        let cpu = udp_thread_ticks() - cpu_before;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let field = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0.0)
+        };
+        let answered = field("Queries completed:");
+        (
+            field("Queries per second:"),
+            cpu as f64 / ticks_per_second() * 1e6 / answered.max(1.0),
+        )
+    };
+    let (mut quiet, mut churned) = (Vec::new(), Vec::new());
+    let applied = Arc::new(AtomicUsize::new(0));
+    for _ in 0..rounds {
+        quiet.push(dnsperf());
+        let stop = Arc::new(AtomicBool::new(false));
+        let churn = {
+            let (api, stop, applied) = (api.clone(), stop.clone(), applied.clone());
+            runtime.spawn(async move {
+                let mut ticks =
+                    tokio::time::interval(Duration::from_micros(1_000_000 / CHANGES_PER_SECOND));
+                let mut ready = vec![true; pods];
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    ticks.tick().await;
+                    let i = (n * 104_729) % pods;
+                    ready[i] = !ready[i];
+                    api.apply(pod(i, ready[i]));
+                    applied.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                }
+            })
+        };
+        let started = Instant::now();
+        let before = applied.load(Ordering::Relaxed);
+        churned.push(dnsperf());
+        let rate =
+            (applied.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        runtime.block_on(churn).unwrap();
+        let (q, c) = (quiet.last().unwrap(), churned.last().unwrap());
+        println!(
+            "round: quiet {:.0} q/s ({:.2} us CPU/query), churn {:.0} q/s ({:.2} us CPU/query) at {rate:.0} changes/s",
+            q.0, q.1, c.0, c.1
+        );
+    }
+    let median = |v: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
+        let mut values: Vec<f64> = v.iter().map(pick).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let (q, c) = (median(&quiet, |r| r.0), median(&churned, |r| r.0));
+    let (qc, cc) = (median(&quiet, |r| r.1), median(&churned, |r| r.1));
+    println!(
+        "{pods} pods, medians: quiet {q:.0} q/s, with {CHANGES_PER_SECOND} pod changes/s {c:.0} q/s ({:+.1}%); \
+         UDP thread CPU per query {qc:.2} us quiet, {cc:.2} us under churn ({:+.1}%)",
+        (c / q - 1.0) * 100.0,
+        (cc / qc - 1.0) * 100.0
+    );
+    runtime.block_on(running.shutdown());
+}
+
+/// CPU ticks (user + system) of this process's UDP worker threads so far.
+fn udp_thread_ticks() -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("dns-udp") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        total += fields
+            .get(11)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+            + fields
+                .get(12)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0);
+    }
+    total
+}
+
+fn ticks_per_second() -> f64 {
+    // Linux reports thread CPU in USER_HZ, 100 on every architecture it supports today.
+    100.0
+}
