@@ -83,9 +83,9 @@ fn main() {
         .expect("starts");
     let port = running.dns_addr.port().to_string();
     // Wait for the first sync: a pod name answers.
-    let first = format!("pod-0.svc-0.bench.svc.cluster.local");
+    let first = "pod-0.svc-0.bench.svc.cluster.local";
     while !Command::new("dig")
-        .args(["+short", "-p", &port, "@127.0.0.1", &first])
+        .args(["+short", "-p", &port, "@127.0.0.1", first])
         .output()
         .is_ok_and(|o| !o.stdout.is_empty())
     {
