@@ -22,6 +22,11 @@ use crate::server::handler::{Fit, Handler, Prepared, udp_limit};
 /// Large enough for any query; what does not fit is cut and answered FORMERR, as hickory does.
 const RECEIVE_BUFFER: usize = 4096;
 
+/// Kernel buffer per socket: bursts of queries (dnsperf keeps hundreds in flight; so do busy
+/// clients behind a NAT) overflow the 208 KiB default and are dropped before we see them. The
+/// kernel caps this at `net.core.rmem_max`.
+const SOCKET_BUFFER: usize = 4 << 20;
+
 /// How often an idle worker looks whether it should stop.
 const STOP_CHECK: Duration = Duration::from_millis(200);
 
@@ -37,6 +42,9 @@ pub fn bind_sockets(listen: SocketAddr, count: usize) -> io::Result<Vec<UdpSocke
     for _ in 0..count.max(1) {
         let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
         socket.set_reuse_port(true)?;
+        // Best effort: a smaller buffer than asked for still works.
+        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
         socket.bind(&addr.into())?;
         let socket: UdpSocket = socket.into();
         addr = socket.local_addr()?;
