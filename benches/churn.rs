@@ -16,15 +16,8 @@ use std::time::{Duration, Instant};
 use apiserver::FakeApi;
 use clap::Parser;
 
-const PODS_PER_SERVICE: usize = 10;
+use apiserver::BENCH_PODS_PER_SERVICE as PODS_PER_SERVICE;
 const CHANGES_PER_SECOND: u64 = 1000;
-
-fn pod(i: usize, ready: bool) -> serde_json::Value {
-    let service = format!("svc-{}", i / PODS_PER_SERVICE);
-    let ip = format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255);
-    let pod = apiserver::pod("bench", &format!("pod-{i}"), &service, &ip, ready);
-    apiserver::with_hostname(pod, &format!("pod-{i}"), &service)
-}
 
 fn main() {
     let args: Vec<usize> = std::env::args()
@@ -40,18 +33,7 @@ fn main() {
         .build()
         .unwrap();
     let api = Arc::new(runtime.block_on(FakeApi::start()));
-    api.apply(apiserver::namespace("bench"));
-    for s in 0..pods.div_ceil(PODS_PER_SERVICE) {
-        let name = format!("svc-{s}");
-        api.apply(apiserver::headless_service(
-            "bench",
-            &name,
-            Some(("app", &name)),
-        ));
-    }
-    for i in 0..pods {
-        api.apply(pod(i, true));
-    }
+    apiserver::populate_bench(&api, pods);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
@@ -146,7 +128,7 @@ fn main() {
                     ticks.tick().await;
                     let i = (n * 104_729) % pods;
                     ready[i] = !ready[i];
-                    api.apply(pod(i, ready[i]));
+                    api.apply(apiserver::bench_pod(i, ready[i]));
                     applied.fetch_add(1, Ordering::Relaxed);
                     n += 1;
                 }

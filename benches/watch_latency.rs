@@ -17,7 +17,7 @@ use hickory_proto::rr::{Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-const PODS_PER_SERVICE: usize = 10;
+use apiserver::BENCH_PODS_PER_SERVICE as PODS_PER_SERVICE;
 const CHANGES: usize = 1000;
 
 fn main() {
@@ -43,27 +43,9 @@ fn main() {
     }
 }
 
-fn pod(i: usize, ready: bool) -> serde_json::Value {
-    let service = format!("svc-{}", i / PODS_PER_SERVICE);
-    let ip = format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255);
-    let pod = apiserver::pod("bench", &format!("pod-{i}"), &service, &ip, ready);
-    apiserver::with_hostname(pod, &format!("pod-{i}"), &service)
-}
-
 async fn measure(pods: usize) {
     let api = FakeApi::start().await;
-    api.apply(apiserver::namespace("bench"));
-    for s in 0..pods.div_ceil(PODS_PER_SERVICE) {
-        let name = format!("svc-{s}");
-        api.apply(apiserver::headless_service(
-            "bench",
-            &name,
-            Some(("app", &name)),
-        ));
-    }
-    for i in 0..pods {
-        api.apply(pod(i, true));
-    }
+    apiserver::populate_bench(&api, pods);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
@@ -105,7 +87,7 @@ async fn measure(pods: usize) {
             ResponseCode::NXDomain
         };
         let sent = Instant::now();
-        api.apply(pod(i, becomes_ready));
+        api.apply(apiserver::bench_pod(i, becomes_ready));
         loop {
             if rcode(&socket, &query).await == Some(want) {
                 break;

@@ -102,14 +102,7 @@ impl Config {
 }
 
 fn namespace_name(value: &str) -> Result<String, String> {
-    let valid = !value.is_empty()
-        && value.len() <= 63
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if valid {
+    if crate::source::objects::is_dns_label(value) {
         Ok(value.to_owned())
     } else {
         Err("a namespace is a DNS label: lower-case letters, digits and '-', at most 63".into())

@@ -61,15 +61,18 @@ fn object_key(meta: &ObjectMeta, name_is_label: bool) -> Result<ObjectKey, Field
 }
 
 /// A DNS-1123 label: what Kubernetes accepts for the names that become DNS labels.
-fn check_label(field: &str, value: &str) -> Result<(), FieldError> {
-    let valid = !value.is_empty()
+pub fn is_dns_label(value: &str) -> bool {
+    !value.is_empty()
         && value.len() <= 63
         && value
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
-        && !value.ends_with('-');
-    if valid {
+        && !value.ends_with('-')
+}
+
+fn check_label(field: &str, value: &str) -> Result<(), FieldError> {
+    if is_dns_label(value) {
         Ok(())
     } else {
         Err(FieldError::new(

@@ -624,3 +624,31 @@ pub fn endpoint_slice(
            "addressType": family, "endpoints": endpoints,
            "ports": [{"name": "web", "port": 8080, "protocol": "TCP"}]})
 }
+
+// ---- the benchmarks' cluster ----
+
+pub const BENCH_PODS_PER_SERVICE: usize = 10;
+
+/// Pod `i` of the benchmarks' cluster: `pod-<i>` with that hostname under the headless Service
+/// `svc-<i / 10>` in namespace `bench`.
+pub fn bench_pod(i: usize, ready: bool) -> Value {
+    let service = format!("svc-{}", i / BENCH_PODS_PER_SERVICE);
+    let ip = format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255);
+    with_hostname(
+        pod("bench", &format!("pod-{i}"), &service, &ip, ready),
+        &format!("pod-{i}"),
+        &service,
+    )
+}
+
+/// The benchmarks' cluster: `pods` Ready pods, 10 per headless Service.
+pub fn populate_bench(api: &FakeApi, pods: usize) {
+    api.apply(namespace("bench"));
+    for s in 0..pods.div_ceil(BENCH_PODS_PER_SERVICE) {
+        let name = format!("svc-{s}");
+        api.apply(headless_service("bench", &name, Some(("app", &name))));
+    }
+    for i in 0..pods {
+        api.apply(bench_pod(i, true));
+    }
+}
