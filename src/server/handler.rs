@@ -68,6 +68,14 @@ impl Prepared {
     pub fn is_truncated(&self) -> bool {
         self.metadata.truncation
     }
+
+    /// An answer is all or nothing: a cut one tells the client to ask again over TCP.
+    pub fn truncate(&mut self) {
+        self.metadata.truncation = true;
+        self.reply.answers.clear();
+        self.reply.authority.clear();
+        self.reply.additionals.clear();
+    }
 }
 
 impl Handler {
@@ -144,15 +152,6 @@ pub enum Fit {
     Unchecked,
 }
 
-impl Prepared {
-    /// An answer is all or nothing: a cut one tells the client to ask again over TCP.
-    pub fn truncate(&mut self) {
-        self.metadata.truncation = true;
-        self.reply.answers.clear();
-        self.reply.authority.clear();
-        self.reply.additionals.clear();
-    }
-}
 
 /// The client's EDNS payload size, at least 512 and at most [`MAX_UDP_PAYLOAD`].
 pub fn udp_limit(edns: Option<&Edns>) -> u16 {
