@@ -69,7 +69,12 @@ fn main() {
     while !Command::new("dig")
         .args(["+short", "-p", &port, "@127.0.0.1", first])
         .output()
-        .is_ok_and(|o| !o.stdout.is_empty())
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<std::net::IpAddr>()
+                .is_ok()
+        })
     {
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -77,7 +77,9 @@ wait_for_answers() {
   local port=$1 start=$2 name
   name=$(head -1 "$work/q-pods.txt" | cut -d' ' -f1)
   for _ in $(seq 1 3000); do
-    if dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" "$name" 2>/dev/null | grep -q .; then
+    # dig prints its errors on stdout too: only an address counts as an answer.
+    if dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" "$name" 2>/dev/null |
+      grep -Eq '^[0-9]+(\.[0-9]+){3}$'; then
       echo $(($(now_ms) - start))
       return
     fi

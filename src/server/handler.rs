@@ -152,7 +152,6 @@ pub enum Fit {
     Unchecked,
 }
 
-
 /// The client's EDNS payload size, at least 512 and at most [`MAX_UDP_PAYLOAD`].
 pub fn udp_limit(edns: Option<&Edns>) -> u16 {
     edns.map_or(CLASSIC_UDP_PAYLOAD, |e| {

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
@@ -58,40 +59,142 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// Parses every object DNS cares about; other kinds are skipped.
+/// Parses every object DNS cares about; other kinds are skipped. Objects are converted while
+/// the text is read, so a large file is never held as one tree of values.
 pub fn parse(text: &str) -> Result<Vec<ClusterObject>, ParseError> {
-    let documents = split_documents(text).map_err(|message| ParseError {
+    let syntax = |message: String| ParseError {
         document: None,
         item: None,
         object: None,
         message,
-    })?;
+    };
     let mut out = Vec::new();
-    for (i, document) in documents.into_iter().enumerate() {
-        let location = Location {
-            document: i + 1,
-            item: None,
-        };
-        collect(document, location, &mut out)?;
+    let mut number = 0;
+    let mut take = |document: DocumentObjects| {
+        number += 1;
+        if let Some(mut failure) = document.failure {
+            failure.document = Some(number);
+            return Err(failure);
+        }
+        out.extend(document.objects);
+        Ok(())
+    };
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        for document in serde_json::Deserializer::from_str(text).into_iter::<DocumentObjects>() {
+            take(document.map_err(|e| syntax(format!("invalid JSON: {e}")))?)?;
+        }
+    } else {
+        let mut input = text.as_bytes();
+        let documents = serde_saphyr::read_with_options::<_, DocumentObjects>(
+            &mut input,
+            yaml_options(text.len()),
+        );
+        for document in documents {
+            take(document.map_err(|e| syntax(format!("invalid YAML: {e}")))?)?;
+        }
     }
     Ok(out)
 }
 
-/// JSON (one or more values; a top-level array is a list of objects) or multi-document YAML.
-fn split_documents(text: &str) -> Result<Vec<Value>, String> {
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let mut documents = Vec::new();
-        for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
-            match value.map_err(|e| format!("invalid JSON: {e}"))? {
-                Value::Array(values) => documents.extend(values),
-                value => documents.push(value),
+/// The objects of one document, converted as it is read: a List's `items` (or a top-level
+/// sequence) one at a time; any other mapping as one object.
+#[derive(Default)]
+struct DocumentObjects {
+    objects: Vec<ClusterObject>,
+    /// The first object DNS cannot use (its document number is filled in by [`parse`]).
+    failure: Option<ParseError>,
+}
+
+impl DocumentObjects {
+    fn take(&mut self, value: Value, item: Option<usize>) {
+        if self.failure.is_none()
+            && let Err(failure) = collect(value, Location { document: 0, item }, &mut self.objects)
+        {
+            self.failure = Some(failure);
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DocumentObjects {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DocumentVisitor)
+    }
+}
+
+struct DocumentVisitor;
+
+impl<'de> Visitor<'de> for DocumentVisitor {
+    type Value = DocumentObjects;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Kubernetes object or a list of them")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<DocumentObjects, E> {
+        Ok(DocumentObjects::default())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<DocumentObjects, E> {
+        Ok(DocumentObjects::default())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<DocumentObjects, A::Error> {
+        let mut document = DocumentObjects::default();
+        ItemsVisitor(&mut document).visit_seq(items)?;
+        Ok(document)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DocumentObjects, A::Error> {
+        let mut document = DocumentObjects::default();
+        let mut fields = serde_json::Map::new();
+        let mut listed = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "items" {
+                listed = true;
+                map.next_value_seed(ItemsSeed(&mut document))?;
+            } else {
+                fields.insert(key, map.next_value()?);
             }
         }
-        Ok(documents)
-    } else {
-        serde_saphyr::from_multiple_with_options::<Value>(text, yaml_options(text.len()))
-            .map_err(|e| format!("invalid YAML: {e}"))
+        if !listed {
+            document.take(Value::Object(fields), None);
+        }
+        Ok(document)
+    }
+}
+
+/// A list's `items`, each converted and dropped before the next is read.
+struct ItemsSeed<'a>(&'a mut DocumentObjects);
+
+impl<'de> DeserializeSeed<'de> for ItemsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(ItemsVisitor(self.0))
+    }
+}
+
+struct ItemsVisitor<'a>(&'a mut DocumentObjects);
+
+impl<'de> Visitor<'de> for ItemsVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of Kubernetes objects")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        while let Some(item) = items.next_element::<Value>()? {
+            self.0.take(item, Some(index));
+            index += 1;
+        }
+        Ok(())
     }
 }
 
@@ -132,20 +235,8 @@ fn collect(document: Value, at: Location, out: &mut Vec<ClusterObject>) -> Resul
         _ => return Err(fail(None, "kind: missing".into())),
     };
     if kind.ends_with("List") && at.item.is_none() {
-        let Some(items) = fields.get("items") else {
-            return Err(fail(None, "items: missing".into()));
-        };
-        let Value::Array(items) = items else {
-            return Err(fail(None, "items: not a list".into()));
-        };
-        for (i, item) in items.iter().enumerate() {
-            let location = Location {
-                document: at.document,
-                item: Some(i),
-            };
-            collect(item.clone(), location, out)?;
-        }
-        return Ok(());
+        // A list's items are read by `DocumentObjects` as they stream past; here it had none.
+        return Err(fail(None, "items: missing".into()));
     }
     let api_version = fields
         .get("apiVersion")
@@ -407,7 +498,7 @@ mod tests {
         );
         assert_eq!(
             error_of("- just\n- a list\n"),
-            "document 1: not a Kubernetes object (a mapping with a kind)"
+            "document 1, items[0]: not a Kubernetes object (a mapping with a kind)"
         );
         let external =
             "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {type: ExternalName}\n";
