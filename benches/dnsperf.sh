@@ -21,6 +21,8 @@ CLIENT_CPU=${CLIENT_CPU:-0}
 HDNS_PORT=${HDNS_PORT:-5391}
 KNOT_PORT=${KNOT_PORT:-5392}
 HDNS_ARGS=${HDNS_ARGS:-}
+# json: the cluster as one List (kubectl get -o json); yaml: multi-document YAML.
+MANIFESTS=${MANIFESTS:-json}
 
 cd "$(dirname "$0")/.."
 
@@ -91,7 +93,7 @@ wait_for_answers() {
 
 start=$(now_ms)
 # shellcheck disable=SC2086
-taskset -c "$SERVER_CPU" target/release/headless-dns --manifests "$work/manifests.yaml" \
+taskset -c "$SERVER_CPU" target/release/headless-dns --manifests "$work/manifests.$MANIFESTS" \
   --listen "127.0.0.1:$HDNS_PORT" --http-listen 127.0.0.1:0 $HDNS_ARGS 2>"$work/headless-dns.log" &
 hdns_pid=$!
 pids+=("$hdns_pid")
@@ -163,4 +165,4 @@ echo "(ratio: knot's CPU per query / headless-dns's, so above 1.0 means headless
 echo
 echo "p99 latency at $FIXED_QPS q/s (mix): headless-dns $(p99_at_fixed_rate "$HDNS_PORT" "$work/q-mix.txt") ms, knot $(p99_at_fixed_rate "$KNOT_PORT" "$work/q-mix.txt") ms"
 echo "RSS after the runs: headless-dns $(rss_mb "$hdns_pid") MB, knot $(rss_mb "$knot_pid") MB"
-echo "start to first answer: headless-dns ${hdns_start_ms} ms, knot ${knot_start_ms} ms"
+echo "start to first answer: headless-dns ${hdns_start_ms} ms (manifests.$MANIFESTS), knot ${knot_start_ms} ms"

@@ -2,7 +2,8 @@
 """Writes a cluster shaped like the Performance issue's: SERVICES headless Services of PODS Ready
 pods each (StatefulSet-style hostnames), plus SERVICES/10 ClusterIP Services, as
 
-  manifests.yaml   Kubernetes objects for headless-dns
+  manifests.yaml   Kubernetes objects for headless-dns, multi-document YAML
+  manifests.json   the same objects as one List, as `kubectl get -o json` prints it
   zone.txt         the same names as a zone file for Knot DNS (SOA/NS, per-Service A sets,
                    per-pod A records, ClusterIP A records, SRV for each headless Service)
   q-pods.txt       dnsperf queries: pod names (one answer)
@@ -11,6 +12,7 @@ pods each (StatefulSet-style hostnames), plus SERVICES/10 ClusterIP Services, as
 
 usage: gen_cluster.py OUTDIR SERVICES PODS
 """
+import json
 import os
 import random
 import sys
@@ -26,6 +28,7 @@ def pod_ip(n):
 
 
 pod_names, svc_names = [], []
+items = []
 with open(f"{out}/manifests.yaml", "w") as m, open(f"{out}/zone.txt", "w") as z:
     z.write(f"$ORIGIN {zone}.\n$TTL 5\n")
     z.write(f"@ SOA ns.dns.{zone}. hostmaster.{zone}. 1 7200 1800 86400 5\n@ NS ns.dns.{zone}.\n")
@@ -39,6 +42,9 @@ with open(f"{out}/manifests.yaml", "w") as m, open(f"{out}/zone.txt", "w") as z:
             f"spec:\n  clusterIP: None\n  selector: {{app: {svc}}}\n"
             f"  ports: [{{name: web, port: 80, protocol: TCP}}]\n"
         )
+        items.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": svc, "namespace": ns},
+                      "spec": {"clusterIP": "None", "selector": {"app": svc},
+                               "ports": [{"name": "web", "port": 80, "protocol": "TCP"}]}})
         svc_name = f"{svc}.{ns}.svc"
         svc_names.append(f"{svc_name}.{zone}")
         for p in range(pods):
@@ -54,6 +60,15 @@ with open(f"{out}/manifests.yaml", "w") as m, open(f"{out}/zone.txt", "w") as z:
                 f"status:\n  phase: Running\n  podIP: {ip}\n  podIPs: [{{ip: {ip}}}]\n"
                 f"  conditions: [{{type: Ready, status: 'True'}}]\n"
             )
+            items.append({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": host, "namespace": ns, "labels": {
+                    "app": svc, "controller-revision-hash": f"{svc}-5d8f7c9b6",
+                    "statefulset.kubernetes.io/pod-name": host}},
+                "spec": {"hostname": host, "subdomain": svc, "containers": [
+                    {"name": "app", "image": "nginx:1.27", "ports": [{"name": "web", "containerPort": 80}]}]},
+                "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                           "conditions": [{"type": "Ready", "status": "True"}]}})
             z.write(f"{svc_name} A {ip}\n{host}.{svc_name} A {ip}\n")
             z.write(f"_web._tcp.{svc_name} SRV 0 10 80 {host}.{svc_name}.{zone}.\n")
             pod_names.append(f"{host}.{svc_name}.{zone}")
@@ -65,7 +80,13 @@ with open(f"{out}/manifests.yaml", "w") as m, open(f"{out}/zone.txt", "w") as z:
             f"spec:\n  clusterIP: {ip}\n  clusterIPs: [{ip}]\n  selector: {{app: api-{c}}}\n"
             f"  ports: [{{name: http, port: 8080, protocol: TCP}}]\n"
         )
+        items.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"api-{c}", "namespace": ns},
+                      "spec": {"clusterIP": ip, "clusterIPs": [ip], "selector": {"app": f"api-{c}"},
+                               "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}})
         z.write(f"api-{c}.{ns}.svc A {ip}\n")
+
+with open(f"{out}/manifests.json", "w") as f:
+    json.dump({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}, f)
 
 rng = random.Random(42)
 QUERIES = 200_000
