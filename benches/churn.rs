@@ -35,8 +35,7 @@ fn main() {
     let api = Arc::new(runtime.block_on(FakeApi::start()));
     apiserver::populate_bench(&api, pods);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
     let queries = dir.path().join("queries.txt");
     let mut file = std::fs::File::create(&queries).unwrap();
     for n in 0..100_000 {

@@ -47,8 +47,7 @@ async fn measure(pods: usize) {
     let api = FakeApi::start().await;
     apiserver::populate_bench(&api, pods);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
     let config = headless_dns::config::Config::parse_from([
         "headless-dns",
         "--kubeconfig",

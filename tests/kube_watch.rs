@@ -42,8 +42,7 @@ struct Watching {
 /// headless-dns pointed at `api` through a kubeconfig, with extra flags.
 async fn watch(api: &FakeApi, extra: &[&str]) -> Watching {
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
     let mut args = vec!["--kubeconfig", kubeconfig.to_str().unwrap()];
     args.extend_from_slice(extra);
     let server = TestServer::with_args(&args).await;

@@ -137,6 +137,13 @@ impl FakeApi {
         )
     }
 
+    /// Writes [`FakeApi::kubeconfig`] into `dir`; returns the file's path.
+    pub fn write_kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, self.kubeconfig()).unwrap();
+        path
+    }
+
     pub async fn up(&self) {
         let listener = loop {
             match TcpListener::bind(self.addr).await {
