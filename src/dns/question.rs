@@ -70,28 +70,52 @@ pub enum Question<'a> {
 /// The deepest name in the schema has five labels below the zone (`_port._proto.svc.ns.svc`).
 const MAX_DEPTH: usize = 5;
 
-/// Classifies a lower-case question name.
-pub fn classify<'a>(zone: &Zone, name: &'a Name) -> Question<'a> {
-    if zone.origin.zone_of(name) {
-        return classify_in_zone(name, name.num_labels() - zone.origin.num_labels());
+/// A name of at most 255 wire bytes has at most 127 labels.
+pub const MAX_LABELS: usize = 127;
+
+const IN_ADDR_ARPA: [&[u8]; 2] = [b"in-addr", b"arpa"];
+const IP6_ARPA: [&[u8]; 2] = [b"ip6", b"arpa"];
+
+/// The labels of `name`, leftmost first and without the root, in `buffer`.
+pub fn labels_of<'a, 'b>(name: &'a Name, buffer: &'b mut [&'a [u8]; MAX_LABELS]) -> &'b [&'a [u8]] {
+    let mut count = 0;
+    for (slot, label) in buffer.iter_mut().zip(name.iter()) {
+        *slot = label;
+        count += 1;
     }
-    if zone.in_addr_arpa().zone_of(name) {
-        return classify_reverse(name, ReverseZone::V4);
+    &buffer[..count]
+}
+
+/// Classifies a lower-case question name, given as its labels (leftmost first, no root): both
+/// hickory's parsed names and the UDP path's raw question bytes come down to these.
+pub fn classify<'a>(zone: &Zone, labels: &[&'a [u8]]) -> Question<'a> {
+    let origin = usize::from(zone.origin.num_labels());
+    if let Some(depth) = labels.len().checked_sub(origin)
+        && labels[depth..]
+            .iter()
+            .zip(zone.origin.iter())
+            .all(|(a, b)| *a == b)
+    {
+        return classify_in_zone(&labels[..depth]);
     }
-    if zone.ip6_arpa().zone_of(name) {
-        return classify_reverse(name, ReverseZone::V6);
+    if labels.ends_with(&IN_ADDR_ARPA) {
+        return classify_reverse(&labels[..labels.len() - 2], ReverseZone::V4);
+    }
+    if labels.ends_with(&IP6_ARPA) {
+        return classify_reverse(&labels[..labels.len() - 2], ReverseZone::V6);
     }
     Question::OutOfZone
 }
 
-fn classify_in_zone(name: &Name, depth: u8) -> Question<'_> {
-    let depth = usize::from(depth);
+/// `below`: the labels below the zone, leftmost first.
+fn classify_in_zone<'a>(below: &[&'a [u8]]) -> Question<'a> {
+    let depth = below.len();
     if depth > MAX_DEPTH {
         return Question::NoSuchName;
     }
     // Labels from the zone outwards: rel[0] is the one just below the zone.
     let mut rel = [""; MAX_DEPTH];
-    for (i, label) in name.iter().take(depth).enumerate() {
+    for (i, label) in below.iter().enumerate() {
         match std::str::from_utf8(label) {
             Ok(label) => rel[depth - 1 - i] = label,
             Err(_) => return Question::NoSuchName,
@@ -142,17 +166,17 @@ fn classify_in_zone(name: &Name, depth: u8) -> Question<'_> {
     }
 }
 
-/// `d.c.b.a.in-addr.arpa.` (exactly four decimal octets) or the 32 nibbles of an ip6.arpa name.
-fn classify_reverse(name: &Name, zone: ReverseZone) -> Question<'_> {
-    let depth = usize::from(name.num_labels()) - 2;
-    if depth == 0 {
+/// `d.c.b.a.in-addr.arpa.` (exactly four decimal octets) or the 32 nibbles of an ip6.arpa name;
+/// `below`: the labels below the reverse zone, leftmost first.
+fn classify_reverse<'a>(below: &[&'a [u8]], zone: ReverseZone) -> Question<'a> {
+    if below.is_empty() {
         return Question::ReverseApex(zone);
     }
     let ip = match zone {
-        ReverseZone::V4 if depth == 4 => {
+        ReverseZone::V4 if below.len() == 4 => {
             let mut octets = [0u8; 4];
             let mut ok = true;
-            for (i, label) in name.iter().take(4).enumerate() {
+            for (i, label) in below.iter().enumerate() {
                 match parse_octet(label) {
                     Some(octet) => octets[3 - i] = octet,
                     None => ok = false,
@@ -160,10 +184,10 @@ fn classify_reverse(name: &Name, zone: ReverseZone) -> Question<'_> {
             }
             ok.then(|| IpAddr::V4(Ipv4Addr::from(octets)))
         }
-        ReverseZone::V6 if depth == 32 => {
+        ReverseZone::V6 if below.len() == 32 => {
             let mut value: u128 = 0;
             let mut ok = true;
-            for (i, label) in name.iter().take(32).enumerate() {
+            for (i, label) in below.iter().enumerate() {
                 match label {
                     [digit] if digit.is_ascii_hexdigit() => {
                         let nibble = (*digit as char).to_digit(16).unwrap_or(0);

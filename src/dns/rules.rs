@@ -10,7 +10,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use crate::cluster::objects::{
     EndpointSliceRecord, PodRecord, ServiceKind, ServiceRecord, TargetPort,
 };
-use crate::dns::question::{Question, ReverseZone, classify};
+use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_of};
 use crate::dns::view::{Endpoint, ServiceView, View};
 
 /// The `dns-version` TXT answer: the schema of the Kubernetes DNS spec these rules follow.
@@ -74,13 +74,37 @@ impl Zone {
         })
     }
 
-    pub fn in_addr_arpa(&self) -> &Name {
-        &self.in_addr_arpa
+    /// The name of a zone we answer for, as a negative answer's SOA owner.
+    pub fn apex(&self, apex: Apex) -> &Name {
+        match apex {
+            Apex::Zone => &self.origin,
+            Apex::InAddrArpa => &self.in_addr_arpa,
+            Apex::Ip6Arpa => &self.ip6_arpa,
+        }
     }
 
-    pub fn ip6_arpa(&self) -> &Name {
-        &self.ip6_arpa
+    /// The SOA's and NS record's name server, `ns.dns.<zone>`.
+    pub fn nameserver(&self) -> &Name {
+        &self.nameserver
     }
+
+    /// The SOA's mailbox, `hostmaster.<zone>`.
+    pub fn hostmaster(&self) -> &Name {
+        &self.hostmaster
+    }
+
+    /// The SOA record data `(refresh, retry, expire, minimum)` after the serial.
+    pub fn soa_timers(&self) -> [u32; 4] {
+        [7200, 1800, 86400, self.ttl]
+    }
+}
+
+/// One of the zones we are authoritative for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Apex {
+    Zone,
+    InAddrArpa,
+    Ip6Arpa,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,27 +309,69 @@ impl Reply {
 }
 
 /// What a name in our zones is, once it is known to exist.
-enum Node<'v> {
-    /// The name exists but holds no records of its own (`svc.<zone>`, `<ns>.svc.<zone>`, ...).
-    Empty,
+pub enum Node<'a> {
     Apex,
     ReverseApex,
-    Nameserver,
     Version,
-    Addresses(&'v [IpAddr]),
-    HeadlessService(&'v ServiceView),
-    Alias(&'v Name),
+    /// A name whose only records are addresses; none for a name that exists but holds no records
+    /// of its own (`svc.<zone>`, `<ns>.svc.<zone>`, ...).
+    Addresses(AddressSet<'a>),
+    Alias(&'a Name),
     Srv {
-        key: ServiceName<'v>,
-        service: &'v ServiceView,
+        key: ServiceName<'a>,
+        service: &'a ServiceView,
         port: usize,
     },
-    PodAddress(IpAddr),
     Pointers(Vec<Name>),
 }
 
+/// The addresses a name answers A and AAAA questions with.
 #[derive(Clone, Copy)]
-struct ServiceName<'a> {
+pub enum AddressSet<'a> {
+    List(&'a [IpAddr]),
+    One(IpAddr),
+    /// A headless Service's name: the addresses of all its endpoints.
+    Endpoints(&'a [Endpoint]),
+}
+
+impl AddressSet<'_> {
+    pub const NONE: AddressSet<'static> = AddressSet::List(&[]);
+
+    /// Calls `f` with each address of the family `qtype` asks for (`ANY`: both), in answer order.
+    pub fn for_each_of_type(self, qtype: RecordType, mut f: impl FnMut(IpAddr)) {
+        let mut each = |ips: &[IpAddr]| {
+            for &ip in ips {
+                if matches!(
+                    (ip, qtype),
+                    (IpAddr::V4(_), RecordType::A | RecordType::ANY)
+                        | (IpAddr::V6(_), RecordType::AAAA | RecordType::ANY)
+                ) {
+                    f(ip);
+                }
+            }
+        };
+        match self {
+            AddressSet::List(ips) => each(ips),
+            AddressSet::One(ip) => each(&[ip]),
+            AddressSet::Endpoints(endpoints) => endpoints.iter().for_each(|e| each(&e.ips)),
+        }
+    }
+}
+
+/// Where a question leads, before any record is built.
+pub enum Resolution<'a> {
+    /// Not ours to answer: another zone or class, or a zone transfer.
+    Refused,
+    /// No complete state yet: nothing is known to be absent.
+    NotReady,
+    /// The name does not exist in the zone `Apex`.
+    NoSuchName(Apex),
+    /// The name exists in the zone `Apex`.
+    Exists(Node<'a>, Apex),
+}
+
+#[derive(Clone, Copy)]
+pub struct ServiceName<'a> {
     namespace: &'a str,
     name: &'a str,
 }
@@ -320,59 +386,86 @@ pub fn answer(
     qtype: RecordType,
     qclass: DNSClass,
 ) -> Reply {
-    let question = classify(zone, lower);
-    if question == Question::OutOfZone || qclass != DNSClass::IN {
-        return Reply::refused();
-    }
-    if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-        return Reply::refused();
-    }
-    if !view.synced() {
-        return Reply {
-            rcode: ResponseCode::ServFail,
-            ..Reply::default()
-        };
-    }
-    let apex = match &question {
-        Question::Reverse(_, rz) | Question::ReverseApex(rz) | Question::ReverseOther(rz) => {
-            match rz {
-                ReverseZone::V4 => zone.in_addr_arpa(),
-                ReverseZone::V6 => zone.ip6_arpa(),
-            }
+    let mut buffer = [&[][..]; MAX_LABELS];
+    let labels = labels_of(lower, &mut buffer);
+    let (node, apex) = match resolve(view, zone, labels, qtype, qclass) {
+        Resolution::Refused => return Reply::refused(),
+        Resolution::NotReady => {
+            return Reply {
+                rcode: ResponseCode::ServFail,
+                ..Reply::default()
+            };
         }
-        _ => &zone.origin,
+        Resolution::NoSuchName(apex) => (None, apex),
+        Resolution::Exists(node, apex) => (Some(node), apex),
     };
     let mut reply = Reply {
         authoritative: true,
         ..Reply::default()
     };
-    match find(view, zone, question) {
+    match node {
         Some(node) => records(&node, view, zone, asked, qtype, &mut reply),
         None => reply.rcode = ResponseCode::NXDomain,
     }
     if reply.answers.is_empty() {
-        reply.authority.push(soa(view, zone, apex.clone()));
+        reply
+            .authority
+            .push(soa(view, zone, zone.apex(apex).clone()));
     }
     reply
 }
 
+/// Decides what a question (its lower-case labels, leftmost first) leads to.
+pub fn resolve<'a>(
+    view: &'a View,
+    zone: &'a Zone,
+    labels: &[&'a [u8]],
+    qtype: RecordType,
+    qclass: DNSClass,
+) -> Resolution<'a> {
+    let question = classify(zone, labels);
+    if question == Question::OutOfZone || qclass != DNSClass::IN {
+        return Resolution::Refused;
+    }
+    if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+        return Resolution::Refused;
+    }
+    if !view.synced() {
+        return Resolution::NotReady;
+    }
+    let apex = match &question {
+        Question::Reverse(_, rz) | Question::ReverseApex(rz) | Question::ReverseOther(rz) => {
+            match rz {
+                ReverseZone::V4 => Apex::InAddrArpa,
+                ReverseZone::V6 => Apex::Ip6Arpa,
+            }
+        }
+        _ => Apex::Zone,
+    };
+    match find(view, zone, question) {
+        Some(node) => Resolution::Exists(node, apex),
+        None => Resolution::NoSuchName(apex),
+    }
+}
+
 /// Resolves a question to the node it names, or `None` when the name does not exist.
-fn find<'v>(view: &'v View, zone: &Zone, question: Question<'v>) -> Option<Node<'v>> {
+fn find<'a>(view: &'a View, zone: &'a Zone, question: Question<'a>) -> Option<Node<'a>> {
     let pods_enabled = zone.pod_records != PodRecords::Disabled;
+    let empty = Node::Addresses(AddressSet::NONE);
     Some(match question {
         Question::OutOfZone | Question::NoSuchName => return None,
         Question::Apex => Node::Apex,
-        Question::Services | Question::Dns => Node::Empty,
-        Question::Namespace(ns) => view.namespace_exists(ns).then_some(Node::Empty)?,
-        Question::Nameserver => Node::Nameserver,
+        Question::Services | Question::Dns => empty,
+        Question::Namespace(ns) => view.namespace_exists(ns).then_some(empty)?,
+        Question::Nameserver => Node::Addresses(AddressSet::List(zone.ns_address.as_slice())),
         Question::Version => Node::Version,
         Question::Service { namespace, name } => {
             let service = view.service(namespace, name)?;
             match &service.kind {
-                ServiceKind::ClusterIp(ips) => Node::Addresses(ips),
+                ServiceKind::ClusterIp(ips) => Node::Addresses(AddressSet::List(ips)),
                 ServiceKind::ExternalName(target) => Node::Alias(target),
                 ServiceKind::Headless if service.endpoints.is_empty() => return None,
-                ServiceKind::Headless => Node::HeadlessService(service),
+                ServiceKind::Headless => Node::Addresses(AddressSet::Endpoints(&service.endpoints)),
             }
         }
         Question::Endpoint {
@@ -381,7 +474,7 @@ fn find<'v>(view: &'v View, zone: &Zone, question: Question<'v>) -> Option<Node<
             label,
         } => {
             let service = view.service(namespace, service)?;
-            Node::Addresses(&service.endpoint(label)?.ips)
+            Node::Addresses(AddressSet::List(&service.endpoint(label)?.ips))
         }
         Question::SrvProtocol {
             namespace,
@@ -393,7 +486,7 @@ fn find<'v>(view: &'v View, zone: &Zone, question: Question<'v>) -> Option<Node<
                 .ports
                 .iter()
                 .any(|p| p.protocol.srv_label() == protocol);
-            known.then_some(Node::Empty)?
+            known.then_some(empty)?
         }
         Question::Srv {
             namespace,
@@ -412,15 +505,15 @@ fn find<'v>(view: &'v View, zone: &Zone, question: Question<'v>) -> Option<Node<
                 port,
             }
         }
-        Question::Pods if pods_enabled => Node::Empty,
+        Question::Pods if pods_enabled => empty,
         Question::PodNamespace(ns) if pods_enabled => {
             let exists = zone.pod_records == PodRecords::Insecure || view.namespace_exists(ns);
-            exists.then_some(Node::Empty)?
+            exists.then_some(empty)?
         }
         Question::PodAddress { namespace, label } if pods_enabled => {
             let ip = parse_dashed(label)?;
             let exists = zone.pod_records == PodRecords::Insecure || view.has_pod_ip(namespace, ip);
-            exists.then_some(Node::PodAddress(ip))?
+            exists.then_some(Node::Addresses(AddressSet::One(ip)))?
         }
         Question::Pods | Question::PodNamespace(_) | Question::PodAddress { .. } => return None,
         Question::ReverseApex(_) => Node::ReverseApex,
@@ -500,28 +593,18 @@ fn records(
                         &mut reply.additionals,
                         &zone.nameserver,
                         ttl,
-                        &[ip],
+                        AddressSet::One(ip),
                         RecordType::ANY,
                     );
                 }
             }
-        }
-        Node::Empty => {}
-        Node::Nameserver => {
-            push_addresses(answers, owner, ttl, zone.ns_address.as_slice(), qtype);
         }
         Node::Version => {
             if any || qtype == RecordType::TXT {
                 answers.push(record(RData::TXT(TXT::new(vec![SCHEMA_VERSION.into()]))));
             }
         }
-        Node::Addresses(ips) => push_addresses(answers, owner, ttl, ips, qtype),
-        Node::PodAddress(ip) => push_addresses(answers, owner, ttl, &[*ip], qtype),
-        Node::HeadlessService(service) => {
-            for endpoint in service.endpoints.iter() {
-                push_addresses(answers, owner, ttl, &endpoint.ips, qtype);
-            }
-        }
+        Node::Addresses(set) => push_addresses(answers, owner, ttl, *set, qtype),
         Node::Alias(target) => answers.push(record(RData::CNAME(CNAME((*target).clone())))),
         Node::Srv { key, service, port } => {
             if any || qtype == RecordType::SRV {
@@ -568,7 +651,13 @@ fn srv_records(
         .unwrap_or(1)
         .max(1);
     for (target, number, ips) in targets {
-        push_addresses(&mut reply.additionals, &target, ttl, ips, RecordType::ANY);
+        push_addresses(
+            &mut reply.additionals,
+            &target,
+            ttl,
+            AddressSet::List(ips),
+            RecordType::ANY,
+        );
         let srv = SRV::new(0, weight, number, target);
         reply
             .answers
@@ -581,28 +670,29 @@ fn push_addresses(
     out: &mut Vec<Record>,
     owner: &Name,
     ttl: u32,
-    ips: &[IpAddr],
+    set: AddressSet<'_>,
     qtype: RecordType,
 ) {
-    for ip in ips {
-        let rdata = match (ip, qtype) {
-            (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => RData::A(A(*v4)),
-            (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => RData::AAAA(AAAA(*v6)),
-            _ => continue,
+    set.for_each_of_type(qtype, |ip| {
+        let rdata = match ip {
+            IpAddr::V4(v4) => RData::A(A(v4)),
+            IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
         };
         out.push(Record::from_rdata(owner.clone(), ttl, rdata));
-    }
+    });
 }
 
 fn soa(view: &View, zone: &Zone, owner: Name) -> Record {
+    let [refresh, retry, expire, minimum] = zone.soa_timers();
+    let seconds = |s: u32| i32::try_from(s).unwrap_or(i32::MAX);
     let soa = SOA::new(
         zone.nameserver.clone(),
         zone.hostmaster.clone(),
         view.serial(),
-        7200,
-        1800,
-        86400,
-        zone.ttl,
+        seconds(refresh),
+        seconds(retry),
+        seconds(expire),
+        minimum,
     );
     Record::from_rdata(owner, zone.ttl, RData::SOA(soa))
 }

@@ -18,18 +18,20 @@ use tracing::debug;
 
 use crate::dns::rules::{self, Reply, Zone};
 use crate::dns::view::SharedView;
+use crate::server::wire::{self, WireZone};
 
 /// The largest UDP answer we send, whatever the client offers (the DNS flag day 2020 value,
 /// which avoids IP fragmentation).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 
 /// Without EDNS a UDP message may not exceed this (RFC 1035 §4.2.1).
-const CLASSIC_UDP_PAYLOAD: u16 = 512;
+pub const CLASSIC_UDP_PAYLOAD: u16 = 512;
 
 #[derive(Clone)]
 pub struct Handler {
     view: SharedView,
     zone: Arc<Zone>,
+    wire: Arc<WireZone>,
 }
 
 /// A response decided but not yet sent: everything the wire message needs.
@@ -80,7 +82,13 @@ impl Prepared {
 
 impl Handler {
     pub fn new(view: SharedView, zone: Arc<Zone>) -> Self {
-        Self { view, zone }
+        let wire = Arc::new(WireZone::new(&zone));
+        Self { view, zone, wire }
+    }
+
+    /// Answers a plain UDP query straight into `out`; `false` when it needs [`Handler::prepare`].
+    pub fn answer_directly(&self, datagram: &[u8], out: &mut Vec<u8>) -> bool {
+        wire::answer(&self.view.load(), &self.zone, &self.wire, datagram, out)
     }
 
     /// Decides the response to `request`: the one place both UDP paths and TCP answer from.

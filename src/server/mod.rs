@@ -4,6 +4,7 @@
 pub mod handler;
 pub mod http;
 pub mod udp;
+pub mod wire;
 
 use std::io;
 use std::net::SocketAddr;

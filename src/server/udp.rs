@@ -109,9 +109,24 @@ fn serve(socket: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
     }
 }
 
-/// Encodes the response to one datagram into `out`, following hickory-server's UDP handling step
-/// by step; `false` when nothing is to be sent (no header, or a response rather than a query).
+/// Encodes the response to one datagram into `out`; `false` when nothing is to be sent (no
+/// header, or a response rather than a query).
 pub fn answer(handler: &Handler, datagram: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+    if handler.answer_directly(datagram, out) {
+        return true;
+    }
+    out.clear();
+    answer_with_hickory(handler, datagram, src, out)
+}
+
+/// [`answer`] for the datagrams the direct writer declines, following hickory-server's UDP
+/// handling step by step: hickory parses, [`Handler::prepare`] decides, hickory encodes.
+pub fn answer_with_hickory(
+    handler: &Handler,
+    datagram: &[u8],
+    src: SocketAddr,
+    out: &mut Vec<u8>,
+) -> bool {
     let Ok(header) = Header::read(&mut BinDecoder::new(datagram)) else {
         return false;
     };

@@ -238,10 +238,11 @@ fn collect(document: Value, at: Location, out: &mut Vec<ClusterObject>) -> Resul
         // A list's items are read by `DocumentObjects` as they stream past; here it had none.
         return Err(fail(None, "items: missing".into()));
     }
-    let api_version = fields
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    // kubectl rejects an object without one; skipping it as "another kind" would hide the mistake.
+    let api_version = match fields.get("apiVersion") {
+        Some(Value::String(version)) if !version.is_empty() => version.as_str(),
+        _ => return Err(fail(None, "apiVersion: missing".into())),
+    };
     let description = describe(&kind, &document);
     let object = match (api_version, kind.as_str()) {
         ("v1", "Service") => {
@@ -495,6 +496,10 @@ mod tests {
         assert_eq!(
             error_of("apiVersion: v1\nmetadata: {name: x}\n"),
             "document 1: kind: missing"
+        );
+        assert_eq!(
+            error_of("kind: Pod\nmetadata: {name: x}\n"),
+            "document 1: apiVersion: missing"
         );
         assert_eq!(
             error_of("- just\n- a list\n"),

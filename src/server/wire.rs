@@ -1,0 +1,593 @@
+//! Answers to the questions that make up a cluster's steady traffic — addresses, NXDOMAIN,
+//! NODATA — written straight into wire format, without building records or messages.
+//!
+//! Everything else (other record types, EDNS options, unusual headers) is declined, and the UDP
+//! path hands it to hickory's parser and encoder. The bytes must be exactly what that path would
+//! send, name compression included: `tests/udp_fast_path.rs` compares them datagram by datagram.
+
+use std::net::IpAddr;
+
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+use tracing::debug;
+
+use crate::dns::question::MAX_LABELS;
+use crate::dns::rules::{AddressSet, Apex, Node, Resolution, Zone, resolve};
+use crate::dns::view::View;
+use crate::server::handler::{CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD};
+
+const HEADER_LEN: usize = 12;
+/// The question always sits right after the header: compression pointers to it are this offset.
+const QUESTION_OFFSET: usize = HEADER_LEN;
+/// The OPT record we send: root owner, type 41, our payload size, version 0, no flags or options.
+const OPT_RECORD: [u8; 11] = [
+    0,
+    0,
+    41,
+    (MAX_UDP_PAYLOAD >> 8) as u8,
+    MAX_UDP_PAYLOAD as u8,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+];
+/// hickory's encoder remembers at most this many name suffixes for compression; we must match it.
+const COMPRESSION_CANDIDATES: usize = 64;
+
+const RCODE_NOERROR: u8 = 0;
+const RCODE_SERVFAIL: u8 = 2;
+const RCODE_NXDOMAIN: u8 = 3;
+const RCODE_REFUSED: u8 = 5;
+
+/// A name as it goes on the wire (length-prefixed labels, no root), with where each label starts.
+#[derive(Debug)]
+struct WireName {
+    bytes: Box<[u8]>,
+    starts: Box<[u8]>,
+}
+
+impl WireName {
+    fn of(name: &Name) -> Self {
+        let mut bytes = Vec::new();
+        let mut starts = Vec::new();
+        for label in name.iter() {
+            // A name has at most 255 bytes, so every offset fits.
+            starts.push(bytes.len() as u8);
+            bytes.push(label.len() as u8);
+            bytes.extend_from_slice(label);
+        }
+        Self {
+            bytes: bytes.into(),
+            starts: starts.into(),
+        }
+    }
+
+    fn as_ref(&self) -> NameRef<'_> {
+        NameRef {
+            bytes: &self.bytes,
+            starts: &self.starts,
+        }
+    }
+}
+
+/// A wire-format name borrowed from a [`WireName`] or from the query.
+#[derive(Clone, Copy)]
+struct NameRef<'a> {
+    bytes: &'a [u8],
+    starts: &'a [u8],
+}
+
+/// The zone's fixed names in wire form, encoded once at startup.
+#[derive(Debug)]
+pub struct WireZone {
+    origin: WireName,
+    in_addr_arpa: WireName,
+    ip6_arpa: WireName,
+    nameserver: WireName,
+    hostmaster: WireName,
+}
+
+impl WireZone {
+    pub fn new(zone: &Zone) -> Self {
+        Self {
+            origin: WireName::of(zone.apex(Apex::Zone)),
+            in_addr_arpa: WireName::of(zone.apex(Apex::InAddrArpa)),
+            ip6_arpa: WireName::of(zone.apex(Apex::Ip6Arpa)),
+            nameserver: WireName::of(zone.nameserver()),
+            hostmaster: WireName::of(zone.hostmaster()),
+        }
+    }
+
+    fn apex(&self, apex: Apex) -> NameRef<'_> {
+        match apex {
+            Apex::Zone => self.origin.as_ref(),
+            Apex::InAddrArpa => self.in_addr_arpa.as_ref(),
+            Apex::Ip6Arpa => self.ip6_arpa.as_ref(),
+        }
+    }
+}
+
+/// A query in the plain shape this module answers: one question with an uncompressed name,
+/// nothing else but an optional bare OPT record.
+struct PlainQuery<'q> {
+    datagram: &'q [u8],
+    /// End of the question name's labels (where its root byte is).
+    name_end: usize,
+    /// Where each label of the question name starts.
+    starts: [u8; MAX_LABELS],
+    label_count: usize,
+    qtype: RecordType,
+    /// The client's UDP limit when it sent EDNS.
+    edns_limit: Option<u16>,
+}
+
+impl<'q> PlainQuery<'q> {
+    /// `None` for anything else, including every malformed datagram.
+    fn parse(datagram: &'q [u8], lower: &mut [u8; 255]) -> Option<Self> {
+        let header = datagram.get(..HEADER_LEN)?;
+        let [
+            _,
+            _,
+            flags,
+            _,
+            qd_hi,
+            qd_lo,
+            an_hi,
+            an_lo,
+            ns_hi,
+            ns_lo,
+            ar_hi,
+            ar_lo,
+        ] = *header
+        else {
+            return None;
+        };
+        // A query (not a response) with opcode QUERY, one question, and at most an OPT record.
+        if flags & 0xF8 != 0
+            || [qd_hi, qd_lo, an_hi, an_lo, ns_hi, ns_lo, ar_hi] != [0, 1, 0, 0, 0, 0, 0]
+        {
+            return None;
+        }
+        let mut starts = [0u8; MAX_LABELS];
+        let mut label_count = 0;
+        let mut at = QUESTION_OFFSET;
+        loop {
+            let len = usize::from(*datagram.get(at)?);
+            if len == 0 {
+                break;
+            }
+            // Compression pointers and extended label types go to hickory.
+            if len > 63 || label_count == MAX_LABELS || at + 1 + len - QUESTION_OFFSET > 254 {
+                return None;
+            }
+            let label = datagram.get(at..at + 1 + len)?;
+            let offset = at - QUESTION_OFFSET;
+            lower[offset] = label[0];
+            for (l, b) in lower[offset + 1..offset + 1 + len]
+                .iter_mut()
+                .zip(&label[1..])
+            {
+                *l = b.to_ascii_lowercase();
+            }
+            starts[label_count] = offset as u8;
+            label_count += 1;
+            at += 1 + len;
+        }
+        let name_end = at;
+        let fixed = datagram.get(name_end + 1..name_end + 5)?;
+        let qtype = RecordType::from(u16::from_be_bytes([fixed[0], fixed[1]]));
+        let qclass = u16::from_be_bytes([fixed[2], fixed[3]]);
+        if qclass != u16::from(DNSClass::IN) || label_count == 0 {
+            return None;
+        }
+        let rest = &datagram[name_end + 5..];
+        let edns_limit = match (ar_lo, rest) {
+            (0, []) => None,
+            // Root owner, type OPT, payload size, extended rcode, version 0, flags, no options.
+            (1, [0, 0, 41, size_hi, size_lo, _, 0, _, _, 0, 0]) => Some(
+                u16::from_be_bytes([*size_hi, *size_lo])
+                    .clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD),
+            ),
+            _ => return None,
+        };
+        Some(Self {
+            datagram,
+            name_end,
+            starts,
+            label_count,
+            qtype,
+            edns_limit,
+        })
+    }
+
+    /// The question section as received: name, type and class.
+    fn question(&self) -> &'q [u8] {
+        &self.datagram[QUESTION_OFFSET..self.name_end + 5]
+    }
+
+    /// The question name as asked (case kept), without the root.
+    fn asked_name(&self) -> NameRef<'_> {
+        NameRef {
+            bytes: &self.datagram[QUESTION_OFFSET..self.name_end],
+            starts: &self.starts[..self.label_count],
+        }
+    }
+}
+
+/// The name suffixes already written and where, as hickory's encoder keeps them: a later name
+/// that ends in one of them (byte for byte, case included) points there instead.
+struct Suffixes<'a> {
+    entries: [(u16, &'a [u8]); COMPRESSION_CANDIDATES],
+    len: usize,
+}
+
+impl<'a> Suffixes<'a> {
+    fn new() -> Self {
+        Self {
+            entries: [(0, &[][..]); COMPRESSION_CANDIDATES],
+            len: 0,
+        }
+    }
+
+    fn find(&self, suffix: &[u8]) -> Option<u16> {
+        self.entries[..self.len]
+            .iter()
+            .find(|(_, s)| *s == suffix)
+            .map(|(offset, _)| *offset)
+    }
+
+    fn store(&mut self, offset: usize, suffix: &'a [u8]) {
+        if offset < 0x3FFF && self.len < COMPRESSION_CANDIDATES {
+            self.entries[self.len] = (offset as u16, suffix);
+            self.len += 1;
+        }
+    }
+
+    /// Writes `name`, pointing at the longest suffix already written.
+    fn write_name(&mut self, out: &mut Vec<u8>, name: NameRef<'a>) {
+        for (i, &start) in name.starts.iter().enumerate() {
+            let start = usize::from(start);
+            let suffix = &name.bytes[start..];
+            if let Some(offset) = self.find(suffix) {
+                out.extend_from_slice(&(0xC000 | offset).to_be_bytes());
+                return;
+            }
+            self.store(out.len(), suffix);
+            let end = name
+                .starts
+                .get(i + 1)
+                .map_or(name.bytes.len(), |&next| usize::from(next));
+            out.extend_from_slice(&name.bytes[start..end]);
+        }
+        out.push(0);
+    }
+}
+
+/// Writes the response to `datagram` into `out` when it is one this module answers; `false`
+/// leaves the datagram to the general path (and `out` in an unspecified state).
+pub fn answer(
+    view: &View,
+    zone: &Zone,
+    wire: &WireZone,
+    datagram: &[u8],
+    out: &mut Vec<u8>,
+) -> bool {
+    let mut lower = [0u8; 255];
+    let Some(query) = PlainQuery::parse(datagram, &mut lower) else {
+        return false;
+    };
+    let mut labels = [&[][..]; MAX_LABELS];
+    for (i, slot) in labels[..query.label_count].iter_mut().enumerate() {
+        let start = usize::from(query.starts[i]);
+        let len = usize::from(lower[start]);
+        *slot = &lower[start + 1..start + 1 + len];
+    }
+    let labels = &labels[..query.label_count];
+    let (rcode, authoritative, addresses, apex) =
+        match resolve(view, zone, labels, query.qtype, DNSClass::IN) {
+            Resolution::Refused => (RCODE_REFUSED, false, AddressSet::NONE, None),
+            Resolution::NotReady => (RCODE_SERVFAIL, false, AddressSet::NONE, None),
+            Resolution::NoSuchName(apex) => (RCODE_NXDOMAIN, true, AddressSet::NONE, Some(apex)),
+            Resolution::Exists(Node::Addresses(set), apex) => {
+                (RCODE_NOERROR, true, set, Some(apex))
+            }
+            Resolution::Exists(..) => return false,
+        };
+    debug!(
+        name = %String::from_utf8_lossy(&query.question()[..query.name_end - QUESTION_OFFSET]),
+        qtype = %query.qtype,
+        rcode,
+        "query"
+    );
+
+    out.clear();
+    write_header(out, &query, rcode, authoritative, false);
+    out.extend_from_slice(query.question());
+    // hickory copies the question as received and files it whole (root, type and class
+    // included) as one compression candidate, which no name can match; names start afresh after it.
+    let mut suffixes = Suffixes::new();
+    suffixes.store(QUESTION_OFFSET, query.question());
+    let owner = query.asked_name();
+    let mut answers = 0u16;
+    addresses.for_each_of_type(query.qtype, |ip| {
+        answers += 1;
+        suffixes.write_name(out, owner);
+        let (rtype, rdata) = match ip {
+            IpAddr::V4(v4) => (RecordType::A, &v4.octets()[..]),
+            IpAddr::V6(v6) => (RecordType::AAAA, &v6.octets()[..]),
+        };
+        write_record_head(out, rtype, zone.ttl);
+        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        out.extend_from_slice(rdata);
+    });
+    let mut authority = 0u16;
+    if answers == 0
+        && let Some(apex) = apex
+    {
+        authority = 1;
+        suffixes.write_name(out, wire.apex(apex));
+        write_record_head(out, RecordType::SOA, zone.ttl);
+        let length_at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        suffixes.write_name(out, wire.nameserver.as_ref());
+        suffixes.write_name(out, wire.hostmaster.as_ref());
+        out.extend_from_slice(&view.serial().to_be_bytes());
+        for timer in zone.soa_timers() {
+            out.extend_from_slice(&timer.to_be_bytes());
+        }
+        let length = (out.len() - length_at - 2) as u16;
+        out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
+    }
+    let additional = u16::from(query.edns_limit.is_some());
+    if query.edns_limit.is_some() {
+        out.extend_from_slice(&OPT_RECORD);
+    }
+    let limit = query.edns_limit.unwrap_or(CLASSIC_UDP_PAYLOAD);
+    if out.len() > usize::from(limit) {
+        // All or nothing, as on the general path: a cut answer sends the client to TCP.
+        out.clear();
+        write_header(out, &query, rcode, authoritative, true);
+        out.extend_from_slice(query.question());
+        out[10..12].copy_from_slice(&additional.to_be_bytes());
+        if query.edns_limit.is_some() {
+            out.extend_from_slice(&OPT_RECORD);
+        }
+        return true;
+    }
+    out[6..8].copy_from_slice(&answers.to_be_bytes());
+    out[8..10].copy_from_slice(&authority.to_be_bytes());
+    out[10..12].copy_from_slice(&additional.to_be_bytes());
+    true
+}
+
+/// The response header; the record counts are filled in once known.
+fn write_header(
+    out: &mut Vec<u8>,
+    query: &PlainQuery<'_>,
+    rcode: u8,
+    authoritative: bool,
+    truncated: bool,
+) {
+    let request = query.datagram;
+    // QR, and the request's RD; then its CD, and the response code.
+    let mut flags = 0x80 | (request[2] & 0x01);
+    if authoritative {
+        flags |= 0x04;
+    }
+    if truncated {
+        flags |= 0x02;
+    }
+    out.extend_from_slice(&[request[0], request[1], flags, (request[3] & 0x10) | rcode]);
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+}
+
+/// Type, class IN and TTL; the record data length and data follow.
+fn write_record_head(out: &mut Vec<u8>, rtype: RecordType, ttl: u32) {
+    out.extend_from_slice(&u16::from(rtype).to_be_bytes());
+    out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write;
+    use std::sync::Arc;
+
+    use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+
+    use super::*;
+    use crate::cluster::{ClusterEvent, ClusterState};
+    use crate::dns::rules::PodRecords;
+    use crate::dns::view::SharedView;
+    use crate::server::handler::Handler;
+    use crate::server::udp::answer_with_hickory;
+    use crate::source::manifests;
+
+    fn pod(name: &str, app: &str, ips: &[&str], hostname: Option<(&str, &str)>) -> String {
+        let mut text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default, labels: {{app: {app}}}}}\nspec:\n"
+        );
+        if let Some((hostname, subdomain)) = hostname {
+            writeln!(text, "  hostname: {hostname}\n  subdomain: {subdomain}").unwrap();
+        }
+        let listed: Vec<String> = ips.iter().map(|ip| format!("{{ip: \"{ip}\"}}")).collect();
+        write!(
+            text,
+            "  containers: [{{name: app, image: app}}]\nstatus:\n  phase: Running\n  podIP: \"{}\"\n  \
+             podIPs: [{}]\n  conditions: [{{type: Ready, status: \"True\"}}]\n",
+            ips[0],
+            listed.join(", ")
+        )
+        .unwrap();
+        text
+    }
+
+    fn headless(name: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
+             spec: {{clusterIP: None, selector: {{app: {name}}}, ports: [{{name: web, port: 80}}]}}\n"
+        )
+    }
+
+    /// A handler over a cluster with answers of every size: one address, dual stack, a ClusterIP,
+    /// and Services whose answers fit only with EDNS (40 pods) or never in UDP (80 pods).
+    fn handler() -> Handler {
+        let mut parts = vec![
+            headless("web"),
+            pod("web-0", "web", &["10.0.0.1", "fd00::1"], Some(("web-0", "web"))),
+            pod("web-1", "web", &["10.0.0.2"], Some(("web-1", "web"))),
+            "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: default}\n\
+             spec: {clusterIP: 10.96.0.20, clusterIPs: [10.96.0.20, \"fd00::20\"], selector: {app: api}}\n"
+                .to_string(),
+            headless("mid"),
+            headless("big"),
+        ];
+        for i in 0..40 {
+            parts.push(pod(&format!("mid-{i}"), "mid", &[&format!("10.2.0.{i}")], None));
+        }
+        for i in 0..80 {
+            parts.push(pod(&format!("big-{i}"), "big", &[&format!("10.1.0.{i}")], None));
+        }
+        let objects = manifests::parse(&parts.join("---\n")).unwrap();
+        let mut state = ClusterState::new(1234);
+        state.apply(manifests::resync(objects));
+        state.apply(ClusterEvent::Synced);
+        let view = SharedView::new(state.publish().unwrap());
+        let zone = Zone::new("cluster.local.", 30, PodRecords::Verified, None).unwrap();
+        Handler::new(view, Arc::new(zone))
+    }
+
+    fn query(name: &str, qtype: RecordType, edns: Option<(u16, bool)>) -> Message {
+        let mut message = Message::new(4242, MessageType::Query, OpCode::Query);
+        message.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        if let Some((size, dnssec_ok)) = edns {
+            let mut opt = Edns::new();
+            opt.set_max_payload(size).set_dnssec_ok(dnssec_ok);
+            message.set_edns(opt);
+        }
+        message
+    }
+
+    /// Every datagram goes both ways; those the direct writer takes must come out identical.
+    /// Returns the datagrams it took.
+    fn compare(handler: &Handler, datagrams: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let src = "127.0.0.1:5300".parse().unwrap();
+        let mut taken = Vec::new();
+        for datagram in datagrams {
+            let mut direct = Vec::new();
+            if handler.answer_directly(datagram, &mut direct) {
+                let mut general = Vec::new();
+                assert!(answer_with_hickory(handler, datagram, src, &mut general));
+                assert_eq!(direct, general, "reply to {datagram:?}");
+                taken.push(datagram.clone());
+            }
+        }
+        taken
+    }
+
+    #[test]
+    fn direct_answers_are_byte_for_byte_hickorys() {
+        let handler = handler();
+        let names = [
+            "web.default.svc.cluster.local.",
+            "WEB.Default.svc.CLUSTER.local.",
+            "web-0.web.default.svc.cluster.local.",
+            "web-9.web.default.svc.cluster.local.",
+            "api.default.svc.cluster.local.",
+            "mid.default.svc.cluster.local.",
+            "big.default.svc.cluster.local.",
+            "nothing.default.svc.cluster.local.",
+            "NOTHING.default.svc.Cluster.Local.",
+            "default.svc.cluster.local.",
+            "svc.cluster.local.",
+            "a.b.c.d.e.f.g.cluster.local.",
+            "10-0-0-2.default.pod.cluster.local.",
+            "10-0-0-99.default.pod.cluster.local.",
+            "ns.dns.cluster.local.",
+            "cluster.local.",
+            "9.9.9.9.in-addr.arpa.",
+            "x.IN-ADDR.arpa.",
+            "example.com.",
+        ];
+        let qtypes = [
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::ANY,
+            RecordType::MX,
+            RecordType::SRV,
+            RecordType::PTR,
+            RecordType::SOA,
+        ];
+        let mut datagrams = Vec::new();
+        for name in names {
+            for qtype in qtypes {
+                for edns in [None, Some((0, false)), Some((1232, false)), Some((4096, true))] {
+                    let mut message = query(name, qtype, edns);
+                    datagrams.push(message.to_vec().unwrap());
+                    // Flags a response copies (RD, CD) or ignores (AD, AA, TC).
+                    message.metadata.recursion_desired = true;
+                    message.metadata.checking_disabled = true;
+                    message.metadata.authentic_data = true;
+                    datagrams.push(message.to_vec().unwrap());
+                }
+            }
+        }
+        let taken = compare(&handler, &datagrams);
+        let responses: Vec<Message> = taken
+            .iter()
+            .map(|d| {
+                let mut out = Vec::new();
+                handler.answer_directly(d, &mut out);
+                Message::from_vec(&out).unwrap()
+            })
+            .collect();
+        // The direct writer covers what it exists for: answers, NXDOMAIN, NODATA, cut answers,
+        // refusals; it leaves SOA, SRV and PTR answers to hickory.
+        let count = |f: &dyn Fn(&Message) -> bool| responses.iter().filter(|m| f(m)).count();
+        assert!(count(&|m| m.answers.len() == 80) == 0);
+        assert!(count(&|m| m.answers.len() == 3) > 0, "dual-stack ANY");
+        assert!(count(&|m| m.answers.len() == 40) > 0, "40 answers with EDNS");
+        assert!(count(&|m| m.metadata.truncation) > 0, "cut answers");
+        assert!(count(&|m| m.metadata.response_code == ResponseCode::NXDomain) > 0);
+        assert!(count(&|m| m.metadata.response_code == ResponseCode::Refused) > 0);
+        assert!(count(&|m| m.answers.is_empty() && m.authorities.len() == 1) > 0);
+        assert!(taken.len() > datagrams.len() / 2, "{} of {}", taken.len(), datagrams.len());
+    }
+
+    #[test]
+    fn unusual_datagrams_are_declined_or_answered_identically() {
+        let handler = handler();
+        let plain = query("web.default.svc.cluster.local.", RecordType::A, None)
+            .to_vec()
+            .unwrap();
+        let mut datagrams: Vec<Vec<u8>> = (0..=plain.len()).map(|n| plain[..n].to_vec()).collect();
+        // A trailing byte, a compressed question, a second question, a response, NOTIFY.
+        datagrams.push([&plain[..], &[0]].concat());
+        let mut pointer = plain[..12].to_vec();
+        pointer.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1]);
+        datagrams.push(pointer);
+        for (at, value) in [(5, 2), (2, 0x80), (2, 0x20), (7, 1)] {
+            let mut changed = plain.clone();
+            changed[at] = value;
+            datagrams.push(changed);
+        }
+        // EDNS with an option (a cookie), and EDNS version 1.
+        let mut with_option = plain.clone();
+        with_option[11] = 1;
+        with_option.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8]);
+        with_option.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        datagrams.push(with_option);
+        let mut future = plain.clone();
+        future[11] = 1;
+        future.extend_from_slice(&[0, 0, 41, 4, 208, 0, 1, 0, 0, 0, 0]);
+        datagrams.push(future);
+        // Labels with bytes a name rarely holds: upper case, a dot, a NUL.
+        let mut odd = plain[..12].to_vec();
+        odd.extend_from_slice(b"\x03A.\x00\x03web\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01");
+        datagrams.push(odd);
+        let taken = compare(&handler, &datagrams);
+        assert!(taken.contains(&plain), "the plain query itself");
+        assert!(!taken.iter().any(|d| d.len() < plain.len()), "a cut datagram was taken");
+    }
+}
