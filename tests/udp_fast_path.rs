@@ -3,7 +3,9 @@
 
 mod common;
 
+use clap::Parser;
 use common::*;
+use headless_dns::config::Config;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
@@ -140,4 +142,86 @@ async fn the_fast_path_answers_exactly_like_hickory() {
     assert!(compared > 300, "only {compared} replies compared");
     hickory.stop().await;
     fast.stop().await;
+}
+
+/// A burst from many sockets at once is taken in batches; every query still gets its own answer,
+/// sent to the socket it came from, over IPv6 as over IPv4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_are_answered_query_by_query_on_both_families() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, documents(&statefulset_cluster())).unwrap();
+    for listen in ["127.0.0.1:0", "[::1]:0"] {
+        let config = Config::try_parse_from([
+            "headless-dns",
+            "--manifests",
+            path.to_str().unwrap(),
+            "--listen",
+            listen,
+            "--http-listen",
+            "127.0.0.1:0",
+            "--udp-threads",
+            "1",
+        ])
+        .unwrap();
+        let running = headless_dns::start(&config).await.expect("starts");
+        let addr = running.dns_addr;
+        let bind = if addr.is_ipv6() {
+            "[::1]:0"
+        } else {
+            "127.0.0.1:0"
+        };
+        let mut sockets = Vec::new();
+        for _ in 0..8 {
+            sockets.push(tokio::net::UdpSocket::bind(bind).await.unwrap());
+        }
+        let names = [
+            (
+                "web-0.nginx-svc.default.svc.cluster.local.",
+                Some("10.244.1.10"),
+            ),
+            (
+                "web-1.nginx-svc.default.svc.cluster.local.",
+                Some("10.244.2.11"),
+            ),
+            ("web-2.nginx-svc.default.svc.cluster.local.", None),
+        ];
+        // 8 sockets × 24 queries, all sent before any answer is read.
+        for (s, socket) in sockets.iter().enumerate() {
+            for i in 0..24u16 {
+                let (name, _) = names[usize::from(i) % 3];
+                let id = (s as u16) << 8 | i;
+                socket
+                    .send_to(&query(id, name, RecordType::A, None), addr)
+                    .await
+                    .unwrap();
+            }
+        }
+        for (s, socket) in sockets.iter().enumerate() {
+            let mut seen = Vec::new();
+            let mut buf = vec![0u8; 1500];
+            while seen.len() < 24 {
+                let n =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), socket.recv(&mut buf))
+                        .await
+                        .expect("every query answered")
+                        .unwrap();
+                let reply = Message::from_vec(&buf[..n]).unwrap();
+                assert_eq!(
+                    usize::from(reply.metadata.id >> 8),
+                    s,
+                    "reply to another socket"
+                );
+                let i = reply.metadata.id & 0xFF;
+                let (name, ip) = names[usize::from(i) % 3];
+                assert_eq!(reply.queries[0].name().to_ascii(), name);
+                let got: Vec<String> = reply.answers.iter().map(|r| r.data.to_string()).collect();
+                assert_eq!(got, ip.into_iter().map(String::from).collect::<Vec<_>>());
+                seen.push(i);
+            }
+            seen.sort();
+            assert_eq!(seen, (0..24).collect::<Vec<_>>());
+        }
+        running.shutdown().await;
+    }
 }

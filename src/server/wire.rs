@@ -444,10 +444,20 @@ mod tests {
             headless("big"),
         ];
         for i in 0..40 {
-            parts.push(pod(&format!("mid-{i}"), "mid", &[&format!("10.2.0.{i}")], None));
+            parts.push(pod(
+                &format!("mid-{i}"),
+                "mid",
+                &[&format!("10.2.0.{i}")],
+                None,
+            ));
         }
         for i in 0..80 {
-            parts.push(pod(&format!("big-{i}"), "big", &[&format!("10.1.0.{i}")], None));
+            parts.push(pod(
+                &format!("big-{i}"),
+                "big",
+                &[&format!("10.1.0.{i}")],
+                None,
+            ));
         }
         let objects = manifests::parse(&parts.join("---\n")).unwrap();
         let mut state = ClusterState::new(1234);
@@ -522,7 +532,12 @@ mod tests {
         let mut datagrams = Vec::new();
         for name in names {
             for qtype in qtypes {
-                for edns in [None, Some((0, false)), Some((1232, false)), Some((4096, true))] {
+                for edns in [
+                    None,
+                    Some((0, false)),
+                    Some((1232, false)),
+                    Some((4096, true)),
+                ] {
                     let mut message = query(name, qtype, edns);
                     datagrams.push(message.to_vec().unwrap());
                     // Flags a response copies (RD, CD) or ignores (AD, AA, TC).
@@ -547,12 +562,20 @@ mod tests {
         let count = |f: &dyn Fn(&Message) -> bool| responses.iter().filter(|m| f(m)).count();
         assert!(count(&|m| m.answers.len() == 80) == 0);
         assert!(count(&|m| m.answers.len() == 3) > 0, "dual-stack ANY");
-        assert!(count(&|m| m.answers.len() == 40) > 0, "40 answers with EDNS");
+        assert!(
+            count(&|m| m.answers.len() == 40) > 0,
+            "40 answers with EDNS"
+        );
         assert!(count(&|m| m.metadata.truncation) > 0, "cut answers");
         assert!(count(&|m| m.metadata.response_code == ResponseCode::NXDomain) > 0);
         assert!(count(&|m| m.metadata.response_code == ResponseCode::Refused) > 0);
         assert!(count(&|m| m.answers.is_empty() && m.authorities.len() == 1) > 0);
-        assert!(taken.len() > datagrams.len() / 2, "{} of {}", taken.len(), datagrams.len());
+        assert!(
+            taken.len() > datagrams.len() / 2,
+            "{} of {}",
+            taken.len(),
+            datagrams.len()
+        );
     }
 
     #[test]
@@ -584,10 +607,15 @@ mod tests {
         datagrams.push(future);
         // Labels with bytes a name rarely holds: upper case, a dot, a NUL.
         let mut odd = plain[..12].to_vec();
-        odd.extend_from_slice(b"\x03A.\x00\x03web\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01");
+        odd.extend_from_slice(
+            b"\x03A.\x00\x03web\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01",
+        );
         datagrams.push(odd);
         let taken = compare(&handler, &datagrams);
         assert!(taken.contains(&plain), "the plain query itself");
-        assert!(!taken.iter().any(|d| d.len() < plain.len()), "a cut datagram was taken");
+        assert!(
+            !taken.iter().any(|d| d.len() < plain.len()),
+            "a cut datagram was taken"
+        );
     }
 }
