@@ -16,6 +16,7 @@ PODS=${PODS:-10}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 FIXED_QPS=${FIXED_QPS:-20000}
+CPU_SECONDS=${CPU_SECONDS:-5}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 HDNS_PORT=${HDNS_PORT:-5391}
@@ -123,13 +124,14 @@ p99_at_fixed_rate() {
 # Server CPU time (user + system, in clock ticks) of process $1.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# Microseconds of server CPU per query over one pass of query file $3 against pid $1 / port $2:
+# Microseconds of server CPU per query over CPU_SECONDS of query file $3 against pid $1 / port $2:
 # steadier than queries/s on a shared machine, where the other tenants' load moves wall time.
+# (/proc counts in clock ticks of 10 ms: the run must be seconds long to resolve microseconds.)
 cpu_us_per_query() {
   local before after queries hz
   hz=$(getconf CLK_TCK)
   before=$(cpu_ticks "$1")
-  queries=$(taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$2" -d "$3" -n 1 -T 1 -c 1 -q 500 2>/dev/null |
+  queries=$(taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$2" -d "$3" -l "$CPU_SECONDS" -T 1 -c 1 -q 500 2>/dev/null |
     awk '/Queries completed/ {print $3}')
   after=$(cpu_ticks "$1")
   awk -v t=$((after - before)) -v q="$queries" -v hz="$hz" 'BEGIN {printf "%.2f", (q > 0 ? t / hz * 1e6 / q : 0)}'

@@ -538,14 +538,11 @@ fn srv_capable<'v>(view: &'v View, namespace: &str, name: &str) -> Option<&'v Se
 /// Every name that holds `ip`: cluster IPs name their Service, pod IPs each of their names.
 fn pointer_targets(view: &View, zone: &Zone, ip: IpAddr) -> Vec<Name> {
     let mut names = Vec::new();
-    for key in view.services_at(ip) {
-        let Some(service) = view.service(&key.namespace, &key.name) else {
+    for (namespace, name) in view.services_at(ip) {
+        let Some(service) = view.service(namespace, name) else {
             continue;
         };
-        let name = ServiceName {
-            namespace: &key.namespace,
-            name: &key.name,
-        };
+        let name = ServiceName { namespace, name };
         if let ServiceKind::ClusterIp(ips) = &service.kind
             && ips.contains(&ip)
         {

@@ -78,16 +78,12 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
         self.shard_mut(key).remove(key)
     }
 
-    /// Changes the value at `key` (inserting `V::default()` first if absent); a value that
-    /// `change` leaves for dead (returns `false`) is removed.
-    pub fn update(&mut self, key: K, change: impl FnOnce(&mut V) -> bool)
-    where
-        V: Default,
-    {
+    /// Replaces the value at `key` with what `change` makes of it (`None`: absent).
+    pub fn update(&mut self, key: K, change: impl FnOnce(Option<V>) -> Option<V>) {
         let shard = self.shard_mut(&key);
-        let value = shard.entry(key.clone()).or_default();
-        if !change(value) {
-            shard.remove(&key);
+        let old = shard.remove(&key);
+        if let Some(new) = change(old) {
+            shard.insert(key, new);
         }
     }
 
@@ -113,15 +109,9 @@ mod tests {
         let snapshot = map.clone();
         map.insert(7, 70);
         map.remove(&8);
-        map.update(9, |v| {
-            *v += 1;
-            true
-        });
-        map.update(10, |_| false);
-        map.update(5000, |v| {
-            *v = 1;
-            true
-        });
+        map.update(9, |v| v.map(|v| v + 1));
+        map.update(10, |_| None);
+        map.update(5000, |v| Some(v.unwrap_or(0) + 1));
         assert_eq!(
             (snapshot.get(&7), snapshot.get(&8), snapshot.get(&9)),
             (Some(&7), Some(&8), Some(&9))

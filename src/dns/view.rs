@@ -62,16 +62,130 @@ struct NamespaceView {
     services: imbl::HashMap<Arc<str>, Arc<ServiceView>>,
 }
 
+/// Who holds one address: the namespaces with pods on it (for `<a-b-c-d>.<ns>.pod.<zone>`) and
+/// the Services whose cluster IPs or headless endpoints name it (for reverse DNS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Holders {
+    /// The usual case, without a heap allocation: pods of one namespace (several only on the host
+    /// network) and at most one Service of that namespace.
+    Single {
+        namespace: Arc<str>,
+        pods: u32,
+        service: Option<Arc<str>>,
+    },
+    Many(Box<ManyHolders>),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct ManyHolders {
+    pods: Vec<(Arc<str>, u32)>,
+    services: Vec<ObjectKey>,
+}
+
+impl Holders {
+    fn expand(this: Option<Holders>) -> ManyHolders {
+        match this {
+            None => ManyHolders::default(),
+            Some(Holders::Many(many)) => *many,
+            Some(Holders::Single {
+                namespace,
+                pods,
+                service,
+            }) => ManyHolders {
+                services: service
+                    .map(|name| ObjectKey {
+                        namespace: namespace.clone(),
+                        name,
+                    })
+                    .into_iter()
+                    .collect(),
+                pods: if pods > 0 {
+                    vec![(namespace, pods)]
+                } else {
+                    vec![]
+                },
+            },
+        }
+    }
+
+    /// The smallest form of `many`; `None` when nothing holds the address any more.
+    fn compact(many: ManyHolders) -> Option<Holders> {
+        match (&many.pods[..], &many.services[..]) {
+            ([], []) => None,
+            ([(namespace, pods)], []) => Some(Holders::Single {
+                namespace: namespace.clone(),
+                pods: *pods,
+                service: None,
+            }),
+            ([], [key]) => Some(Holders::Single {
+                namespace: key.namespace.clone(),
+                pods: 0,
+                service: Some(key.name.clone()),
+            }),
+            ([(namespace, pods)], [key]) if *namespace == key.namespace => Some(Holders::Single {
+                namespace: namespace.clone(),
+                pods: *pods,
+                service: Some(key.name.clone()),
+            }),
+            _ => Some(Holders::Many(Box::new(many))),
+        }
+    }
+
+    /// Applies `change` to the holders of an address (`None`: nobody), by way of the general form
+    /// unless `fast` handles the case in place.
+    fn change(
+        this: Option<Holders>,
+        fast: impl FnOnce(&mut Holders) -> Option<bool>,
+        change: impl FnOnce(&mut ManyHolders),
+    ) -> Option<Holders> {
+        if let Some(mut holders) = this {
+            match fast(&mut holders) {
+                Some(true) => return Some(holders),
+                Some(false) => return None,
+                None => {
+                    let mut many = Holders::expand(Some(holders));
+                    change(&mut many);
+                    return Holders::compact(many);
+                }
+            }
+        }
+        let mut many = ManyHolders::default();
+        change(&mut many);
+        Holders::compact(many)
+    }
+
+    fn has_pods_in(&self, namespace: &str) -> bool {
+        match self {
+            Holders::Single {
+                namespace: ns,
+                pods,
+                ..
+            } => *pods > 0 && &**ns == namespace,
+            Holders::Many(many) => many.pods.iter().any(|(ns, _)| &**ns == namespace),
+        }
+    }
+
+    fn services(&self) -> impl Iterator<Item = (&str, &str)> {
+        let (single, many) = match self {
+            Holders::Single {
+                namespace, service, ..
+            } => (service.as_deref().map(|name| (&**namespace, name)), &[][..]),
+            Holders::Many(many) => (None, &many.services[..]),
+        };
+        single
+            .into_iter()
+            .chain(many.iter().map(|key| (&*key.namespace, &*key.name)))
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct View {
     serial: u32,
     synced: bool,
     namespaces: imbl::HashMap<Arc<str>, NamespaceView>,
-    /// Services whose cluster IPs or headless endpoints hold an address.
-    reverse: ShardedMap<IpAddr, Arc<[ObjectKey]>>,
-    /// The namespaces with pods holding an address, and how many (pods can share one on the
-    /// host network).
-    pod_ips: ShardedMap<IpAddr, Vec<(Arc<str>, u32)>>,
+    /// Who holds each address, IPv4 and IPv6 apart so that the common key is four bytes.
+    holders_v4: ShardedMap<u32, Holders>,
+    holders_v6: ShardedMap<u128, Holders>,
 }
 
 impl View {
@@ -104,14 +218,20 @@ impl View {
             .map(|s| &**s)
     }
 
-    pub fn has_pod_ip(&self, namespace: &str, ip: IpAddr) -> bool {
-        self.pod_ips
-            .get(&ip)
-            .is_some_and(|owners| owners.iter().any(|(ns, _)| &**ns == namespace))
+    fn holders(&self, ip: IpAddr) -> Option<&Holders> {
+        match ip {
+            IpAddr::V4(v4) => self.holders_v4.get(&u32::from(v4)),
+            IpAddr::V6(v6) => self.holders_v6.get(&u128::from(v6)),
+        }
     }
 
-    pub fn services_at(&self, ip: IpAddr) -> &[ObjectKey] {
-        self.reverse.get(&ip).map_or(&[], |keys| keys)
+    pub fn has_pod_ip(&self, namespace: &str, ip: IpAddr) -> bool {
+        self.holders(ip).is_some_and(|h| h.has_pods_in(namespace))
+    }
+
+    /// `(namespace, name)` of the Services whose cluster IPs or endpoints hold `ip`.
+    pub fn services_at(&self, ip: IpAddr) -> impl Iterator<Item = (&str, &str)> {
+        self.holders(ip).into_iter().flat_map(Holders::services)
     }
 
     // ---- writer side ----
@@ -143,29 +263,100 @@ impl View {
         }
     }
 
+    /// Changes who holds `ip` (see [`Holders::change`]).
+    fn change_holders(
+        &mut self,
+        ip: IpAddr,
+        fast: impl FnOnce(&mut Holders) -> Option<bool>,
+        change: impl FnOnce(&mut ManyHolders),
+    ) {
+        let update = |old| Holders::change(old, fast, change);
+        match ip {
+            IpAddr::V4(v4) => self.holders_v4.update(u32::from(v4), update),
+            IpAddr::V6(v6) => self.holders_v6.update(u128::from(v6), update),
+        }
+    }
+
     pub fn add_pod_ip(&mut self, namespace: &Arc<str>, ip: IpAddr) {
-        self.pod_ips.update(ip, |owners| {
-            match owners.iter_mut().find(|(ns, _)| ns == namespace) {
+        self.change_holders(
+            ip,
+            |holders| match holders {
+                Holders::Single {
+                    namespace: ns,
+                    pods,
+                    ..
+                } if ns == namespace => {
+                    *pods += 1;
+                    Some(true)
+                }
+                _ => None,
+            },
+            |many| match many.pods.iter_mut().find(|(ns, _)| ns == namespace) {
                 Some((_, count)) => *count += 1,
-                None => owners.push((namespace.clone(), 1)),
-            }
-            true
-        });
+                None => many.pods.push((namespace.clone(), 1)),
+            },
+        );
     }
 
     pub fn remove_pod_ip(&mut self, namespace: &str, ip: IpAddr) {
-        if !self.pod_ips.contains_key(&ip) {
-            return;
-        }
-        self.pod_ips.update(ip, |owners| {
-            if let Some(i) = owners.iter().position(|(ns, _)| &**ns == namespace) {
-                owners[i].1 -= 1;
-                if owners[i].1 == 0 {
-                    owners.swap_remove(i);
+        self.change_holders(
+            ip,
+            |holders| match holders {
+                Holders::Single {
+                    namespace: ns,
+                    pods,
+                    service,
+                } if &**ns == namespace && *pods > 0 => {
+                    *pods -= 1;
+                    Some(*pods > 0 || service.is_some())
                 }
-            }
-            !owners.is_empty()
-        });
+                _ => None,
+            },
+            |many| {
+                if let Some(i) = many.pods.iter().position(|(ns, _)| &**ns == namespace) {
+                    many.pods[i].1 -= 1;
+                    if many.pods[i].1 == 0 {
+                        many.pods.swap_remove(i);
+                    }
+                }
+            },
+        );
+    }
+
+    fn add_service_ip(&mut self, key: &ObjectKey, ip: IpAddr) {
+        self.change_holders(
+            ip,
+            |holders| match holders {
+                Holders::Single {
+                    namespace,
+                    service: service @ None,
+                    ..
+                } if *namespace == key.namespace => {
+                    *service = Some(key.name.clone());
+                    Some(true)
+                }
+                _ => None,
+            },
+            |many| many.services.push(key.clone()),
+        );
+    }
+
+    fn remove_service_ip(&mut self, key: &ObjectKey, ip: IpAddr) {
+        self.change_holders(
+            ip,
+            |holders| match holders {
+                Holders::Single {
+                    namespace,
+                    pods,
+                    service,
+                } if *namespace == key.namespace && service.as_ref() == Some(&key.name) => {
+                    *service = None;
+                    Some(*pods > 0)
+                }
+                _ => None,
+            },
+            |many| many.services.retain(|k| k != key),
+        );
     }
 
     /// Replaces (or, with `None`, removes) what a Service answers, keeping reverse DNS in step.
@@ -201,23 +392,11 @@ impl View {
     ) {
         let old_ips: HashSet<IpAddr> = old.map(|s| s.reverse_ips().collect()).unwrap_or_default();
         let new_ips: HashSet<IpAddr> = new.map(|s| s.reverse_ips().collect()).unwrap_or_default();
-        for ip in old_ips.difference(&new_ips) {
-            let Some(keys) = self.reverse.get(ip) else {
-                continue;
-            };
-            let rest: Arc<[ObjectKey]> = keys.iter().filter(|k| *k != key).cloned().collect();
-            if rest.is_empty() {
-                self.reverse.remove(ip);
-            } else {
-                self.reverse.insert(*ip, rest);
-            }
+        for &ip in old_ips.difference(&new_ips) {
+            self.remove_service_ip(key, ip);
         }
-        for ip in new_ips.difference(&old_ips) {
-            let keys: Arc<[ObjectKey]> = match self.reverse.get(ip) {
-                Some(keys) => keys.iter().cloned().chain([key.clone()]).collect(),
-                None => Arc::from([key.clone()]),
-            };
-            self.reverse.insert(*ip, keys);
+        for &ip in new_ips.difference(&old_ips) {
+            self.add_service_ip(key, ip);
         }
     }
 }
@@ -237,5 +416,68 @@ impl SharedView {
 
     pub fn publish(&self, view: View) {
         self.0.store(Arc::new(view));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn services(view: &View, ip: IpAddr) -> Vec<String> {
+        let mut found: Vec<String> = view
+            .services_at(ip)
+            .map(|(ns, name)| format!("{ns}/{name}"))
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// Every way an address gains and loses holders, through the inline and the general form,
+    /// leaves exactly the holders added and not yet removed, and nothing once all are gone.
+    #[test]
+    fn address_holders_follow_adds_and_removes() {
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        let (web, api, other) = (
+            ObjectKey::new("a", "web"),
+            ObjectKey::new("a", "api"),
+            ObjectKey::new("b", "web"),
+        );
+        let mut view = View::default();
+        view.add_pod_ip(&a, ip);
+        view.add_service_ip(&web, ip);
+        let snapshot = view.clone();
+        view.add_pod_ip(&a, ip); // host network: two pods of one namespace
+        view.add_pod_ip(&b, ip);
+        view.add_service_ip(&api, ip);
+        view.add_service_ip(&other, ip);
+        assert!(view.has_pod_ip("a", ip) && view.has_pod_ip("b", ip) && !view.has_pod_ip("c", ip));
+        assert_eq!(services(&view, ip), ["a/api", "a/web", "b/web"]);
+        assert_eq!(services(&snapshot, ip), ["a/web"]);
+
+        view.remove_pod_ip("b", ip);
+        view.remove_service_ip(&other, ip);
+        view.remove_service_ip(&api, ip);
+        assert!(matches!(
+            view.holders(ip),
+            Some(Holders::Single { pods: 2, .. })
+        ));
+        view.remove_pod_ip("a", ip);
+        view.remove_pod_ip("a", ip);
+        assert!(!view.has_pod_ip("a", ip));
+        assert_eq!(services(&view, ip), ["a/web"]);
+        view.remove_service_ip(&web, ip);
+        view.remove_pod_ip("a", ip); // already gone: no effect
+        assert!(view.holders(ip).is_none() && view.holders_v4.is_empty());
+
+        // A Service alone, then a pod of another namespace joins it.
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        view.add_service_ip(&other, v6);
+        view.add_pod_ip(&a, v6);
+        assert!(view.has_pod_ip("a", v6) && !view.has_pod_ip("b", v6));
+        assert_eq!(services(&view, v6), ["b/web"]);
+        view.remove_service_ip(&other, v6);
+        view.remove_pod_ip("a", v6);
+        assert!(view.holders_v6.is_empty());
     }
 }
