@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod logging;
+pub mod memory;
 pub mod server;
 pub mod source;
 
@@ -68,11 +69,16 @@ pub async fn start(config: &Config) -> Result<Running, String> {
                 Input::Stdin => None,
             };
             let load_input = input.clone();
-            let objects = tokio::task::spawn_blocking(move || manifests::load(&load_input))
-                .await
-                .map_err(|e| format!("{input}: loading failed: {e}"))??;
-            state.apply(manifests::resync(objects));
-            state.apply(ClusterEvent::Synced);
+            // Parsed and applied on one thread, so that what the parser frees can be released.
+            state = tokio::task::spawn_blocking(move || {
+                let objects = manifests::load(&load_input)?;
+                state.apply(manifests::resync(objects));
+                state.apply(ClusterEvent::Synced);
+                memory::release_freed();
+                Ok::<_, String>(state)
+            })
+            .await
+            .map_err(|e| format!("{input}: loading failed: {e}"))??;
             info!(
                 source = %input,
                 services = state.service_count(),

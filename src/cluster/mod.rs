@@ -2,6 +2,7 @@
 //! names a change touches. It is the view's only writer.
 
 pub mod objects;
+mod pods;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -10,6 +11,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+
+use pods::PodTable;
 use tracing::{debug, info};
 
 use crate::dns::rules;
@@ -42,7 +45,7 @@ struct NamespaceState {
     /// A Namespace object exists (a namespace also exists while it holds Services or Pods).
     declared: bool,
     services: HashMap<Arc<str>, ServiceRecord>,
-    pods: HashMap<Arc<str>, PodRecord>,
+    pods: PodTable,
     /// For every headless Service with a selector: the names of the pods backing it.
     backing: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
     /// Services with a selector, filed under the hash of one of their selector's pairs: a pod
@@ -296,6 +299,10 @@ impl ClusterState {
 
     fn upsert_pod(&mut self, mut pod: PodRecord) {
         self.intern(&mut pod.key);
+        // A StatefulSet pod's hostname is its name: one string serves both.
+        if pod.hostname.as_deref() == Some(&*pod.key.name) {
+            pod.hostname = Some(pod.key.name.clone());
+        }
         match self.port_lists.get(&pod.named_ports) {
             Some(shared) => pod.named_ports = shared.clone(),
             None => {
@@ -308,7 +315,7 @@ impl ClusterState {
             return;
         }
         let new_ips = address_ips(&pod).to_vec();
-        let old = ns.pods.insert(key.name.clone(), pod);
+        let old = ns.pods.insert(pod);
         match &old {
             Some(old) => {
                 for ip in address_ips(old) {
