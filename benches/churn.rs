@@ -1,6 +1,13 @@
-//! The cost of pod churn on answering: dnsperf's queries/s against headless-dns following the
-//! test API server, quiet and while 1,000 pod readiness changes per second flow through the
-//! watch, alternated (quiet, churn, quiet, churn, ...). Prints figures; not a test. Needs dnsperf.
+//! The cost of pod churn on answering, two ways:
+//! 1. the cluster state's own work per pod change (apply, rebuild the Service's answers, publish a
+//!    view), timed without sockets: at 1,000 changes/s, that is the share of a core taken from
+//!    answering;
+//! 2. dnsperf's queries/s against headless-dns following the test API server, quiet and while
+//!    1,000 pod readiness changes per second flow through the watch, alternated (quiet, churn,
+//!    quiet, churn, ...). The test API server and dnsperf share the machine's two cores with the
+//!    server here, so the wall-clock figure overstates the server's part.
+//!
+//! Prints figures; not a test. Needs dnsperf.
 //!
 //!     cargo bench --bench churn [-- PODS [ROUNDS [SECONDS]]]
 
@@ -15,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use apiserver::FakeApi;
 use clap::Parser;
+use headless_dns::cluster::objects::ClusterObject;
+use headless_dns::cluster::{ClusterEvent, ClusterState};
+use headless_dns::source::manifests;
 
 use apiserver::BENCH_PODS_PER_SERVICE as PODS_PER_SERVICE;
 const CHANGES_PER_SECOND: u64 = 1000;
@@ -27,12 +37,22 @@ fn main() {
     let pods = args.first().copied().unwrap_or(10_000);
     let rounds = args.get(1).copied().unwrap_or(3);
     let seconds = args.get(2).copied().unwrap_or(5);
+    // The server and the test API server on runtimes of their own, so that each one's CPU time
+    // can be read from its threads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name(SERVER_THREADS)
         .enable_all()
         .build()
         .unwrap();
-    let api = Arc::new(runtime.block_on(FakeApi::start()));
+    let api_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("test-api")
+        .enable_all()
+        .build()
+        .unwrap();
+    writer_cost(pods);
+    let api = Arc::new(api_runtime.block_on(FakeApi::start()));
     apiserver::populate_bench(&api, pods);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
@@ -80,7 +100,7 @@ fn main() {
 
     // (queries/s, microseconds of the UDP worker thread's CPU per query)
     let dnsperf = || -> (f64, f64) {
-        let cpu_before = udp_thread_ticks();
+        let cpu_before = thread_ticks("dns-udp");
         let output = Command::new("dnsperf")
             .args([
                 "-s",
@@ -102,7 +122,7 @@ fn main() {
             ])
             .output()
             .expect("dnsperf is installed (Debian: apt-get install dnsperf)");
-        let cpu = udp_thread_ticks() - cpu_before;
+        let cpu = thread_ticks("dns-udp") - cpu_before;
         let text = String::from_utf8_lossy(&output.stdout);
         let field = |name: &str| -> f64 {
             text.lines()
@@ -117,13 +137,14 @@ fn main() {
         )
     };
     let (mut quiet, mut churned) = (Vec::new(), Vec::new());
+    let mut server_shares = Vec::new();
     let applied = Arc::new(AtomicUsize::new(0));
     for _ in 0..rounds {
         quiet.push(dnsperf());
         let stop = Arc::new(AtomicBool::new(false));
         let churn = {
             let (api, stop, applied) = (api.clone(), stop.clone(), applied.clone());
-            runtime.spawn(async move {
+            api_runtime.spawn(async move {
                 let mut ticks =
                     tokio::time::interval(Duration::from_micros(1_000_000 / CHANGES_PER_SECOND));
                 let mut ready = vec![true; pods];
@@ -140,15 +161,25 @@ fn main() {
         };
         let started = Instant::now();
         let before = applied.load(Ordering::Relaxed);
+        let server_before = thread_ticks(SERVER_THREADS);
         churned.push(dnsperf());
-        let rate =
-            (applied.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
+        let elapsed = started.elapsed().as_secs_f64();
+        let rate = (applied.load(Ordering::Relaxed) - before) as f64 / elapsed;
+        // The watch, decoding and state updates all run on the server's runtime threads.
+        let server_share =
+            (thread_ticks(SERVER_THREADS) - server_before) as f64 / ticks_per_second() / elapsed;
+        server_shares.push(server_share * 100.0);
         stop.store(true, Ordering::Relaxed);
-        runtime.block_on(churn).unwrap();
+        api_runtime.block_on(churn).unwrap();
         let (q, c) = (quiet.last().unwrap(), churned.last().unwrap());
         println!(
-            "round: quiet {:.0} q/s ({:.2} us CPU/query), churn {:.0} q/s ({:.2} us CPU/query) at {rate:.0} changes/s",
-            q.0, q.1, c.0, c.1
+            "round: quiet {:.0} q/s ({:.2} us CPU/query), churn {:.0} q/s ({:.2} us CPU/query) at {rate:.0} changes/s; \
+             following them took {:.1}% of a core",
+            q.0,
+            q.1,
+            c.0,
+            c.1,
+            server_share * 100.0
         );
     }
     let median = |v: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
@@ -158,17 +189,23 @@ fn main() {
     };
     let (q, c) = (median(&quiet, |r| r.0), median(&churned, |r| r.0));
     let (qc, cc) = (median(&quiet, |r| r.1), median(&churned, |r| r.1));
+    server_shares.sort_by(f64::total_cmp);
     println!(
         "{pods} pods, medians: quiet {q:.0} q/s, with {CHANGES_PER_SECOND} pod changes/s {c:.0} q/s ({:+.1}%); \
-         UDP thread CPU per query {qc:.2} us quiet, {cc:.2} us under churn ({:+.1}%)",
+         UDP thread CPU per query {qc:.2} us quiet, {cc:.2} us under churn ({:+.1}%); \
+         following the changes (watch, decoding, state, views) took {:.1}% of a core",
         (c / q - 1.0) * 100.0,
-        (cc / qc - 1.0) * 100.0
+        (cc / qc - 1.0) * 100.0,
+        server_shares[server_shares.len() / 2]
     );
     runtime.block_on(running.shutdown());
 }
 
-/// CPU ticks (user + system) of this process's UDP worker threads so far.
-fn udp_thread_ticks() -> u64 {
+/// Thread name prefix of the server's runtime.
+const SERVER_THREADS: &str = "server-rt";
+
+/// CPU ticks (user + system) so far of this process's threads whose name starts with `prefix`.
+fn thread_ticks(prefix: &str) -> u64 {
     let mut total = 0;
     for task in std::fs::read_dir("/proc/self/task")
         .into_iter()
@@ -176,7 +213,7 @@ fn udp_thread_ticks() -> u64 {
         .flatten()
     {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !comm.starts_with("dns-udp") {
+        if !comm.starts_with(prefix) {
             continue;
         }
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
@@ -198,4 +235,45 @@ fn udp_thread_ticks() -> u64 {
 fn ticks_per_second() -> f64 {
     // Linux reports thread CPU in USER_HZ, 100 on every architecture it supports today.
     100.0
+}
+
+/// Times pod readiness flips applied to the cluster state one at a time, each published.
+fn writer_cost(pods: usize) {
+    let mut items = vec![apiserver::namespace("bench")];
+    for s in 0..pods.div_ceil(PODS_PER_SERVICE) {
+        let name = format!("svc-{s}");
+        items.push(apiserver::headless_service(
+            "bench",
+            &name,
+            Some(("app", &name)),
+        ));
+    }
+    items.extend((0..pods).map(|i| apiserver::bench_pod(i, true)));
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let objects = manifests::parse(&list.to_string()).expect("parses");
+    let mut state = ClusterState::new(1);
+    state.apply(manifests::resync(objects));
+    state.apply(ClusterEvent::Synced);
+    let mut published = state.publish();
+    let changes: Vec<ClusterObject> = (0..20_000)
+        .map(|n| {
+            let i = (n * 104_729) % pods;
+            let text = apiserver::bench_pod(i, n % 2 == 1).to_string();
+            manifests::parse(&text).expect("parses").remove(0)
+        })
+        .collect();
+    let count = changes.len();
+    let started = Instant::now();
+    for change in changes {
+        state.apply(ClusterEvent::Upsert(change));
+        // Readers hold the previous view meanwhile, as they would.
+        published = state.publish().or(published);
+    }
+    let per_change = started.elapsed().as_secs_f64() * 1e6 / count as f64;
+    println!(
+        "{pods} pods: applying one pod change and publishing the view takes {per_change:.1} us: \
+         {CHANGES_PER_SECOND} changes/s use {:.1}% of one core",
+        per_change * CHANGES_PER_SECOND as f64 / 1e4
+    );
+    drop(published);
 }
