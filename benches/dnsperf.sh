@@ -17,6 +17,8 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 FIXED_QPS=${FIXED_QPS:-20000}
 CPU_SECONDS=${CPU_SECONDS:-5}
+# The mixes measured for queries/s and CPU per query (empty: only p99, RSS and start time).
+MIXES=${MIXES-pods svcs mix}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 HDNS_PORT=${HDNS_PORT:-5391}
@@ -105,6 +107,15 @@ taskset -c "$SERVER_CPU" knotd -c "$work/knot.conf" 2>"$work/knot.log" &
 knot_pid=$!
 pids+=("$knot_pid")
 knot_start_ms=$(wait_for_answers "$KNOT_PORT" "$start")
+# knotd pins its UDP worker to a CPU of its choosing (CPU 0, dnsperf's, on two cores), overriding
+# taskset: put every thread of both servers back on SERVER_CPU, and show where they are.
+taskset -a -p -c "$SERVER_CPU" "$knot_pid" >/dev/null
+taskset -a -p -c "$SERVER_CPU" "$hdns_pid" >/dev/null
+threads_cpus() {
+  local t list=()
+  for t in /proc/"$1"/task/*; do list+=("$(taskset -p -c "${t##*/}" | awk '{print $NF}')"); done
+  echo "${list[*]}"
+}
 
 # Queries/s of dnsperf's run against port $1 with query file $2.
 qps() {
@@ -144,8 +155,9 @@ rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 echo
 echo "cluster: $SERVICES headless Services x $PODS pods (+$((SERVICES / 10 > 0 ? SERVICES / 10 : 1)) ClusterIP); $ROUNDS rounds of ${DURATION}s, A B A B"
 echo "server CPU $SERVER_CPU, dnsperf CPU $CLIENT_CPU; $(nproc) CPUs; $(uname -r)"
+echo "CPUs allowed per thread: headless-dns $(threads_cpus "$hdns_pid"); knot $(threads_cpus "$knot_pid")"
 printf '%-6s %14s %14s %8s   %s\n' mix "headless q/s" "knot q/s" ratio "rounds (headless/knot)"
-for mix in pods svcs mix; do
+for mix in $MIXES; do
   a_runs=() b_runs=()
   for _ in $(seq 1 "$ROUNDS"); do
     a_runs+=("$(qps "$HDNS_PORT" "$work/q-$mix.txt")")
@@ -158,13 +170,19 @@ for mix in pods svcs mix; do
 done
 echo
 printf '%-6s %22s %22s %8s\n' mix "headless CPU us/query" "knot CPU us/query" "ratio"
-for mix in pods svcs mix; do
+for mix in $MIXES; do
   a=$(cpu_us_per_query "$hdns_pid" "$HDNS_PORT" "$work/q-$mix.txt")
   b=$(cpu_us_per_query "$knot_pid" "$KNOT_PORT" "$work/q-$mix.txt")
   printf '%-6s %22s %22s %8s\n' "$mix" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", (a > 0 ? b / a : 0)}')"
 done
 echo "(ratio: knot's CPU per query / headless-dns's, so above 1.0 means headless-dns does less work)"
 echo
-echo "p99 latency at $FIXED_QPS q/s (mix): headless-dns $(p99_at_fixed_rate "$HDNS_PORT" "$work/q-mix.txt") ms, knot $(p99_at_fixed_rate "$KNOT_PORT" "$work/q-mix.txt") ms"
+# One 5 s run's p99 moves with any stall of the shared host: A B A B, and the median of each.
+a_runs=() b_runs=()
+for _ in $(seq 1 "$ROUNDS"); do
+  a_runs+=("$(p99_at_fixed_rate "$HDNS_PORT" "$work/q-mix.txt")")
+  b_runs+=("$(p99_at_fixed_rate "$KNOT_PORT" "$work/q-mix.txt")")
+done
+echo "p99 latency at $FIXED_QPS q/s (mix), median of $ROUNDS: headless-dns $(printf '%s\n' "${a_runs[@]}" | median) ms, knot $(printf '%s\n' "${b_runs[@]}" | median) ms (rounds: ${a_runs[*]} / ${b_runs[*]})"
 echo "RSS after the runs: headless-dns $(rss_mb "$hdns_pid") MB, knot $(rss_mb "$knot_pid") MB"
 echo "start to first answer: headless-dns ${hdns_start_ms} ms (manifests.$MANIFESTS), knot ${knot_start_ms} ms"
