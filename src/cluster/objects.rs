@@ -3,8 +3,9 @@
 //! Both sources (the manifests file and the Kubernetes API) convert their objects into these
 //! records once, so nothing downstream ever holds a whole API object.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use hickory_proto::rr::Name;
 
@@ -40,26 +41,116 @@ impl std::fmt::Display for ObjectKey {
     }
 }
 
-/// Label pairs sorted by key, in one allocation (`key\0value\0key\0value`): a pod keeps its
-/// labels only to be matched against selectors, and 100k pods with several labels each would
-/// otherwise hold two allocations per pair.
+/// Label pairs sorted by key, in one allocation: a pod keeps its labels only to be matched
+/// against selectors, and 100k pods with several labels each would otherwise hold two
+/// allocations per pair. Keys (`app`, `pod-template-hash`, ...) repeat across every pod, so each
+/// is stored once for the process and referred to by number (see [`LabelKeys`]); values are
+/// kept inline. Each pair is `key number (u16) [key length (u16), key]? value length (u16) value`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Labels(Box<str>);
+pub struct Labels(Box<[u8]>);
+
+/// The key number of a key written out in full after it.
+const INLINE_KEY: u16 = u16::MAX;
+
+/// The label keys seen so far. Kept for the life of the process, up to [`LabelKeys::LIMIT`]
+/// (further keys are written out in each label set), so a stream of made-up keys cannot grow it
+/// without bound.
+struct LabelKeys {
+    numbers: HashMap<&'static str, u16>,
+    names: Vec<&'static str>,
+}
+
+impl LabelKeys {
+    /// At most 4,096 keys of at most 317 bytes: about 1.3 MB in the worst case.
+    const LIMIT: usize = 4096;
+
+    fn table() -> &'static RwLock<LabelKeys> {
+        static TABLE: OnceLock<RwLock<LabelKeys>> = OnceLock::new();
+        TABLE.get_or_init(|| {
+            RwLock::new(LabelKeys {
+                numbers: HashMap::new(),
+                names: Vec::new(),
+            })
+        })
+    }
+
+    /// The number of `key`, registering it while there is room.
+    fn number(key: &str) -> u16 {
+        let table = Self::table();
+        if let Some(&n) = table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .numbers
+            .get(key)
+        {
+            return n;
+        }
+        let mut table = table.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&n) = table.numbers.get(key) {
+            return n;
+        }
+        if table.names.len() >= Self::LIMIT {
+            return INLINE_KEY;
+        }
+        let n = table.names.len() as u16;
+        let name: &'static str = Box::leak(key.into());
+        table.names.push(name);
+        table.numbers.insert(name, n);
+        n
+    }
+
+    fn name(number: u16) -> &'static str {
+        let table = Self::table().read().unwrap_or_else(|e| e.into_inner());
+        table.names.get(usize::from(number)).copied().unwrap_or("")
+    }
+}
+
+/// Reads a packed label set front to back.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = self.0.split_at_checked(n)?;
+        self.0 = tail;
+        Some(head)
+    }
+
+    fn number(&mut self) -> Option<u16> {
+        let bytes = self.bytes(2)?;
+        Some(u16::from_be_bytes([bytes[0], bytes[1]]))
+    }
+
+    fn text(&mut self) -> Option<&'a str> {
+        let len = self.number()?;
+        std::str::from_utf8(self.bytes(usize::from(len))?).ok()
+    }
+}
 
 impl Labels {
     pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut pairs: Vec<(String, String)> = pairs.into_iter().collect();
         pairs.sort_unstable();
-        let mut packed =
-            String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+        let mut packed = Vec::with_capacity(pairs.iter().map(|(_, v)| v.len() + 4).sum());
+        let push_text = |packed: &mut Vec<u8>, text: &str| {
+            // Label keys and values are far shorter than 64 KiB (the API allows 317 and 63
+            // bytes); longer text is cut rather than misread.
+            let mut end = text.len().min(usize::from(u16::MAX));
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let text = &text.as_bytes()[..end];
+            packed.extend_from_slice(&(text.len() as u16).to_be_bytes());
+            packed.extend_from_slice(text);
+        };
         for (key, value) in &pairs {
-            // Label keys and values cannot contain NUL: the API validates them.
-            packed.push_str(key);
-            packed.push('\0');
-            packed.push_str(value);
-            packed.push('\0');
+            let number = LabelKeys::number(key);
+            packed.extend_from_slice(&number.to_be_bytes());
+            if number == INLINE_KEY {
+                push_text(&mut packed, key);
+            }
+            push_text(&mut packed, value);
         }
-        Self(packed.into_boxed_str())
+        Self(packed.into_boxed_slice())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -67,8 +158,14 @@ impl Labels {
     }
 
     pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        let mut parts = self.0.split_terminator('\0');
-        std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
+        let mut cursor = Cursor(&self.0);
+        std::iter::from_fn(move || {
+            let key = match cursor.number()? {
+                INLINE_KEY => cursor.text()?,
+                number => LabelKeys::name(number),
+            };
+            Some((key, cursor.text()?))
+        })
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -277,5 +374,66 @@ impl ClusterObject {
             ClusterObject::Pod(p) => p.key.clone(),
             ClusterObject::EndpointSlice(e) => e.key.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        Labels::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn labels_keep_their_pairs_sorted_and_compare_by_content() {
+        let pod = labels(&[
+            ("statefulset.kubernetes.io/pod-name", "web-0"),
+            ("app", "web"),
+            ("empty", ""),
+        ]);
+        let pairs: Vec<(&str, &str)> = pod.pairs().collect();
+        assert_eq!(
+            pairs,
+            [
+                ("app", "web"),
+                ("empty", ""),
+                ("statefulset.kubernetes.io/pod-name", "web-0")
+            ]
+        );
+        assert_eq!(pod.get("app"), Some("web"));
+        assert_eq!(pod.get("apps"), None);
+        assert!(labels(&[("app", "web"), ("empty", "")]).selects(&pod));
+        assert!(!labels(&[("app", "web"), ("tier", "x")]).selects(&pod));
+        assert!(Labels::default().selects(&pod) && Labels::default().is_empty());
+        assert_eq!(
+            pod,
+            labels(&[
+                ("empty", ""),
+                ("app", "web"),
+                ("statefulset.kubernetes.io/pod-name", "web-0")
+            ])
+        );
+        assert_ne!(pod, labels(&[("app", "web")]));
+    }
+
+    #[test]
+    fn keys_past_the_table_are_written_out() {
+        // What `Labels::new` writes for a key once the key table is full.
+        let mut packed = INLINE_KEY.to_be_bytes().to_vec();
+        for text in ["rare/key", "v"] {
+            packed.extend_from_slice(&(text.len() as u16).to_be_bytes());
+            packed.extend_from_slice(text.as_bytes());
+        }
+        packed.extend_from_slice(&LabelKeys::number("app").to_be_bytes());
+        packed.extend_from_slice(&[0, 1, b'x']);
+        let labels = Labels(packed.into());
+        assert_eq!(
+            labels.pairs().collect::<Vec<_>>(),
+            [("rare/key", "v"), ("app", "x")]
+        );
+        // A set cut short ends where the damage starts, without panicking.
+        let cut = Labels(labels.0[..labels.0.len() - 1].into());
+        assert_eq!(cut.pairs().collect::<Vec<_>>(), [("rare/key", "v")]);
     }
 }
