@@ -278,27 +278,15 @@ impl View {
     }
 
     pub fn add_pod_ip(&mut self, namespace: &Arc<str>, ip: IpAddr) {
-        self.change_holders(
-            ip,
-            |holders| match holders {
-                Holders::Single {
-                    namespace: ns,
-                    pods,
-                    ..
-                } if ns == namespace => {
-                    *pods += 1;
-                    Some(true)
-                }
-                _ => None,
-            },
-            |many| match many.pods.iter_mut().find(|(ns, _)| ns == namespace) {
-                Some((_, count)) => *count += 1,
-                None => many.pods.push((namespace.clone(), 1)),
-            },
-        );
+        self.count_pod_ip(namespace, ip, true);
     }
 
-    pub fn remove_pod_ip(&mut self, namespace: &str, ip: IpAddr) {
+    pub fn remove_pod_ip(&mut self, namespace: &Arc<str>, ip: IpAddr) {
+        self.count_pod_ip(namespace, ip, false);
+    }
+
+    /// Counts one pod more (`added`) or one less holding `ip` in `namespace`.
+    fn count_pod_ip(&mut self, namespace: &Arc<str>, ip: IpAddr, added: bool) {
         self.change_holders(
             ip,
             |holders| match holders {
@@ -306,19 +294,22 @@ impl View {
                     namespace: ns,
                     pods,
                     service,
-                } if &**ns == namespace && *pods > 0 => {
-                    *pods -= 1;
+                } if ns == namespace && (added || *pods > 0) => {
+                    *pods = if added { *pods + 1 } else { *pods - 1 };
                     Some(*pods > 0 || service.is_some())
                 }
                 _ => None,
             },
-            |many| {
-                if let Some(i) = many.pods.iter().position(|(ns, _)| &**ns == namespace) {
+            |many| match many.pods.iter().position(|(ns, _)| ns == namespace) {
+                Some(i) if added => many.pods[i].1 += 1,
+                Some(i) => {
                     many.pods[i].1 -= 1;
                     if many.pods[i].1 == 0 {
                         many.pods.swap_remove(i);
                     }
                 }
+                None if added => many.pods.push((namespace.clone(), 1)),
+                None => {}
             },
         );
     }
@@ -455,19 +446,19 @@ mod tests {
         assert_eq!(services(&view, ip), ["a/api", "a/web", "b/web"]);
         assert_eq!(services(&snapshot, ip), ["a/web"]);
 
-        view.remove_pod_ip("b", ip);
+        view.remove_pod_ip(&b, ip);
         view.remove_service_ip(&other, ip);
         view.remove_service_ip(&api, ip);
         assert!(matches!(
             view.holders(ip),
             Some(Holders::Single { pods: 2, .. })
         ));
-        view.remove_pod_ip("a", ip);
-        view.remove_pod_ip("a", ip);
+        view.remove_pod_ip(&a, ip);
+        view.remove_pod_ip(&a, ip);
         assert!(!view.has_pod_ip("a", ip));
         assert_eq!(services(&view, ip), ["a/web"]);
         view.remove_service_ip(&web, ip);
-        view.remove_pod_ip("a", ip); // already gone: no effect
+        view.remove_pod_ip(&a, ip); // already gone: no effect
         assert!(view.holders(ip).is_none() && view.holders_v4.is_empty());
 
         // A Service alone, then a pod of another namespace joins it.
@@ -477,7 +468,7 @@ mod tests {
         assert!(view.has_pod_ip("a", v6) && !view.has_pod_ip("b", v6));
         assert_eq!(services(&view, v6), ["b/web"]);
         view.remove_service_ip(&other, v6);
-        view.remove_pod_ip("a", v6);
+        view.remove_pod_ip(&a, v6);
         assert!(view.holders_v6.is_empty());
     }
 }

@@ -443,21 +443,11 @@ mod tests {
             headless("mid"),
             headless("big"),
         ];
-        for i in 0..40 {
-            parts.push(pod(
-                &format!("mid-{i}"),
-                "mid",
-                &[&format!("10.2.0.{i}")],
-                None,
-            ));
-        }
-        for i in 0..80 {
-            parts.push(pod(
-                &format!("big-{i}"),
-                "big",
-                &[&format!("10.1.0.{i}")],
-                None,
-            ));
+        for (service, count, network) in [("mid", 40, "10.2.0"), ("big", 80, "10.1.0")] {
+            for i in 0..count {
+                let ip = format!("{network}.{i}");
+                parts.push(pod(&format!("{service}-{i}"), service, &[&ip], None));
+            }
         }
         let objects = manifests::parse(&parts.join("---\n")).unwrap();
         let mut state = ClusterState::new(1234);
