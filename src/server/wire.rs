@@ -433,6 +433,11 @@ mod tests {
     /// A handler over a cluster with answers of every size: one address, dual stack, a ClusterIP,
     /// and Services whose answers fit only with EDNS (40 pods) or never in UDP (80 pods).
     fn handler() -> Handler {
+        handler_with(true)
+    }
+
+    /// `synced`: whether the source has delivered a complete state yet.
+    fn handler_with(synced: bool) -> Handler {
         let mut parts = vec![
             headless("web"),
             pod("web-0", "web", &["10.0.0.1", "fd00::1"], Some(("web-0", "web"))),
@@ -452,7 +457,9 @@ mod tests {
         let objects = manifests::parse(&parts.join("---\n")).unwrap();
         let mut state = ClusterState::new(1234);
         state.apply(manifests::resync(objects));
-        state.apply(ClusterEvent::Synced);
+        if synced {
+            state.apply(ClusterEvent::Synced);
+        }
         let view = SharedView::new(state.publish().unwrap());
         let zone = Zone::new("cluster.local.", 30, PodRecords::Verified, None).unwrap();
         Handler::new(view, Arc::new(zone))
@@ -580,7 +587,8 @@ mod tests {
         let mut pointer = plain[..12].to_vec();
         pointer.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1]);
         datagrams.push(pointer);
-        for (at, value) in [(5, 2), (2, 0x80), (2, 0x20), (7, 1)] {
+        // ... and the Z bit, which a response does not copy.
+        for (at, value) in [(5, 2), (2, 0x80), (2, 0x20), (7, 1), (3, 0x40)] {
             let mut changed = plain.clone();
             changed[at] = value;
             datagrams.push(changed);
@@ -603,6 +611,11 @@ mod tests {
         datagrams.push(odd);
         let taken = compare(&handler, &datagrams);
         assert!(taken.contains(&plain), "the plain query itself");
+        // Before the first complete state: SERVFAIL in the zone, REFUSED outside, as hickory's.
+        let unsynced = handler_with(false);
+        let outside = query("example.com.", RecordType::A, Some((1232, false)));
+        let early = [plain.clone(), outside.to_vec().unwrap()];
+        assert_eq!(compare(&unsynced, &early).len(), 2);
         assert!(
             !taken.iter().any(|d| d.len() < plain.len()),
             "a cut datagram was taken"
