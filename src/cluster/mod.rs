@@ -299,9 +299,18 @@ impl ClusterState {
 
     fn upsert_pod(&mut self, mut pod: PodRecord) {
         self.intern(&mut pod.key);
-        // A StatefulSet pod's hostname is its name: one string serves both.
+        // A StatefulSet pod's hostname is its name, and its subdomain its Service's name: one
+        // string serves each pair.
         if pod.hostname.as_deref() == Some(&*pod.key.name) {
             pod.hostname = Some(pod.key.name.clone());
+        }
+        if let Some(subdomain) = &pod.subdomain
+            && let Some((shared, _)) = self
+                .namespaces
+                .get(&pod.key.namespace)
+                .and_then(|ns| ns.services.get_key_value(subdomain))
+        {
+            pod.subdomain = Some(shared.clone());
         }
         match self.port_lists.get(&pod.named_ports) {
             Some(shared) => pod.named_ports = shared.clone(),

@@ -291,7 +291,9 @@ pub struct PodRecord {
     pub labels: Labels,
     /// Shared with the endpoint name it gives the pod.
     pub hostname: Option<Arc<str>>,
-    pub subdomain: Option<Box<str>>,
+    /// Usually the name of a headless Service: the cluster state then shares that Service's
+    /// string.
+    pub subdomain: Option<Arc<str>>,
     /// `status.podIPs`, or `status.podIP` when the list is absent.
     pub ips: Addresses,
     /// Condition `Ready` is `True`.
