@@ -596,6 +596,13 @@ mod tests {
             changed[at] = value;
             datagrams.push(changed);
         }
+        // Question types a client may send but rarely does: meta types, zero, the largest.
+        for qtype in [0u16, 41, 249, 250, 251, 252, 253, 254, 255, 256, 65535] {
+            let mut changed = plain.clone();
+            let at = changed.len() - 4;
+            changed[at..at + 2].copy_from_slice(&qtype.to_be_bytes());
+            datagrams.push(changed);
+        }
         // EDNS with an option (a cookie), and EDNS version 1.
         let mut with_option = plain.clone();
         with_option[11] = 1;
