@@ -6,9 +6,10 @@
 #
 # Both servers run pinned to SERVER_CPU, dnsperf to CLIENT_CPU (one thread). For each of three
 # query mixes (pod names; Service names with PODS answers; a mix with 10% NXDOMAIN) it prints
-# queries/s of both, the ratio headless-dns/Knot (median of ROUNDS), p99 latency at a fixed
-# FIXED_QPS, both servers' RSS, and headless-dns's time from start to first answer. It installs
-# dnsperf and knot if missing and stops every process it started.
+# queries/s of both, the ratio headless-dns/Knot (median of ROUNDS), server CPU per query, and
+# p99 latency at a fixed FIXED_QPS (median of ROUNDS alternating runs); then both servers' RSS
+# and the time from start to first answer. It installs dnsperf and knot if missing and stops
+# every process it started.
 set -euo pipefail
 
 SERVICES=${SERVICES:-1000}
@@ -17,8 +18,9 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 FIXED_QPS=${FIXED_QPS:-20000}
 CPU_SECONDS=${CPU_SECONDS:-5}
-# The mixes measured for queries/s and CPU per query (empty: only p99, RSS and start time).
+# The mixes measured for queries/s and CPU per query (empty: none), and for p99 latency.
 MIXES=${MIXES-pods svcs mix}
+P99_MIXES=${P99_MIXES-pods svcs mix}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 HDNS_PORT=${HDNS_PORT:-5391}
@@ -178,11 +180,17 @@ done
 echo "(ratio: knot's CPU per query / headless-dns's, so above 1.0 means headless-dns does less work)"
 echo
 # One 5 s run's p99 moves with any stall of the shared host: A B A B, and the median of each.
-a_runs=() b_runs=()
-for _ in $(seq 1 "$ROUNDS"); do
-  a_runs+=("$(p99_at_fixed_rate "$HDNS_PORT" "$work/q-mix.txt")")
-  b_runs+=("$(p99_at_fixed_rate "$KNOT_PORT" "$work/q-mix.txt")")
+echo
+printf '%-6s %22s %22s   %s\n' mix "headless p99 (ms)" "knot p99 (ms)" "rounds (headless/knot)"
+for mix in $P99_MIXES; do
+  a_runs=() b_runs=()
+  for _ in $(seq 1 "$ROUNDS"); do
+    a_runs+=("$(p99_at_fixed_rate "$HDNS_PORT" "$work/q-$mix.txt")")
+    b_runs+=("$(p99_at_fixed_rate "$KNOT_PORT" "$work/q-$mix.txt")")
+  done
+  printf '%-6s %22s %22s   %s / %s\n' "$mix" "$(printf '%s\n' "${a_runs[@]}" | median)" \
+    "$(printf '%s\n' "${b_runs[@]}" | median)" "${a_runs[*]}" "${b_runs[*]}"
 done
-echo "p99 latency at $FIXED_QPS q/s (mix), median of $ROUNDS: headless-dns $(printf '%s\n' "${a_runs[@]}" | median) ms, knot $(printf '%s\n' "${b_runs[@]}" | median) ms (rounds: ${a_runs[*]} / ${b_runs[*]})"
+echo "(p99 latency at a fixed $FIXED_QPS q/s, median of $ROUNDS runs of 5 s each)"
 echo "RSS after the runs: headless-dns $(rss_mb "$hdns_pid") MB, knot $(rss_mb "$knot_pid") MB"
 echo "start to first answer: headless-dns ${hdns_start_ms} ms (manifests.$MANIFESTS), knot ${knot_start_ms} ms"
