@@ -154,17 +154,23 @@ median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
+# Runs measurement $1 (a function of port and query file) ROUNDS times on each server, A B A B,
+# with the queries of mix $2; the results are left in a_runs and b_runs.
+alternate() {
+  a_runs=() b_runs=()
+  for _ in $(seq 1 "$ROUNDS"); do
+    a_runs+=("$("$1" "$HDNS_PORT" "$work/q-$2.txt")")
+    b_runs+=("$("$1" "$KNOT_PORT" "$work/q-$2.txt")")
+  done
+}
+
 echo
 echo "cluster: $SERVICES headless Services x $PODS pods (+$((SERVICES / 10 > 0 ? SERVICES / 10 : 1)) ClusterIP); $ROUNDS rounds of ${DURATION}s, A B A B"
 echo "server CPU $SERVER_CPU, dnsperf CPU $CLIENT_CPU; $(nproc) CPUs; $(uname -r)"
 echo "CPUs allowed per thread: headless-dns $(threads_cpus "$hdns_pid"); knot $(threads_cpus "$knot_pid")"
 printf '%-6s %14s %14s %8s   %s\n' mix "headless q/s" "knot q/s" ratio "rounds (headless/knot)"
 for mix in $MIXES; do
-  a_runs=() b_runs=()
-  for _ in $(seq 1 "$ROUNDS"); do
-    a_runs+=("$(qps "$HDNS_PORT" "$work/q-$mix.txt")")
-    b_runs+=("$(qps "$KNOT_PORT" "$work/q-$mix.txt")")
-  done
+  alternate qps "$mix"
   a=$(printf '%s\n' "${a_runs[@]}" | median)
   b=$(printf '%s\n' "${b_runs[@]}" | median)
   ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
@@ -178,16 +184,11 @@ for mix in $MIXES; do
   printf '%-6s %22s %22s %8s\n' "$mix" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", (a > 0 ? b / a : 0)}')"
 done
 echo "(ratio: knot's CPU per query / headless-dns's, so above 1.0 means headless-dns does less work)"
-echo
 # One 5 s run's p99 moves with any stall of the shared host: A B A B, and the median of each.
 echo
 printf '%-6s %22s %22s   %s\n' mix "headless p99 (ms)" "knot p99 (ms)" "rounds (headless/knot)"
 for mix in $P99_MIXES; do
-  a_runs=() b_runs=()
-  for _ in $(seq 1 "$ROUNDS"); do
-    a_runs+=("$(p99_at_fixed_rate "$HDNS_PORT" "$work/q-$mix.txt")")
-    b_runs+=("$(p99_at_fixed_rate "$KNOT_PORT" "$work/q-$mix.txt")")
-  done
+  alternate p99_at_fixed_rate "$mix"
   printf '%-6s %22s %22s   %s / %s\n' "$mix" "$(printf '%s\n' "${a_runs[@]}" | median)" \
     "$(printf '%s\n' "${b_runs[@]}" | median)" "${a_runs[*]}" "${b_runs[*]}"
 done
