@@ -137,9 +137,10 @@ fn serve(socket: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
 mod batch {
     use std::io;
     use std::mem::{size_of, zeroed};
-    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
+    use std::net::{SocketAddr, UdpSocket};
     use std::os::fd::AsRawFd;
 
+    use socket2::{SockAddr, SockAddrStorage};
     use tracing::debug;
 
     use super::RECEIVE_BUFFER;
@@ -213,30 +214,16 @@ mod batch {
             Ok(())
         }
 
+        /// The sender of datagram `i`, read by socket2 from the address the kernel wrote.
         fn source(&self, i: usize) -> Option<SocketAddr> {
-            let storage = &self.sources[i];
-            let length = self.source_lengths[i] as usize;
-            match libc::c_int::from(storage.ss_family) {
-                libc::AF_INET if length >= size_of::<libc::sockaddr_in>() => {
-                    // SAFETY: the kernel wrote a sockaddr_in here, and the storage is aligned
-                    // and large enough for any socket address.
-                    let v4 = unsafe { &*(&raw const *storage).cast::<libc::sockaddr_in>() };
-                    let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
-                    Some(SocketAddr::from((ip, u16::from_be(v4.sin_port))))
-                }
-                libc::AF_INET6 if length >= size_of::<libc::sockaddr_in6>() => {
-                    // SAFETY: as above, for a sockaddr_in6.
-                    let v6 = unsafe { &*(&raw const *storage).cast::<libc::sockaddr_in6>() };
-                    let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
-                    Some(SocketAddr::V6(SocketAddrV6::new(
-                        ip,
-                        u16::from_be(v6.sin6_port),
-                        v6.sin6_flowinfo,
-                        v6.sin6_scope_id,
-                    )))
-                }
-                _ => None,
-            }
+            let mut storage = SockAddrStorage::zeroed();
+            // SAFETY: sockaddr_storage is this platform's type for any socket address, and the
+            // kernel wrote `source_lengths[i]` valid bytes of one into `sources[i]`.
+            let address = unsafe {
+                *storage.view_as::<libc::sockaddr_storage>() = self.sources[i];
+                SockAddr::new(storage, self.source_lengths[i])
+            };
+            address.as_socket()
         }
 
         /// Fills in the response to each received datagram; `respond` returns whether there is one.
