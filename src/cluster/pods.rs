@@ -32,22 +32,23 @@ impl PodTable {
         self.records.iter()
     }
 
-    fn position(&self, name: &str) -> Option<usize> {
+    /// Where the pod `name` is, given the name's hash.
+    fn position(&self, name: &str, hash: u64) -> Option<usize> {
         let records = &self.records;
         self.index
-            .find(self.hasher.hash_one(name), |&at| {
-                &*records[at as usize].key.name == name
-            })
+            .find(hash, |&at| &*records[at as usize].key.name == name)
             .map(|&at| at as usize)
     }
 
     pub fn get(&self, name: &str) -> Option<&PodRecord> {
-        self.position(name).map(|at| &self.records[at])
+        let at = self.position(name, self.hasher.hash_one(name))?;
+        Some(&self.records[at])
     }
 
     /// Adds `pod`, or replaces the pod of the same name and returns it.
     pub fn insert(&mut self, pod: PodRecord) -> Option<PodRecord> {
-        if let Some(at) = self.position(&pod.key.name) {
+        let hash = self.hasher.hash_one(&*pod.key.name);
+        if let Some(at) = self.position(&pod.key.name, hash) {
             return Some(std::mem::replace(&mut self.records[at], pod));
         }
         if self.records.len() == self.records.capacity() {
@@ -55,7 +56,6 @@ impl PodTable {
             self.records.reserve_exact(self.records.len() / 8 + 4);
         }
         let at = u32::try_from(self.records.len()).expect("fewer than 2^32 pods");
-        let hash = self.hasher.hash_one(&*pod.key.name);
         self.records.push(pod);
         let (records, hasher) = (&self.records, &self.hasher);
         self.index.insert_unique(hash, at, |&at| {
@@ -65,8 +65,8 @@ impl PodTable {
     }
 
     pub fn remove(&mut self, name: &str) -> Option<PodRecord> {
-        let at = self.position(name)?;
         let hash = self.hasher.hash_one(name);
+        let at = self.position(name, hash)?;
         if let Ok(entry) = self.index.find_entry(hash, |&i| i as usize == at) {
             entry.remove();
         }
