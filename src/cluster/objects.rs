@@ -271,8 +271,9 @@ pub enum ServiceKind {
     ClusterIp(Box<[IpAddr]>),
     /// `clusterIP: None`: the name answers with the backing pods' addresses.
     Headless,
-    /// A CNAME to `spec.externalName`, not chased.
-    ExternalName(Name),
+    /// A CNAME to `spec.externalName`, not chased. Boxed: a name is 80 bytes, and every other
+    /// Service would carry that size in its record and its view.
+    ExternalName(Box<Name>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -281,7 +282,8 @@ pub struct ServiceRecord {
     pub kind: ServiceKind,
     /// `None` for a Service without a selector: it has no pod endpoints.
     pub selector: Option<Labels>,
-    pub ports: Box<[ServicePort]>,
+    /// Shared with the Service's view.
+    pub ports: Arc<[ServicePort]>,
     pub publish_not_ready_addresses: bool,
 }
 

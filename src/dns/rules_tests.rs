@@ -33,7 +33,7 @@ fn service(ns: &str, name: &str, kind: ServiceKind, selector: Option<&[(&str, &s
         key: ObjectKey::new(ns, name),
         kind,
         selector: selector.map(labels),
-        ports: Box::new([]),
+        ports: Arc::new([]),
         publish_not_ready_addresses: false,
     }
 }
@@ -62,21 +62,21 @@ fn with_hostname(mut pod: PodRecord, hostname: &str, subdomain: &str) -> PodReco
 fn cluster() -> Vec<ClusterObject> {
     let web_port = port("web", Protocol::Tcp, 80, TargetPort::Number(80));
     let mut nginx = service("default", "nginx-svc", ServiceKind::Headless, Some(&[("app", "nginx")]));
-    nginx.ports = Box::new([web_port]);
+    nginx.ports = Arc::new([web_port]);
     let mut api = service(
         "default",
         "api",
         ServiceKind::ClusterIp(ips(&["10.96.0.20", "fd00::20"])),
         Some(&[("app", "api")]),
     );
-    api.ports = Box::new([
+    api.ports = Arc::new([
         port("http", Protocol::Tcp, 8080, TargetPort::Name("http".into())),
         port("dns", Protocol::Udp, 53, TargetPort::Number(5353)),
     ]);
     let mut slow = service("default", "slow", ServiceKind::Headless, Some(&[("app", "slow")]));
     slow.publish_not_ready_addresses = true;
     let mut named = service("default", "named", ServiceKind::Headless, Some(&[("app", "named")]));
-    named.ports = Box::new([port("grpc", Protocol::Tcp, 50051, TargetPort::Name("grpc".into()))]);
+    named.ports = Arc::new([port("grpc", Protocol::Tcp, 50051, TargetPort::Name("grpc".into()))]);
     let mut named_pod = pod("default", "named-a", "named", &["10.244.7.1"]);
     named_pod.named_ports = Arc::new([ContainerPort {
         name: "grpc".into(),
@@ -103,7 +103,7 @@ fn cluster() -> Vec<ClusterObject> {
         ClusterObject::Service(service(
             "default",
             "db",
-            ServiceKind::ExternalName(Name::from_ascii("db.example.com.").unwrap()),
+            ServiceKind::ExternalName(Box::new(Name::from_ascii("db.example.com.").unwrap())),
             None,
         )),
         ClusterObject::Pod(with_hostname(pod("default", "web-0", "nginx", &["10.244.1.10"]), "web-0", "nginx-svc")),
@@ -522,7 +522,7 @@ fn slice(name: &str, service: &str, endpoints: &[(&[&str], Option<&str>, bool)])
 #[test]
 fn selectorless_headless_services_take_their_endpoints_from_slices() {
     let mut manual = service("default", "manual", ServiceKind::Headless, None);
-    manual.ports = Box::new([port("db", Protocol::Tcp, 5432, TargetPort::Number(5432))]);
+    manual.ports = Arc::new([port("db", Protocol::Tcp, 5432, TargetPort::Number(5432))]);
     let view = view_of(vec![
         ClusterObject::Service(manual),
         // Two slices, both families, one address listed twice, one endpoint not ready.

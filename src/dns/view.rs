@@ -29,7 +29,7 @@ pub struct Endpoint {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceView {
     pub kind: ServiceKind,
-    pub ports: Box<[ServicePort]>,
+    pub ports: Arc<[ServicePort]>,
     /// Headless only; sorted by label, labels unique.
     pub endpoints: Box<[Endpoint]>,
 }

@@ -145,7 +145,7 @@ pub fn service_record(service: &Service) -> Result<ServiceRecord, FieldError> {
             )
         })?;
         name.set_fqdn(true);
-        ServiceKind::ExternalName(name)
+        ServiceKind::ExternalName(Box::new(name))
     } else if spec.cluster_ip.as_deref() == Some("None") {
         ServiceKind::Headless
     } else {
