@@ -50,7 +50,7 @@ fn main() {
     let objects = manifests::load(&Input::File(path.clone().into())).expect("loads");
     let pods = objects
         .iter()
-        .filter(|o| matches!(o, ClusterObject::Pod(_)))
+        .filter(|o| matches!(o, ClusterObject::Pod { .. }))
         .count();
     let services = objects
         .iter()

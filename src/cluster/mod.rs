@@ -18,8 +18,7 @@ use tracing::{debug, info};
 use crate::dns::rules;
 use crate::dns::view::{SharedView, View};
 use objects::{
-    ClusterObject, ContainerPort, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord,
-    ServiceRecord,
+    ClusterObject, EndpointSliceRecord, ObjectKey, ObjectKind, PodNaming, PodRecord, ServiceRecord,
 };
 
 /// What a source reports. Every source (manifests file, Kubernetes API) speaks only this.
@@ -67,7 +66,14 @@ impl NamespaceState {
             ObjectKind::Namespace if self.declared => vec![ObjectKey::of_namespace(name)],
             ObjectKind::Namespace => Vec::new(),
             ObjectKind::Service => self.services.values().map(|s| s.key.clone()).collect(),
-            ObjectKind::Pod => self.pods.values().map(|p| p.key.clone()).collect(),
+            ObjectKind::Pod => self
+                .pods
+                .values()
+                .map(|p| ObjectKey {
+                    namespace: name.clone(),
+                    name: p.name.clone(),
+                })
+                .collect(),
             ObjectKind::EndpointSlice => self.slices.values().map(|e| e.key.clone()).collect(),
         }
     }
@@ -82,8 +88,8 @@ pub struct ClusterState {
     dirty: HashSet<ObjectKey>,
     changed: bool,
     hasher: RandomState,
-    /// One copy of each distinct container port list (pods of one template share theirs).
-    port_lists: HashSet<Arc<[ContainerPort]>>,
+    /// One copy of each distinct pod naming (pods of one template share theirs).
+    namings: HashSet<Arc<PodNaming>>,
 }
 
 impl ClusterState {
@@ -95,7 +101,7 @@ impl ClusterState {
             dirty: HashSet::new(),
             changed: false,
             hasher: RandomState::new(),
-            port_lists: HashSet::new(),
+            namings: HashSet::new(),
         }
     }
 
@@ -153,7 +159,7 @@ impl ClusterState {
                 }
             }
             ClusterObject::Service(service) => self.upsert_service(service),
-            ClusterObject::Pod(pod) => self.upsert_pod(pod),
+            ClusterObject::Pod { namespace, pod } => self.upsert_pod(namespace, pod),
             ClusterObject::EndpointSlice(slice) => self.upsert_slice(slice),
         }
     }
@@ -221,12 +227,35 @@ impl ClusterState {
 
     /// The namespace's shared name, so that 100k pods of one namespace hold one string.
     fn intern(&mut self, key: &mut ObjectKey) {
-        match self.namespaces.get_key_value(&key.namespace) {
-            Some((shared, _)) => key.namespace = shared.clone(),
+        self.intern_namespace(&mut key.namespace);
+    }
+
+    fn intern_namespace(&mut self, namespace: &mut Arc<str>) {
+        match self.namespaces.get_key_value(namespace) {
+            Some((shared, _)) => *namespace = shared.clone(),
             None => {
                 self.namespaces
-                    .insert(key.namespace.clone(), NamespaceState::default());
+                    .insert(namespace.clone(), NamespaceState::default());
             }
+        }
+    }
+
+    /// The shared copy of `naming`.
+    fn intern_naming(&mut self, naming: Arc<PodNaming>) -> Arc<PodNaming> {
+        match self.namings.get(&naming) {
+            Some(shared) => shared.clone(),
+            None => {
+                self.namings.insert(naming.clone());
+                naming
+            }
+        }
+    }
+
+    /// Drops a pod record that left the state, and its naming with the last pod using it.
+    fn forget_pod(&mut self, pod: PodRecord) {
+        // One reference is the set's, one this record's.
+        if Arc::strong_count(&pod.naming) == 2 {
+            self.namings.remove(&pod.naming);
         }
     }
 
@@ -269,7 +298,7 @@ impl ClusterState {
                 .pods
                 .values()
                 .filter(|pod| rules::backs(service, pod))
-                .map(|pod| pod.key.name.clone())
+                .map(|pod| pod.name.clone())
                 .collect();
             ns.backing.insert(key.name.clone(), backing);
         } else {
@@ -297,30 +326,16 @@ impl ClusterState {
         self.changed = true;
     }
 
-    fn upsert_pod(&mut self, mut pod: PodRecord) {
-        self.intern(&mut pod.key);
-        // A StatefulSet pod's hostname is its name, and its subdomain its Service's name: one
-        // string serves each pair.
-        if pod.hostname.as_deref() == Some(&*pod.key.name) {
-            pod.hostname = Some(pod.key.name.clone());
-        }
-        if let Some(subdomain) = &pod.subdomain
-            && let Some((shared, _)) = self
-                .namespaces
-                .get(&pod.key.namespace)
-                .and_then(|ns| ns.services.get_key_value(subdomain))
-        {
-            pod.subdomain = Some(shared.clone());
-        }
-        match self.port_lists.get(&pod.named_ports) {
-            Some(shared) => pod.named_ports = shared.clone(),
-            None => {
-                self.port_lists.insert(pod.named_ports.clone());
-            }
-        }
-        let key = pod.key.clone();
+    fn upsert_pod(&mut self, mut namespace: Arc<str>, mut pod: PodRecord) {
+        self.intern_namespace(&mut namespace);
+        pod.naming = self.intern_naming(pod.naming);
+        let key = ObjectKey {
+            namespace,
+            name: pod.name.clone(),
+        };
         let ns = self.namespaces.get_mut(&key.namespace).expect("interned");
         if ns.pods.get(&key.name) == Some(&pod) {
+            self.forget_pod(pod);
             return;
         }
         let new_ips = address_ips(&pod).to_vec();
@@ -337,6 +352,9 @@ impl ClusterState {
             self.view.add_pod_ip(&key.namespace, ip);
         }
         self.reconsider_backing(&key, old.as_ref());
+        if let Some(old) = old {
+            self.forget_pod(old);
+        }
         self.changed = true;
     }
 
@@ -351,6 +369,7 @@ impl ClusterState {
             self.view.remove_pod_ip(&key.namespace, *ip);
         }
         self.reconsider_backing(key, Some(&old));
+        self.forget_pod(old);
         self.view.release_namespace(&key.namespace);
         self.forget_if_empty(&key.namespace);
         self.changed = true;
@@ -517,4 +536,56 @@ fn unfile(index: &mut HashMap<u64, Vec<Arc<str>>>, hash: u64, name: &str) {
 /// The IPs a pod holds for `<a-b-c-d>.<ns>.pod.<zone>`: none once it has finished.
 fn address_ips(pod: &PodRecord) -> &[IpAddr] {
     if pod.finished { &[] } else { &pod.ips }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use objects::{Labels, PodHostname};
+
+    fn pod(name: &str, subdomain: &str) -> ClusterObject {
+        ClusterObject::Pod {
+            namespace: "ns".into(),
+            pod: PodRecord {
+                name: name.into(),
+                labels: Labels::default(),
+                ips: Default::default(),
+                naming: Arc::new(PodNaming {
+                    hostname: PodHostname::of(name, Some(name)),
+                    subdomain: Some(subdomain.into()),
+                    named_ports: Box::new([]),
+                }),
+                ready: true,
+                terminating: false,
+                finished: false,
+            },
+        }
+    }
+
+    /// Pods of one template share one naming, which goes with the last pod that uses it.
+    #[test]
+    fn pod_namings_are_shared_and_released() {
+        let mut state = ClusterState::new(1);
+        for name in ["web-0", "web-1", "web-2"] {
+            state.apply(ClusterEvent::Upsert(pod(name, "web")));
+        }
+        state.apply(ClusterEvent::Upsert(pod("db-0", "db")));
+        assert_eq!(state.namings.len(), 2);
+        let ns = &state.namespaces["ns"];
+        let (web0, web1) = (ns.pods.get("web-0").unwrap(), ns.pods.get("web-1").unwrap());
+        assert!(Arc::ptr_eq(&web0.naming, &web1.naming));
+        assert_eq!(web1.hostname().map(|h| &**h), Some("web-1"));
+
+        // Moving db-0 under `web` drops the naming only it used; re-applying a pod keeps it.
+        state.apply(ClusterEvent::Upsert(pod("db-0", "web")));
+        state.apply(ClusterEvent::Upsert(pod("web-0", "web")));
+        assert_eq!(state.namings.len(), 1);
+        for name in ["web-0", "web-1", "web-2", "db-0"] {
+            state.apply(ClusterEvent::Delete(
+                ObjectKind::Pod,
+                ObjectKey::new("ns", name),
+            ));
+        }
+        assert!(state.namings.is_empty() && state.pod_count() == 0);
+    }
 }

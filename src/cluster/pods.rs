@@ -36,7 +36,7 @@ impl PodTable {
     fn position(&self, name: &str, hash: u64) -> Option<usize> {
         let records = &self.records;
         self.index
-            .find(hash, |&at| &*records[at as usize].key.name == name)
+            .find(hash, |&at| &*records[at as usize].name == name)
             .map(|&at| at as usize)
     }
 
@@ -47,8 +47,8 @@ impl PodTable {
 
     /// Adds `pod`, or replaces the pod of the same name and returns it.
     pub fn insert(&mut self, pod: PodRecord) -> Option<PodRecord> {
-        let hash = self.hasher.hash_one(&*pod.key.name);
-        if let Some(at) = self.position(&pod.key.name, hash) {
+        let hash = self.hasher.hash_one(&*pod.name);
+        if let Some(at) = self.position(&pod.name, hash) {
             return Some(std::mem::replace(&mut self.records[at], pod));
         }
         if self.records.len() == self.records.capacity() {
@@ -58,9 +58,8 @@ impl PodTable {
         let at = u32::try_from(self.records.len()).expect("fewer than 2^32 pods");
         self.records.push(pod);
         let (records, hasher) = (&self.records, &self.hasher);
-        self.index.insert_unique(hash, at, |&at| {
-            hasher.hash_one(&*records[at as usize].key.name)
-        });
+        self.index
+            .insert_unique(hash, at, |&at| hasher.hash_one(&*records[at as usize].name));
         None
     }
 
@@ -74,7 +73,7 @@ impl PodTable {
         // The last record moved into the freed position: repoint its index entry.
         if let Some(moved) = self.records.get(at) {
             let last = self.records.len() as u32;
-            let hash = self.hasher.hash_one(&*moved.key.name);
+            let hash = self.hasher.hash_one(&*moved.name);
             if let Some(slot) = self.index.find_mut(hash, |&i| i == last) {
                 *slot = at as u32;
             }
@@ -88,19 +87,17 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::cluster::objects::{Labels, ObjectKey};
+    use crate::cluster::objects::Labels;
 
     fn pod(name: &str, ready: bool) -> PodRecord {
         PodRecord {
-            key: ObjectKey::new("ns", name),
+            name: name.into(),
             labels: Labels::default(),
-            hostname: None,
-            subdomain: None,
             ips: Default::default(),
+            naming: Arc::default(),
             ready,
             terminating: false,
             finished: false,
-            named_ports: Arc::new([]),
         }
     }
 
@@ -125,7 +122,7 @@ mod tests {
                 assert_eq!(table.get(name), Some(expected));
             }
             assert_eq!(table.get("absent"), None);
-            let mut names: Vec<&str> = table.values().map(|p| &*p.key.name).collect();
+            let mut names: Vec<&str> = table.values().map(|p| &*p.name).collect();
             names.sort();
             assert!(names.iter().copied().eq(model.keys().map(String::as_str)));
         }

@@ -111,13 +111,13 @@ pub enum Apex {
 // Which pods back a Service, and the names they get.
 // ---------------------------------------------------------------------------------------------
 
-/// Whether `pod` is an endpoint of `service`, as the EndpointSlice controller decides it.
+/// Whether `pod`, a pod of the Service's namespace, is an endpoint of `service`, as the
+/// EndpointSlice controller decides it.
 pub fn backs(service: &ServiceRecord, pod: &PodRecord) -> bool {
     let Some(selector) = &service.selector else {
         return false;
     };
-    service.key.namespace == pod.key.namespace
-        && selector.selects(&pod.labels)
+    selector.selects(&pod.labels)
         && !pod.ips.is_empty()
         && !pod.finished
         && (service.publish_not_ready_addresses || (pod.ready && !pod.terminating))
@@ -174,14 +174,12 @@ pub fn merge_endpoints(mut endpoints: Vec<Endpoint>) -> Box<[Endpoint]> {
 /// the Service, otherwise one dashed-IP name per address.
 fn pod_endpoints(service: &ServiceRecord, pod: &PodRecord, out: &mut Vec<Endpoint>) {
     let ports = resolve_ports(service, pod);
-    match &pod.hostname {
-        Some(hostname) if pod.subdomain.as_deref() == Some(&*service.key.name) => {
-            out.push(Endpoint {
-                label: hostname.clone(),
-                ips: pod.ips.clone(),
-                ports,
-            })
-        }
+    match pod.hostname() {
+        Some(hostname) if pod.subdomain() == Some(&*service.key.name) => out.push(Endpoint {
+            label: hostname.clone(),
+            ips: pod.ips.clone(),
+            ports,
+        }),
         _ => out.extend(pod.ips.iter().map(|&ip| Endpoint {
             label: dashed(ip).into(),
             ips: ip.into(),
@@ -234,7 +232,7 @@ fn resolve_ports(service: &ServiceRecord, pod: &PodRecord) -> Box<[u16]> {
         .map(|p| match &p.target {
             TargetPort::Number(n) => *n,
             TargetPort::Name(name) => pod
-                .named_ports
+                .named_ports()
                 .iter()
                 .find(|c| c.name == *name && c.protocol == p.protocol)
                 .map_or(0, |c| c.port),

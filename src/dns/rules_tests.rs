@@ -38,24 +38,27 @@ fn service(ns: &str, name: &str, kind: ServiceKind, selector: Option<&[(&str, &s
     }
 }
 
-fn pod(ns: &str, name: &str, app: &str, addresses: &[&str]) -> PodRecord {
+fn pod(name: &str, app: &str, addresses: &[&str]) -> PodRecord {
     PodRecord {
-        key: ObjectKey::new(ns, name),
+        name: name.into(),
         labels: labels(&[("app", app)]),
-        hostname: None,
-        subdomain: None,
         ips: ips(addresses).into_vec().into(),
+        naming: Arc::default(),
         ready: true,
         terminating: false,
         finished: false,
-        named_ports: Arc::new([]),
     }
 }
 
 fn with_hostname(mut pod: PodRecord, hostname: &str, subdomain: &str) -> PodRecord {
-    pod.hostname = Some(hostname.into());
-    pod.subdomain = Some(subdomain.into());
+    let naming = Arc::make_mut(&mut pod.naming);
+    naming.hostname = PodHostname::of(&pod.name, Some(hostname));
+    naming.subdomain = Some(subdomain.into());
     pod
+}
+
+fn placed(namespace: &str, pod: PodRecord) -> ClusterObject {
+    ClusterObject::Pod { namespace: namespace.into(), pod }
 }
 
 /// The cluster every table runs against.
@@ -77,19 +80,19 @@ fn cluster() -> Vec<ClusterObject> {
     slow.publish_not_ready_addresses = true;
     let mut named = service("default", "named", ServiceKind::Headless, Some(&[("app", "named")]));
     named.ports = Arc::new([port("grpc", Protocol::Tcp, 50051, TargetPort::Name("grpc".into()))]);
-    let mut named_pod = pod("default", "named-a", "named", &["10.244.7.1"]);
-    named_pod.named_ports = Arc::new([ContainerPort {
+    let mut named_pod = pod("named-a", "named", &["10.244.7.1"]);
+    Arc::make_mut(&mut named_pod.naming).named_ports = Box::new([ContainerPort {
         name: "grpc".into(),
         protocol: Protocol::Tcp,
         port: 9000,
     }]);
-    let mut not_ready = with_hostname(pod("default", "web-2", "nginx", &["10.244.1.12"]), "web-2", "nginx-svc");
+    let mut not_ready = with_hostname(pod("web-2", "nginx", &["10.244.1.12"]), "web-2", "nginx-svc");
     not_ready.ready = false;
-    let mut terminating = with_hostname(pod("default", "web-3", "nginx", &["10.244.1.13"]), "web-3", "nginx-svc");
+    let mut terminating = with_hostname(pod("web-3", "nginx", &["10.244.1.13"]), "web-3", "nginx-svc");
     terminating.terminating = true;
-    let mut finished = with_hostname(pod("default", "web-4", "nginx", &["10.244.1.14"]), "web-4", "nginx-svc");
+    let mut finished = with_hostname(pod("web-4", "nginx", &["10.244.1.14"]), "web-4", "nginx-svc");
     finished.finished = true;
-    let mut slow_pod = pod("default", "slow-0", "slow", &["10.244.5.1"]);
+    let mut slow_pod = pod("slow-0", "slow", &["10.244.5.1"]);
     slow_pod.ready = false;
     vec![
         ClusterObject::Namespace("empty-ns".into()),
@@ -106,23 +109,23 @@ fn cluster() -> Vec<ClusterObject> {
             ServiceKind::ExternalName(Box::new(Name::from_ascii("db.example.com.").unwrap())),
             None,
         )),
-        ClusterObject::Pod(with_hostname(pod("default", "web-0", "nginx", &["10.244.1.10"]), "web-0", "nginx-svc")),
-        ClusterObject::Pod(with_hostname(pod("default", "web-1", "nginx", &["10.244.2.11"]), "web-1", "nginx-svc")),
+        placed("default", with_hostname(pod("web-0", "nginx", &["10.244.1.10"]), "web-0", "nginx-svc")),
+        placed("default", with_hostname(pod("web-1", "nginx", &["10.244.2.11"]), "web-1", "nginx-svc")),
         // A hostname whose subdomain is another Service's: it gets a dashed name here.
-        ClusterObject::Pod(with_hostname(pod("default", "other-sub", "nginx", &["10.244.3.5"]), "x", "elsewhere")),
-        ClusterObject::Pod(not_ready),
-        ClusterObject::Pod(terminating),
-        ClusterObject::Pod(finished),
-        ClusterObject::Pod(slow_pod),
-        ClusterObject::Pod(named_pod),
-        ClusterObject::Pod(pod("default", "api-1", "api", &["10.244.4.1"])),
-        ClusterObject::Pod(pod("default", "dual-a", "dual", &["10.244.6.1", "fd00:244::6:1"])),
-        ClusterObject::Pod(with_hostname(
-            pod("default", "dual-b", "dual", &["10.244.6.2", "fd00:244::6:2"]),
+        placed("default", with_hostname(pod("other-sub", "nginx", &["10.244.3.5"]), "x", "elsewhere")),
+        placed("default", not_ready),
+        placed("default", terminating),
+        placed("default", finished),
+        placed("default", slow_pod),
+        placed("default", named_pod),
+        placed("default", pod("api-1", "api", &["10.244.4.1"])),
+        placed("default", pod("dual-a", "dual", &["10.244.6.1", "fd00:244::6:1"])),
+        placed("default", with_hostname(
+            pod("dual-b", "dual", &["10.244.6.2", "fd00:244::6:2"]),
             "dual-b",
             "dual",
         )),
-        ClusterObject::Pod(pod("other", "solo", "solo", &["10.244.9.9"])),
+        placed("other", pod("solo", "solo", &["10.244.9.9"])),
     ]
 }
 
@@ -483,9 +486,9 @@ fn a_pod_that_stops_being_ready_leaves_its_names() {
     state.apply(ClusterEvent::Resync { kinds: ObjectKind::ALL.to_vec(), namespace: None, objects: cluster() });
     state.apply(ClusterEvent::Synced);
     let before = state.publish().unwrap();
-    let mut web0 = with_hostname(pod("default", "web-0", "nginx", &["10.244.1.10"]), "web-0", "nginx-svc");
+    let mut web0 = with_hostname(pod("web-0", "nginx", &["10.244.1.10"]), "web-0", "nginx-svc");
     web0.ready = false;
-    state.apply(ClusterEvent::Upsert(ClusterObject::Pod(web0)));
+    state.apply(ClusterEvent::Upsert(placed("default", web0)));
     let after = state.publish().unwrap();
     let zone = zone(PodRecords::Verified);
     assert!(after.serial() > before.serial());
@@ -567,7 +570,7 @@ fn a_scoped_resync_replaces_one_namespace_and_keeps_the_rest() {
     // A re-list of pods in `default` that lacks web-1 (deleted while the watch was down).
     let pods: Vec<ClusterObject> = cluster()
         .into_iter()
-        .filter(|o| matches!(o, ClusterObject::Pod(p) if &*p.key.namespace == "default" && &*p.key.name != "web-1"))
+        .filter(|o| matches!(o, ClusterObject::Pod { namespace, pod } if &**namespace == "default" && &*pod.name != "web-1"))
         .collect();
     state.apply(ClusterEvent::Resync { kinds: vec![ObjectKind::Pod], namespace: Some("default".into()), objects: pods });
     let view = state.publish().unwrap();
@@ -577,5 +580,5 @@ fn a_scoped_resync_replaces_one_namespace_and_keeps_the_rest() {
     // Other namespaces and other kinds are untouched.
     assert_eq!(ask(&view, &zone, "10-244-9-9.other.pod.cluster.local.", A).answers.len(), 1);
     assert_eq!(ask(&view, &zone, "api.default.svc.cluster.local.", A).answers.len(), 1);
-    assert_eq!(state.pod_count(), cluster().iter().filter(|o| matches!(o, ClusterObject::Pod(_))).count() - 1);
+    assert_eq!(state.pod_count(), cluster().iter().filter(|o| matches!(o, ClusterObject::Pod { .. })).count() - 1);
 }

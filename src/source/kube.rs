@@ -168,7 +168,7 @@ pub fn spawn_watchers(
             scoped(&client, scope.as_deref()),
             base.clone(),
             ObjectKind::Pod,
-            |p: &DnsPod| objects::pod_record(p).map(|r| Some(ClusterObject::Pod(r))),
+            |p: &DnsPod| objects::pod_object(p).map(Some),
         )));
         tasks.push(tokio::spawn(ctx.follow(
             scoped(&client, scope.as_deref()),

@@ -325,7 +325,7 @@ fn collect(document: Value, at: Location, out: &mut Vec<ClusterObject>) -> Resul
         }
         ("v1", "Pod") => {
             let pod: DnsPod = typed(document).map_err(|e| fail(Some(description.clone()), e))?;
-            objects::pod_record(&pod).map(ClusterObject::Pod)
+            objects::pod_object(&pod)
         }
         ("v1", "Namespace") => {
             let namespace: Namespace =
@@ -509,7 +509,7 @@ mod tests {
             .count();
         let pods = objects
             .iter()
-            .filter(|o| matches!(o, ClusterObject::Pod(_)))
+            .filter(|o| matches!(o, ClusterObject::Pod { .. }))
             .count();
         assert_eq!((services, pods), (3, 4));
     }
@@ -537,11 +537,11 @@ mod tests {
         let objects = parse(text).unwrap();
         assert_eq!(objects.len(), 2);
         assert_eq!(objects[0], ClusterObject::Namespace("team-a".into()));
-        let ClusterObject::Pod(pod) = &objects[1] else {
+        let ClusterObject::Pod { namespace, pod } = &objects[1] else {
             panic!()
         };
         assert_eq!(
-            &*pod.key.namespace, "default",
+            &**namespace, "default",
             "a manifest without namespace is in default"
         );
         assert!(pod.ips.is_empty() && !pod.ready);

@@ -12,8 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::cluster::objects::{
-    ContainerPort, EndpointSliceRecord, Labels, ObjectKey, PodRecord, Protocol, ServiceKind,
-    ServicePort, ServiceRecord, SliceEndpoint, SlicePort, TargetPort,
+    ClusterObject, ContainerPort, EndpointSliceRecord, Labels, ObjectKey, PodHostname, PodNaming,
+    PodRecord, Protocol, ServiceKind, ServicePort, ServiceRecord, SliceEndpoint, SlicePort,
+    TargetPort,
 };
 use crate::source::pod::DnsPod;
 
@@ -203,7 +204,7 @@ fn service_port(i: usize, port: &K8sServicePort) -> Result<Option<ServicePort>, 
     }))
 }
 
-pub fn pod_record(pod: &DnsPod) -> Result<PodRecord, FieldError> {
+pub fn pod_object(pod: &DnsPod) -> Result<ClusterObject, FieldError> {
     // Pod names may contain dots; they never become DNS labels themselves.
     let key = object_key(&pod.metadata, false)?;
     let spec = pod.spec.as_ref();
@@ -269,16 +270,22 @@ pub fn pod_record(pod: &DnsPod) -> Result<PodRecord, FieldError> {
             });
         }
     }
-    Ok(PodRecord {
-        key,
-        labels: labels(pod.metadata.labels.as_ref()),
-        hostname: hostname.map(Into::into),
+    let naming = PodNaming {
+        hostname: PodHostname::of(&key.name, hostname),
         subdomain: subdomain.map(Into::into),
-        ips: ips.into(),
-        ready,
-        terminating: pod.metadata.deletion_timestamp.is_some(),
-        finished,
         named_ports: named_ports.into(),
+    };
+    Ok(ClusterObject::Pod {
+        namespace: key.namespace,
+        pod: PodRecord {
+            name: key.name,
+            labels: labels(pod.metadata.labels.as_ref()),
+            ips: ips.into(),
+            naming: Arc::new(naming),
+            ready,
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+            finished,
+        },
     })
 }
 
