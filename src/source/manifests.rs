@@ -492,8 +492,9 @@ pub async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::objects::ServiceKind;
+    use crate::cluster::objects::{PodHostname, PodNaming, ServiceKind};
     use std::fmt::Write as _;
+    use std::sync::Arc;
 
     fn error_of(text: &str) -> String {
         parse(text).expect_err("must be rejected").to_string()
@@ -600,6 +601,36 @@ mod tests {
         );
         let text = vec![pod; 1_600].join("---\n");
         assert_eq!(parse(&text).unwrap().len(), 1_600);
+    }
+
+    #[test]
+    fn pods_of_one_template_share_their_naming_from_the_start() {
+        let pod = |name: &str, subdomain: &str| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\n\
+                 spec: {{hostname: {name}, subdomain: {subdomain}, containers: \
+                 [{{name: c, ports: [{{name: web, containerPort: 80}}]}}]}}\n"
+            )
+        };
+        let text = [
+            pod("web-0", "web"),
+            pod("web-1", "web"),
+            pod("db-0", "db"),
+            pod("web-2", "web"),
+        ]
+        .join("---\n");
+        let namings: Vec<Arc<PodNaming>> = parse(&text)
+            .unwrap()
+            .into_iter()
+            .map(|object| match object {
+                ClusterObject::Pod { pod, .. } => pod.naming,
+                other => panic!("not a pod: {other:?}"),
+            })
+            .collect();
+        assert!(Arc::ptr_eq(&namings[0], &namings[1]) && Arc::ptr_eq(&namings[0], &namings[3]));
+        assert!(!Arc::ptr_eq(&namings[0], &namings[2]));
+        assert_eq!(namings[0].hostname, PodHostname::Name);
+        assert_eq!(namings[0].named_ports.len(), 1);
     }
 
     #[test]

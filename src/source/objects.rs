@@ -1,6 +1,7 @@
 //! Converting Kubernetes API objects (k8s-openapi types) into the plain records DNS keeps,
 //! with errors that name the offending field. Shared by every source.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -281,11 +282,38 @@ pub fn pod_object(pod: &DnsPod) -> Result<ClusterObject, FieldError> {
             name: key.name,
             labels: labels(pod.metadata.labels.as_ref()),
             ips: ips.into(),
-            naming: Arc::new(naming),
+            naming: recent_naming(naming),
             ready,
             terminating: pod.metadata.deletion_timestamp.is_some(),
             finished,
         },
+    })
+}
+
+/// How many recent pod namings each converting thread remembers.
+const RECENT_NAMINGS: usize = 8;
+
+/// `naming`, shared with a pod converted shortly before on this thread when they are equal.
+///
+/// The cluster state keeps one copy of each naming anyway, but if every pod of a 100k-pod list
+/// brought its own, the 90% that are duplicates would die only when the state shares them, after
+/// the names and labels allocated between them: tens of thousands of holes that keep the
+/// allocator's pages resident. Pods of one template arrive together (lists are sorted by
+/// namespace and name), so a handful of recent namings finds nearly every duplicate while the
+/// duplicate is still the newest allocation.
+fn recent_naming(naming: PodNaming) -> Arc<PodNaming> {
+    thread_local! {
+        static RECENT: RefCell<(usize, [Option<Arc<PodNaming>>; RECENT_NAMINGS])> =
+            RefCell::default();
+    }
+    RECENT.with_borrow_mut(|(next, recent)| {
+        if let Some(shared) = recent.iter().flatten().find(|r| ***r == naming) {
+            return shared.clone();
+        }
+        let naming = Arc::new(naming);
+        recent[*next] = Some(naming.clone());
+        *next = (*next + 1) % RECENT_NAMINGS;
+        naming
     })
 }
 
