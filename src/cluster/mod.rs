@@ -382,7 +382,7 @@ impl ClusterState {
         let ns = &self.namespaces[&key.namespace];
         let current = ns.pods.get(&key.name);
         for pod in old.into_iter().chain(current) {
-            for (k, v) in pod.labels.pairs() {
+            for (k, v) in pod.labels.pairs_of(&pod.name) {
                 if let Some(names) = ns.selector_index.get(&self.hasher.hash_one((k, v))) {
                     candidates.extend(names.iter().cloned());
                 }

@@ -45,12 +45,19 @@ impl std::fmt::Display for ObjectKey {
 /// against selectors, and 100k pods with several labels each would otherwise hold two
 /// allocations per pair. Keys (`app`, `pod-template-hash`, ...) repeat across every pod, so each
 /// is stored once for the process and referred to by number (see [`LabelKeys`]); values are
-/// kept inline. Each pair is `key number (u16) [key length (u16), key]? value length (u16) value`.
+/// kept inline, except a value equal to the name of the object carrying the labels (every
+/// StatefulSet pod has `statefulset.kubernetes.io/pod-name: <its name>`), which is a marker.
+///
+/// Each pair is a key then a value. A key is one byte `n < 0x80` (number `n`), two bytes
+/// `0x80 | hi, lo` (number `hi << 8 | lo`), or `0xFF`, a 2-byte length and the key itself. A
+/// value is a length byte `< 0xFE` and the value, `0xFE`, a 2-byte length and the value, or
+/// `0xFF`: the owner's name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Labels(Box<[u8]>);
 
-/// The key number of a key written out in full after it.
-const INLINE_KEY: u16 = u16::MAX;
+const INLINE_KEY: u8 = 0xFF;
+const LONG_VALUE: u8 = 0xFE;
+const OWNER_NAME: u8 = 0xFF;
 
 /// The label keys seen so far. Kept for the life of the process, up to [`LabelKeys::LIMIT`]
 /// (further keys are written out in each label set), so a stream of made-up keys cannot grow it
@@ -74,8 +81,8 @@ impl LabelKeys {
         })
     }
 
-    /// The number of `key`, registering it while there is room.
-    fn number(key: &str) -> u16 {
+    /// The number of `key`, registering it while there is room; `None` past the limit.
+    fn number(key: &str) -> Option<u16> {
         let table = Self::table();
         if let Some(&n) = table
             .read()
@@ -83,20 +90,20 @@ impl LabelKeys {
             .numbers
             .get(key)
         {
-            return n;
+            return Some(n);
         }
         let mut table = table.write().unwrap_or_else(|e| e.into_inner());
         if let Some(&n) = table.numbers.get(key) {
-            return n;
+            return Some(n);
         }
         if table.names.len() >= Self::LIMIT {
-            return INLINE_KEY;
+            return None;
         }
         let n = table.names.len() as u16;
         let name: &'static str = Box::leak(key.into());
         table.names.push(name);
         table.numbers.insert(name, n);
-        n
+        Some(n)
     }
 
     fn name(number: u16) -> &'static str {
@@ -115,40 +122,75 @@ impl<'a> Cursor<'a> {
         Some(head)
     }
 
-    fn number(&mut self) -> Option<u16> {
-        let bytes = self.bytes(2)?;
-        Some(u16::from_be_bytes([bytes[0], bytes[1]]))
+    fn byte(&mut self) -> Option<u8> {
+        Some(self.bytes(1)?[0])
     }
 
-    fn text(&mut self) -> Option<&'a str> {
-        let len = self.number()?;
+    fn long_text(&mut self) -> Option<&'a str> {
+        let len = self.bytes(2)?;
+        let len = u16::from_be_bytes([len[0], len[1]]);
         std::str::from_utf8(self.bytes(usize::from(len))?).ok()
+    }
+
+    fn key(&mut self) -> Option<&'a str> {
+        match self.byte()? {
+            INLINE_KEY => self.long_text(),
+            n if n < 0x80 => Some(LabelKeys::name(u16::from(n))),
+            hi => Some(LabelKeys::name(
+                u16::from(hi & 0x7F) << 8 | u16::from(self.byte()?),
+            )),
+        }
+    }
+
+    fn value(&mut self, owner: &'a str) -> Option<&'a str> {
+        match self.byte()? {
+            OWNER_NAME => Some(owner),
+            LONG_VALUE => self.long_text(),
+            len => std::str::from_utf8(self.bytes(usize::from(len))?).ok(),
+        }
     }
 }
 
+/// Appends a 2-byte length and `text`, cut (at a character boundary) to fit: label keys and
+/// values are far shorter than 64 KiB (the API allows 317 and 63 bytes).
+fn push_long_text(packed: &mut Vec<u8>, text: &str) {
+    let mut end = text.len().min(usize::from(u16::MAX));
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    packed.extend_from_slice(&(end as u16).to_be_bytes());
+    packed.extend_from_slice(&text.as_bytes()[..end]);
+}
+
 impl Labels {
+    /// A label set that names no object (a selector).
     pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self::owned_by("", pairs)
+    }
+
+    /// The labels of the object named `owner`; read them back with [`Labels::pairs_of`].
+    pub fn owned_by(owner: &str, pairs: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut pairs: Vec<(String, String)> = pairs.into_iter().collect();
         pairs.sort_unstable();
-        let mut packed = Vec::with_capacity(pairs.iter().map(|(_, v)| v.len() + 4).sum());
-        let push_text = |packed: &mut Vec<u8>, text: &str| {
-            // Label keys and values are far shorter than 64 KiB (the API allows 317 and 63
-            // bytes); longer text is cut rather than misread.
-            let mut end = text.len().min(usize::from(u16::MAX));
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            let text = &text.as_bytes()[..end];
-            packed.extend_from_slice(&(text.len() as u16).to_be_bytes());
-            packed.extend_from_slice(text);
-        };
+        let mut packed = Vec::with_capacity(pairs.iter().map(|(_, v)| v.len() + 2).sum());
         for (key, value) in &pairs {
-            let number = LabelKeys::number(key);
-            packed.extend_from_slice(&number.to_be_bytes());
-            if number == INLINE_KEY {
-                push_text(&mut packed, key);
+            match LabelKeys::number(key) {
+                Some(n) if n < 0x80 => packed.push(n as u8),
+                Some(n) => packed.extend_from_slice(&[0x80 | (n >> 8) as u8, n as u8]),
+                None => {
+                    packed.push(INLINE_KEY);
+                    push_long_text(&mut packed, key);
+                }
             }
-            push_text(&mut packed, value);
+            if !owner.is_empty() && *value == owner {
+                packed.push(OWNER_NAME);
+            } else if value.len() < usize::from(LONG_VALUE) {
+                packed.push(value.len() as u8);
+                packed.extend_from_slice(value.as_bytes());
+            } else {
+                packed.push(LONG_VALUE);
+                push_long_text(&mut packed, value);
+            }
         }
         Self(packed.into_boxed_slice())
     }
@@ -157,24 +199,25 @@ impl Labels {
         self.0.is_empty()
     }
 
+    /// The pairs of a label set made by [`Labels::new`].
     pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs_of("")
+    }
+
+    /// The pairs of the labels of the object named `owner`.
+    pub fn pairs_of<'a>(&'a self, owner: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
         let mut cursor = Cursor(&self.0);
-        std::iter::from_fn(move || {
-            let key = match cursor.number()? {
-                INLINE_KEY => cursor.text()?,
-                number => LabelKeys::name(number),
-            };
-            Some((key, cursor.text()?))
+        std::iter::from_fn(move || Some((cursor.key()?, cursor.value(owner)?)))
+    }
+
+    /// Whether every pair of `self` (a selector) is among the labels of the object `owner`.
+    pub fn selects(&self, labels: &Labels, owner: &str) -> bool {
+        self.pairs().all(|(k, v)| {
+            labels
+                .pairs_of(owner)
+                .find(|(key, _)| *key == k)
+                .is_some_and(|(_, value)| value == v)
         })
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs().find(|(k, _)| *k == key).map(|(_, v)| v)
-    }
-
-    /// Whether every pair of `self` (a selector) is present in `labels`.
-    pub fn selects(&self, labels: &Labels) -> bool {
-        self.pairs().all(|(k, v)| labels.get(k) == Some(v))
     }
 }
 
@@ -441,46 +484,68 @@ mod tests {
 
     #[test]
     fn labels_keep_their_pairs_sorted_and_compare_by_content() {
-        let pod = labels(&[
+        let pairs = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let pod_pairs = pairs(&[
             ("statefulset.kubernetes.io/pod-name", "web-0"),
             ("app", "web"),
             ("empty", ""),
         ]);
-        let pairs: Vec<(&str, &str)> = pod.pairs().collect();
-        assert_eq!(
-            pairs,
-            [
-                ("app", "web"),
-                ("empty", ""),
-                ("statefulset.kubernetes.io/pod-name", "web-0")
-            ]
-        );
-        assert_eq!(pod.get("app"), Some("web"));
-        assert_eq!(pod.get("apps"), None);
-        assert!(labels(&[("app", "web"), ("empty", "")]).selects(&pod));
-        assert!(!labels(&[("app", "web"), ("tier", "x")]).selects(&pod));
-        assert!(Labels::default().selects(&pod) && Labels::default().is_empty());
-        assert_eq!(
-            pod,
-            labels(&[
-                ("empty", ""),
-                ("app", "web"),
-                ("statefulset.kubernetes.io/pod-name", "web-0")
-            ])
-        );
+        let pod = Labels::owned_by("web-0", pod_pairs.clone());
+        let expected = [
+            ("app", "web"),
+            ("empty", ""),
+            ("statefulset.kubernetes.io/pod-name", "web-0"),
+        ];
+        assert_eq!(pod.pairs_of("web-0").collect::<Vec<_>>(), expected);
+        // The value that repeats the owner's name is not stored.
+        assert!(pod.0.len() + "web-0".len() <= Labels::new(pod_pairs).0.len());
+        assert!(labels(&[("app", "web"), ("empty", "")]).selects(&pod, "web-0"));
+        assert!(labels(&[("statefulset.kubernetes.io/pod-name", "web-0")]).selects(&pod, "web-0"));
+        assert!(!labels(&[("app", "web"), ("tier", "x")]).selects(&pod, "web-0"));
+        assert!(!labels(&[("app", "we")]).selects(&pod, "web-0"));
+        assert!(Labels::default().selects(&pod, "web-0") && Labels::default().is_empty());
+        let reordered = pairs(&[
+            ("empty", ""),
+            ("app", "web"),
+            ("statefulset.kubernetes.io/pod-name", "web-0"),
+        ]);
+        assert_eq!(pod, Labels::owned_by("web-0", reordered));
         assert_ne!(pod, labels(&[("app", "web")]));
+    }
+
+    #[test]
+    fn every_encoding_of_keys_and_values_reads_back() {
+        // Keys numbered past 127 take two bytes; values of 254 bytes and more a 2-byte length.
+        let many: Vec<(String, String)> = (0..200)
+            .map(|i| (format!("encoding-test/k{i}"), "v".repeat(i * 2)))
+            .collect();
+        let labels = Labels::new(many.clone());
+        let mut sorted = many;
+        sorted.sort();
+        let read: Vec<(String, String)> = labels
+            .pairs()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(read, sorted);
+        let highest = sorted.iter().filter_map(|(k, _)| LabelKeys::number(k)).max();
+        assert!(highest.is_some_and(|n| n >= 0x80), "{highest:?}");
     }
 
     #[test]
     fn keys_past_the_table_are_written_out() {
         // What `Labels::new` writes for a key once the key table is full.
-        let mut packed = INLINE_KEY.to_be_bytes().to_vec();
-        for text in ["rare/key", "v"] {
-            packed.extend_from_slice(&(text.len() as u16).to_be_bytes());
-            packed.extend_from_slice(text.as_bytes());
-        }
-        packed.extend_from_slice(&LabelKeys::number("app").to_be_bytes());
-        packed.extend_from_slice(&[0, 1, b'x']);
+        let mut packed = vec![INLINE_KEY];
+        packed.extend_from_slice(&8u16.to_be_bytes());
+        packed.extend_from_slice(b"rare/key");
+        packed.extend_from_slice(&[1, b'v']);
+        let app = LabelKeys::number("app").unwrap();
+        assert!(app < 0x80);
+        packed.extend_from_slice(&[app as u8, 1, b'x']);
         let labels = Labels(packed.into());
         assert_eq!(
             labels.pairs().collect::<Vec<_>>(),

@@ -111,8 +111,10 @@ fn parse_port(field: impl Fn() -> String, value: i32) -> Result<u16, FieldError>
         .ok_or_else(|| FieldError::new(field(), format!("{value} is not a port (1-65535)")))
 }
 
-fn labels(map: Option<&std::collections::BTreeMap<String, String>>) -> Labels {
-    Labels::new(
+/// The labels in `map` of the object named `owner` (empty for a selector).
+fn labels(owner: &str, map: Option<&std::collections::BTreeMap<String, String>>) -> Labels {
+    Labels::owned_by(
+        owner,
         map.into_iter()
             .flatten()
             .map(|(k, v)| (k.clone(), v.clone())),
@@ -170,7 +172,7 @@ pub fn service_record(service: &Service) -> Result<ServiceRecord, FieldError> {
         .map(|(i, port)| service_port(i, port))
         .filter_map(Result::transpose)
         .collect::<Result<Vec<_>, _>>()?;
-    let selector = Some(labels(spec.selector.as_ref())).filter(|s| !s.is_empty());
+    let selector = Some(labels("", spec.selector.as_ref())).filter(|s| !s.is_empty());
     Ok(ServiceRecord {
         key,
         kind,
@@ -276,11 +278,12 @@ pub fn pod_object(pod: &DnsPod) -> Result<ClusterObject, FieldError> {
         subdomain: subdomain.map(Into::into),
         named_ports: named_ports.into(),
     };
+    let labels = labels(&key.name, pod.metadata.labels.as_ref());
     Ok(ClusterObject::Pod {
         namespace: key.namespace,
         pod: PodRecord {
             name: key.name,
-            labels: labels(pod.metadata.labels.as_ref()),
+            labels,
             ips: ips.into(),
             naming: recent_naming(naming),
             ready,
