@@ -532,7 +532,10 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         assert_eq!(read, sorted);
-        let highest = sorted.iter().filter_map(|(k, _)| LabelKeys::number(k)).max();
+        let highest = sorted
+            .iter()
+            .filter_map(|(k, _)| LabelKeys::number(k))
+            .max();
         assert!(highest.is_some_and(|n| n >= 0x80), "{highest:?}");
     }
 

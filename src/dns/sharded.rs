@@ -5,18 +5,18 @@
 //! HAMT, whose nodes are fixed-size arrays, each shard is a plain dense `HashMap`: at 100k keys
 //! this holds the same entries in a fraction of the memory.
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+
+use hashbrown::{Equivalent, HashMap};
 
 /// With 256 shards a write at 100k keys copies about 400 entries.
 const SHARDS: usize = 256;
 
 #[derive(Debug)]
 pub struct ShardedMap<K, V> {
-    shards: Arc<Vec<Arc<HashMap<K, V>>>>,
+    shards: Arc<Vec<Arc<HashMap<K, V, RandomState>>>>,
     hasher: RandomState,
 }
 
@@ -45,24 +45,21 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
         (self.hasher.hash_one(key) % SHARDS as u64) as usize
     }
 
-    pub fn get<Q>(&self, key: &Q) -> Option<&V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
+    /// The value at `key`: anything that hashes as the key does and can be compared with it.
+    pub fn get<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<&V> {
         self.shards[self.shard_of(key)].get(key)
     }
 
-    pub fn contains_key<Q>(&self, key: &Q) -> bool
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
+    pub fn get_key_value<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<(&K, &V)> {
+        self.shards[self.shard_of(key)].get_key_value(key)
+    }
+
+    pub fn contains_key<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> bool {
         self.get(key).is_some()
     }
 
     /// The shard holding `key`, copied first if a snapshot still shares it.
-    fn shard_mut(&mut self, key: &K) -> &mut HashMap<K, V> {
+    fn shard_mut(&mut self, key: &K) -> &mut HashMap<K, V, RandomState> {
         let index = self.shard_of(key);
         Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[index])
     }
