@@ -61,6 +61,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     let mut state = ClusterState::new(initial_serial());
     let (events, receiver) = mpsc::channel(EVENT_QUEUE);
     let mut tasks = Vec::new();
+    let mut loaded_view = None;
     match &config.manifests {
         Some(path) => {
             let input = Input::from_arg(path);
@@ -70,12 +71,15 @@ pub async fn start(config: &Config) -> Result<Running, String> {
             };
             let load_input = input.clone();
             // Parsed and applied on one thread, so that what the parser frees can be released.
-            state = tokio::task::spawn_blocking(move || {
+            (state, loaded_view) = tokio::task::spawn_blocking(move || {
                 let objects = manifests::load(&load_input)?;
                 state.apply(manifests::resync(objects));
                 state.apply(ClusterEvent::Synced);
+                // Published here too, so that what building the view frees is released with
+                // the rest.
+                let view = state.publish();
                 memory::release_freed();
-                Ok::<_, String>(state)
+                Ok::<_, String>((state, view))
             })
             .await
             .map_err(|e| format!("{input}: loading failed: {e}"))??;
@@ -95,7 +99,9 @@ pub async fn start(config: &Config) -> Result<Running, String> {
             tasks.extend(source::kube::spawn_watchers(client, &options, events));
         }
     }
-    let view = state.publish().unwrap_or_else(|| state.view().clone());
+    let view = loaded_view
+        .or_else(|| state.publish())
+        .unwrap_or_else(|| state.view().clone());
     let shared = SharedView::new(view);
     tasks.push(tokio::spawn(state.run(receiver, shared.clone())));
 

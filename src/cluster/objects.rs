@@ -192,7 +192,9 @@ impl Labels {
                 push_long_text(&mut packed, value);
             }
         }
-        Self(packed.into_boxed_slice())
+        // A copy, not `into_boxed_slice`: the allocator shrinks a block in place when the new
+        // size is at least half the old, so a trimmed vector would keep its full block.
+        Self(Box::from(packed.as_slice()))
     }
 
     pub fn is_empty(&self) -> bool {
