@@ -8,7 +8,7 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::cluster::objects::{
-    EndpointSliceRecord, PodRecord, ServiceKind, ServiceRecord, TargetPort,
+    EndpointSliceRecord, PodRecord, ServiceKind, ServicePort, ServiceRecord, TargetPort,
 };
 use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_of};
 use crate::dns::view::{Endpoint, ServiceView, View};
@@ -146,50 +146,90 @@ pub fn service_view<'p, 's>(
             slice_endpoints(service, slice, &mut endpoints);
         }
     }
+    let (endpoints, endpoint_ports) = merge_endpoints(service, endpoints);
     ServiceView {
         kind: service.kind.clone(),
         ports: service.ports.clone(),
-        endpoints: merge_endpoints(endpoints),
+        endpoints,
+        endpoint_ports,
     }
 }
 
-/// Sorts endpoints by label and merges those sharing one (two pods claiming the same hostname).
-pub fn merge_endpoints(mut endpoints: Vec<Endpoint>) -> Box<[Endpoint]> {
-    endpoints.sort_unstable_by(|a, b| a.label.cmp(&b.label));
-    let mut merged: Vec<Endpoint> = Vec::with_capacity(endpoints.len());
-    for endpoint in endpoints {
+/// An endpoint with its SRV ports, aligned with the Service's ports (`0`: it lacks that port);
+/// empty when every target port is a number.
+type PortedEndpoint = (Endpoint, Box<[u16]>);
+
+/// Sorts endpoints by label and merges those sharing one (two pods claiming the same hostname);
+/// returns them with their port rows (see [`ServiceView::endpoint_ports`]).
+fn merge_endpoints(
+    service: &ServiceRecord,
+    mut endpoints: Vec<PortedEndpoint>,
+) -> (Box<[Endpoint]>, Box<[u16]>) {
+    endpoints.sort_unstable_by(|(a, _), (b, _)| a.label.cmp(&b.label));
+    let mut merged: Vec<PortedEndpoint> = Vec::with_capacity(endpoints.len());
+    for (endpoint, ports) in endpoints {
         match merged.last_mut() {
-            Some(last) if last.label == endpoint.label => {
+            Some((last, _)) if last.label == endpoint.label => {
                 let mut ips = last.ips.to_vec();
                 ips.extend(endpoint.ips.iter().filter(|ip| !last.ips.contains(ip)));
                 last.ips = ips.into();
             }
-            _ => merged.push(endpoint),
+            _ => merged.push((endpoint, ports)),
         }
     }
-    merged.into_boxed_slice()
+    let endpoint_ports = if merged.iter().all(|(_, ports)| ports.is_empty()) {
+        Box::default()
+    } else {
+        let numbers: Vec<u16> = service.ports.iter().map(numbered_target).collect();
+        merged
+            .iter()
+            .flat_map(|(_, ports)| {
+                if ports.is_empty() {
+                    &numbers[..]
+                } else {
+                    ports
+                }
+            })
+            .copied()
+            .collect()
+    };
+    (
+        merged.into_iter().map(|(endpoint, _)| endpoint).collect(),
+        endpoint_ports,
+    )
 }
 
 /// The names a backing pod gets under a headless Service: its hostname when its subdomain names
 /// the Service, otherwise one dashed-IP name per address.
-fn pod_endpoints(service: &ServiceRecord, pod: &PodRecord, out: &mut Vec<Endpoint>) {
+fn pod_endpoints(service: &ServiceRecord, pod: &PodRecord, out: &mut Vec<PortedEndpoint>) {
     let ports = resolve_ports(service, pod);
     match pod.hostname() {
-        Some(hostname) if pod.subdomain() == Some(&*service.key.name) => out.push(Endpoint {
-            label: hostname.clone(),
-            ips: pod.ips.clone(),
+        Some(hostname) if pod.subdomain() == Some(&*service.key.name) => out.push((
+            Endpoint {
+                label: hostname.clone(),
+                ips: pod.ips.clone(),
+            },
             ports,
-        }),
-        _ => out.extend(pod.ips.iter().map(|&ip| Endpoint {
-            label: dashed(ip).into(),
-            ips: ip.into(),
-            ports: ports.clone(),
+        )),
+        _ => out.extend(pod.ips.iter().map(|&ip| {
+            let label = dashed(ip).into();
+            (
+                Endpoint {
+                    label,
+                    ips: ip.into(),
+                },
+                ports.clone(),
+            )
         })),
     }
 }
 
 /// The names of a slice's ready endpoints: the hostname when it has one, else one per address.
-fn slice_endpoints(service: &ServiceRecord, slice: &EndpointSliceRecord, out: &mut Vec<Endpoint>) {
+fn slice_endpoints(
+    service: &ServiceRecord,
+    slice: &EndpointSliceRecord,
+    out: &mut Vec<PortedEndpoint>,
+) {
     let ports: Box<[u16]> = service
         .ports
         .iter()
@@ -203,15 +243,22 @@ fn slice_endpoints(service: &ServiceRecord, slice: &EndpointSliceRecord, out: &m
         .collect();
     for endpoint in slice.endpoints.iter().filter(|e| e.ready) {
         match &endpoint.hostname {
-            Some(hostname) => out.push(Endpoint {
-                label: hostname.clone(),
-                ips: endpoint.addresses.clone(),
-                ports: ports.clone(),
-            }),
-            None => out.extend(endpoint.addresses.iter().map(|&ip| Endpoint {
-                label: dashed(ip).into(),
-                ips: ip.into(),
-                ports: ports.clone(),
+            Some(hostname) => out.push((
+                Endpoint {
+                    label: hostname.clone(),
+                    ips: endpoint.addresses.clone(),
+                },
+                ports.clone(),
+            )),
+            None => out.extend(endpoint.addresses.iter().map(|&ip| {
+                let label = dashed(ip).into();
+                (
+                    Endpoint {
+                        label,
+                        ips: ip.into(),
+                    },
+                    ports.clone(),
+                )
             })),
         }
     }
@@ -240,14 +287,20 @@ fn resolve_ports(service: &ServiceRecord, pod: &PodRecord) -> Box<[u16]> {
         .collect()
 }
 
-/// The port an endpoint serves for the Service's `index`th port, if it serves it.
-fn endpoint_port(service: &ServiceView, index: usize, endpoint: &Endpoint) -> Option<u16> {
-    let port = match endpoint.ports.get(index) {
+/// A port's target when it is a number; `0` (not served) for a name nothing resolved.
+fn numbered_target(port: &ServicePort) -> u16 {
+    match &port.target {
+        TargetPort::Number(n) => *n,
+        TargetPort::Name(_) => 0,
+    }
+}
+
+/// The port the `endpoint`th endpoint serves for the Service's `index`th port, if it serves it.
+fn endpoint_port(service: &ServiceView, index: usize, endpoint: usize) -> Option<u16> {
+    let row = endpoint * service.ports.len();
+    let port = match service.endpoint_ports.get(row + index) {
         Some(&resolved) => resolved,
-        None => match &service.ports[index].target {
-            TargetPort::Number(n) => *n,
-            TargetPort::Name(_) => 0,
-        },
+        None => numbered_target(&service.ports[index]),
     };
     (port != 0).then_some(port)
 }
@@ -632,8 +685,8 @@ fn srv_records(
             targets.extend(service_name(zone, key, None).map(|n| (n, port.port, &ips[..])));
         }
         _ => {
-            for endpoint in service.endpoints.iter() {
-                let Some(number) = endpoint_port(service, port_index, endpoint) else {
+            for (position, endpoint) in service.endpoints.iter().enumerate() {
+                let Some(number) = endpoint_port(service, port_index, position) else {
                     continue;
                 };
                 if let Some(name) = service_name(zone, key, Some(&endpoint.label)) {
