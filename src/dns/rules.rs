@@ -177,25 +177,22 @@ fn merge_endpoints(
             _ => merged.push((endpoint, ports)),
         }
     }
-    let endpoint_ports = if merged.iter().all(|(_, ports)| ports.is_empty()) {
-        Box::default()
-    } else {
+    // Both lists are allocated at their exact size: collecting in place into the merged list's
+    // buffer and trimming it would keep the larger block (the allocator shrinks in place when
+    // the new size is at least half the old).
+    let mut endpoint_ports = Vec::new();
+    if merged.iter().any(|(_, ports)| !ports.is_empty()) {
         let numbers: Vec<u16> = service.ports.iter().map(numbered_target).collect();
-        merged
-            .iter()
-            .flat_map(|(_, ports)| {
-                if ports.is_empty() {
-                    &numbers[..]
-                } else {
-                    ports
-                }
-            })
-            .copied()
-            .collect()
-    };
+        endpoint_ports.reserve_exact(merged.len() * numbers.len());
+        for (_, ports) in &merged {
+            endpoint_ports.extend_from_slice(if ports.is_empty() { &numbers } else { ports });
+        }
+    }
+    let mut endpoints = Vec::with_capacity(merged.len());
+    endpoints.extend(merged.into_iter().map(|(endpoint, _)| endpoint));
     (
-        merged.into_iter().map(|(endpoint, _)| endpoint).collect(),
-        endpoint_ports,
+        endpoints.into_boxed_slice(),
+        endpoint_ports.into_boxed_slice(),
     )
 }
 
