@@ -2,13 +2,14 @@
 //! each question gets. Plain functions over plain data: no sockets, no async, no locks.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::cluster::objects::{
-    EndpointSliceRecord, PodRecord, ServiceKind, ServicePort, ServiceRecord, TargetPort,
+    Addresses, EndpointSliceRecord, PodRecord, ServiceKind, ServicePort, ServiceRecord, TargetPort,
 };
 use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_of};
 use crate::dns::view::{Endpoint, ServiceView, View};
@@ -199,26 +200,10 @@ fn merge_endpoints(
 /// The names a backing pod gets under a headless Service: its hostname when its subdomain names
 /// the Service, otherwise one dashed-IP name per address.
 fn pod_endpoints(service: &ServiceRecord, pod: &PodRecord, out: &mut Vec<PortedEndpoint>) {
-    let ports = resolve_ports(service, pod);
-    match pod.hostname() {
-        Some(hostname) if pod.subdomain() == Some(&*service.key.name) => out.push((
-            Endpoint {
-                label: hostname.clone(),
-                ips: pod.ips.clone(),
-            },
-            ports,
-        )),
-        _ => out.extend(pod.ips.iter().map(|&ip| {
-            let label = dashed(ip).into();
-            (
-                Endpoint {
-                    label,
-                    ips: ip.into(),
-                },
-                ports.clone(),
-            )
-        })),
-    }
+    let hostname = pod
+        .hostname()
+        .filter(|_| pod.subdomain() == Some(&*service.key.name));
+    push_endpoints(hostname, &pod.ips, &resolve_ports(service, pod), out);
 }
 
 /// The names of a slice's ready endpoints: the hostname when it has one, else one per address.
@@ -239,25 +224,32 @@ fn slice_endpoints(
         })
         .collect();
     for endpoint in slice.endpoints.iter().filter(|e| e.ready) {
-        match &endpoint.hostname {
-            Some(hostname) => out.push((
-                Endpoint {
-                    label: hostname.clone(),
-                    ips: endpoint.addresses.clone(),
-                },
-                ports.clone(),
-            )),
-            None => out.extend(endpoint.addresses.iter().map(|&ip| {
-                let label = dashed(ip).into();
-                (
-                    Endpoint {
-                        label,
-                        ips: ip.into(),
-                    },
-                    ports.clone(),
-                )
-            })),
+        push_endpoints(endpoint.hostname.as_ref(), &endpoint.addresses, &ports, out);
+    }
+}
+
+/// One endpoint named `hostname`, or without a hostname one per address, named by its dashes.
+fn push_endpoints(
+    hostname: Option<&Arc<str>>,
+    ips: &Addresses,
+    ports: &[u16],
+    out: &mut Vec<PortedEndpoint>,
+) {
+    match hostname {
+        Some(hostname) => {
+            let endpoint = Endpoint {
+                label: hostname.clone(),
+                ips: ips.clone(),
+            };
+            out.push((endpoint, ports.into()));
         }
+        None => out.extend(ips.iter().map(|&ip| {
+            let endpoint = Endpoint {
+                label: dashed(ip).into(),
+                ips: ip.into(),
+            };
+            (endpoint, ports.into())
+        })),
     }
 }
 
