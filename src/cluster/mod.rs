@@ -226,10 +226,6 @@ impl ClusterState {
     }
 
     /// The namespace's shared name, so that 100k pods of one namespace hold one string.
-    fn intern(&mut self, key: &mut ObjectKey) {
-        self.intern_namespace(&mut key.namespace);
-    }
-
     fn intern_namespace(&mut self, namespace: &mut Arc<str>) {
         match self.namespaces.get_key_value(namespace) {
             Some((shared, _)) => *namespace = shared.clone(),
@@ -270,7 +266,7 @@ impl ClusterState {
     }
 
     fn upsert_service(&mut self, mut service: ServiceRecord) {
-        self.intern(&mut service.key);
+        self.intern_namespace(&mut service.key.namespace);
         let key = service.key.clone();
         let hasher = &self.hasher;
         let ns = self.namespaces.get_mut(&key.namespace).expect("interned");
@@ -418,7 +414,7 @@ impl ClusterState {
     }
 
     fn upsert_slice(&mut self, mut slice: EndpointSliceRecord) {
-        self.intern(&mut slice.key);
+        self.intern_namespace(&mut slice.key.namespace);
         let key = slice.key.clone();
         let ns = self.namespaces.get_mut(&key.namespace).expect("interned");
         if ns.slices.get(&key.name) == Some(&slice) {
