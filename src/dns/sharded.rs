@@ -1,22 +1,27 @@
-//! A copy-on-write hash map in shards, for the view's large per-address indices.
+//! A copy-on-write hash map in shards, for the view's large indices.
 //!
 //! Cloning it is O(1); a write copies the outer shard table once per snapshot and the one shard
 //! it touches, so a reader's snapshot stays intact while the writer changes a few keys. Unlike a
-//! HAMT, whose nodes are fixed-size arrays, each shard is a plain dense `HashMap`: at 100k keys
-//! this holds the same entries in a fraction of the memory.
+//! HAMT, whose nodes are fixed-size arrays, each shard is a plain dense hash table: at 100k keys
+//! this holds the same entries in a fraction of the memory. A key is hashed once: some of the
+//! hash's bits pick the shard, and the shard's table uses the rest.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::hash_table::Entry;
+use hashbrown::{Equivalent, HashTable};
 
 /// With 256 shards a write at 100k keys copies about 400 entries.
 const SHARDS: usize = 256;
 
+/// One shard, shared by snapshots until a write copies it.
+type Shard<K, V> = Arc<HashTable<(K, V)>>;
+
 #[derive(Debug)]
 pub struct ShardedMap<K, V> {
-    shards: Arc<Vec<Arc<HashMap<K, V, RandomState>>>>,
+    shards: Arc<Vec<Shard<K, V>>>,
     hasher: RandomState,
 }
 
@@ -31,56 +36,83 @@ impl<K, V> Clone for ShardedMap<K, V> {
 
 impl<K: Hash + Eq + Clone, V: Clone> Default for ShardedMap<K, V> {
     fn default() -> Self {
-        let hasher = RandomState::new();
-        let shard = Arc::new(HashMap::with_hasher(hasher.clone()));
         Self {
-            shards: Arc::new(vec![shard; SHARDS]),
-            hasher,
+            // Every shard starts as the same empty table; the first write to one copies it.
+            shards: Arc::new(std::iter::repeat_n(Arc::new(HashTable::new()), SHARDS).collect()),
+            hasher: RandomState::new(),
         }
     }
 }
 
-impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
-    fn shard_of<Q: Hash + ?Sized>(&self, key: &Q) -> usize {
-        (self.hasher.hash_one(key) % SHARDS as u64) as usize
-    }
+/// The shard of a key with hash `hash`. The table inside uses the hash's low bits for the bucket
+/// and its top seven as a tag: the shard is taken from bits in between, so that neither repeats
+/// within a shard.
+fn shard_of(hash: u64) -> usize {
+    (hash >> 40) as usize % SHARDS
+}
 
+impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
     /// The value at `key`: anything that hashes as the key does and can be compared with it.
     pub fn get<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<&V> {
-        self.shards[self.shard_of(key)].get(key)
+        self.get_key_value(key).map(|(_, value)| value)
     }
 
     pub fn get_key_value<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<(&K, &V)> {
-        self.shards[self.shard_of(key)].get_key_value(key)
+        let hash = self.hasher.hash_one(key);
+        self.shards[shard_of(hash)]
+            .find(hash, |(k, _)| key.equivalent(k))
+            .map(|(k, v)| (k, v))
     }
 
     pub fn contains_key<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> bool {
         self.get(key).is_some()
     }
 
-    /// The shard holding `key`, copied first if a snapshot still shares it.
-    fn shard_mut(&mut self, key: &K) -> &mut HashMap<K, V, RandomState> {
-        let index = self.shard_of(key);
-        Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[index])
+    /// The entry of `key` (hashed `hash`) in its shard, the shard copied first if a snapshot
+    /// still shares it.
+    fn entry(&mut self, hash: u64, key: &K) -> Entry<'_, (K, V)> {
+        let hasher = &self.hasher;
+        let shard = Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[shard_of(hash)]);
+        shard.entry(hash, |(k, _)| k == key, |(k, _)| hasher.hash_one(k))
     }
 
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        self.shard_mut(&key).insert(key, value)
+        let hash = self.hasher.hash_one(&key);
+        match self.entry(hash, &key) {
+            Entry::Occupied(mut entry) => Some(std::mem::replace(&mut entry.get_mut().1, value)),
+            Entry::Vacant(entry) => {
+                entry.insert((key, value));
+                None
+            }
+        }
     }
 
     pub fn remove(&mut self, key: &K) -> Option<V> {
         if !self.contains_key(key) {
             return None;
         }
-        self.shard_mut(key).remove(key)
+        let hash = self.hasher.hash_one(key);
+        match self.entry(hash, key) {
+            Entry::Occupied(entry) => Some(entry.remove().0.1),
+            Entry::Vacant(_) => None,
+        }
     }
 
     /// Replaces the value at `key` with what `change` makes of it (`None`: absent).
     pub fn update(&mut self, key: K, change: impl FnOnce(Option<V>) -> Option<V>) {
-        let shard = self.shard_mut(&key);
-        let old = shard.remove(&key);
-        if let Some(new) = change(old) {
-            shard.insert(key, new);
+        let hash = self.hasher.hash_one(&key);
+        match self.entry(hash, &key) {
+            Entry::Occupied(entry) => {
+                let ((key, old), vacant) = entry.remove();
+                if let Some(new) = change(Some(old)) {
+                    vacant.insert((key, new));
+                }
+            }
+            Entry::Vacant(vacant) => {
+                if let Some(new) = change(None) {
+                    vacant.insert((key, new));
+                }
+            }
         }
     }
 
