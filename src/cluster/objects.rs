@@ -112,6 +112,24 @@ impl LabelKeys {
     }
 }
 
+/// A key as a label set writes it. A key has one number for the life of the process, and a key
+/// written out in full never gets one (the table is full for good), so two sets name the same
+/// key exactly when their `KeyRef`s are equal.
+#[derive(PartialEq, Eq)]
+enum KeyRef<'a> {
+    Number(u16),
+    Inline(&'a str),
+}
+
+impl<'a> KeyRef<'a> {
+    fn name(self) -> &'a str {
+        match self {
+            KeyRef::Number(n) => LabelKeys::name(n),
+            KeyRef::Inline(key) => key,
+        }
+    }
+}
+
 /// Reads a packed label set front to back.
 struct Cursor<'a>(&'a [u8]);
 
@@ -132,14 +150,13 @@ impl<'a> Cursor<'a> {
         std::str::from_utf8(self.bytes(usize::from(len))?).ok()
     }
 
-    fn key(&mut self) -> Option<&'a str> {
-        match self.byte()? {
-            INLINE_KEY => self.long_text(),
-            n if n < 0x80 => Some(LabelKeys::name(u16::from(n))),
-            hi => Some(LabelKeys::name(
-                u16::from(hi & 0x7F) << 8 | u16::from(self.byte()?),
-            )),
-        }
+    /// The key as written: its number, without a look-up in the key table.
+    fn key_ref(&mut self) -> Option<KeyRef<'a>> {
+        Some(match self.byte()? {
+            INLINE_KEY => KeyRef::Inline(self.long_text()?),
+            n if n < 0x80 => KeyRef::Number(u16::from(n)),
+            hi => KeyRef::Number(u16::from(hi & 0x7F) << 8 | u16::from(self.byte()?)),
+        })
     }
 
     fn value(&mut self, owner: &'a str) -> Option<&'a str> {
@@ -208,15 +225,22 @@ impl Labels {
 
     /// The pairs of the labels of the object named `owner`.
     pub fn pairs_of<'a>(&'a self, owner: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.raw_pairs(owner)
+            .map(|(key, value)| (key.name(), value))
+    }
+
+    /// The pairs with their keys as written, which compare without the key table's lock.
+    fn raw_pairs<'a>(&'a self, owner: &'a str) -> impl Iterator<Item = (KeyRef<'a>, &'a str)> {
         let mut cursor = Cursor(&self.0);
-        std::iter::from_fn(move || Some((cursor.key()?, cursor.value(owner)?)))
+        std::iter::from_fn(move || Some((cursor.key_ref()?, cursor.value(owner)?)))
     }
 
     /// Whether every pair of `self` (a selector) is among the labels of the object `owner`.
+    /// Asked for every pod of a namespace when a Service changes, so keys compare by number.
     pub fn selects(&self, labels: &Labels, owner: &str) -> bool {
-        self.pairs().all(|(k, v)| {
+        self.raw_pairs("").all(|(k, v)| {
             labels
-                .pairs_of(owner)
+                .raw_pairs(owner)
                 .find(|(key, _)| *key == k)
                 .is_some_and(|(_, value)| value == v)
         })
