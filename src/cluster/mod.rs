@@ -18,7 +18,8 @@ use tracing::{debug, info};
 use crate::dns::rules;
 use crate::dns::view::{SharedView, View};
 use objects::{
-    ClusterObject, EndpointSliceRecord, ObjectKey, ObjectKind, PodNaming, PodRecord, ServiceRecord,
+    ClusterObject, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord, PodTemplate,
+    ServiceRecord,
 };
 
 /// What a source reports. Every source (manifests file, Kubernetes API) speaks only this.
@@ -88,8 +89,8 @@ pub struct ClusterState {
     dirty: HashSet<ObjectKey>,
     changed: bool,
     hasher: RandomState,
-    /// One copy of each distinct pod naming (pods of one template share theirs).
-    namings: HashSet<Arc<PodNaming>>,
+    /// One copy of each distinct pod template (labels and naming), shared by its pods.
+    templates: HashSet<Arc<PodTemplate>>,
 }
 
 impl ClusterState {
@@ -101,7 +102,7 @@ impl ClusterState {
             dirty: HashSet::new(),
             changed: false,
             hasher: RandomState::new(),
-            namings: HashSet::new(),
+            templates: HashSet::new(),
         }
     }
 
@@ -236,22 +237,22 @@ impl ClusterState {
         }
     }
 
-    /// The shared copy of `naming`.
-    fn intern_naming(&mut self, naming: Arc<PodNaming>) -> Arc<PodNaming> {
-        match self.namings.get(&naming) {
+    /// The shared copy of `template`.
+    fn intern_template(&mut self, template: Arc<PodTemplate>) -> Arc<PodTemplate> {
+        match self.templates.get(&template) {
             Some(shared) => shared.clone(),
             None => {
-                self.namings.insert(naming.clone());
-                naming
+                self.templates.insert(template.clone());
+                template
             }
         }
     }
 
-    /// Drops a pod record that left the state, and its naming with the last pod using it.
+    /// Drops a pod record that left the state, and its template with the last pod using it.
     fn forget_pod(&mut self, pod: PodRecord) {
         // One reference is the set's, one this record's.
-        if Arc::strong_count(&pod.naming) == 2 {
-            self.namings.remove(&pod.naming);
+        if Arc::strong_count(&pod.template) == 2 {
+            self.templates.remove(&pod.template);
         }
     }
 
@@ -324,7 +325,7 @@ impl ClusterState {
 
     fn upsert_pod(&mut self, mut namespace: Arc<str>, mut pod: PodRecord) {
         self.intern_namespace(&mut namespace);
-        pod.naming = self.intern_naming(pod.naming);
+        pod.template = self.intern_template(pod.template);
         let key = ObjectKey {
             namespace,
             name: pod.name.clone(),
@@ -378,7 +379,7 @@ impl ClusterState {
         let ns = &self.namespaces[&key.namespace];
         let current = ns.pods.get(&key.name);
         for pod in old.into_iter().chain(current) {
-            for (k, v) in pod.labels.pairs_of(&pod.name) {
+            for (k, v) in pod.labels().pairs_of(&pod.name) {
                 if let Some(names) = ns.selector_index.get(&self.hasher.hash_one((k, v))) {
                     candidates.extend(names.iter().cloned());
                 }
@@ -540,13 +541,22 @@ mod tests {
     use objects::{Labels, PodHostname};
 
     fn pod(name: &str, subdomain: &str) -> ClusterObject {
+        let ordinal = name.rsplit_once('-').unwrap().1;
+        let labels = [
+            ("app", subdomain),
+            ("statefulset.kubernetes.io/pod-name", name),
+            ("apps.kubernetes.io/pod-index", ordinal),
+        ];
         ClusterObject::Pod {
             namespace: "ns".into(),
             pod: PodRecord {
                 name: name.into(),
-                labels: Labels::default(),
                 ips: Default::default(),
-                naming: Arc::new(PodNaming {
+                template: Arc::new(PodTemplate {
+                    labels: Labels::owned_by(
+                        name,
+                        labels.map(|(k, v)| (k.to_string(), v.to_string())),
+                    ),
                     hostname: PodHostname::of(name, Some(name)),
                     subdomain: Some(subdomain.into()),
                     named_ports: Box::new([]),
@@ -558,30 +568,39 @@ mod tests {
         }
     }
 
-    /// Pods of one template share one naming, which goes with the last pod that uses it.
+    /// Pods of one template share one template record (labels that repeat a pod's name or
+    /// ordinal included), which goes with the last pod that uses it.
     #[test]
-    fn pod_namings_are_shared_and_released() {
+    fn pod_templates_are_shared_and_released() {
         let mut state = ClusterState::new(1);
         for name in ["web-0", "web-1", "web-2"] {
             state.apply(ClusterEvent::Upsert(pod(name, "web")));
         }
         state.apply(ClusterEvent::Upsert(pod("db-0", "db")));
-        assert_eq!(state.namings.len(), 2);
+        assert_eq!(state.templates.len(), 2);
         let ns = &state.namespaces["ns"];
         let (web0, web1) = (ns.pods.get("web-0").unwrap(), ns.pods.get("web-1").unwrap());
-        assert!(Arc::ptr_eq(&web0.naming, &web1.naming));
+        assert!(Arc::ptr_eq(&web0.template, &web1.template));
         assert_eq!(web1.hostname().map(|h| &**h), Some("web-1"));
+        assert_eq!(
+            web1.labels().pairs_of(&web1.name).collect::<Vec<_>>(),
+            [
+                ("app", "web"),
+                ("apps.kubernetes.io/pod-index", "1"),
+                ("statefulset.kubernetes.io/pod-name", "web-1"),
+            ]
+        );
 
-        // Moving db-0 under `web` drops the naming only it used; re-applying a pod keeps it.
+        // Moving db-0 under `web` drops the template only it used; re-applying a pod keeps it.
         state.apply(ClusterEvent::Upsert(pod("db-0", "web")));
         state.apply(ClusterEvent::Upsert(pod("web-0", "web")));
-        assert_eq!(state.namings.len(), 1);
+        assert_eq!(state.templates.len(), 1);
         for name in ["web-0", "web-1", "web-2", "db-0"] {
             state.apply(ClusterEvent::Delete(
                 ObjectKind::Pod,
                 ObjectKey::new("ns", name),
             ));
         }
-        assert!(state.namings.is_empty() && state.pod_count() == 0);
+        assert!(state.templates.is_empty() && state.pod_count() == 0);
     }
 }

@@ -45,19 +45,27 @@ impl std::fmt::Display for ObjectKey {
 /// against selectors, and 100k pods with several labels each would otherwise hold two
 /// allocations per pair. Keys (`app`, `pod-template-hash`, ...) repeat across every pod, so each
 /// is stored once for the process and referred to by number (see [`LabelKeys`]); values are
-/// kept inline, except a value equal to the name of the object carrying the labels (every
-/// StatefulSet pod has `statefulset.kubernetes.io/pod-name: <its name>`), which is a marker.
+/// kept inline, except the values that repeat the name of the object carrying the labels, which
+/// are markers: every StatefulSet pod has `statefulset.kubernetes.io/pod-name: <its name>` and
+/// (since Kubernetes 1.28) `apps.kubernetes.io/pod-index: <its ordinal>`. With them, the pods of
+/// one template have equal label sets, which the cluster state then keeps once.
 ///
 /// Each pair is a key then a value. A key is one byte `n < 0x80` (number `n`), two bytes
 /// `0x80 | hi, lo` (number `hi << 8 | lo`), or `0xFF`, a 2-byte length and the key itself. A
-/// value is a length byte `< 0xFE` and the value, `0xFE`, a 2-byte length and the value, or
-/// `0xFF`: the owner's name.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// value is a length byte `< 0xFD` and the value; `0xFD`: the owner's ordinal (its name after
+/// the last `-`); `0xFE`, a 2-byte length and the value; or `0xFF`: the owner's name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Labels(Box<[u8]>);
 
 const INLINE_KEY: u8 = 0xFF;
+const OWNER_ORDINAL: u8 = 0xFD;
 const LONG_VALUE: u8 = 0xFE;
 const OWNER_NAME: u8 = 0xFF;
+
+/// The part of `owner`'s name after its last `-` (a StatefulSet pod's ordinal), if any.
+fn ordinal(owner: &str) -> Option<&str> {
+    owner.rsplit_once('-').map(|(_, ordinal)| ordinal)
+}
 
 /// The label keys seen so far. Kept for the life of the process, up to [`LabelKeys::LIMIT`]
 /// (further keys are written out in each label set), so a stream of made-up keys cannot grow it
@@ -162,6 +170,7 @@ impl<'a> Cursor<'a> {
     fn value(&mut self, owner: &'a str) -> Option<&'a str> {
         match self.byte()? {
             OWNER_NAME => Some(owner),
+            OWNER_ORDINAL => ordinal(owner),
             LONG_VALUE => self.long_text(),
             len => std::str::from_utf8(self.bytes(usize::from(len))?).ok(),
         }
@@ -201,7 +210,9 @@ impl Labels {
             }
             if !owner.is_empty() && *value == owner {
                 packed.push(OWNER_NAME);
-            } else if value.len() < usize::from(LONG_VALUE) {
+            } else if !value.is_empty() && ordinal(owner) == Some(value) {
+                packed.push(OWNER_ORDINAL);
+            } else if value.len() < usize::from(OWNER_ORDINAL) {
                 packed.push(value.len() as u8);
                 packed.extend_from_slice(value.as_bytes());
             } else {
@@ -362,10 +373,10 @@ pub struct ServiceRecord {
 pub struct PodRecord {
     /// Shared with the endpoint name it gives the pod when it is also the hostname.
     pub name: Arc<str>,
-    pub labels: Labels,
     /// `status.podIPs`, or `status.podIP` when the list is absent.
     pub ips: Addresses,
-    pub naming: Arc<PodNaming>,
+    /// Shared with the other pods of its template.
+    pub template: Arc<PodTemplate>,
     /// Condition `Ready` is `True`.
     pub ready: bool,
     /// `metadata.deletionTimestamp` is set.
@@ -375,9 +386,13 @@ pub struct PodRecord {
 }
 
 impl PodRecord {
+    pub fn labels(&self) -> &Labels {
+        &self.template.labels
+    }
+
     /// `spec.hostname`.
     pub fn hostname(&self) -> Option<&Arc<str>> {
-        match &self.naming.hostname {
+        match &self.template.hostname {
             PodHostname::None => None,
             PodHostname::Name => Some(&self.name),
             PodHostname::Other(hostname) => Some(hostname),
@@ -385,19 +400,22 @@ impl PodRecord {
     }
 
     pub fn subdomain(&self) -> Option<&str> {
-        self.naming.subdomain.as_deref()
+        self.template.subdomain.as_deref()
     }
 
     pub fn named_ports(&self) -> &[ContainerPort] {
-        &self.naming.named_ports
+        &self.template.named_ports
     }
 }
 
-/// The hostname, subdomain and named ports of a pod: the same for every pod of a template (a
-/// StatefulSet's pods differ only in a hostname equal to their own name), so the cluster state
-/// keeps one copy of each distinct value and the pods point to it.
+/// The labels, hostname, subdomain and named ports of a pod: the same for every pod of a
+/// template (a StatefulSet's pods differ only in values that repeat their own name, which are
+/// recorded as such), so the cluster state keeps one copy of each distinct value and the pods
+/// point to it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct PodNaming {
+pub struct PodTemplate {
+    /// Labels of the pod (see [`Labels::pairs_of`] with the pod's name).
+    pub labels: Labels,
     pub hostname: PodHostname,
     pub subdomain: Option<Arc<str>>,
     /// Kept only to resolve a Service's named `targetPort`.

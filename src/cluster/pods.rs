@@ -87,14 +87,12 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::cluster::objects::Labels;
 
     fn pod(name: &str, ready: bool) -> PodRecord {
         PodRecord {
             name: name.into(),
-            labels: Labels::default(),
             ips: Default::default(),
-            naming: Arc::default(),
+            template: Arc::default(),
             ready,
             terminating: false,
             finished: false,

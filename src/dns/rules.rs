@@ -118,7 +118,7 @@ pub fn backs(service: &ServiceRecord, pod: &PodRecord) -> bool {
     let Some(selector) = &service.selector else {
         return false;
     };
-    selector.selects(&pod.labels, &pod.name)
+    selector.selects(pod.labels(), &pod.name)
         && !pod.ips.is_empty()
         && !pod.finished
         && (service.publish_not_ready_addresses || (pod.ready && !pod.terminating))

@@ -41,9 +41,11 @@ fn service(ns: &str, name: &str, kind: ServiceKind, selector: Option<&[(&str, &s
 fn pod(name: &str, app: &str, addresses: &[&str]) -> PodRecord {
     PodRecord {
         name: name.into(),
-        labels: labels(&[("app", app)]),
         ips: ips(addresses).into_vec().into(),
-        naming: Arc::default(),
+        template: Arc::new(PodTemplate {
+            labels: labels(&[("app", app)]),
+            ..PodTemplate::default()
+        }),
         ready: true,
         terminating: false,
         finished: false,
@@ -51,7 +53,7 @@ fn pod(name: &str, app: &str, addresses: &[&str]) -> PodRecord {
 }
 
 fn with_hostname(mut pod: PodRecord, hostname: &str, subdomain: &str) -> PodRecord {
-    let naming = Arc::make_mut(&mut pod.naming);
+    let naming = Arc::make_mut(&mut pod.template);
     naming.hostname = PodHostname::of(&pod.name, Some(hostname));
     naming.subdomain = Some(subdomain.into());
     pod
@@ -81,7 +83,7 @@ fn cluster() -> Vec<ClusterObject> {
     let mut named = service("default", "named", ServiceKind::Headless, Some(&[("app", "named")]));
     named.ports = Arc::new([port("grpc", Protocol::Tcp, 50051, TargetPort::Name("grpc".into()))]);
     let mut named_pod = pod("named-a", "named", &["10.244.7.1"]);
-    Arc::make_mut(&mut named_pod.naming).named_ports = Box::new([ContainerPort {
+    Arc::make_mut(&mut named_pod.template).named_ports = Box::new([ContainerPort {
         name: "grpc".into(),
         protocol: Protocol::Tcp,
         port: 9000,

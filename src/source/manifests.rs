@@ -492,7 +492,7 @@ pub async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::objects::{PodHostname, PodNaming, ServiceKind};
+    use crate::cluster::objects::{PodHostname, PodTemplate, ServiceKind};
     use std::fmt::Write as _;
     use std::sync::Arc;
 
@@ -619,18 +619,20 @@ mod tests {
             pod("web-2", "web"),
         ]
         .join("---\n");
-        let namings: Vec<Arc<PodNaming>> = parse(&text)
+        let templates: Vec<Arc<PodTemplate>> = parse(&text)
             .unwrap()
             .into_iter()
             .map(|object| match object {
-                ClusterObject::Pod { pod, .. } => pod.naming,
+                ClusterObject::Pod { pod, .. } => pod.template,
                 other => panic!("not a pod: {other:?}"),
             })
             .collect();
-        assert!(Arc::ptr_eq(&namings[0], &namings[1]) && Arc::ptr_eq(&namings[0], &namings[3]));
-        assert!(!Arc::ptr_eq(&namings[0], &namings[2]));
-        assert_eq!(namings[0].hostname, PodHostname::Name);
-        assert_eq!(namings[0].named_ports.len(), 1);
+        assert!(
+            Arc::ptr_eq(&templates[0], &templates[1]) && Arc::ptr_eq(&templates[0], &templates[3])
+        );
+        assert!(!Arc::ptr_eq(&templates[0], &templates[2]));
+        assert_eq!(templates[0].hostname, PodHostname::Name);
+        assert_eq!(templates[0].named_ports.len(), 1);
     }
 
     #[test]

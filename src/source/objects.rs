@@ -13,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::cluster::objects::{
-    ClusterObject, ContainerPort, EndpointSliceRecord, Labels, ObjectKey, PodHostname, PodNaming,
-    PodRecord, Protocol, ServiceKind, ServicePort, ServiceRecord, SliceEndpoint, SlicePort,
+    ClusterObject, ContainerPort, EndpointSliceRecord, Labels, ObjectKey, PodHostname, PodRecord,
+    PodTemplate, Protocol, ServiceKind, ServicePort, ServiceRecord, SliceEndpoint, SlicePort,
     TargetPort,
 };
 use crate::source::pod::DnsPod;
@@ -59,7 +59,10 @@ fn object_key(meta: &ObjectMeta, name_is_label: bool) -> Result<ObjectKey, Field
     if name_is_label {
         check_label("metadata.name", name)?;
     }
-    Ok(ObjectKey::new(namespace, name))
+    Ok(ObjectKey {
+        namespace: recent_namespace(namespace),
+        name: name.into(),
+    })
 }
 
 /// A DNS-1123 label: what Kubernetes accepts for the names that become DNS labels.
@@ -273,19 +276,18 @@ pub fn pod_object(pod: &DnsPod) -> Result<ClusterObject, FieldError> {
             });
         }
     }
-    let naming = PodNaming {
+    let template = PodTemplate {
+        labels: labels(&key.name, pod.metadata.labels.as_ref()),
         hostname: PodHostname::of(&key.name, hostname),
         subdomain: subdomain.map(Into::into),
         named_ports: named_ports.into(),
     };
-    let labels = labels(&key.name, pod.metadata.labels.as_ref());
     Ok(ClusterObject::Pod {
         namespace: key.namespace,
         pod: PodRecord {
             name: key.name,
-            labels,
             ips: ips.into(),
-            naming: recent_naming(naming),
+            template: recent_template(template),
             ready,
             terminating: pod.metadata.deletion_timestamp.is_some(),
             finished,
@@ -293,31 +295,62 @@ pub fn pod_object(pod: &DnsPod) -> Result<ClusterObject, FieldError> {
     })
 }
 
-/// How many recent pod namings each converting thread remembers.
-const RECENT_NAMINGS: usize = 8;
-
-/// `naming`, shared with a pod converted shortly before on this thread when they are equal.
+/// The last few values a converting thread made, so that equal values of neighbouring objects
+/// share one allocation.
 ///
-/// The cluster state keeps one copy of each naming anyway, but if every pod of a 100k-pod list
-/// brought its own, the 90% that are duplicates would die only when the state shares them, after
-/// the names and labels allocated between them: tens of thousands of holes that keep the
-/// allocator's pages resident. Pods of one template arrive together (lists are sorted by
-/// namespace and name), so a handful of recent namings finds nearly every duplicate while the
-/// duplicate is still the newest allocation.
-fn recent_naming(naming: PodNaming) -> Arc<PodNaming> {
-    thread_local! {
-        static RECENT: RefCell<(usize, [Option<Arc<PodNaming>>; RECENT_NAMINGS])> =
-            RefCell::default();
+/// The cluster state keeps one copy of each namespace name and pod template anyway, but if every
+/// pod of a 100k-pod list brought its own, the duplicates would die only when the state shares
+/// them, after the names and labels allocated between them: a hundred thousand holes that keep
+/// the allocator's pages resident (3.5 MB for the namespaces alone). Lists are sorted by
+/// namespace and name, so neighbours share their namespace and, in one template, their template:
+/// a handful of recent values finds nearly every duplicate before it is allocated.
+struct Recent<T: ?Sized> {
+    next: usize,
+    values: [Option<Arc<T>>; RECENT],
+}
+
+/// How many recent values of each kind a converting thread remembers.
+const RECENT: usize = 8;
+
+impl<T: ?Sized + PartialEq> Recent<T> {
+    const fn new() -> Self {
+        Self {
+            next: 0,
+            values: [const { None }; RECENT],
+        }
     }
-    RECENT.with_borrow_mut(|(next, recent)| {
-        if let Some(shared) = recent.iter().flatten().find(|r| ***r == naming) {
+
+    /// The remembered value equal to `value`, or a new one made by `make`.
+    fn share<Q>(&mut self, value: Q, make: impl FnOnce(Q) -> Arc<T>) -> Arc<T>
+    where
+        Q: std::borrow::Borrow<T>,
+    {
+        if let Some(shared) = self
+            .values
+            .iter()
+            .flatten()
+            .find(|v| ***v == *value.borrow())
+        {
             return shared.clone();
         }
-        let naming = Arc::new(naming);
-        recent[*next] = Some(naming.clone());
-        *next = (*next + 1) % RECENT_NAMINGS;
-        naming
-    })
+        let made = make(value);
+        self.values[self.next] = Some(made.clone());
+        self.next = (self.next + 1) % RECENT;
+        made
+    }
+}
+
+thread_local! {
+    static RECENT_NAMESPACES: RefCell<Recent<str>> = const { RefCell::new(Recent::new()) };
+    static RECENT_TEMPLATES: RefCell<Recent<PodTemplate>> = const { RefCell::new(Recent::new()) };
+}
+
+fn recent_namespace(namespace: &str) -> Arc<str> {
+    RECENT_NAMESPACES.with_borrow_mut(|recent| recent.share(namespace, Arc::from))
+}
+
+fn recent_template(template: PodTemplate) -> Arc<PodTemplate> {
+    RECENT_TEMPLATES.with_borrow_mut(|recent| recent.share(template, Arc::new))
 }
 
 /// A slice's addresses and names, or `None` for a slice DNS ignores (no Service label, or FQDN
