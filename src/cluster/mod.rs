@@ -18,7 +18,7 @@ use tracing::{debug, info};
 use crate::dns::rules;
 use crate::dns::view::{SharedView, View};
 use objects::{
-    ClusterObject, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord, PodTemplate,
+    Addresses, ClusterObject, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord, PodTemplate,
     ServiceRecord,
 };
 
@@ -335,17 +335,18 @@ impl ClusterState {
             self.forget_pod(pod);
             return;
         }
-        let new_ips = address_ips(&pod).to_vec();
+        // Copied (no allocation for one IPv4 address): the record moves into the table.
+        let new_ips = (!pod.finished).then(|| pod.ips.clone());
         let old = ns.pods.insert(pod);
         match &old {
             Some(old) => {
                 for ip in address_ips(old) {
-                    self.view.remove_pod_ip(&key.namespace, *ip);
+                    self.view.remove_pod_ip(&key.namespace, ip);
                 }
             }
             None => self.view.retain_namespace(&key.namespace),
         }
-        for ip in new_ips {
+        for ip in new_ips.iter().flat_map(Addresses::iter) {
             self.view.add_pod_ip(&key.namespace, ip);
         }
         self.reconsider_backing(&key, old.as_ref());
@@ -363,7 +364,7 @@ impl ClusterState {
             return;
         };
         for ip in address_ips(&old) {
-            self.view.remove_pod_ip(&key.namespace, *ip);
+            self.view.remove_pod_ip(&key.namespace, ip);
         }
         self.reconsider_backing(key, Some(&old));
         self.forget_pod(old);
@@ -531,8 +532,8 @@ fn unfile(index: &mut HashMap<u64, Vec<Arc<str>>>, hash: u64, name: &str) {
 }
 
 /// The IPs a pod holds for `<a-b-c-d>.<ns>.pod.<zone>`: none once it has finished.
-fn address_ips(pod: &PodRecord) -> &[IpAddr] {
-    if pod.finished { &[] } else { &pod.ips }
+fn address_ips(pod: &PodRecord) -> impl Iterator<Item = IpAddr> + '_ {
+    pod.ips.iter().filter(|_| !pod.finished)
 }
 
 #[cfg(test)]

@@ -171,8 +171,8 @@ fn merge_endpoints(
     for (endpoint, ports) in endpoints {
         match merged.last_mut() {
             Some((last, _)) if last.label == endpoint.label => {
-                let mut ips = last.ips.to_vec();
-                ips.extend(endpoint.ips.iter().filter(|ip| !last.ips.contains(ip)));
+                let mut ips: Vec<IpAddr> = last.ips.iter().collect();
+                ips.extend(endpoint.ips.iter().filter(|ip| !last.ips.contains(*ip)));
                 last.ips = ips.into();
             }
             _ => merged.push((endpoint, ports)),
@@ -243,7 +243,7 @@ fn push_endpoints(
             };
             out.push((endpoint, ports.into()));
         }
-        None => out.extend(ips.iter().map(|&ip| {
+        None => out.extend(ips.iter().map(|ip| {
             let endpoint = Endpoint {
                 label: dashed(ip).into(),
                 ips: ip.into(),
@@ -370,6 +370,8 @@ pub enum Node<'a> {
 pub enum AddressSet<'a> {
     List(&'a [IpAddr]),
     One(IpAddr),
+    /// One endpoint's addresses.
+    Endpoint(&'a Addresses),
     /// A headless Service's name: the addresses of all its endpoints.
     Endpoints(&'a [Endpoint]),
 }
@@ -378,22 +380,23 @@ impl AddressSet<'_> {
     pub const NONE: AddressSet<'static> = AddressSet::List(&[]);
 
     /// Calls `f` with each address of the family `qtype` asks for (`ANY`: both), in answer order.
-    pub fn for_each_of_type(self, qtype: RecordType, mut f: impl FnMut(IpAddr)) {
-        let mut each = |ips: &[IpAddr]| {
-            for &ip in ips {
-                if matches!(
-                    (ip, qtype),
-                    (IpAddr::V4(_), RecordType::A | RecordType::ANY)
-                        | (IpAddr::V6(_), RecordType::AAAA | RecordType::ANY)
-                ) {
-                    f(ip);
-                }
-            }
+    pub fn for_each_of_type(self, qtype: RecordType, f: impl FnMut(IpAddr)) {
+        let asked = |ip: &IpAddr| {
+            matches!(
+                (ip, qtype),
+                (IpAddr::V4(_), RecordType::A | RecordType::ANY)
+                    | (IpAddr::V6(_), RecordType::AAAA | RecordType::ANY)
+            )
         };
         match self {
-            AddressSet::List(ips) => each(ips),
-            AddressSet::One(ip) => each(&[ip]),
-            AddressSet::Endpoints(endpoints) => endpoints.iter().for_each(|e| each(&e.ips)),
+            AddressSet::List(ips) => ips.iter().copied().filter(asked).for_each(f),
+            AddressSet::One(ip) => Some(ip).into_iter().filter(asked).for_each(f),
+            AddressSet::Endpoint(ips) => ips.iter().filter(asked).for_each(f),
+            AddressSet::Endpoints(endpoints) => endpoints
+                .iter()
+                .flat_map(|e| e.ips.iter())
+                .filter(asked)
+                .for_each(f),
         }
     }
 }
@@ -514,7 +517,7 @@ fn find<'a>(view: &'a View, zone: &'a Zone, question: Question<'a>) -> Option<No
             label,
         } => {
             let service = view.service(namespace, service)?;
-            Node::Addresses(AddressSet::List(&service.endpoint(label)?.ips))
+            Node::Addresses(AddressSet::Endpoint(&service.endpoint(label)?.ips))
         }
         Question::SrvProtocol {
             namespace,
@@ -588,7 +591,7 @@ fn pointer_targets(view: &View, zone: &Zone, ip: IpAddr) -> Vec<Name> {
         {
             names.extend(service_name(zone, name, None));
         }
-        for endpoint in service.endpoints.iter().filter(|e| e.ips.contains(&ip)) {
+        for endpoint in service.endpoints.iter().filter(|e| e.ips.contains(ip)) {
             names.extend(service_name(zone, name, Some(&endpoint.label)));
         }
     }
@@ -668,10 +671,11 @@ fn srv_records(
 ) {
     let ttl = zone.ttl;
     let port = &service.ports[port_index];
-    let mut targets: Vec<(Name, u16, &[IpAddr])> = Vec::new();
+    let mut targets: Vec<(Name, u16, AddressSet)> = Vec::new();
     match &service.kind {
         ServiceKind::ClusterIp(ips) => {
-            targets.extend(service_name(zone, key, None).map(|n| (n, port.port, &ips[..])));
+            let ips = AddressSet::List(ips);
+            targets.extend(service_name(zone, key, None).map(|n| (n, port.port, ips)));
         }
         _ => {
             for (position, endpoint) in service.endpoints.iter().enumerate() {
@@ -679,7 +683,7 @@ fn srv_records(
                     continue;
                 };
                 if let Some(name) = service_name(zone, key, Some(&endpoint.label)) {
-                    targets.push((name, number, &endpoint.ips));
+                    targets.push((name, number, AddressSet::Endpoint(&endpoint.ips)));
                 }
             }
         }
@@ -688,13 +692,7 @@ fn srv_records(
         .unwrap_or(1)
         .max(1);
     for (target, number, ips) in targets {
-        push_addresses(
-            &mut reply.additionals,
-            &target,
-            ttl,
-            AddressSet::List(ips),
-            RecordType::ANY,
-        );
+        push_addresses(&mut reply.additionals, &target, ttl, ips, RecordType::ANY);
         let srv = SRV::new(0, weight, number, target);
         reply
             .answers

@@ -52,15 +52,34 @@ impl ServiceView {
         };
         cluster_ips
             .iter()
-            .chain(self.endpoints.iter().flat_map(|e| e.ips.iter()))
             .copied()
+            .chain(self.endpoints.iter().flat_map(|e| e.ips.iter()))
     }
 }
 
+/// A namespace's name behind one thin pointer, shared by the entries of every address its pods
+/// hold and by its Services' keys: a plain name would take 16 bytes in each of 100k entries
+/// (and push each past 16 bytes, and each shard's table past a size class: 1.6 MB in all).
+type NamespaceRef = Arc<Arc<str>>;
+
 /// A Service's key, shared by the entries of every address it names: one thin pointer where its
 /// two names would take 32 bytes in each of 100k entries. It is also the Service's key in the
-/// view's map, and hashes as the key itself.
-type ServiceRef = Arc<ObjectKey>;
+/// view's map.
+type ServiceRef = Arc<ServiceKey>;
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ServiceKey {
+    // Field for field as in `ServiceName`, so that both hash alike.
+    namespace: NamespaceRef,
+    name: Arc<str>,
+}
+
+/// A namespace that exists, with the number of Services, Pods and Namespace objects that keep it.
+#[derive(Clone, Debug)]
+struct NamespaceEntry {
+    name: NamespaceRef,
+    objects: u32,
+}
 
 /// A Service looked up by its two names, without building its key.
 #[derive(Hash)]
@@ -72,7 +91,7 @@ struct ServiceName<'a> {
 
 impl Equivalent<ServiceRef> for ServiceName<'_> {
     fn equivalent(&self, key: &ServiceRef) -> bool {
-        *key.namespace == *self.namespace && *key.name == *self.name
+        **key.namespace == *self.namespace && *key.name == *self.name
     }
 }
 
@@ -82,7 +101,7 @@ impl Equivalent<ServiceRef> for ServiceName<'_> {
 enum Holders {
     /// Pods of one namespace (several only on the host network), and no Service.
     Pods {
-        namespace: Arc<str>,
+        namespace: NamespaceRef,
         count: u32,
     },
     /// The usual case: one Service, and `pods` pods of its namespace (the pod behind a headless
@@ -96,7 +115,7 @@ enum Holders {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct ManyHolders {
-    pods: Vec<(Arc<str>, u32)>,
+    pods: Vec<(NamespaceRef, u32)>,
     services: Vec<ServiceRef>,
 }
 
@@ -170,9 +189,9 @@ impl Holders {
             Holders::Pods {
                 namespace: ns,
                 count,
-            } => *count > 0 && &**ns == namespace,
-            Holders::Service { service, pods } => *pods > 0 && &*service.namespace == namespace,
-            Holders::Many(many) => many.pods.iter().any(|(ns, _)| &**ns == namespace),
+            } => *count > 0 && ***ns == *namespace,
+            Holders::Service { service, pods } => *pods > 0 && **service.namespace == *namespace,
+            Holders::Many(many) => many.pods.iter().any(|(ns, _)| ***ns == *namespace),
         }
     }
 
@@ -182,7 +201,7 @@ impl Holders {
             Holders::Service { service, .. } => std::slice::from_ref(service),
             Holders::Many(many) => &many.services[..],
         };
-        services.iter().map(|key| (&*key.namespace, &*key.name))
+        services.iter().map(|key| (&**key.namespace, &*key.name))
     }
 }
 
@@ -190,9 +209,8 @@ impl Holders {
 pub struct View {
     serial: u32,
     synced: bool,
-    /// Every namespace that exists, with the number of Services, Pods and Namespace objects that
-    /// keep it.
-    namespaces: imbl::HashMap<Arc<str>, u32>,
+    /// Every namespace that exists.
+    namespaces: imbl::HashMap<Arc<str>, NamespaceEntry>,
     /// Every Service, in one map rather than one per namespace: 11k Services took 1.9 MB in
     /// per-namespace persistent maps.
     services: ShardedMap<ServiceRef, Arc<ServiceView>>,
@@ -257,16 +275,22 @@ impl View {
 
     /// Counts one more object (Service, Pod or the Namespace itself) in `namespace`.
     pub fn retain_namespace(&mut self, namespace: &Arc<str>) {
-        *self.namespaces.entry(namespace.clone()).or_default() += 1;
+        self.namespaces
+            .entry(namespace.clone())
+            .or_insert_with(|| NamespaceEntry {
+                name: Arc::new(namespace.clone()),
+                objects: 0,
+            })
+            .objects += 1;
     }
 
     /// Drops one object's hold on `namespace`; the name disappears with the last one.
     pub fn release_namespace(&mut self, namespace: &str) {
-        let Some(objects) = self.namespaces.get_mut(namespace) else {
+        let Some(entry) = self.namespaces.get_mut(namespace) else {
             return;
         };
-        *objects = objects.saturating_sub(1);
-        if *objects == 0 {
+        entry.objects = entry.objects.saturating_sub(1);
+        if entry.objects == 0 {
             self.namespaces.remove(namespace);
         }
     }
@@ -293,8 +317,23 @@ impl View {
         self.count_pod_ip(namespace, ip, false);
     }
 
+    /// The shared name of `namespace` (a new one if it is not retained).
+    fn namespace_ref(&self, namespace: &Arc<str>) -> NamespaceRef {
+        self.namespaces
+            .get(namespace)
+            .map_or_else(|| Arc::new(namespace.clone()), |entry| entry.name.clone())
+    }
+
+    fn service_ref(&self, key: &ObjectKey) -> ServiceRef {
+        Arc::new(ServiceKey {
+            namespace: self.namespace_ref(&key.namespace),
+            name: key.name.clone(),
+        })
+    }
+
     /// Counts one pod more (`added`) or one less holding `ip` in `namespace`.
     fn count_pod_ip(&mut self, namespace: &Arc<str>, ip: IpAddr, added: bool) {
+        let shared = self.namespace_ref(namespace);
         let step = |count: &mut u32| *count = if added { *count + 1 } else { *count - 1 };
         self.change_holders(
             ip,
@@ -302,19 +341,19 @@ impl View {
                 Holders::Pods {
                     namespace: ns,
                     count,
-                } if ns == namespace && (added || *count > 0) => {
+                } if **ns == *namespace && (added || *count > 0) => {
                     step(count);
                     Some(*count > 0)
                 }
                 Holders::Service { service, pods }
-                    if service.namespace == *namespace && (added || *pods > 0) =>
+                    if *service.namespace == *namespace && (added || *pods > 0) =>
                 {
                     step(pods);
                     Some(true)
                 }
                 _ => None,
             },
-            |many| match many.pods.iter().position(|(ns, _)| ns == namespace) {
+            |many| match many.pods.iter().position(|(ns, _)| **ns == *namespace) {
                 Some(i) if added => many.pods[i].1 += 1,
                 Some(i) => {
                     many.pods[i].1 -= 1;
@@ -322,7 +361,7 @@ impl View {
                         many.pods.swap_remove(i);
                     }
                 }
-                None if added => many.pods.push((namespace.clone(), 1)),
+                None if added => many.pods.push((shared, 1)),
                 None => {}
             },
         );
@@ -382,7 +421,7 @@ impl View {
         if old.map(|(_, old)| &**old) == answers.as_ref() {
             return;
         }
-        let service = old.map_or_else(|| Arc::new(key.clone()), |(key, _)| key.clone());
+        let service = old.map_or_else(|| self.service_ref(key), |(key, _)| key.clone());
         let answers = answers.map(Arc::new);
         let old = match &answers {
             Some(new) => self.services.insert(service.clone(), new.clone()),
@@ -445,12 +484,12 @@ mod tests {
     fn address_holders_follow_adds_and_removes() {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
-        let (web, api, other) = (
-            Arc::new(ObjectKey::new("a", "web")),
-            Arc::new(ObjectKey::new("a", "api")),
-            Arc::new(ObjectKey::new("b", "web")),
-        );
         let mut view = View::default();
+        let (web, api, other) = (
+            view.service_ref(&ObjectKey::new("a", "web")),
+            view.service_ref(&ObjectKey::new("a", "api")),
+            view.service_ref(&ObjectKey::new("b", "web")),
+        );
         view.add_pod_ip(&a, ip);
         view.add_service_ip(&web, ip);
         let snapshot = view.clone();
@@ -494,5 +533,9 @@ mod tests {
         view.remove_service_ip(&other, v6);
         view.remove_pod_ip(&a, v6);
         assert!(view.holders_v6.is_empty());
+
+        // 100k of these make the address tables: what they cost depends on this.
+        assert_eq!(std::mem::size_of::<(u32, Holders)>(), 24);
+        assert_eq!(std::mem::size_of::<Endpoint>(), 32);
     }
 }
