@@ -75,7 +75,7 @@ struct MetadataFields {
     resource_version: Option<String>,
 }
 
-fn metadata<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ObjectMeta, D::Error> {
+pub(crate) fn metadata<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ObjectMeta, D::Error> {
     let fields = MetadataFields::deserialize(deserializer)?;
     Ok(ObjectMeta {
         name: fields.name,
