@@ -4,7 +4,9 @@
 #   benches/dnsperf.sh                      # 1,000 headless Services x 10 pods
 #   SERVICES=10000 benches/dnsperf.sh       # 100,000 pods (+1,000 ClusterIP Services)
 #
-# Both servers run pinned to SERVER_CPU, dnsperf to CLIENT_CPU (one thread). For each of three
+# Both servers start on the whole machine (as a user would run them; the time to the first answer
+# is measured then, by one probing process), then every thread of both is pinned to SERVER_CPU,
+# dnsperf to CLIENT_CPU (one thread). For each of three
 # query mixes (pod names; Service names with PODS answers; a mix with 10% NXDOMAIN) it prints
 # queries/s of both, the ratio headless-dns/Knot (median of ROUNDS), server CPU per query, and
 # p99 latency at a fixed FIXED_QPS (median of ROUNDS alternating runs); then both servers' RSS
@@ -26,6 +28,8 @@ CLIENT_CPU=${CLIENT_CPU:-0}
 HDNS_PORT=${HDNS_PORT:-5391}
 KNOT_PORT=${KNOT_PORT:-5392}
 HDNS_ARGS=${HDNS_ARGS:-}
+# UDP threads of headless-dns: one per CPU in SERVER_CPU (it would otherwise count every CPU).
+UDP_THREADS=${UDP_THREADS:-$(taskset -c "${SERVER_CPU}" nproc)}
 # json: the cluster as one List (kubectl get -o json); yaml: multi-document YAML.
 MANIFESTS=${MANIFESTS:-json}
 
@@ -79,38 +83,51 @@ EOF
 
 now_ms() { date +%s%3N; }
 
-# Waits until the server on port $1 answers a name from the cluster; prints the milliseconds.
+# Waits until the server on port $1 answers a name from the cluster with an address; prints the
+# milliseconds since $2. One process asks every 10 ms: a dig started each time would take CPU
+# from the loading server (at 100k pods, 0.4-0.8 s of its start).
 wait_for_answers() {
   local port=$1 start=$2 name
   name=$(head -1 "$work/q-pods.txt" | cut -d' ' -f1)
-  for _ in $(seq 1 3000); do
-    # dig prints its errors on stdout too: only an address counts as an answer.
-    if dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" "$name" 2>/dev/null |
-      grep -Eq '^[0-9]+(\.[0-9]+){3}$'; then
-      echo $(($(now_ms) - start))
-      return
-    fi
-    sleep 0.01
-  done
-  echo "server on port $port never answered" >&2
-  exit 1
+  python3 - "$port" "$name" "$start" <<'PROBE'
+import socket, struct, sys, time
+port, name, start = int(sys.argv[1]), sys.argv[2].rstrip("."), int(sys.argv[3])
+query = struct.pack(">6H", 0x4844, 0x0100, 1, 0, 0, 0)
+query += b"".join(bytes([len(label)]) + label.encode() for label in name.split("."))
+query += b"\0" + struct.pack(">2H", 1, 1)
+probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+probe.settimeout(0.01)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    try:
+        probe.sendto(query, ("127.0.0.1", port))
+        reply = probe.recv(4096)
+    except OSError:  # nothing listening yet (or no reply within 10 ms)
+        time.sleep(0.01)
+        continue
+    # Our ID, NOERROR, and at least one answer.
+    if reply[:2] == query[:2] and reply[3] & 0x0F == 0 and struct.unpack(">H", reply[6:8])[0]:
+        print(int(time.time() * 1000) - start)
+        sys.exit(0)
+sys.exit(f"server on port {port} never answered")
+PROBE
 }
 
 start=$(now_ms)
 # shellcheck disable=SC2086
-taskset -c "$SERVER_CPU" target/release/headless-dns --manifests "$work/manifests.$MANIFESTS" \
+target/release/headless-dns --manifests "$work/manifests.$MANIFESTS" --udp-threads "$UDP_THREADS" \
   --listen "127.0.0.1:$HDNS_PORT" --http-listen 127.0.0.1:0 $HDNS_ARGS 2>"$work/headless-dns.log" &
 hdns_pid=$!
 pids+=("$hdns_pid")
 hdns_start_ms=$(wait_for_answers "$HDNS_PORT" "$start")
 
 start=$(now_ms)
-taskset -c "$SERVER_CPU" knotd -c "$work/knot.conf" 2>"$work/knot.log" &
+knotd -c "$work/knot.conf" 2>"$work/knot.log" &
 knot_pid=$!
 pids+=("$knot_pid")
 knot_start_ms=$(wait_for_answers "$KNOT_PORT" "$start")
-# knotd pins its UDP worker to a CPU of its choosing (CPU 0, dnsperf's, on two cores), overriding
-# taskset: put every thread of both servers back on SERVER_CPU, and show where they are.
+# Every thread of both servers on SERVER_CPU (knotd also pins its UDP worker to a CPU of its
+# choosing, CPU 0 on two cores, which this overrides), and show where they are.
 taskset -a -p -c "$SERVER_CPU" "$knot_pid" >/dev/null
 taskset -a -p -c "$SERVER_CPU" "$hdns_pid" >/dev/null
 threads_cpus() {
