@@ -18,6 +18,7 @@ use crate::cluster::ClusterEvent;
 use crate::cluster::objects::{ClusterObject, ObjectKind};
 use crate::source::objects::{self, FieldError};
 use crate::source::pod::DnsPod;
+use crate::source::yaml::{self, Piece, PieceKind};
 
 /// How often the file is checked for changes: well inside the one-second reload promise.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -87,7 +88,9 @@ fn parse_in<const C: Careful>(text: &str) -> Result<Vec<ClusterObject>, ParseErr
     let mut out = Vec::new();
     let mut number = 0;
     let mut take = |document: DocumentObjects<C>| {
-        number += 1;
+        if !document.continues {
+            number += 1;
+        }
         if let Some(mut failure) = document.failure {
             failure.document = Some(number);
             return Err(failure);
@@ -108,90 +111,91 @@ fn parse_in<const C: Careful>(text: &str) -> Result<Vec<ClusterObject>, ParseErr
     Ok(out)
 }
 
-/// Inputs above this size are parsed in pieces on several threads: YAML parsing dominates the
-/// start on a large file (7.6 s for 100k pods on one thread).
-const PARALLEL_YAML_BYTES: usize = 4 << 20;
+/// YAML is parsed in pieces of about this size (see [`yaml`]), on every core: the parser holds
+/// about 20 bytes of events per byte of a document while it parses it.
+const YAML_PIECE_BYTES: usize = 512 << 10;
 
-/// Every document of a multi-document YAML text, converted, in order. A large text is cut at
-/// document-start lines and the pieces parsed in parallel.
+/// Every document of a multi-document YAML text, converted, in order.
 fn parse_yaml_documents<const C: Careful>(text: &str) -> Result<Vec<DocumentObjects<C>>, String> {
-    parse_yaml_in_pieces(text, PARALLEL_YAML_BYTES)
+    let pieces = yaml::pieces(text, YAML_PIECE_BYTES);
+    match parse_yaml_pieces(&pieces) {
+        Ok(documents) => Ok(documents),
+        // Documents cut at `---` lines always parse alone, a List cut between its items may not
+        // (an alias to an earlier item): only the whole text can tell, at the cost of its
+        // events in memory.
+        Err(_) if C && pieces.iter().any(|p| p.kind == PieceKind::ListHead) => {
+            parse_yaml_piece(text, 0).map_err(|e| format!("invalid YAML: {e}"))
+        }
+        Err(e) => Err(e),
+    }
 }
 
-fn parse_yaml_in_pieces<const C: Careful>(
-    text: &str,
-    parallel_from: usize,
+/// The documents of the pieces, in order; an error names its line in the whole text.
+fn parse_yaml_pieces<const C: Careful>(
+    pieces: &[Piece<'_>],
 ) -> Result<Vec<DocumentObjects<C>>, String> {
-    let whole = |text: &str| {
-        serde_saphyr::from_multiple_with_options::<DocumentObjects<C>>(
-            text,
-            yaml_options(text.len()),
-        )
-        .map_err(|e| format!("invalid YAML: {e}"))
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    if text.len() < parallel_from || threads == 1 {
-        return whole(text);
-    }
-    let pieces = split_documents(text, threads);
-    let parsed: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = pieces
-            .iter()
-            .map(|piece| scope.spawn(move || whole(piece)))
-            .collect();
-        handles.into_iter().map(|h| h.join()).collect()
-    });
-    let mut documents = Vec::new();
-    for piece in parsed {
-        match piece {
-            Ok(Ok(piece)) => documents.extend(piece),
-            // The text is read again carefully anyway.
-            Ok(Err(e)) if !C => return Err(e),
-            // A syntax error's line and column are relative to its piece: parse the whole text
-            // once more, on one thread, for the position in the file.
-            _ => return whole(text),
+    let parse = |piece: &Piece<'_>| -> Result<Vec<DocumentObjects<C>>, String> {
+        let first_item = match piece.kind {
+            PieceKind::Items { first } => first,
+            PieceKind::Documents | PieceKind::ListHead => 0,
+        };
+        let mut documents = parse_yaml_piece(&piece.text, first_item).map_err(|e| {
+            let message = yaml::shift_lines(&e.to_string(), piece.lines_before);
+            format!("invalid YAML: {message}")
+        })?;
+        if matches!(piece.kind, PieceKind::Items { .. }) {
+            for document in &mut documents {
+                document.continues = true;
+            }
         }
+        Ok(documents)
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get().min(4))
+        .min(pieces.len());
+    let mut results: Vec<Option<Result<Vec<DocumentObjects<C>>, String>>> =
+        pieces.iter().map(|_| None).collect();
+    if threads <= 1 {
+        for (result, piece) in results.iter_mut().zip(pieces) {
+            *result = Some(parse(piece));
+        }
+    } else {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || {
+            let mut done = Vec::new();
+            loop {
+                let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(piece) = pieces.get(at) else {
+                    return done;
+                };
+                done.push((at, parse(piece)));
+            }
+        };
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+            for worker in workers {
+                // A worker that panicked leaves its pieces unparsed: reported below.
+                for (at, result) in worker.join().unwrap_or_default() {
+                    results[at] = Some(result);
+                }
+            }
+        });
+    }
+    let mut documents = Vec::new();
+    for result in results {
+        documents.extend(result.unwrap_or_else(|| Err("invalid YAML: parsing failed".into()))?);
     }
     Ok(documents)
 }
 
-/// Cuts `text` into about `parts` pieces of similar size, each starting at a document-start line
-/// (`---` at the start of a line, followed by a space, a tab or the line's end). YAML forbids such
-/// a line inside any scalar, so every cut falls between documents.
-fn split_documents(text: &str, parts: usize) -> Vec<&str> {
-    let mut pieces = Vec::with_capacity(parts);
-    let mut start = 0;
-    for part in 1..parts {
-        let target = (text.len() * part / parts).max(start);
-        let Some(cut) = next_document_start(text, target) else {
-            break;
-        };
-        if cut > start {
-            pieces.push(&text[start..cut]);
-            start = cut;
-        }
-    }
-    pieces.push(&text[start..]);
-    pieces
-}
-
-/// The offset of the first document-start line at or after byte `from`.
-fn next_document_start(text: &str, from: usize) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut at = from;
-    while !text.is_char_boundary(at) {
-        at += 1;
-    }
-    loop {
-        let found = text.get(at..)?.find("\n---")? + at + 1;
-        if matches!(
-            bytes.get(found + 3),
-            None | Some(b' ' | b'\t' | b'\n' | b'\r')
-        ) {
-            return Some(found);
-        }
-        at = found;
-    }
+/// The documents of one YAML text; `first_item` numbers the items of a piece of a List.
+fn parse_yaml_piece<const C: Careful>(
+    text: &str,
+    first_item: usize,
+) -> Result<Vec<DocumentObjects<C>>, yaml_serde::Error> {
+    yaml_serde::Deserializer::from_str(text)
+        .map(|document| DocumentSeed { first_item }.deserialize(document))
+        .collect()
 }
 
 /// The objects of one document, converted as it is read: a List's `items` (or a top-level
@@ -199,6 +203,8 @@ fn next_document_start(text: &str, from: usize) -> Option<usize> {
 #[derive(Default)]
 struct DocumentObjects<const C: Careful> {
     objects: Vec<ClusterObject>,
+    /// Items of the List in the document before (a List is parsed a run of items at a time).
+    continues: bool,
     /// The first object DNS cannot use (its document number is filled in by [`parse`]).
     failure: Option<ParseError>,
 }
@@ -238,11 +244,28 @@ impl<const C: Careful> DocumentObjects<C> {
 
 impl<'de, const C: Careful> Deserialize<'de> for DocumentObjects<C> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(DocumentVisitor)
+        DocumentSeed { first_item: 0 }.deserialize(deserializer)
     }
 }
 
-struct DocumentVisitor<const C: Careful>;
+/// A document whose items (when it is a sequence) are numbered from `first_item`.
+struct DocumentSeed<const C: Careful> {
+    first_item: usize,
+}
+
+impl<'de, const C: Careful> DeserializeSeed<'de> for DocumentSeed<C> {
+    type Value = DocumentObjects<C>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(DocumentVisitor {
+            first_item: self.first_item,
+        })
+    }
+}
+
+struct DocumentVisitor<const C: Careful> {
+    first_item: usize,
+}
 
 impl<'de, const C: Careful> Visitor<'de> for DocumentVisitor<C> {
     type Value = DocumentObjects<C>;
@@ -261,7 +284,11 @@ impl<'de, const C: Careful> Visitor<'de> for DocumentVisitor<C> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<DocumentObjects<C>, A::Error> {
         let mut document = DocumentObjects::default();
-        ItemsVisitor(&mut document).visit_seq(items)?;
+        ItemsVisitor {
+            document: &mut document,
+            first: self.first_item,
+        }
+        .visit_seq(items)?;
         Ok(document)
     }
 
@@ -361,11 +388,18 @@ impl<'de, const C: Careful> DeserializeSeed<'de> for ItemsSeed<'_, C> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(ItemsVisitor(self.0))
+        deserializer.deserialize_any(ItemsVisitor {
+            document: self.0,
+            first: 0,
+        })
     }
 }
 
-struct ItemsVisitor<'a, const C: Careful>(&'a mut DocumentObjects<C>);
+/// Items numbered from `first`.
+struct ItemsVisitor<'a, const C: Careful> {
+    document: &'a mut DocumentObjects<C>,
+    first: usize,
+}
 
 impl<'de, const C: Careful> Visitor<'de> for ItemsVisitor<'_, C> {
     type Value = ();
@@ -379,15 +413,15 @@ impl<'de, const C: Careful> Visitor<'de> for ItemsVisitor<'_, C> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
-        let mut index = 0;
+        let mut index = self.first;
         if C {
             while let Some(item) = items.next_element::<Value>()? {
-                self.0.take(item, Some(index));
+                self.document.take(item, Some(index));
                 index += 1;
             }
         } else {
             while let Some(()) = items.next_element_seed(ItemSeed {
-                document: &mut *self.0,
+                document: &mut *self.document,
                 item: index,
             })? {
                 index += 1;
@@ -412,21 +446,6 @@ impl<'de, const C: Careful> DeserializeSeed<'de> for ItemSeed<'_, C> {
             item: Some(self.item),
         })
     }
-}
-
-/// serde-saphyr's default budget is sized for configuration files (1,024 documents, 250,000
-/// nodes); a cluster dump is far larger. Size limits grow with the input, which bounds them
-/// anyway; the alias limits that stop expansion bombs stay as they are.
-fn yaml_options(input_len: usize) -> serde_saphyr::Options {
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_events = budget.max_events.max(input_len);
-    budget.max_nodes = budget.max_nodes.max(input_len);
-    budget.max_documents = budget.max_documents.max(input_len / 8);
-    budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(input_len);
-    budget.max_reader_input_bytes = None;
-    let mut options = serde_saphyr::Options::default();
-    options.budget = Some(budget);
-    options
 }
 
 fn collect(document: Value, at: Location, out: &mut Vec<ClusterObject>) -> Result<(), ParseError> {
@@ -640,7 +659,6 @@ pub async fn watch(
 mod tests {
     use super::*;
     use crate::cluster::objects::{PodHostname, PodTemplate, ServiceKind};
-    use std::fmt::Write as _;
     use std::sync::Arc;
 
     fn error_of(text: &str) -> String {
@@ -796,60 +814,80 @@ mod tests {
         assert!(error_of(&text).starts_with("invalid YAML"));
     }
 
-    #[test]
-    fn large_yaml_is_cut_between_documents_only() {
-        let text =
-            "a: 1\n---\nb: |\n  ---x\n  text --- more\n---x: 2\n--- \nc: 3\n---\n---\td: 4\n";
-        for parts in 1..6 {
-            let pieces = split_documents(text, parts);
-            assert_eq!(pieces.concat(), text);
-            assert!(pieces.len() <= parts);
-            for piece in &pieces[1..] {
-                assert!(
-                    piece.starts_with("---\n")
-                        || piece.starts_with("--- ")
-                        || piece.starts_with("---\t"),
-                    "{piece:?}"
-                );
-            }
-        }
-        // Multi-byte characters where a cut is looked for.
-        let wide = "a: ééééééé\n---\nb: ééé\n";
-        for parts in 1..8 {
-            assert_eq!(split_documents(wide, parts).concat(), wide);
-        }
+    fn yaml_objects<const C: Careful>(
+        documents: Result<Vec<DocumentObjects<C>>, String>,
+    ) -> Result<Vec<ClusterObject>, String> {
+        Ok(documents?.into_iter().flat_map(|d| d.objects).collect())
     }
 
+    /// Documents and a List's items parsed in small pieces, on several threads, give what the
+    /// whole text gives, errors included (document, item and line numbers).
     #[test]
     fn yaml_parsed_in_pieces_equals_yaml_parsed_whole() {
-        let mut text = String::new();
-        for i in 0..40 {
-            write!(
-                text,
-                "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p-{i}, namespace: ns}}\n\
-                 spec: {{containers: []}}\nstatus: {{podIP: 10.0.0.{i}, conditions: [{{type: Ready, status: 'True'}}]}}\n"
+        let pod = |i: usize, ip: &str| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: p-{i}, namespace: ns}}\n\
+                 spec: {{containers: []}}\nstatus: {{podIP: '{ip}', conditions: [{{type: Ready, status: 'True'}}]}}\n"
             )
-            .unwrap();
+        };
+        let documents: String = (0..40)
+            .map(|i| format!("---\n{}", pod(i, &format!("10.0.0.{i}"))))
+            .collect();
+        let list_of = |pods: Vec<String>| {
+            let items: String = pods
+                .iter()
+                .map(|p| format!("- {}", p.trim_end().replace('\n', "\n  ")) + "\n")
+                .collect();
+            format!("apiVersion: v1\nitems:\n{items}kind: List\nmetadata: {{}}\n")
+        };
+        let list = list_of((0..40).map(|i| pod(i, &format!("10.0.1.{i}"))).collect());
+        let both = format!("{documents}---\n{list}");
+        for text in [&documents, &list, &both] {
+            let pieces = yaml::pieces(text, 100);
+            assert!(pieces.len() > 10, "{}", pieces.len());
+            let whole =
+                yaml_objects(parse_yaml_piece::<CAREFUL>(text, 0).map_err(|e| e.to_string()));
+            let whole = whole.unwrap();
+            assert!(whole.len() >= 40);
+            assert_eq!(
+                yaml_objects(parse_yaml_pieces::<CAREFUL>(&pieces)).unwrap(),
+                whole
+            );
+            assert_eq!(
+                yaml_objects(parse_yaml_pieces::<STREAMING>(&pieces)).unwrap(),
+                whole
+            );
         }
-        fn objects<const C: Careful>(documents: Vec<DocumentObjects<C>>) -> Vec<ClusterObject> {
-            documents.into_iter().flat_map(|d| d.objects).collect()
-        }
-        let whole = objects(parse_yaml_in_pieces::<CAREFUL>(&text, usize::MAX).unwrap());
-        let pieces = objects(parse_yaml_in_pieces::<CAREFUL>(&text, 0).unwrap());
-        let streamed = objects(parse_yaml_in_pieces::<STREAMING>(&text, 0).unwrap());
-        assert_eq!(whole.len(), 40);
-        assert_eq!(whole, pieces);
-        assert_eq!(whole, streamed);
+        // An object DNS cannot use, late in the List: the same document and item.
+        let mut pods: Vec<String> = (0..40).map(|i| pod(i, &format!("10.0.1.{i}"))).collect();
+        pods[33] = pod(33, "10.0.1.300");
+        let bad = format!("{documents}---\n{}", list_of(pods));
+        let expected = "document 41, items[33] (Pod ns/p-33): status.podIP: \"10.0.1.300\" is not an IP address";
+        assert_eq!(parse(&bad).unwrap_err().to_string(), expected);
+        assert!(yaml::pieces(&bad, YAML_PIECE_BYTES).len() == 1);
+        let in_pieces = parse_yaml_pieces::<CAREFUL>(&yaml::pieces(&bad, 100)).unwrap();
+        let failure = in_pieces.into_iter().find_map(|d| d.failure).unwrap();
+        assert_eq!(failure.item, Some(33));
         // A syntax error late in the file is reported at its place in the file, not in its piece.
-        let broken = format!("{text}---\nkind: [unclosed\n");
-        let expected = parse_yaml_in_pieces::<CAREFUL>(&broken, usize::MAX)
-            .err()
-            .unwrap();
-        assert_eq!(
-            parse_yaml_in_pieces::<CAREFUL>(&broken, 0).err().unwrap(),
-            expected
-        );
-        assert!(expected.contains("line 242 "), "{expected}");
+        for text in [&documents, &list] {
+            let broken = format!("{text}---\nkind: [unclosed\n");
+            let whole = parse_yaml_piece::<CAREFUL>(&broken, 0)
+                .err()
+                .unwrap()
+                .to_string();
+            let expected = format!("invalid YAML: {whole}");
+            let line = broken.lines().count();
+            assert!(whole.contains(&format!("line {line} ")), "{whole}");
+            let pieces = yaml::pieces(&broken, 100);
+            assert_eq!(
+                parse_yaml_pieces::<CAREFUL>(&pieces).err(),
+                Some(expected.clone())
+            );
+            assert_eq!(
+                parse_yaml_pieces::<STREAMING>(&pieces).err(),
+                Some(expected)
+            );
+        }
     }
 
     /// Pods read field by field give exactly what the careful reading gives, whatever the order
@@ -875,7 +913,9 @@ mod tests {
         ];
         let yaml = pods.join("---\n");
         let demo = include_str!("../../config/demo-cluster.yaml");
-        let json: Vec<Value> = serde_saphyr::from_multiple(&yaml).unwrap();
+        let json: Vec<Value> = yaml_serde::Deserializer::from_str(&yaml)
+            .map(|document| Value::deserialize(document).unwrap())
+            .collect();
         let json_list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": json});
         for text in [yaml.clone(), demo.to_string(), json_list.to_string()] {
             let careful = parse_in::<CAREFUL>(&text).unwrap();
