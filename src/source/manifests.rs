@@ -85,76 +85,103 @@ fn parse_in<const C: Careful>(text: &str) -> Result<Vec<ClusterObject>, ParseErr
         object: None,
         message,
     };
-    let mut out = Vec::new();
-    let mut number = 0;
-    let mut take = |document: DocumentObjects<C>| {
-        if !document.continues {
-            number += 1;
-        }
-        if let Some(mut failure) = document.failure {
-            failure.document = Some(number);
-            return Err(failure);
-        }
-        out.extend(document.objects);
-        Ok(())
-    };
     let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+    let documents = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        let mut documents = Documents::default();
         for document in serde_json::Deserializer::from_str(text).into_iter::<DocumentObjects<C>>() {
-            take(document.map_err(|e| syntax(format!("invalid JSON: {e}")))?)?;
+            documents.push(document.map_err(|e| syntax(format!("invalid JSON: {e}")))?);
+            if documents.failure.is_some() {
+                break;
+            }
         }
+        documents
     } else {
-        for document in parse_yaml_documents(text).map_err(syntax)? {
-            take(document)?;
+        parse_yaml_documents::<C>(text).map_err(syntax)?
+    };
+    match documents.failure {
+        Some(failure) => Err(failure),
+        None => Ok(documents.objects),
+    }
+}
+
+/// The objects of a run of documents, up to the first that DNS cannot use.
+#[derive(Default)]
+struct Documents {
+    objects: Vec<ClusterObject>,
+    /// Documents begun in the run.
+    count: usize,
+    /// Its `document` counts from the run's start (0: the document before the run).
+    failure: Option<ParseError>,
+}
+
+impl Documents {
+    /// Adds the next document (or more items of the last one).
+    fn push<const C: Careful>(&mut self, document: DocumentObjects<C>) {
+        if self.failure.is_some() {
+            return;
+        }
+        if !document.continues {
+            self.count += 1;
+        }
+        match document.failure {
+            Some(mut failure) => {
+                failure.document = Some(self.count);
+                self.failure = Some(failure);
+            }
+            None => self.objects.extend(document.objects),
         }
     }
-    Ok(out)
+
+    /// Adds the run that follows.
+    fn append(&mut self, mut next: Documents) {
+        if self.failure.is_some() {
+            return;
+        }
+        if let Some(failure) = &mut next.failure {
+            failure.document = failure.document.map(|d| d + self.count);
+        }
+        self.count += next.count;
+        self.failure = next.failure;
+        self.objects.append(&mut next.objects);
+    }
 }
 
 /// YAML is parsed in pieces of about this size (see [`yaml`]), on every core: the parser holds
-/// about 20 bytes of events per byte of a document while it parses it.
-const YAML_PIECE_BYTES: usize = 512 << 10;
+/// about 20 bytes of events per byte of a document while it parses it (peak while loading a
+/// 100k-pod List: 113-117 MB with 512 KB pieces, 99 MB with these).
+const YAML_PIECE_BYTES: usize = 128 << 10;
 
 /// Every document of a multi-document YAML text, converted, in order.
-fn parse_yaml_documents<const C: Careful>(text: &str) -> Result<Vec<DocumentObjects<C>>, String> {
+fn parse_yaml_documents<const C: Careful>(text: &str) -> Result<Documents, String> {
     let pieces = yaml::pieces(text, YAML_PIECE_BYTES);
-    match parse_yaml_pieces(&pieces) {
+    match parse_yaml_pieces::<C>(&pieces) {
         Ok(documents) => Ok(documents),
         // Documents cut at `---` lines always parse alone, a List cut between its items may not
         // (an alias to an earlier item): only the whole text can tell, at the cost of its
         // events in memory.
         Err(_) if C && pieces.iter().any(|p| p.kind == PieceKind::ListHead) => {
-            parse_yaml_piece(text, 0).map_err(|e| format!("invalid YAML: {e}"))
+            parse_yaml_piece::<C>(text, None).map_err(|e| format!("invalid YAML: {e}"))
         }
         Err(e) => Err(e),
     }
 }
 
 /// The documents of the pieces, in order; an error names its line in the whole text.
-fn parse_yaml_pieces<const C: Careful>(
-    pieces: &[Piece<'_>],
-) -> Result<Vec<DocumentObjects<C>>, String> {
-    let parse = |piece: &Piece<'_>| -> Result<Vec<DocumentObjects<C>>, String> {
+fn parse_yaml_pieces<const C: Careful>(pieces: &[Piece<'_>]) -> Result<Documents, String> {
+    let parse = |piece: &Piece<'_>| -> Result<Documents, String> {
         let first_item = match piece.kind {
-            PieceKind::Items { first } => first,
-            PieceKind::Documents | PieceKind::ListHead => 0,
+            PieceKind::Items { first } => Some(first),
+            PieceKind::Documents | PieceKind::ListHead => None,
         };
-        let mut documents = parse_yaml_piece(&piece.text, first_item).map_err(|e| {
+        parse_yaml_piece::<C>(&piece.text, first_item).map_err(|e| {
             let message = yaml::shift_lines(&e.to_string(), piece.lines_before);
             format!("invalid YAML: {message}")
-        })?;
-        if matches!(piece.kind, PieceKind::Items { .. }) {
-            for document in &mut documents {
-                document.continues = true;
-            }
-        }
-        Ok(documents)
+        })
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get().min(4))
         .min(pieces.len());
-    let mut results: Vec<Option<Result<Vec<DocumentObjects<C>>, String>>> =
-        pieces.iter().map(|_| None).collect();
+    let mut results: Vec<Option<Result<Documents, String>>> = pieces.iter().map(|_| None).collect();
     if threads <= 1 {
         for (result, piece) in results.iter_mut().zip(pieces) {
             *result = Some(parse(piece));
@@ -181,21 +208,29 @@ fn parse_yaml_pieces<const C: Careful>(
             }
         });
     }
-    let mut documents = Vec::new();
+    let mut documents = Documents::default();
     for result in results {
-        documents.extend(result.unwrap_or_else(|| Err("invalid YAML: parsing failed".into()))?);
+        documents.append(result.unwrap_or_else(|| Err("invalid YAML: parsing failed".into()))?);
     }
     Ok(documents)
 }
 
-/// The documents of one YAML text; `first_item` numbers the items of a piece of a List.
+/// The documents of one YAML text. With `first_item`, the text is a run of items of the List
+/// in the document before it, numbered from there.
 fn parse_yaml_piece<const C: Careful>(
     text: &str,
-    first_item: usize,
-) -> Result<Vec<DocumentObjects<C>>, yaml_serde::Error> {
-    yaml_serde::Deserializer::from_str(text)
-        .map(|document| DocumentSeed { first_item }.deserialize(document))
-        .collect()
+    first_item: Option<usize>,
+) -> Result<Documents, yaml_serde::Error> {
+    let mut documents = Documents::default();
+    for document in yaml_serde::Deserializer::from_str(text) {
+        let mut document = DocumentSeed {
+            first_item: first_item.unwrap_or(0),
+        }
+        .deserialize(document)?;
+        document.continues = first_item.is_some();
+        documents.push::<C>(document);
+    }
+    Ok(documents)
 }
 
 /// The objects of one document, converted as it is read: a List's `items` (or a top-level
@@ -814,10 +849,10 @@ mod tests {
         assert!(error_of(&text).starts_with("invalid YAML"));
     }
 
-    fn yaml_objects<const C: Careful>(
-        documents: Result<Vec<DocumentObjects<C>>, String>,
-    ) -> Result<Vec<ClusterObject>, String> {
-        Ok(documents?.into_iter().flat_map(|d| d.objects).collect())
+    fn yaml_objects(documents: Result<Documents, String>) -> Result<Vec<ClusterObject>, String> {
+        let documents = documents?;
+        assert!(documents.failure.is_none());
+        Ok(documents.objects)
     }
 
     /// Documents and a List's items parsed in small pieces, on several threads, give what the
@@ -846,7 +881,7 @@ mod tests {
             let pieces = yaml::pieces(text, 100);
             assert!(pieces.len() > 10, "{}", pieces.len());
             let whole =
-                yaml_objects(parse_yaml_piece::<CAREFUL>(text, 0).map_err(|e| e.to_string()));
+                yaml_objects(parse_yaml_piece::<CAREFUL>(text, None).map_err(|e| e.to_string()));
             let whole = whole.unwrap();
             assert!(whole.len() >= 40);
             assert_eq!(
@@ -865,13 +900,17 @@ mod tests {
         let expected = "document 41, items[33] (Pod ns/p-33): status.podIP: \"10.0.1.300\" is not an IP address";
         assert_eq!(parse(&bad).unwrap_err().to_string(), expected);
         assert!(yaml::pieces(&bad, YAML_PIECE_BYTES).len() == 1);
-        let in_pieces = parse_yaml_pieces::<CAREFUL>(&yaml::pieces(&bad, 100)).unwrap();
-        let failure = in_pieces.into_iter().find_map(|d| d.failure).unwrap();
-        assert_eq!(failure.item, Some(33));
+        for pieces in [yaml::pieces(&bad, 100), yaml::pieces(&bad, usize::MAX)] {
+            let failure = parse_yaml_pieces::<CAREFUL>(&pieces)
+                .unwrap()
+                .failure
+                .unwrap();
+            assert_eq!(failure.to_string(), expected);
+        }
         // A syntax error late in the file is reported at its place in the file, not in its piece.
         for text in [&documents, &list] {
             let broken = format!("{text}---\nkind: [unclosed\n");
-            let whole = parse_yaml_piece::<CAREFUL>(&broken, 0)
+            let whole = parse_yaml_piece::<CAREFUL>(&broken, None)
                 .err()
                 .unwrap()
                 .to_string();

@@ -3,7 +3,7 @@
 //!
 //! The parser reads a document's events into memory before handing it over (about 20 bytes of
 //! events per byte of text: 1 GB for a 55 MB List of 100k pods), and one document parses on one
-//! thread. Pieces of a few hundred kilobytes bound both: a List's items are parsed a run at a
+//! thread. Pieces of about a hundred kilobytes bound both: a List's items are parsed a run at a
 //! time, on every core.
 //!
 //! The cuts are made in the text, at lines that YAML reserves: a document-start line (`---`)
