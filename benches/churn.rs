@@ -4,10 +4,12 @@
 //!    answering;
 //! 2. dnsperf's queries/s against headless-dns following the test API server, quiet and while
 //!    1,000 pod readiness changes per second flow through the watch, alternated (quiet, churn,
-//!    quiet, churn, ...). The test API server and dnsperf share the machine's two cores with the
-//!    server here, so the wall-clock figure overstates the server's part.
+//!    quiet, churn, ...). Placed as in `dnsperf.sh`: every thread of the server on CPU
+//!    `SERVER_CPU` (default 1), dnsperf on `CLIENT_CPU` (default 0), and the test API server, which
+//!    stands for the cluster's API server and generates the churn, with dnsperf. On two cores it
+//!    can only share one, so the wall-clock figure includes what it takes from dnsperf.
 //!
-//! Prints figures; not a test. Needs dnsperf.
+//! Prints figures; not a test. Needs dnsperf and taskset.
 //!
 //!     cargo bench --bench churn [-- PODS [ROUNDS [SECONDS]]]
 
@@ -83,6 +85,11 @@ fn main() {
         .block_on(headless_dns::start(&config))
         .expect("starts");
     let port = running.dns_addr.port().to_string();
+    let server_cpu = std::env::var("SERVER_CPU").unwrap_or_else(|_| "1".into());
+    let client_cpu = std::env::var("CLIENT_CPU").unwrap_or_else(|_| "0".into());
+    // Threads started later inherit their starter's CPUs.
+    pin_threads(&[SERVER_THREADS, "dns-udp"], &server_cpu);
+    pin_threads(&["test-api", "churn"], &client_cpu);
     // Wait for the first sync: a pod name answers.
     let first = "pod-0.svc-0.bench.svc.cluster.local";
     while !Command::new("dig")
@@ -101,7 +108,8 @@ fn main() {
     // (queries/s, microseconds of the UDP worker thread's CPU per query)
     let dnsperf = || -> (f64, f64) {
         let cpu_before = thread_ticks("dns-udp");
-        let output = Command::new("dnsperf")
+        let output = Command::new("taskset")
+            .args(["-c", &client_cpu, "dnsperf"])
             .args([
                 "-s",
                 "127.0.0.1",
@@ -199,6 +207,25 @@ fn main() {
         server_shares[server_shares.len() / 2]
     );
     runtime.block_on(running.shutdown());
+}
+
+/// Pins this process's threads whose names start with one of `prefixes` to `cpus`.
+fn pin_threads(prefixes: &[&str], cpus: &str) {
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if prefixes.iter().any(|p| comm.starts_with(p)) {
+            let tid = task.file_name().to_string_lossy().into_owned();
+            let pinned = Command::new("taskset")
+                .args(["-p", "-c", cpus, &tid])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            assert!(pinned, "taskset -p -c {cpus} {tid} ({})", comm.trim());
+        }
+    }
 }
 
 /// Thread name prefix of the server's runtime.

@@ -338,16 +338,21 @@ impl ClusterState {
         // Copied (no allocation for one IPv4 address): the record moves into the table.
         let new_ips = (!pod.finished).then(|| pod.ips.clone());
         let old = ns.pods.insert(pod);
-        match &old {
-            Some(old) => {
-                for ip in address_ips(old) {
-                    self.view.remove_pod_ip(&key.namespace, ip);
+        let old_ips = old.as_ref().map(|old| (!old.finished).then_some(&old.ips));
+        // Most changes (readiness, above all) keep the addresses: then the address table, whose
+        // shard a published view shares, is left alone rather than copied.
+        if old_ips != Some(new_ips.as_ref()) {
+            match &old {
+                Some(old) => {
+                    for ip in address_ips(old) {
+                        self.view.remove_pod_ip(&key.namespace, ip);
+                    }
                 }
+                None => self.view.retain_namespace(&key.namespace),
             }
-            None => self.view.retain_namespace(&key.namespace),
-        }
-        for ip in new_ips.iter().flat_map(Addresses::iter) {
-            self.view.add_pod_ip(&key.namespace, ip);
+            for ip in new_ips.iter().flat_map(Addresses::iter) {
+                self.view.add_pod_ip(&key.namespace, ip);
+            }
         }
         self.reconsider_backing(&key, old.as_ref());
         if let Some(old) = old {

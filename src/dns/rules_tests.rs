@@ -508,6 +508,33 @@ fn a_pod_that_stops_being_ready_leaves_its_names() {
     assert!(state.publish().is_none());
 }
 
+/// A pod's `<a-b-c-d>.<ns>.pod` record stays through a readiness change (which leaves the address
+/// table alone), moves with a new address, and goes when the pod finishes.
+#[test]
+fn a_pods_address_record_follows_its_addresses() {
+    let mut state = ClusterState::new(1);
+    state.apply(ClusterEvent::Resync { kinds: ObjectKind::ALL.to_vec(), namespace: None, objects: cluster() });
+    state.apply(ClusterEvent::Synced);
+    let zone = zone(PodRecords::Verified);
+    let mut change = |ip: &str, ready: bool, finished: bool| {
+        let mut web0 = with_hostname(pod("web-0", "nginx", &[ip]), "web-0", "nginx-svc");
+        (web0.ready, web0.finished) = (ready, finished);
+        state.apply(ClusterEvent::Upsert(placed("default", web0)));
+        state.publish().unwrap()
+    };
+    let answers = |view: &View, name: &str| ask(view, &zone, name, A).answers.len();
+    let (old, new) = ("10-244-1-10.default.pod.cluster.local.", "10-244-1-99.default.pod.cluster.local.");
+    let view = change("10.244.1.10", false, false);
+    assert_eq!((answers(&view, old), answers(&view, new)), (1, 0));
+    let view = change("10.244.1.99", true, false);
+    assert_eq!((answers(&view, old), answers(&view, new)), (0, 1));
+    assert_eq!(ask(&view, &zone, "web-0.nginx-svc.default.svc.cluster.local.", A).answers.len(), 1);
+    let view = change("10.244.1.99", true, true);
+    assert_eq!((answers(&view, old), answers(&view, new)), (0, 0));
+    let view = change("10.244.1.99", false, false);
+    assert_eq!((answers(&view, old), answers(&view, new)), (0, 1));
+}
+
 fn slice(name: &str, service: &str, endpoints: &[(&[&str], Option<&str>, bool)]) -> ClusterObject {
     ClusterObject::EndpointSlice(EndpointSliceRecord {
         key: ObjectKey::new("default", name),
