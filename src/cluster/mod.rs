@@ -91,6 +91,8 @@ pub struct ClusterState {
     hasher: RandomState,
     /// One copy of each distinct pod template (labels and naming), shared by its pods.
     templates: HashSet<Arc<PodTemplate>>,
+    /// Size of `templates` after its last sweep (see [`ClusterState::intern_template`]).
+    templates_swept: usize,
 }
 
 impl ClusterState {
@@ -103,6 +105,7 @@ impl ClusterState {
             changed: false,
             hasher: RandomState::new(),
             templates: HashSet::new(),
+            templates_swept: 0,
         }
     }
 
@@ -238,14 +241,20 @@ impl ClusterState {
     }
 
     /// The shared copy of `template`.
+    ///
+    /// A template normally leaves the set with its last pod ([`ClusterState::forget_pod`]), but
+    /// not when a source still held a copy then (converting threads remember their last few):
+    /// whenever the set has doubled since the last sweep, the templates only it holds go.
     fn intern_template(&mut self, template: Arc<PodTemplate>) -> Arc<PodTemplate> {
-        match self.templates.get(&template) {
-            Some(shared) => shared.clone(),
-            None => {
-                self.templates.insert(template.clone());
-                template
-            }
+        if let Some(shared) = self.templates.get(&template) {
+            return shared.clone();
         }
+        self.templates.insert(template.clone());
+        if self.templates.len() > 2 * self.templates_swept.max(64) {
+            self.templates.retain(|t| Arc::strong_count(t) > 1);
+            self.templates_swept = self.templates.len();
+        }
+        template
     }
 
     /// Drops a pod record that left the state, and its template with the last pod using it.
@@ -608,5 +617,41 @@ mod tests {
             ));
         }
         assert!(state.templates.is_empty() && state.pod_count() == 0);
+
+        // A template a source still holds when its last pod goes stays in the set until a
+        // sweep; the set never holds more than about twice the templates in use.
+        for round in 0..10 {
+            let name = format!("web-{round}");
+            state.apply(ClusterEvent::Upsert(pod(&name, &name)));
+            let held = state.namespaces["ns"]
+                .pods
+                .get(&name)
+                .unwrap()
+                .template
+                .clone();
+            state.apply(ClusterEvent::Delete(
+                ObjectKind::Pod,
+                ObjectKey::new("ns", &name),
+            ));
+            drop(held);
+        }
+        assert_eq!(state.templates.len(), 10);
+        for i in 0..200 {
+            state.apply(ClusterEvent::Upsert(pod(
+                &format!("db-{i}"),
+                &format!("db{i}"),
+            )));
+        }
+        assert!(
+            state.templates.len() <= 2 * 200,
+            "{}",
+            state.templates.len()
+        );
+        assert!(
+            state
+                .templates
+                .iter()
+                .all(|t| &**t.subdomain.as_ref().unwrap() != "web-0")
+        );
     }
 }
