@@ -17,7 +17,7 @@ use tracing::{debug, error, info, warn};
 use crate::cluster::ClusterEvent;
 use crate::cluster::objects::{ClusterObject, ObjectKind};
 use crate::source::objects::{self, FieldError};
-use crate::source::pod::DnsPod;
+use crate::source::pod::{DnsPod, DuplicateKey};
 use crate::source::yaml::{self, Piece, PieceKind};
 
 /// How often the file is checked for changes: well inside the one-second reload promise.
@@ -376,7 +376,12 @@ impl<'de, const C: Careful> Visitor<'de> for ObjectVisitor<'_, C> {
         let mut fields = serde_json::Map::new();
         let mut pod: Option<DnsPod> = None;
         let mut listed = false;
+        // Keys read into `pod` or `items` rather than kept in `fields`.
+        let mut streamed: Vec<String> = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
+            if fields.contains_key(&key) || streamed.contains(&key) {
+                return Err(de::Error::custom(DuplicateKey(&key)));
+            }
             if let Some(pod) = &mut pod {
                 match key.as_str() {
                     "metadata" => pod.metadata = map.next_value_seed(MetadataSeed)?,
@@ -386,11 +391,14 @@ impl<'de, const C: Careful> Visitor<'de> for ObjectVisitor<'_, C> {
                         map.next_value::<de::IgnoredAny>()?;
                     }
                 }
+                streamed.push(key);
             } else if key == "items" && self.item.is_none() {
                 listed = true;
                 map.next_value_seed(ItemsSeed(&mut *self.document))?;
+                streamed.push(key);
             } else {
-                fields.insert(key, map.next_value()?);
+                let value = map.next_value_seed(StrictValue)?;
+                fields.insert(key, value);
                 if !C && only_pod_head(&fields) {
                     pod = Some(DnsPod::default());
                 }
@@ -402,6 +410,82 @@ impl<'de, const C: Careful> Visitor<'de> for ObjectVisitor<'_, C> {
             None => self.document.take(Value::Object(fields), self.item),
         }
         Ok(())
+    }
+}
+
+/// A tree of values, as `serde_json::Value` reads it, except that a mapping repeating a key is
+/// an error.
+struct StrictValue;
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(StrictValue)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        StrictValue.deserialize(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut values = Vec::new();
+        while let Some(value) = seq.next_element_seed(StrictValue)? {
+            values.push(value);
+        }
+        Ok(Value::Array(values))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if fields.contains_key(&key) {
+                return Err(de::Error::custom(DuplicateKey(&key)));
+            }
+            let value = map.next_value_seed(StrictValue)?;
+            fields.insert(key, value);
+        }
+        Ok(Value::Object(fields))
     }
 }
 
@@ -450,7 +534,7 @@ impl<'de, const C: Careful> Visitor<'de> for ItemsVisitor<'_, C> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
         let mut index = self.first;
         if C {
-            while let Some(item) = items.next_element::<Value>()? {
+            while let Some(item) = items.next_element_seed(StrictValue)? {
                 self.document.take(item, Some(index));
                 index += 1;
             }
@@ -971,6 +1055,33 @@ mod tests {
             ),
             "{message}"
         );
+    }
+
+    /// A key given twice is refused, as kubectl does, wherever it is (the parser keeps the last).
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: n, labels: {app: x}}\n\
+                   spec: {containers: []}\n";
+        assert!(parse(pod).is_ok());
+        for (text, key) in [
+            (pod.replace("app: x", "app: x, app: y"), "app"),
+            (pod.replace("name: a", "name: a, name: b"), "name"),
+            (format!("{pod}spec: {{}}\n"), "spec"),
+            (format!("{pod}kind: Pod\n"), "kind"),
+            (format!("{pod}extra: 1\nextra: 2\n"), "extra"),
+            (pod.replace("kind: Pod", "kind: Service\nkind: Pod"), "kind"),
+            (
+                "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {selector: {a: b, a: c}}\n".into(),
+                "a",
+            ),
+            (
+                r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","name":"b"}}]}"#.into(),
+                "name",
+            ),
+        ] {
+            let message = error_of(&text);
+            assert!(message.contains(&format!("duplicate key \"{key}\"")), "{text}: {message}");
+        }
     }
 
     #[test]

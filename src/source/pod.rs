@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -70,9 +71,63 @@ pub struct DnsPodCondition {
 struct MetadataFields {
     name: Option<String>,
     namespace: Option<String>,
+    #[serde(default, deserialize_with = "strict_labels")]
     labels: Option<BTreeMap<String, String>>,
     deletion_timestamp: Option<Time>,
     resource_version: Option<String>,
+}
+
+/// A mapping key given twice. kubectl refuses such a manifest; the YAML parser (and serde's maps)
+/// would let the last one win.
+pub(crate) struct DuplicateKey<'a>(pub &'a str);
+
+impl std::fmt::Display for DuplicateKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "duplicate key {:?}", self.0)
+    }
+}
+
+/// `metadata.labels`, refusing a key given twice.
+fn strict_labels<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    struct LabelsVisitor;
+
+    impl<'de> Visitor<'de> for LabelsVisitor {
+        type Value = Option<BTreeMap<String, String>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of labels")
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_map(self)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut labels = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, String>()? {
+                if labels.contains_key(&key) {
+                    return Err(de::Error::custom(DuplicateKey(&key)));
+                }
+                labels.insert(key, value);
+            }
+            Ok(Some(labels))
+        }
+    }
+
+    deserializer.deserialize_option(LabelsVisitor)
 }
 
 pub(crate) fn metadata<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ObjectMeta, D::Error> {
