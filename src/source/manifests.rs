@@ -376,10 +376,23 @@ impl<'de, const C: Careful> Visitor<'de> for ObjectVisitor<'_, C> {
         let mut fields = serde_json::Map::new();
         let mut pod: Option<DnsPod> = None;
         let mut listed = false;
-        // Keys read into `pod` or `items` rather than kept in `fields`.
-        let mut streamed: Vec<String> = Vec::new();
+        // Keys read into `pod` or `items` rather than kept in `fields`: the usual ones as bits
+        // (no allocation per object, whose leftovers would sit between the records kept).
+        let mut streamed = 0u8;
+        let mut streamed_others: Vec<String> = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
-            if fields.contains_key(&key) || streamed.contains(&key) {
+            let bit = match key.as_str() {
+                "metadata" => 1,
+                "spec" => 2,
+                "status" => 4,
+                "items" => 8,
+                _ => 0,
+            };
+            let repeated = match bit {
+                0 => streamed_others.contains(&key),
+                bit => streamed & bit != 0,
+            };
+            if repeated || fields.contains_key(&key) {
                 return Err(de::Error::custom(DuplicateKey(&key)));
             }
             if let Some(pod) = &mut pod {
@@ -389,13 +402,14 @@ impl<'de, const C: Careful> Visitor<'de> for ObjectVisitor<'_, C> {
                     "status" => pod.status = map.next_value()?,
                     _ => {
                         map.next_value::<de::IgnoredAny>()?;
+                        streamed_others.push(key);
                     }
                 }
-                streamed.push(key);
+                streamed |= bit;
             } else if key == "items" && self.item.is_none() {
                 listed = true;
                 map.next_value_seed(ItemsSeed(&mut *self.document))?;
-                streamed.push(key);
+                streamed |= bit;
             } else {
                 let value = map.next_value_seed(StrictValue)?;
                 fields.insert(key, value);
