@@ -333,7 +333,8 @@ impl View {
 
     /// Counts one pod more (`added`) or one less holding `ip` in `namespace`.
     fn count_pod_ip(&mut self, namespace: &Arc<str>, ip: IpAddr, added: bool) {
-        let shared = self.namespace_ref(namespace);
+        // Only a new holder needs the shared name; a removal never does.
+        let shared = added.then(|| self.namespace_ref(namespace));
         let step = |count: &mut u32| *count = if added { *count + 1 } else { *count - 1 };
         self.change_holders(
             ip,
@@ -361,8 +362,7 @@ impl View {
                         many.pods.swap_remove(i);
                     }
                 }
-                None if added => many.pods.push((shared, 1)),
-                None => {}
+                None => many.pods.extend(shared.map(|shared| (shared, 1))),
             },
         );
     }

@@ -190,7 +190,7 @@ fn next_item_start(items: &str, from: usize) -> Option<usize> {
 /// The offset of the first document-start line at or after byte `from`: `---` at the start of
 /// a line, followed by a space, a tab or the line's end. YAML forbids such a line inside any
 /// scalar, so every cut falls between documents.
-pub fn next_document_start(text: &str, from: usize) -> Option<usize> {
+fn next_document_start(text: &str, from: usize) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut at = from.min(text.len());
     while !text.is_char_boundary(at) {
