@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use apiserver::FakeApi;
 use clap::Parser;
-use headless_dns::cluster::objects::ClusterObject;
 use headless_dns::cluster::{ClusterEvent, ClusterState};
+use headless_dns::records::ClusterObject;
 use headless_dns::source::manifests;
 
 use apiserver::BENCH_PODS_PER_SERVICE as PODS_PER_SERVICE;

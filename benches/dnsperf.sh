@@ -28,6 +28,8 @@ CLIENT_CPU=${CLIENT_CPU:-0}
 HDNS_PORT=${HDNS_PORT:-5391}
 KNOT_PORT=${KNOT_PORT:-5392}
 HDNS_ARGS=${HDNS_ARGS:-}
+# A prebuilt binary to measure (for A/B of two builds); default: build this tree's release binary.
+HDNS_BIN=${HDNS_BIN:-}
 # UDP threads of headless-dns: one per CPU in SERVER_CPU (it would otherwise count every CPU).
 UDP_THREADS=${UDP_THREADS:-$(taskset -c "${SERVER_CPU}" nproc)}
 # json: the cluster as one List (kubectl get -o json); yaml: multi-document YAML.
@@ -46,7 +48,10 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-cargo build --release --quiet --bin headless-dns
+if [ -z "$HDNS_BIN" ]; then
+  cargo build --release --quiet --bin headless-dns
+  HDNS_BIN=target/release/headless-dns
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -115,7 +120,7 @@ PROBE
 
 start=$(now_ms)
 # shellcheck disable=SC2086
-target/release/headless-dns --manifests "$work/manifests.$MANIFESTS" --udp-threads "$UDP_THREADS" \
+"$HDNS_BIN" --manifests "$work/manifests.$MANIFESTS" --udp-threads "$UDP_THREADS" \
   --listen "127.0.0.1:$HDNS_PORT" --http-listen 127.0.0.1:0 $HDNS_ARGS 2>"$work/headless-dns.log" &
 hdns_pid=$!
 pids+=("$hdns_pid")

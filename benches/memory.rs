@@ -6,8 +6,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use headless_dns::cluster::objects::ClusterObject;
 use headless_dns::cluster::{ClusterEvent, ClusterState};
+use headless_dns::records::ClusterObject;
 use headless_dns::source::manifests::{self, Input};
 
 struct Counting;

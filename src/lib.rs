@@ -3,12 +3,17 @@
 //! One data flow, one module per stage:
 //! `source` (Kubernetes API watch | manifests file) → `cluster` (state, single writer) →
 //! `dns` (view and rules) → `server` (DNS over UDP/TCP, HTTP probes).
+//!
+//! `records` (the few fields an object contributes) sits below every stage; a stage imports only
+//! the stages below it: `dns` knows nothing of `cluster`, which writes `dns`'s view, and
+//! `source` speaks `cluster`'s events.
 
 pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod logging;
 pub mod memory;
+pub mod records;
 pub mod server;
 pub mod source;
 

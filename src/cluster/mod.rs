@@ -1,7 +1,6 @@
 //! The cluster state: the Services and Pods the sources report, and the indices that tell which
 //! names a change touches. It is the view's only writer.
 
-pub mod objects;
 mod pods;
 
 use std::collections::hash_map::RandomState;
@@ -17,7 +16,7 @@ use tracing::{debug, info};
 
 use crate::dns::rules;
 use crate::dns::view::{SharedView, View};
-use objects::{
+use crate::records::{
     Addresses, ClusterObject, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord, PodTemplate,
     ServiceRecord,
 };
@@ -553,7 +552,7 @@ fn address_ips(pod: &PodRecord) -> impl Iterator<Item = IpAddr> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use objects::{Labels, PodHostname};
+    use crate::records::{Labels, PodHostname};
 
     fn pod(name: &str, subdomain: &str) -> ClusterObject {
         let ordinal = name.rsplit_once('-').unwrap().1;

@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
 
-use crate::cluster::objects::PodRecord;
+use crate::records::PodRecord;
 
 #[derive(Debug, Default)]
 pub struct PodTable {

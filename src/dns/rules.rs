@@ -8,11 +8,11 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use crate::cluster::objects::{
-    Addresses, EndpointSliceRecord, PodRecord, ServiceKind, ServicePort, ServiceRecord, TargetPort,
-};
 use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_of};
 use crate::dns::view::{Endpoint, ServiceView, View};
+use crate::records::{
+    Addresses, EndpointSliceRecord, PodRecord, ServiceKind, ServicePort, ServiceRecord, TargetPort,
+};
 
 /// The `dns-version` TXT answer: the schema of the Kubernetes DNS spec these rules follow.
 pub const SCHEMA_VERSION: &str = "1.1.0";

@@ -8,7 +8,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 
 use super::*;
-use crate::cluster::objects::*;
+use crate::records::*;
 use crate::cluster::{ClusterEvent, ClusterState};
 
 fn ips(list: &[&str]) -> Box<[IpAddr]> {

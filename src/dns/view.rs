@@ -12,8 +12,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hashbrown::Equivalent;
 
-use crate::cluster::objects::{Addresses, ObjectKey, ServiceKind, ServicePort};
 use crate::dns::sharded::ShardedMap;
+use crate::records::{Addresses, ObjectKey, ServiceKind, ServicePort};
 
 /// One address-bearing name under a headless Service: a pod's hostname, or its dashed IP.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::cluster::ClusterEvent;
-use crate::cluster::objects::{ClusterObject, ObjectKey, ObjectKind};
+use crate::records::{ClusterObject, ObjectKey, ObjectKind};
 use crate::source::objects::{self, FieldError, SERVICE_NAME_LABEL};
 use crate::source::pod::DnsPod;
 

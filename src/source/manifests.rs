@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::cluster::ClusterEvent;
-use crate::cluster::objects::{ClusterObject, ObjectKind};
+use crate::records::{ClusterObject, ObjectKind};
 use crate::source::objects::{self, FieldError};
 use crate::source::pod::{DnsPod, DuplicateKey};
 use crate::source::yaml::{self, Piece, PieceKind};
@@ -791,7 +791,7 @@ pub async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::objects::{PodHostname, PodTemplate, ServiceKind};
+    use crate::records::{PodHostname, PodTemplate, ServiceKind};
     use std::sync::Arc;
 
     fn error_of(text: &str) -> String {

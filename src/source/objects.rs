@@ -12,7 +12,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::cluster::objects::{
+use crate::records::{
     ClusterObject, ContainerPort, EndpointSliceRecord, Labels, ObjectKey, PodHostname, PodRecord,
     PodTemplate, Protocol, ServiceKind, ServicePort, ServiceRecord, SliceEndpoint, SlicePort,
     TargetPort,
