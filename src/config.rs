@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use crate::dns::rules::PodRecords;
+use crate::dns::rules::{EndpointNames, PodRecords};
 use crate::source::kube::KubeOptions;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -70,6 +70,12 @@ pub struct Config {
     #[arg(long, env = "HEADLESS_DNS_POD_RECORDS", value_enum, default_value_t)]
     pub pod_records: PodRecords,
 
+    /// How an endpoint without `hostname` is named under its Service: `hostname` by its dashed
+    /// IP (the Kubernetes DNS spec); `pod-name` by its pod's name when that is a DNS label
+    /// (CoreDNS's `endpoint_pod_names`), else its dashed IP.
+    #[arg(long, env = "HEADLESS_DNS_ENDPOINT_NAMES", value_enum, default_value_t)]
+    pub endpoint_names: EndpointNames,
+
     /// Threads answering UDP on the fast path, each on its own SO_REUSEPORT socket (default:
     /// one per available CPU). 0 answers UDP with hickory-server's own loop instead.
     #[arg(long, env = "HEADLESS_DNS_UDP_THREADS", value_name = "N")]
@@ -102,7 +108,7 @@ impl Config {
 }
 
 fn namespace_name(value: &str) -> Result<String, String> {
-    if crate::source::objects::is_dns_label(value) {
+    if crate::records::is_dns_label(value) {
         Ok(value.to_owned())
     } else {
         Err("a namespace is a DNS label: lower-case letters, digits and '-', at most 63".into())

@@ -63,7 +63,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     let ns_address = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
     let zone = Zone::new(&config.zone, config.ttl, config.pod_records, ns_address)?;
 
-    let mut state = ClusterState::new(initial_serial());
+    let mut state = ClusterState::new(initial_serial()).with_endpoint_names(config.endpoint_names);
     let (events, receiver) = mpsc::channel(EVENT_QUEUE);
     let mut tasks = Vec::new();
     let mut loaded_view = None;

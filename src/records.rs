@@ -9,6 +9,17 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use hickory_proto::rr::Name;
 
+/// A DNS-1123 label: what Kubernetes accepts for the names that become DNS labels.
+pub fn is_dns_label(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+}
+
 /// `namespace/name` of an object; both parts are shared with the view's keys.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey {
@@ -488,6 +499,8 @@ pub struct SlicePort {
 pub struct SliceEndpoint {
     pub addresses: Addresses,
     pub hostname: Option<Arc<str>>,
+    /// `targetRef.name`, when it is a DNS label.
+    pub target_name: Option<Arc<str>>,
     /// `conditions.ready`; a missing condition counts as ready.
     pub ready: bool,
 }

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use pods::PodTable;
 use tracing::{debug, info};
 
-use crate::dns::rules;
+use crate::dns::rules::{self, EndpointNames};
 use crate::dns::view::{SharedView, View};
 use crate::records::{
     Addresses, ClusterObject, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord, PodTemplate,
@@ -45,7 +45,7 @@ struct NamespaceState {
     declared: bool,
     services: HashMap<Arc<str>, ServiceRecord>,
     pods: PodTable,
-    /// For every headless Service with a selector: the names of the pods backing it.
+    /// For every Service that lists its endpoints: the names of the pods backing it.
     backing: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
     /// Services with a selector, filed under the hash of one of their selector's pairs: a pod
     /// can only be selected by Services filed under one of its own labels.
@@ -92,6 +92,7 @@ pub struct ClusterState {
     templates: HashSet<Arc<PodTemplate>>,
     /// Size of `templates` after its last sweep (see [`ClusterState::intern_template`]).
     templates_swept: usize,
+    endpoint_names: EndpointNames,
 }
 
 impl ClusterState {
@@ -105,7 +106,14 @@ impl ClusterState {
             hasher: RandomState::new(),
             templates: HashSet::new(),
             templates_swept: 0,
+            endpoint_names: EndpointNames::default(),
         }
+    }
+
+    /// Names endpoints without a hostname of their own by `names` (set before the first event).
+    pub fn with_endpoint_names(mut self, names: EndpointNames) -> Self {
+        self.endpoint_names = names;
+        self
     }
 
     pub fn view(&self) -> &View {
@@ -386,7 +394,7 @@ impl ClusterState {
         self.changed = true;
     }
 
-    /// Updates which headless Services the pod `key` backs, given its previous record, and marks
+    /// Updates which Services the pod `key` backs, given its previous record, and marks
     /// those whose answers change.
     fn reconsider_backing(&mut self, key: &ObjectKey, old: Option<&PodRecord>) {
         let mut candidates: Vec<Arc<str>> = Vec::new();
@@ -488,6 +496,7 @@ impl ClusterState {
             service,
             backing.filter_map(|name| ns.pods.get(name)),
             slices.filter_map(|name| ns.slices.get(name)),
+            self.endpoint_names,
         );
         self.view.set_service(key, Some(view));
     }

@@ -12,6 +12,7 @@ use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_o
 use crate::dns::view::{Endpoint, ServiceView, View};
 use crate::records::{
     Addresses, EndpointSliceRecord, PodRecord, ServiceKind, ServicePort, ServiceRecord, TargetPort,
+    is_dns_label,
 };
 
 /// The `dns-version` TXT answer: the schema of the Kubernetes DNS spec these rules follow.
@@ -27,6 +28,17 @@ pub enum PodRecords {
     Insecure,
     /// The pod subtree does not exist.
     Disabled,
+}
+
+/// How an endpoint without a hostname of its own is named under its Service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum EndpointNames {
+    /// By its dashed address (`10-244-1-5`), as the Kubernetes DNS spec says.
+    #[default]
+    Hostname,
+    /// By its pod's name when that is a DNS label, else by its dashed address (CoreDNS's
+    /// `endpoint_pod_names`): Deployment pods get stable, readable names.
+    PodName,
 }
 
 /// The zone being served and the answer settings; built once at startup.
@@ -124,27 +136,29 @@ pub fn backs(service: &ServiceRecord, pod: &PodRecord) -> bool {
         && (service.publish_not_ready_addresses || (pod.ready && !pod.terminating))
 }
 
-/// Whether a Service's answers depend on the pods behind it: headless Services with a selector
-/// list them (ClusterIP Services answer with their own IPs).
+/// Whether a Service's answers depend on the pods behind it: every Service with a selector but
+/// an ExternalName one names its endpoints (`<endpoint>.<svc>.<ns>.svc.<zone>`, and their PTR);
+/// a ClusterIP Service's own name still answers with its cluster IPs.
 pub fn lists_endpoints(service: &ServiceRecord) -> bool {
-    service.kind == ServiceKind::Headless && service.selector.is_some()
+    service.selector.is_some() && !matches!(service.kind, ServiceKind::ExternalName(_))
 }
 
-/// What `service` answers, given the pods that back it and its EndpointSlices. A headless
-/// Service with a selector lists its pods; one without lists its slices' ready endpoints.
+/// What `service` answers, given the pods that back it and its EndpointSlices. A Service with a
+/// selector lists its pods; one without (but an ExternalName one) its slices' ready endpoints.
 pub fn service_view<'p, 's>(
     service: &ServiceRecord,
     backing_pods: impl IntoIterator<Item = &'p PodRecord>,
     slices: impl IntoIterator<Item = &'s EndpointSliceRecord>,
+    names: EndpointNames,
 ) -> ServiceView {
     let mut endpoints = Vec::new();
     if lists_endpoints(service) {
         for pod in backing_pods {
-            pod_endpoints(service, pod, &mut endpoints);
+            pod_endpoints(service, pod, names, &mut endpoints);
         }
-    } else if service.kind == ServiceKind::Headless && service.selector.is_none() {
+    } else if !matches!(service.kind, ServiceKind::ExternalName(_)) {
         for slice in slices {
-            slice_endpoints(service, slice, &mut endpoints);
+            slice_endpoints(service, slice, names, &mut endpoints);
         }
     }
     let (endpoints, endpoint_ports) = merge_endpoints(service, endpoints);
@@ -197,19 +211,31 @@ fn merge_endpoints(
     )
 }
 
-/// The names a backing pod gets under a headless Service: its hostname when its subdomain names
-/// the Service, otherwise one dashed-IP name per address.
-fn pod_endpoints(service: &ServiceRecord, pod: &PodRecord, out: &mut Vec<PortedEndpoint>) {
+/// The names a backing pod gets under its Service: its hostname when its subdomain names the
+/// Service (the EndpointSlice controller's rule); else, by `names`, its own name or one
+/// dashed-IP name per address.
+fn pod_endpoints(
+    service: &ServiceRecord,
+    pod: &PodRecord,
+    names: EndpointNames,
+    out: &mut Vec<PortedEndpoint>,
+) {
     let hostname = pod
         .hostname()
-        .filter(|_| pod.subdomain() == Some(&*service.key.name));
+        .filter(|_| pod.subdomain() == Some(&*service.key.name))
+        .or_else(|| {
+            let by_pod = names == EndpointNames::PodName && is_dns_label(&pod.name);
+            by_pod.then_some(&pod.name)
+        });
     push_endpoints(hostname, &pod.ips, &resolve_ports(service, pod), out);
 }
 
-/// The names of a slice's ready endpoints: the hostname when it has one, else one per address.
+/// The names of a slice's ready endpoints: the hostname when it has one; else, by `names`, its
+/// target's name or one name per address.
 fn slice_endpoints(
     service: &ServiceRecord,
     slice: &EndpointSliceRecord,
+    names: EndpointNames,
     out: &mut Vec<PortedEndpoint>,
 ) {
     let ports: Box<[u16]> = service
@@ -224,7 +250,12 @@ fn slice_endpoints(
         })
         .collect();
     for endpoint in slice.endpoints.iter().filter(|e| e.ready) {
-        push_endpoints(endpoint.hostname.as_ref(), &endpoint.addresses, &ports, out);
+        let by_target = endpoint
+            .target_name
+            .as_ref()
+            .filter(|_| names == EndpointNames::PodName);
+        let name = endpoint.hostname.as_ref().or(by_target);
+        push_endpoints(name, &endpoint.addresses, &ports, out);
     }
 }
 
@@ -294,9 +325,18 @@ fn endpoint_port(service: &ServiceView, index: usize, endpoint: usize) -> Option
     (port != 0).then_some(port)
 }
 
-/// `10.0.0.1` → `10-0-0-1`; `fd00::1` → `fd00--1`.
+/// `10.0.0.1` → `10-0-0-1`; `fd00::1` → `fd00--1`. A label may not begin or end with `-`, so
+/// an IPv6 address that begins or ends with `::` gets a `0` there (`2001:db8::` →
+/// `2001-db8--0`, as CoreDNS names it; `::1` → `0--1`): each still reads back as the address.
 pub fn dashed(ip: IpAddr) -> String {
-    ip.to_string().replace(['.', ':'], "-")
+    let mut label = ip.to_string().replace(['.', ':'], "-");
+    if label.starts_with('-') {
+        label.insert(0, '0');
+    }
+    if label.ends_with('-') {
+        label.push('0');
+    }
+    label
 }
 
 /// The inverse of [`dashed`]; `None` for anything that is not an address.
@@ -419,8 +459,15 @@ pub struct ServiceName<'a> {
     name: &'a str,
 }
 
+/// CNAMEs followed within the zone for one question; a longer chain ends after this many.
+pub const MAX_CNAME_CHAIN: usize = 8;
+
 /// Answers one question. `lower` is the question name in lower case (for matching), `asked` as it
 /// was asked (answers keep its case).
+///
+/// An ExternalName Service whose target lies in the zone is followed there, as an authoritative
+/// server does (RFC 1034 §4.3.2): the CNAME, then what the target answers, its rcode included
+/// (RFC 6604). A chain ends at a name it has already passed, or after [`MAX_CNAME_CHAIN`].
 pub fn answer(
     view: &View,
     zone: &Zone,
@@ -429,33 +476,83 @@ pub fn answer(
     qtype: RecordType,
     qclass: DNSClass,
 ) -> Reply {
-    let mut buffer = [&[][..]; MAX_LABELS];
-    let labels = labels_of(lower, &mut buffer);
-    let (node, apex) = match resolve(view, zone, labels, qtype, qclass) {
-        Resolution::Refused => return Reply::refused(),
-        Resolution::NotReady => {
-            return Reply {
-                rcode: ResponseCode::ServFail,
-                ..Reply::default()
-            };
-        }
-        Resolution::NoSuchName(apex) => (None, apex),
-        Resolution::Exists(node, apex) => (Some(node), apex),
-    };
     let mut reply = Reply {
         authoritative: true,
         ..Reply::default()
     };
+    let Some(mut target) = answer_name(view, zone, lower, asked, qtype, qclass, &mut reply) else {
+        return reply;
+    };
+    let mut passed = vec![lower.clone()];
+    while passed.len() < MAX_CNAME_CHAIN {
+        let lower = target.to_lowercase();
+        if passed.contains(&lower) {
+            break;
+        }
+        let next = answer_name(view, zone, &lower, &target, qtype, qclass, &mut reply);
+        match next {
+            Some(next) => {
+                passed.push(lower);
+                target = next;
+            }
+            None => break,
+        }
+    }
+    reply
+}
+
+/// Adds what the name `lower` (asked as `owner`) holds for `qtype` to `reply`; returns the
+/// target of a CNAME it added that is to be followed within the zone.
+fn answer_name(
+    view: &View,
+    zone: &Zone,
+    lower: &Name,
+    owner: &Name,
+    qtype: RecordType,
+    qclass: DNSClass,
+    reply: &mut Reply,
+) -> Option<Name> {
+    let mut buffer = [&[][..]; MAX_LABELS];
+    let labels = labels_of(lower, &mut buffer);
+    let (node, apex) = match resolve(view, zone, labels, qtype, qclass) {
+        Resolution::Refused => {
+            *reply = Reply::refused();
+            return None;
+        }
+        Resolution::NotReady => {
+            *reply = Reply {
+                rcode: ResponseCode::ServFail,
+                ..Reply::default()
+            };
+            return None;
+        }
+        Resolution::NoSuchName(apex) => (None, apex),
+        Resolution::Exists(node, apex) => (Some(node), apex),
+    };
+    let before = reply.answers.len();
     match node {
-        Some(node) => records(&node, view, zone, asked, qtype, &mut reply),
+        Some(Node::Alias(target)) if follows_aliases(qtype) && zone.origin.zone_of(target) => {
+            let cname = RData::CNAME(CNAME(target.clone()));
+            reply
+                .answers
+                .push(Record::from_rdata(owner.clone(), zone.ttl, cname));
+            return Some(target.clone());
+        }
+        Some(node) => records(&node, view, zone, owner, qtype, reply),
         None => reply.rcode = ResponseCode::NXDomain,
     }
-    if reply.answers.is_empty() {
+    if reply.answers.len() == before {
         reply
             .authority
             .push(soa(view, zone, zone.apex(apex).clone()));
     }
-    reply
+    None
+}
+
+/// Whether a CNAME is followed for `qtype`: not when the CNAME itself is asked for (`CNAME`,
+/// or `ANY`, which it matches).
+fn follows_aliases(qtype: RecordType) -> bool {
+    !matches!(qtype, RecordType::CNAME | RecordType::ANY)
 }
 
 /// Decides what a question (its lower-case labels, leftmost first) leads to.

@@ -132,7 +132,11 @@ fn cluster() -> Vec<ClusterObject> {
 }
 
 fn view_of(objects: Vec<ClusterObject>) -> View {
-    let mut state = ClusterState::new(100);
+    view_named(objects, EndpointNames::Hostname)
+}
+
+fn view_named(objects: Vec<ClusterObject>, names: EndpointNames) -> View {
+    let mut state = ClusterState::new(100).with_endpoint_names(names);
     state.apply(ClusterEvent::Resync { kinds: ObjectKind::ALL.to_vec(), namespace: None, objects });
     state.apply(ClusterEvent::Synced);
     state.publish().expect("a resync publishes")
@@ -242,8 +246,11 @@ fn pod_names_under_headless_services() {
         Row { qname: "dual-b.dual.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[
             "dual-b.dual.default.svc.cluster.local. AAAA fd00:244::6:2",
         ], authority: &[] },
-        // ClusterIP Services have no per-pod names.
-        Row { qname: "10-244-4-1.api.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        // ClusterIP Services name their endpoints too.
+        Row { qname: "10-244-4-1.api.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "10-244-4-1.api.default.svc.cluster.local. A 10.244.4.1",
+        ], authority: &[] },
+        Row { qname: "10-244-4-2.api.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
         Row { qname: "a.b.nginx-svc.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
     ]);
 }
@@ -345,9 +352,13 @@ fn reverse_lookups() {
             "5.3.244.10.in-addr.arpa. PTR 10-244-3-5.nginx-svc.default.svc.cluster.local.",
         ], authority: &[] },
         Row { qname: "10.1.244.10.in-addr.arpa.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_V4 },
-        // Not-Ready pods and pods behind ClusterIP Services have no reverse name.
+        // A pod behind a ClusterIP Service is named under it.
+        Row { qname: "1.4.244.10.in-addr.arpa.", qtype: PTR, rcode: NOERROR, answers: &[
+            "1.4.244.10.in-addr.arpa. PTR 10-244-4-1.api.default.svc.cluster.local.",
+        ], authority: &[] },
+        // Not-Ready pods, and pods that back no Service, have no reverse name.
         Row { qname: "12.1.244.10.in-addr.arpa.", qtype: PTR, rcode: NXDOMAIN, answers: &[], authority: SOA_V4 },
-        Row { qname: "1.4.244.10.in-addr.arpa.", qtype: PTR, rcode: NXDOMAIN, answers: &[], authority: SOA_V4 },
+        Row { qname: "9.9.244.10.in-addr.arpa.", qtype: PTR, rcode: NXDOMAIN, answers: &[], authority: SOA_V4 },
         Row { qname: "244.10.in-addr.arpa.", qtype: PTR, rcode: NXDOMAIN, answers: &[], authority: SOA_V4 },
         Row { qname: "010.1.244.10.in-addr.arpa.", qtype: PTR, rcode: NXDOMAIN, answers: &[], authority: SOA_V4 },
         Row { qname: "in-addr.arpa.", qtype: SOA, rcode: NOERROR, answers: &[
@@ -473,9 +484,19 @@ fn other_zone_names_work_too() {
 
 #[test]
 fn dashed_addresses_round_trip() {
-    for ip in ["10.0.0.1", "255.255.255.255", "fd00::1", "::1", "2001:db8:0:1:2:3:4:5"] {
+    for ip in ["10.0.0.1", "255.255.255.255", "fd00::1", "::1", "2001:db8:0:1:2:3:4:5", "2001:db8::", "::"] {
         let ip: IpAddr = ip.parse().unwrap();
-        assert_eq!(parse_dashed(&dashed(ip)), Some(ip), "{ip}");
+        let label = dashed(ip);
+        assert_eq!(parse_dashed(&label), Some(ip), "{ip}");
+        assert!(!label.starts_with('-') && !label.ends_with('-'), "{label}");
+    }
+    for (ip, label) in [
+        ("2001:db8:3333:4444:5555:6666::", "2001-db8-3333-4444-5555-6666--0"),
+        ("::ffff:0", "0--ffff-0"),
+        ("::", "0--0"),
+        ("fd00::1", "fd00--1"),
+    ] {
+        assert_eq!(dashed(ip.parse().unwrap()), label);
     }
     for bad in ["", "1-2-3", "1-2-3-4-5", "256-0-0-1", "a-b-c-d", "web-0", "01-2-3-4x", "---"] {
         assert_eq!(parse_dashed(bad), None, "{bad:?}");
@@ -545,6 +566,7 @@ fn slice(name: &str, service: &str, endpoints: &[(&[&str], Option<&str>, bool)])
             .map(|(addresses, hostname, ready)| SliceEndpoint {
                 addresses: ips(addresses).into_vec().into(),
                 hostname: hostname.map(Into::into),
+                target_name: None,
                 ready: *ready,
             })
             .collect(),
@@ -610,4 +632,211 @@ fn a_scoped_resync_replaces_one_namespace_and_keeps_the_rest() {
     assert_eq!(ask(&view, &zone, "10-244-9-9.other.pod.cluster.local.", A).answers.len(), 1);
     assert_eq!(ask(&view, &zone, "api.default.svc.cluster.local.", A).answers.len(), 1);
     assert_eq!(state.pod_count(), cluster().iter().filter(|o| matches!(o, ClusterObject::Pod { .. })).count() - 1);
+}
+
+/// Endpoint labels made from IPv6 addresses that begin or end with `::` get a `0` there, in every
+/// name they appear in: addresses, SRV targets, PTR.
+#[test]
+fn ipv6_endpoint_labels_are_valid_labels() {
+    let mut v6 = service("default", "v6", ServiceKind::Headless, Some(&[("app", "v6")]));
+    v6.ports = Arc::new([port("web", Protocol::Tcp, 80, TargetPort::Number(80))]);
+    let view = view_of(vec![
+        ClusterObject::Service(v6),
+        placed("default", pod("v6-a", "v6", &["2001:db8:3333:4444:5555:6666::"])),
+        placed("default", pod("v6-b", "v6", &["::a:1"])),
+    ]);
+    const END: &str = "2001-db8-3333-4444-5555-6666--0.v6.default.svc.cluster.local.";
+    check(&view, &zone(PodRecords::Verified), &[
+        Row { qname: END, qtype: AAAA, rcode: NOERROR, answers: &[
+            "2001-db8-3333-4444-5555-6666--0.v6.default.svc.cluster.local. AAAA 2001:db8:3333:4444:5555:6666::",
+        ], authority: &[] },
+        Row { qname: "0--a-1.v6.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "0--a-1.v6.default.svc.cluster.local. AAAA ::a:1",
+        ], authority: &[] },
+        Row { qname: "2001-db8-3333-4444-5555-6666--.v6.default.svc.cluster.local.", qtype: AAAA, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "_web._tcp.v6.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "_web._tcp.v6.default.svc.cluster.local. SRV 0 50 80 0--a-1.v6.default.svc.cluster.local.",
+            "_web._tcp.v6.default.svc.cluster.local. SRV 0 50 80 2001-db8-3333-4444-5555-6666--0.v6.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "0.0.0.0.0.0.0.0.6.6.6.6.5.5.5.5.4.4.4.4.3.3.3.3.8.b.d.0.1.0.0.2.ip6.arpa.", qtype: PTR, rcode: NOERROR, answers: &[
+            "0.0.0.0.0.0.0.0.6.6.6.6.5.5.5.5.4.4.4.4.3.3.3.3.8.b.d.0.1.0.0.2.ip6.arpa. PTR 2001-db8-3333-4444-5555-6666--0.v6.default.svc.cluster.local.",
+        ], authority: &[] },
+        // The pod's own record takes either spelling: both read back as the address.
+        Row { qname: "0--a-1.default.pod.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "0--a-1.default.pod.cluster.local. AAAA ::a:1",
+        ], authority: &[] },
+    ]);
+}
+
+/// ExternalName targets in the zone are followed there: the CNAME, then the target's answer
+/// (its rcode, and the SOA when it has nothing of the type); other targets stay a lone CNAME.
+#[test]
+fn external_names_inside_the_zone_are_followed() {
+    let external = |name: &str, target: &str| {
+        ClusterObject::Service(service(
+            "default",
+            name,
+            ServiceKind::ExternalName(Box::new(Name::from_ascii(target).unwrap())),
+            None,
+        ))
+    };
+    let mut objects = cluster();
+    objects.extend([
+        external("to-svc", "nginx-svc.default.svc.cluster.local."),
+        external("to-pod", "Web-0.Nginx-Svc.default.svc.cluster.local."),
+        external("to-clusterip", "api.default.svc.cluster.local."),
+        external("to-missing", "missing.default.svc.cluster.local."),
+        external("to-db", "db.default.svc.cluster.local."),
+        external("loop-a", "loop-b.default.svc.cluster.local."),
+        external("loop-b", "loop-a.default.svc.cluster.local."),
+    ]);
+    for i in 0..12 {
+        objects.push(external(&format!("chain-{i}"), &format!("chain-{}.default.svc.cluster.local.", i + 1)));
+    }
+    objects.push(external("chain-12", "api.default.svc.cluster.local."));
+    let view = view_of(objects);
+    let zone = zone(PodRecords::Verified);
+    check(&view, &zone, &[
+        Row { qname: "to-svc.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "to-svc.default.svc.cluster.local. CNAME nginx-svc.default.svc.cluster.local.",
+            "nginx-svc.default.svc.cluster.local. A 10.244.1.10",
+            "nginx-svc.default.svc.cluster.local. A 10.244.2.11",
+            "nginx-svc.default.svc.cluster.local. A 10.244.3.5",
+        ], authority: &[] },
+        // The target keeps the case it was given in.
+        Row { qname: "to-pod.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "to-pod.default.svc.cluster.local. CNAME Web-0.Nginx-Svc.default.svc.cluster.local.",
+            "Web-0.Nginx-Svc.default.svc.cluster.local. A 10.244.1.10",
+        ], authority: &[] },
+        Row { qname: "to-clusterip.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "to-clusterip.default.svc.cluster.local. CNAME api.default.svc.cluster.local.",
+            "api.default.svc.cluster.local. AAAA fd00::20",
+        ], authority: &[] },
+        // The target has nothing of the type: NODATA after the CNAME.
+        Row { qname: "to-svc.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "to-svc.default.svc.cluster.local. CNAME nginx-svc.default.svc.cluster.local.",
+        ], authority: SOA_ZONE },
+        // The target does not exist: NXDOMAIN with the CNAME (RFC 6604).
+        Row { qname: "to-missing.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[
+            "to-missing.default.svc.cluster.local. CNAME missing.default.svc.cluster.local.",
+        ], authority: SOA_ZONE },
+        // Through another ExternalName to one outside the zone: two CNAMEs, nothing more.
+        Row { qname: "to-db.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "to-db.default.svc.cluster.local. CNAME db.default.svc.cluster.local.",
+            "db.default.svc.cluster.local. CNAME db.example.com.",
+        ], authority: &[] },
+        // The CNAME itself is what CNAME and ANY ask for.
+        Row { qname: "to-svc.default.svc.cluster.local.", qtype: CNAME, rcode: NOERROR, answers: &[
+            "to-svc.default.svc.cluster.local. CNAME nginx-svc.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "to-svc.default.svc.cluster.local.", qtype: ANY, rcode: NOERROR, answers: &[
+            "to-svc.default.svc.cluster.local. CNAME nginx-svc.default.svc.cluster.local.",
+        ], authority: &[] },
+        // A loop ends where it comes back.
+        Row { qname: "loop-a.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "loop-a.default.svc.cluster.local. CNAME loop-b.default.svc.cluster.local.",
+            "loop-b.default.svc.cluster.local. CNAME loop-a.default.svc.cluster.local.",
+        ], authority: &[] },
+    ]);
+    // A long chain ends after MAX_CNAME_CHAIN CNAMEs, without the target's addresses.
+    let reply = ask(&view, &zone, "chain-0.default.svc.cluster.local.", A);
+    assert_eq!(reply.rcode, NOERROR);
+    assert_eq!(reply.answers.len(), MAX_CNAME_CHAIN);
+    assert!(reply.answers.iter().all(|r| r.record_type() == CNAME));
+    // Nine links end at the ClusterIP's address.
+    let reply = ask(&view, &zone, "chain-5.default.svc.cluster.local.", A);
+    assert_eq!(reply.answers.iter().map(render).last().unwrap(), "chain-12.default.svc.cluster.local. CNAME api.default.svc.cluster.local.");
+    let reply = ask(&view, &zone, "chain-6.default.svc.cluster.local.", A);
+    assert_eq!(reply.answers.iter().map(render).last().unwrap(), "api.default.svc.cluster.local. A 10.96.0.20");
+    assert_eq!(reply.answers.len(), MAX_CNAME_CHAIN);
+}
+
+/// `--endpoint-names pod-name`: an endpoint without a hostname of its own takes its pod's name,
+/// when that is a DNS label; a hostname still wins.
+#[test]
+fn endpoints_named_by_pod_name() {
+    let mut objects = cluster();
+    objects.push(placed("default", pod("api.dotted", "api", &["10.244.4.2"])));
+    let mut manual = service("default", "manual2", ServiceKind::Headless, None);
+    manual.ports = Arc::new([port("db", Protocol::Tcp, 5432, TargetPort::Number(5432))]);
+    objects.push(ClusterObject::Service(manual));
+    let mut slice = slice("manual2-a", "manual2", &[(&["192.168.20.1"], None, true), (&["192.168.20.2"], Some("db-1"), true)]);
+    if let ClusterObject::EndpointSlice(slice) = &mut slice {
+        slice.endpoints[0].target_name = Some("db-0".into());
+        slice.endpoints[1].target_name = Some("ignored".into());
+    }
+    objects.push(slice);
+    let by_pod = view_named(objects.clone(), EndpointNames::PodName);
+    check(&by_pod, &zone(PodRecords::Verified), &[
+        Row { qname: "api-1.api.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "api-1.api.default.svc.cluster.local. A 10.244.4.1",
+        ], authority: &[] },
+        Row { qname: "10-244-4-1.api.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        // A pod name that is not a label keeps the dashed name.
+        Row { qname: "10-244-4-2.api.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "10-244-4-2.api.default.svc.cluster.local. A 10.244.4.2",
+        ], authority: &[] },
+        // A hostname under its own subdomain wins; under another Service's, the pod name serves.
+        Row { qname: "web-0.nginx-svc.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "web-0.nginx-svc.default.svc.cluster.local. A 10.244.1.10",
+        ], authority: &[] },
+        Row { qname: "other-sub.nginx-svc.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "other-sub.nginx-svc.default.svc.cluster.local. A 10.244.3.5",
+        ], authority: &[] },
+        // Dual stack: one name with both addresses.
+        Row { qname: "dual-a.dual.default.svc.cluster.local.", qtype: ANY, rcode: NOERROR, answers: &[
+            "dual-a.dual.default.svc.cluster.local. A 10.244.6.1",
+            "dual-a.dual.default.svc.cluster.local. AAAA fd00:244::6:1",
+        ], authority: &[] },
+        Row { qname: "_web._tcp.nginx-svc.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "_web._tcp.nginx-svc.default.svc.cluster.local. SRV 0 33 80 other-sub.nginx-svc.default.svc.cluster.local.",
+            "_web._tcp.nginx-svc.default.svc.cluster.local. SRV 0 33 80 web-0.nginx-svc.default.svc.cluster.local.",
+            "_web._tcp.nginx-svc.default.svc.cluster.local. SRV 0 33 80 web-1.nginx-svc.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "1.4.244.10.in-addr.arpa.", qtype: PTR, rcode: NOERROR, answers: &[
+            "1.4.244.10.in-addr.arpa. PTR api-1.api.default.svc.cluster.local.",
+        ], authority: &[] },
+        // Slices: the target's name, unless the endpoint has a hostname.
+        Row { qname: "db-0.manual2.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "db-0.manual2.default.svc.cluster.local. A 192.168.20.1",
+        ], authority: &[] },
+        Row { qname: "db-1.manual2.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "db-1.manual2.default.svc.cluster.local. A 192.168.20.2",
+        ], authority: &[] },
+        Row { qname: "ignored.manual2.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+    ]);
+    // The default names the same endpoints by address.
+    let by_hostname = view_of(objects);
+    check(&by_hostname, &zone(PodRecords::Verified), &[
+        Row { qname: "api-1.api.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "192-168-20-1.manual2.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "192-168-20-1.manual2.default.svc.cluster.local. A 192.168.20.1",
+        ], authority: &[] },
+    ]);
+}
+
+/// A ClusterIP Service with selector-less EndpointSlices names their endpoints too; its own
+/// name stays its cluster IP.
+#[test]
+fn selectorless_cluster_ip_services_name_their_slice_endpoints() {
+    let mut manual = service("default", "legacy", ServiceKind::ClusterIp(ips(&["10.96.0.99"])), None);
+    manual.ports = Arc::new([port("db", Protocol::Tcp, 5432, TargetPort::Number(5432))]);
+    let view = view_of(vec![
+        ClusterObject::Service(manual),
+        slice("legacy-1", "legacy", &[(&["192.168.30.1"], None, true)]),
+    ]);
+    check(&view, &zone(PodRecords::Verified), &[
+        Row { qname: "legacy.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "legacy.default.svc.cluster.local. A 10.96.0.99",
+        ], authority: &[] },
+        Row { qname: "192-168-30-1.legacy.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "192-168-30-1.legacy.default.svc.cluster.local. A 192.168.30.1",
+        ], authority: &[] },
+        Row { qname: "_db._tcp.legacy.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "_db._tcp.legacy.default.svc.cluster.local. SRV 0 100 5432 legacy.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "1.30.168.192.in-addr.arpa.", qtype: PTR, rcode: NOERROR, answers: &[
+            "1.30.168.192.in-addr.arpa. PTR 192-168-30-1.legacy.default.svc.cluster.local.",
+        ], authority: &[] },
+    ]);
 }

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::records::{
     ClusterObject, ContainerPort, EndpointSliceRecord, Labels, ObjectKey, PodHostname, PodRecord,
     PodTemplate, Protocol, ServiceKind, ServicePort, ServiceRecord, SliceEndpoint, SlicePort,
-    TargetPort,
+    TargetPort, is_dns_label,
 };
 use crate::source::pod::DnsPod;
 
@@ -63,17 +63,6 @@ fn object_key(meta: &ObjectMeta, name_is_label: bool) -> Result<ObjectKey, Field
         namespace: recent_namespace(namespace),
         name: name.into(),
     })
-}
-
-/// A DNS-1123 label: what Kubernetes accepts for the names that become DNS labels.
-pub fn is_dns_label(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 63
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-')
 }
 
 fn check_label(field: &str, value: &str) -> Result<(), FieldError> {
@@ -396,6 +385,14 @@ pub fn endpoint_slice_record(
         endpoints.push(SliceEndpoint {
             addresses: addresses.into_iter().collect(),
             hostname: hostname.map(Into::into),
+            // Names the endpoint under `--endpoint-names pod-name` (as CoreDNS's
+            // `endpoint_pod_names` uses it, whatever the referenced kind).
+            target_name: endpoint
+                .target_ref
+                .as_ref()
+                .and_then(|r| r.name.as_deref())
+                .filter(|name| is_dns_label(name))
+                .map(Into::into),
             ready: endpoint
                 .conditions
                 .as_ref()
