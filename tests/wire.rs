@@ -60,12 +60,32 @@ async fn answers_over_udp_and_tcp_in_the_question_case() {
     server.stop().await;
 }
 
+/// A pod with both an IPv4 and an IPv6 address.
+fn dual_stack_pod(name: &str, app: &str, v4: &str, v6: &str) -> String {
+    pod("default", name, app, v4, None, true).replace(
+        &format!("podIPs: [{{ip: {v4}}}]"),
+        &format!("podIPs: [{{ip: {v4}}}, {{ip: \"{v6}\"}}]"),
+    )
+}
+
 #[tokio::test]
 async fn large_answers_are_cut_over_udp_and_complete_over_tcp() {
     let mut parts = vec![
         headless_service("default", "big", "big"),
         headless_service("default", "medium", "medium"),
+        headless_service("default", "dual", "dual"),
+        headless_service("default", "small", "small"),
     ];
+    for i in 0..6 {
+        parts.push(pod(
+            "default",
+            &format!("small-{i}"),
+            "small",
+            &format!("10.4.0.{}", i + 1),
+            None,
+            true,
+        ));
+    }
     for i in 0..100 {
         parts.push(pod(
             "default",
@@ -85,6 +105,12 @@ async fn large_answers_are_cut_over_udp_and_complete_over_tcp() {
             None,
             true,
         ));
+        parts.push(dual_stack_pod(
+            &format!("dual-{i}"),
+            "dual",
+            &format!("10.3.0.{}", i + 1),
+            &format!("fd00:3::{:x}", i + 1),
+        ));
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cluster.yaml");
@@ -95,30 +121,76 @@ async fn large_answers_are_cut_over_udp_and_complete_over_tcp() {
     let big = "big.default.svc.cluster.local.";
     let medium = "medium.default.svc.cluster.local.";
 
-    // 100 A records do not fit in 512 bytes, nor in the 1232 we cap EDNS at, whatever is offered.
-    for edns in [None, Some(1232), Some(4096)] {
-        let response = ask(&udp, big, RecordType::A, edns).await;
-        assert!(response.metadata.truncation, "TC with EDNS {edns:?}");
+    // 100 A records fit neither in 512 bytes nor in the 1232 we cap EDNS at: as many whole
+    // records as fit, TC set; which ones rotates from query to query (hickory's client picks a
+    // new ID each time), so that clients which use what they get (musl) spread over every pod.
+    for (edns, fitting) in [
+        (None, 20..=30),
+        (Some(1232), 60..=80),
+        (Some(4096), 60..=80),
+    ] {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            let response = ask(&udp, big, RecordType::A, edns).await;
+            assert!(response.metadata.truncation, "TC with EDNS {edns:?}");
+            assert!(
+                fitting.contains(&response.answers.len()),
+                "{} answers with EDNS {edns:?}",
+                response.answers.len()
+            );
+            assert_eq!(response.edns.is_some(), edns.is_some(), "EDNS is echoed");
+            assert!(response.answers.iter().all(|r| r.name.to_string() == big));
+            seen.extend(a_records(&response));
+        }
         assert!(
-            response.answers.is_empty(),
-            "a cut answer carries no partial record set"
+            seen.len() > 90,
+            "40 cut answers covered only {} of 100 pods",
+            seen.len()
         );
-        assert_eq!(response.edns.is_some(), edns.is_some(), "EDNS is echoed");
     }
     let response = ask(&tcp, big, RecordType::A, None).await;
     assert!(!response.metadata.truncation);
     assert_eq!(response.answers.len(), 100);
 
-    // 40 records (~660 bytes): too big for classic UDP, fine with EDNS.
+    // 40 records (~660 bytes): cut for classic UDP, whole with EDNS.
     let response = ask(&udp, medium, RecordType::A, None).await;
-    assert!(response.metadata.truncation);
+    assert!(response.metadata.truncation && !response.answers.is_empty());
     let response = ask(&udp, medium, RecordType::A, Some(1232)).await;
     assert!(!response.metadata.truncation);
     assert_eq!(response.answers.len(), 40);
     // An offer below 512 counts as 512.
     let response = ask(&udp, medium, RecordType::A, Some(100)).await;
-    assert!(response.metadata.truncation);
+    assert!(response.metadata.truncation && !response.answers.is_empty());
 
+    // SRV: the additional addresses go first. 6 SRV records fit in 512 bytes, their 6
+    // addresses beside them do not; with EDNS all fit.
+    let srv = "_web._tcp.small.default.svc.cluster.local.";
+    let response = ask(&udp, srv, RecordType::SRV, None).await;
+    assert!(response.metadata.truncation);
+    assert_eq!((response.answers.len(), response.additionals.len()), (6, 0));
+    let response = ask(&udp, srv, RecordType::SRV, Some(1232)).await;
+    assert!(!response.metadata.truncation);
+    assert_eq!((response.answers.len(), response.additionals.len()), (6, 6));
+    // 100 do not fit either: whole SRV records, no additionals.
+    let response = ask(
+        &udp,
+        "_web._tcp.big.default.svc.cluster.local.",
+        RecordType::SRV,
+        None,
+    )
+    .await;
+    assert!(response.metadata.truncation && response.additionals.is_empty());
+    assert!(
+        (5..100).contains(&response.answers.len()),
+        "{}",
+        response.answers.len()
+    );
+    assert!(
+        response
+            .answers
+            .iter()
+            .all(|r| r.record_type() == RecordType::SRV)
+    );
     let response = ask(
         &tcp,
         "_web._tcp.big.default.svc.cluster.local.",
@@ -128,6 +200,21 @@ async fn large_answers_are_cut_over_udp_and_complete_over_tcp() {
     .await;
     assert_eq!(response.answers.len(), 100);
     assert_eq!(response.additionals.len(), 100);
+
+    // Dual stack: ANY mixes A and AAAA records, cut like the rest; over TCP all 80.
+    let dual = "dual.default.svc.cluster.local.";
+    let mut families = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let response = ask(&udp, dual, RecordType::ANY, None).await;
+        assert!(response.metadata.truncation && !response.answers.is_empty());
+        families.extend(response.answers.iter().map(|r| r.record_type()));
+    }
+    assert_eq!(
+        families.into_iter().collect::<Vec<_>>(),
+        [RecordType::A, RecordType::AAAA]
+    );
+    let response = ask(&tcp, dual, RecordType::ANY, None).await;
+    assert_eq!(response.answers.len(), 80);
     server.stop().await;
 }
 

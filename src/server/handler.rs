@@ -1,15 +1,11 @@
 //! The request handler: message-level checks (opcode, question count, EDNS, UDP size) around the
 //! DNS rules, which answer from the current view.
 
-use std::cell::RefCell;
 use std::iter;
 use std::sync::Arc;
 
-use hickory_proto::op::{
-    Edns, Header, HeaderCounts, Metadata, OpCode, Query, ResponseCode, emit_message_parts,
-};
+use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -18,6 +14,7 @@ use tracing::debug;
 
 use crate::dns::rules::{self, Reply, Zone};
 use crate::dns::view::SharedView;
+use crate::server::truncation;
 use crate::server::wire::{self, WireZone};
 
 /// The largest UDP answer we send, whatever the client offers (the DNS flag day 2020 value,
@@ -36,9 +33,9 @@ pub struct Handler {
 
 /// A response decided but not yet sent: everything the wire message needs.
 pub struct Prepared {
-    metadata: Metadata,
-    reply: Reply,
-    edns: Option<Edns>,
+    pub(super) metadata: Metadata,
+    pub(super) reply: Reply,
+    pub(super) edns: Option<Edns>,
 }
 
 impl Prepared {
@@ -67,16 +64,9 @@ impl Prepared {
         )
     }
 
-    pub fn is_truncated(&self) -> bool {
-        self.metadata.truncation
-    }
-
-    /// An answer is all or nothing: a cut one tells the client to ask again over TCP.
-    pub fn truncate(&mut self) {
-        self.metadata.truncation = true;
-        self.reply.answers.clear();
-        self.reply.authority.clear();
-        self.reply.additionals.clear();
+    /// Cuts the response to encode within `limit` bytes (see [`truncation`]).
+    pub fn fit(&mut self, request: &Request, limit: u16) {
+        truncation::fit(self, request, limit);
     }
 }
 
@@ -138,15 +128,8 @@ impl Handler {
             "query"
         );
         let mut prepared = prepared(reply.rcode, reply);
-        if fit == Fit::Check
-            && request.protocol() == Protocol::Udp
-            && !fits(
-                &prepared,
-                query.original(),
-                udp_limit(request.edns.as_ref()),
-            )
-        {
-            prepared.truncate();
+        if fit == Fit::Check && request.protocol() == Protocol::Udp {
+            prepared.fit(request, udp_limit(request.edns.as_ref()));
         }
         prepared
     }
@@ -164,35 +147,6 @@ pub enum Fit {
 pub fn udp_limit(edns: Option<&Edns>) -> u16 {
     edns.map_or(CLASSIC_UDP_PAYLOAD, |e| {
         e.max_payload().clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD)
-    })
-}
-
-thread_local! {
-    static TRIAL: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(MAX_UDP_PAYLOAD as usize));
-}
-
-/// Whether the whole response encodes within `limit` bytes.
-fn fits(prepared: &Prepared, query: &Query, limit: u16) -> bool {
-    let reply = &prepared.reply;
-    if reply.answers.is_empty() && reply.authority.is_empty() && reply.additionals.is_empty() {
-        // Header, one question (at most 259 bytes) and OPT always fit in 512.
-        return true;
-    }
-    TRIAL.with_borrow_mut(|buffer| {
-        buffer.clear();
-        let mut encoder = BinEncoder::new(buffer);
-        encoder.set_max_size(limit);
-        let header = emit_message_parts(
-            &prepared.metadata,
-            &mut iter::once(query),
-            &mut reply.answers.iter(),
-            &mut reply.authority.iter(),
-            &mut reply.additionals.iter(),
-            prepared.edns.as_ref(),
-            None,
-            &mut encoder,
-        );
-        header.is_ok_and(|h| !h.metadata.truncation)
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod handler;
 pub mod http;
+pub mod truncation;
 pub mod udp;
 pub mod wire;
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, ResponseCode};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::Request;
+use hickory_server::server::{Request, ResponseInfo};
 use socket2::{Domain, Socket, Type};
 use tracing::debug;
 
@@ -327,21 +327,26 @@ pub fn answer_with_hickory(
     // exactly as `Fit::Check` would have cut it before encoding.
     let mut prepared = handler.prepare(&request, Fit::Unchecked);
     let limit = udp_limit(request.edns.as_ref());
-    if encode(&prepared, &request, limit, out) {
+    if encode(&prepared, &request, limit, out).is_some_and(|info| !info.truncation) {
         return true;
     }
-    prepared.truncate();
+    prepared.fit(&request, limit);
     out.clear();
-    encode(&prepared, &request, limit, out)
+    encode(&prepared, &request, limit, out).is_some()
 }
 
-/// Whether the whole response encoded within `limit` bytes (the encoder sets TC when it had to
-/// leave records out; an already cut response carries TC by design).
-fn encode(prepared: &Prepared, request: &Request, limit: u16, out: &mut Vec<u8>) -> bool {
+/// Encodes the response within `limit` bytes; the encoder sets TC when it had to leave records
+/// out. `None` if it could not encode at all.
+fn encode(
+    prepared: &Prepared,
+    request: &Request,
+    limit: u16,
+    out: &mut Vec<u8>,
+) -> Option<ResponseInfo> {
     let mut encoder = BinEncoder::new(out);
     encoder.set_max_size(limit);
     prepared
         .message(request)
         .destructive_emit(&mut encoder)
-        .is_ok_and(|info| info.truncation == prepared.is_truncated())
+        .ok()
 }

@@ -15,6 +15,7 @@ use crate::dns::question::MAX_LABELS;
 use crate::dns::rules::{AddressSet, Apex, Node, Resolution, Zone, resolve};
 use crate::dns::view::View;
 use crate::server::handler::{CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD};
+use crate::server::truncation::rotation;
 
 const HEADER_LEN: usize = 12;
 /// The question always sits right after the header: compression pointers to it are this offset.
@@ -31,6 +32,9 @@ const OPT_RECORD: [u8; 11] = [
 ];
 /// hickory's encoder remembers at most this many name suffixes for compression; we must match it.
 const COMPRESSION_CANDIDATES: usize = 64;
+
+/// The TC bit, in the third byte of the header.
+const FLAG_TC: u8 = 0x02;
 
 const RCODE_NOERROR: u8 = 0;
 const RCODE_SERVFAIL: u8 = 2;
@@ -234,6 +238,11 @@ impl<'a> Suffixes<'a> {
             .map(|(offset, _)| *offset)
     }
 
+    /// Forgets the suffixes stored after the first `len` (written by records taken back).
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     fn store(&mut self, offset: usize, suffix: &'a [u8]) {
         if offset < 0x3FFF && self.len < COMPRESSION_CANDIDATES {
             self.entries[self.len] = (offset as u16, suffix);
@@ -299,64 +308,57 @@ pub fn answer(
     );
 
     out.clear();
-    write_header(out, &query, rcode, authoritative, false);
+    write_header(out, &query, rcode, authoritative);
     out.extend_from_slice(query.question());
     // hickory copies the question as received and files it whole (root, type and class
     // included) as one compression candidate, which no name can match; names start afresh after it.
     let mut suffixes = Suffixes::new();
     suffixes.store(QUESTION_OFFSET, query.question());
-    let owner = query.asked_name();
-    let limit = usize::from(query.edns_limit.unwrap_or(CLASSIC_UDP_PAYLOAD));
-    // hickory stops compressing after 120 names in a message; an answer that long (16 bytes or
-    // more a record) is cut on both paths before that could show. Past the limit nothing more
-    // is written: the answer will be cut, whatever its length.
-    let mut answers = 0u16;
-    addresses.for_each_of_type(query.qtype, |ip| {
-        if out.len() > limit {
-            return;
-        }
-        answers += 1;
-        suffixes.write_name(out, owner);
-        let (rtype, rdata) = match ip {
-            IpAddr::V4(v4) => (RecordType::A, &v4.octets()[..]),
-            IpAddr::V6(v6) => (RecordType::AAAA, &v6.octets()[..]),
-        };
-        write_record_head(out, rtype, zone.ttl);
-        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-        out.extend_from_slice(rdata);
-    });
+    let records = Records {
+        owner: query.asked_name(),
+        ttl: zone.ttl,
+        // Room is kept for the OPT record, which goes last.
+        limit: usize::from(query.edns_limit.unwrap_or(CLASSIC_UDP_PAYLOAD))
+            - query.edns_limit.map_or(0, |_| OPT_RECORD.len()),
+    };
+    let body = (out.len(), suffixes.len);
+    // Addresses in order while they fit; if they do not all fit, as many as fit from the one
+    // this query's ID picks (see `truncation`), exactly as the general path cuts.
+    let (mut answers, truncated) =
+        records.write_addresses(out, &mut suffixes, addresses, query.qtype, 0);
+    if truncated {
+        out.truncate(body.0);
+        suffixes.truncate(body.1);
+        let mut count = 0;
+        addresses.for_each_of_type(query.qtype, |_| count += 1);
+        let id = u16::from_be_bytes([datagram[0], datagram[1]]);
+        (answers, _) = records.write_addresses(
+            out,
+            &mut suffixes,
+            addresses,
+            query.qtype,
+            rotation(id, count),
+        );
+    }
+    // A negative answer carries the SOA. One whose SOA does not fit (a long question beside a
+    // long zone name, without EDNS) is left to the general path.
     let mut authority = 0u16;
     if answers == 0
+        && !truncated
         && let Some(apex) = apex
     {
-        authority = 1;
-        suffixes.write_name(out, wire.apex(apex));
-        write_record_head(out, RecordType::SOA, zone.ttl);
-        let length_at = out.len();
-        out.extend_from_slice(&[0, 0]);
-        suffixes.write_name(out, wire.nameserver.as_ref());
-        suffixes.write_name(out, wire.hostmaster.as_ref());
-        out.extend_from_slice(&view.serial().to_be_bytes());
-        for timer in zone.soa_timers() {
-            out.extend_from_slice(&timer.to_be_bytes());
+        write_soa(out, &mut suffixes, view, zone, wire, apex);
+        if out.len() > records.limit {
+            return false;
         }
-        let length = (out.len() - length_at - 2) as u16;
-        out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
+        authority = 1;
     }
     let additional = u16::from(query.edns_limit.is_some());
     if query.edns_limit.is_some() {
         out.extend_from_slice(&OPT_RECORD);
     }
-    if out.len() > limit {
-        // All or nothing, as on the general path: a cut answer sends the client to TCP.
-        out.clear();
-        write_header(out, &query, rcode, authoritative, true);
-        out.extend_from_slice(query.question());
-        out[10..12].copy_from_slice(&additional.to_be_bytes());
-        if query.edns_limit.is_some() {
-            out.extend_from_slice(&OPT_RECORD);
-        }
-        return true;
+    if truncated {
+        out[2] |= FLAG_TC;
     }
     out[6..8].copy_from_slice(&answers.to_be_bytes());
     out[8..10].copy_from_slice(&authority.to_be_bytes());
@@ -364,22 +366,102 @@ pub fn answer(
     true
 }
 
-/// The response header; the record counts are filled in once known.
-fn write_header(
+/// How address records are written for one answer.
+struct Records<'q> {
+    /// The question name as asked, owner of every record.
+    owner: NameRef<'q>,
+    ttl: u32,
+    /// Where the records must end.
+    limit: usize,
+}
+
+impl<'q> Records<'q> {
+    /// Writes the addresses of `set` for `qtype`, the `start`th first and round from there,
+    /// until one does not fit; returns how many it wrote, and whether any was left out.
+    fn write_addresses(
+        &self,
+        out: &mut Vec<u8>,
+        suffixes: &mut Suffixes<'q>,
+        set: AddressSet<'_>,
+        qtype: RecordType,
+        start: usize,
+    ) -> (u16, bool) {
+        let (mut written, mut full) = (0u16, false);
+        let mut write = |ip: IpAddr| {
+            if full {
+                return;
+            }
+            let mark = (out.len(), suffixes.len);
+            // hickory's encoder writes the owner's labels whole before it compresses them, and
+            // refuses the record when they cross the limit: so must we, to cut where it cuts.
+            if mark.0 + self.owner.bytes.len() > self.limit {
+                full = true;
+                return;
+            }
+            suffixes.write_name(out, self.owner);
+            let (rtype, rdata) = match ip {
+                IpAddr::V4(v4) => (RecordType::A, &v4.octets()[..]),
+                IpAddr::V6(v6) => (RecordType::AAAA, &v6.octets()[..]),
+            };
+            write_record_head(out, rtype, self.ttl);
+            out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            out.extend_from_slice(rdata);
+            if out.len() > self.limit {
+                out.truncate(mark.0);
+                suffixes.truncate(mark.1);
+                full = true;
+            } else {
+                written += 1;
+            }
+        };
+        let mut index = 0;
+        set.for_each_of_type(qtype, |ip| {
+            if index >= start {
+                write(ip);
+            }
+            index += 1;
+        });
+        let mut index = 0;
+        set.for_each_of_type(qtype, |ip| {
+            if index < start {
+                write(ip);
+            }
+            index += 1;
+        });
+        (written, full)
+    }
+}
+
+/// The zone's SOA record, as a negative answer's authority.
+fn write_soa<'a>(
     out: &mut Vec<u8>,
-    query: &PlainQuery<'_>,
-    rcode: u8,
-    authoritative: bool,
-    truncated: bool,
+    suffixes: &mut Suffixes<'a>,
+    view: &View,
+    zone: &Zone,
+    wire: &'a WireZone,
+    apex: Apex,
 ) {
+    suffixes.write_name(out, wire.apex(apex));
+    write_record_head(out, RecordType::SOA, zone.ttl);
+    let length_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    suffixes.write_name(out, wire.nameserver.as_ref());
+    suffixes.write_name(out, wire.hostmaster.as_ref());
+    out.extend_from_slice(&view.serial().to_be_bytes());
+    for timer in zone.soa_timers() {
+        out.extend_from_slice(&timer.to_be_bytes());
+    }
+    let length = (out.len() - length_at - 2) as u16;
+    out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
+}
+
+/// The response header; TC and the record counts are filled in once known.
+fn write_header(out: &mut Vec<u8>, query: &PlainQuery<'_>, rcode: u8, authoritative: bool) {
     let request = query.datagram;
     // QR, and the request's RD; then its CD, and the response code.
     let mut flags = 0x80 | (request[2] & 0x01);
     if authoritative {
         flags |= 0x04;
-    }
-    if truncated {
-        flags |= 0x02;
     }
     out.extend_from_slice(&[request[0], request[1], flags, (request[3] & 0x10) | rcode]);
     out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
@@ -450,12 +532,18 @@ mod tests {
                 .to_string(),
             headless("mid"),
             headless("big"),
+            headless("pair"),
         ];
         for (service, count, network) in [("mid", 40, "10.2.0"), ("big", 80, "10.1.0")] {
             for i in 0..count {
                 let ip = format!("{network}.{i}");
                 parts.push(pod(&format!("{service}-{i}"), service, &[&ip], None));
             }
+        }
+        // Dual-stack pods whose ANY answers (an A and an AAAA each) are cut without EDNS.
+        for i in 0..30 {
+            let (v4, v6) = (format!("10.3.0.{i}"), format!("fd00:3::{i:x}"));
+            parts.push(pod(&format!("pair-{i}"), "pair", &[&v4, &v6], None));
         }
         let objects = manifests::parse(&parts.join("---\n")).unwrap();
         let mut state = ClusterState::new(1234);
@@ -548,6 +636,19 @@ mod tests {
                 }
             }
         }
+        // Cut answers start at a record picked by the query's ID: many IDs, both ways.
+        for id in 0..200u16 {
+            for (name, qtype) in [
+                ("big.default.svc.cluster.local.", RecordType::A),
+                ("pair.default.svc.cluster.local.", RecordType::ANY),
+            ] {
+                for edns in [None, Some((600, false))] {
+                    let mut message = query(name, qtype, edns);
+                    message.metadata.id = id.wrapping_mul(331);
+                    datagrams.push(message.to_vec().unwrap());
+                }
+            }
+        }
         let taken = compare(&handler, &datagrams);
         let responses: Vec<Message> = taken
             .iter()
@@ -566,7 +667,25 @@ mod tests {
             count(&|m| m.answers.len() == 40) > 0,
             "40 answers with EDNS"
         );
-        assert!(count(&|m| m.metadata.truncation) > 0, "cut answers");
+        assert!(
+            count(&|m| m.metadata.truncation && m.answers.len() > 20) > 0,
+            "cut answers carry what fits"
+        );
+        let cut_types = |m: &Message| {
+            let types: std::collections::BTreeSet<_> =
+                m.answers.iter().map(|r| r.record_type()).collect();
+            m.metadata.truncation && types.len() == 2
+        };
+        assert!(count(&cut_types) > 0, "cut dual-stack answers");
+        // Across IDs, cut answers of `big` start at every one of its 80 addresses.
+        let firsts: std::collections::BTreeSet<String> = responses
+            .iter()
+            .filter(|m| {
+                m.metadata.truncation && m.queries[0].name().to_string().starts_with("big.")
+            })
+            .map(|m| m.answers[0].data.to_string())
+            .collect();
+        assert_eq!(firsts.len(), 80);
         assert!(count(&|m| m.metadata.response_code == ResponseCode::NXDomain) > 0);
         assert!(count(&|m| m.metadata.response_code == ResponseCode::Refused) > 0);
         assert!(count(&|m| m.answers.is_empty() && m.authorities.len() == 1) > 0);
