@@ -401,3 +401,120 @@ async fn file_changes_are_served_and_bad_ones_ignored() {
     assert!(serial(&after) > serial(&before));
     server.stop().await;
 }
+
+/// Issue 12's answers over real sockets: ExternalName followed inside the zone, names and PTR
+/// for pods behind a ClusterIP Service, valid labels for IPv6 addresses ending in `::`, and
+/// endpoints named by pod name.
+#[tokio::test]
+async fn coredns_parity_answers_over_the_wire() {
+    let mut parts = statefulset_cluster();
+    parts.push(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: to-nginx, namespace: default}\n\
+         spec: {type: ExternalName, externalName: nginx-svc.default.svc.cluster.local}\n"
+            .into(),
+    );
+    parts.push(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: default}\n\
+         spec: {clusterIP: 10.96.0.20, clusterIPs: [10.96.0.20], selector: {app: api},\n\
+         \x20      ports: [{name: http, port: 8080}]}\n"
+            .into(),
+    );
+    parts.push(pod(
+        "default",
+        "api-7d9f-x2x",
+        "api",
+        "10.244.4.1",
+        None,
+        true,
+    ));
+    parts.push(headless_service("default", "v6", "v6"));
+    parts.push(
+        pod("default", "v6-a", "v6", "10.244.6.1", None, true).replace(
+            "podIPs: [{ip: 10.244.6.1}]",
+            "podIPs: [{ip: 10.244.6.1}, {ip: \"2001:db8:3333:4444:5555:6666::\"}]",
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, documents(&parts)).unwrap();
+    let zone = "default.svc.cluster.local.";
+
+    let server = TestServer::start(&path, &[]).await;
+    for client in [udp_client(server.addr).await, tcp_client(server.addr).await] {
+        let response = ask(&client, &format!("to-nginx.{zone}"), RecordType::A, None).await;
+        assert_eq!(
+            answers(&response),
+            [
+                format!("nginx-svc.{zone} A 10.244.1.10"),
+                format!("nginx-svc.{zone} A 10.244.2.11"),
+                format!("to-nginx.{zone} CNAME nginx-svc.{zone}"),
+            ]
+        );
+        let response = ask(
+            &client,
+            &format!("10-244-4-1.api.{zone}"),
+            RecordType::A,
+            None,
+        )
+        .await;
+        assert_eq!(
+            answers(&response),
+            [format!("10-244-4-1.api.{zone} A 10.244.4.1")]
+        );
+        let response = ask(&client, &format!("api.{zone}"), RecordType::A, None).await;
+        assert_eq!(a_records(&response), ["10.96.0.20"]);
+        let response = ask(&client, "1.4.244.10.in-addr.arpa.", RecordType::PTR, None).await;
+        assert_eq!(
+            answers(&response),
+            [format!(
+                "1.4.244.10.in-addr.arpa. PTR 10-244-4-1.api.{zone}"
+            )]
+        );
+        let v6 = format!("2001-db8-3333-4444-5555-6666--0.v6.{zone}");
+        let response = ask(&client, &v6, RecordType::AAAA, Some(1232)).await;
+        assert_eq!(
+            answers(&response),
+            [format!("{v6} AAAA 2001:db8:3333:4444:5555:6666::")]
+        );
+        let srv = ask(
+            &client,
+            &format!("_web._tcp.v6.{zone}"),
+            RecordType::SRV,
+            Some(1232),
+        )
+        .await;
+        let targets: Vec<String> = answers(&srv)
+            .iter()
+            .map(|line| line.rsplit(' ').next().unwrap().to_string())
+            .collect();
+        assert_eq!(targets, [format!("10-244-6-1.v6.{zone}"), v6.clone()]);
+        let ptr = "0.0.0.0.0.0.0.0.6.6.6.6.5.5.5.5.4.4.4.4.3.3.3.3.8.b.d.0.1.0.0.2.ip6.arpa.";
+        let response = ask(&client, ptr, RecordType::PTR, None).await;
+        assert_eq!(answers(&response), [format!("{ptr} PTR {v6}")]);
+    }
+    server.stop().await;
+
+    // --endpoint-names pod-name: the Deployment pod by its name, everywhere.
+    let server = TestServer::start(&path, &["--endpoint-names", "pod-name"]).await;
+    let client = udp_client(server.addr).await;
+    let named = format!("api-7d9f-x2x.api.{zone}");
+    let response = ask(&client, &named, RecordType::A, None).await;
+    assert_eq!(answers(&response), [format!("{named} A 10.244.4.1")]);
+    let response = ask(&client, "1.4.244.10.in-addr.arpa.", RecordType::PTR, None).await;
+    assert_eq!(
+        answers(&response),
+        [format!("1.4.244.10.in-addr.arpa. PTR {named}")]
+    );
+    let response = ask(
+        &client,
+        &format!("_web._tcp.v6.{zone}"),
+        RecordType::SRV,
+        Some(1232),
+    )
+    .await;
+    assert_eq!(
+        answers(&response),
+        [format!("_web._tcp.v6.{zone} SRV 0 100 80 v6-a.v6.{zone}")]
+    );
+    server.stop().await;
+}
