@@ -77,9 +77,16 @@ pub struct Config {
     pub endpoint_names: EndpointNames,
 
     /// Threads answering UDP on the fast path, each on its own SO_REUSEPORT socket (default:
-    /// one per available CPU). 0 answers UDP with hickory-server's own loop instead.
+    /// one per available CPU). 0: one task on the async runtime answers UDP instead, with no
+    /// threads of its own.
     #[arg(long, env = "HEADLESS_DNS_UDP_THREADS", value_name = "N")]
     pub udp_threads: Option<usize>,
+
+    /// TCP connections open at once; a new one closes the least recently active. Lowered to
+    /// what the descriptor limit allows.
+    #[arg(long, env = "HEADLESS_DNS_TCP_CONNECTIONS", value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub tcp_connections: u32,
 
     /// Address for the HTTP probes `/healthz` and `/readyz`.
     #[arg(

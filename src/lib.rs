@@ -19,7 +19,7 @@ pub mod source;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -29,13 +29,16 @@ use cluster::{ClusterEvent, ClusterState};
 use config::Config;
 use dns::rules::Zone;
 use dns::view::SharedView;
-use server::DnsServer;
 use server::handler::Handler;
 use server::http::HttpServer;
+use server::{DnsOptions, DnsServer};
 use source::manifests::{self, Input};
 
 /// Events queued between the sources and the cluster state before sources wait.
 const EVENT_QUEUE: usize = 1024;
+
+/// A TCP connection that sends no query for this long is closed.
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A started server: answering on [`Running::dns_addr`] until [`Running::shutdown`].
 pub struct Running {
@@ -111,7 +114,12 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     tasks.push(tokio::spawn(state.run(receiver, shared.clone())));
 
     let handler = Handler::new(shared.clone(), Arc::new(zone));
-    let dns = DnsServer::bind(config.listen, handler, config.udp_threads())
+    let options = DnsOptions {
+        udp_threads: config.udp_threads(),
+        tcp_connections: tcp_connections(config.tcp_connections),
+        tcp_idle: TCP_IDLE_TIMEOUT,
+    };
+    let dns = DnsServer::bind(config.listen, handler, options)
         .await
         .map_err(|e| format!("cannot listen for DNS on {}: {e}", config.listen))?;
     let http = HttpServer::bind(config.http_listen, shared)
@@ -126,6 +134,24 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         http,
         tasks,
     })
+}
+
+/// `--tcp-connections`, lowered to what the descriptor limit leaves for clients.
+fn tcp_connections(asked: u32) -> usize {
+    let limit = server::accept::descriptor_limit();
+    let room = limit
+        .saturating_sub(server::accept::RESERVED_DESCRIPTORS)
+        .max(1);
+    let allowed = u64::from(asked).min(room);
+    if allowed < u64::from(asked) {
+        info!(
+            asked,
+            allowed,
+            descriptor_limit = limit,
+            "fewer TCP connections than --tcp-connections asks: the descriptor limit is lower"
+        );
+    }
+    usize::try_from(allowed).unwrap_or(usize::MAX)
 }
 
 /// SOA serials start at the Unix time, so they keep increasing across restarts.

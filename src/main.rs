@@ -44,6 +44,14 @@ fn main() -> ExitCode {
         eprintln!("headless-dns: {message}");
         return ExitCode::from(2);
     }
+    log_panics_sparingly();
+    match headless_dns::server::accept::raise_descriptor_limit() {
+        Ok((limit, Some(before))) => {
+            tracing::info!(from = before, to = limit, "raised the open-file limit")
+        }
+        Ok((limit, None)) => tracing::debug!(limit, "open-file limit already at its maximum"),
+        Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -84,4 +92,33 @@ async fn shutdown_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// Panics go to the log (not raw to stderr), at most one a minute: a message that makes the
+/// server panic may be sent again and again, and each costs only itself (see
+/// `headless_dns::server::contained`).
+fn log_panics_sparingly() {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    static LAST: Mutex<Option<(Instant, u64)>> = Mutex::new(None);
+    std::panic::set_hook(Box::new(|info| {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match &mut *last {
+            Some((at, suppressed)) if now.duration_since(*at) < Duration::from_secs(60) => {
+                *suppressed += 1;
+            }
+            _ => {
+                let suppressed = last.map_or(0, |(_, n)| n);
+                let thread = std::thread::current();
+                tracing::error!(
+                    thread = thread.name().unwrap_or("unnamed"),
+                    panic = %info,
+                    suppressed,
+                    "panicked (a bug: please report it); the message being answered is lost"
+                );
+                *last = Some((now, 0));
+            }
+        }
+    }));
 }

@@ -1,5 +1,7 @@
-//! The UDP fast path answers byte for byte as hickory-server's own UDP loop does: the same
-//! datagrams go to a server of each kind, over real sockets, and the replies are compared.
+//! The UDP fast path (threads, batches, the direct writer) answers byte for byte as the general
+//! path (`--udp-threads 0`: one async task, hickory parsing and encoding every datagram) does:
+//! the same datagrams go to a server of each kind, over real sockets, and the replies are
+//! compared.
 
 mod common;
 
@@ -101,7 +103,7 @@ fn soa_serial(reply: &[u8]) -> u32 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_fast_path_answers_exactly_like_hickory() {
+async fn the_fast_path_answers_exactly_like_the_general_path() {
     let mut parts = statefulset_cluster();
     parts.push(headless_service("default", "big", "big"));
     for i in 0..100 {
@@ -120,27 +122,27 @@ async fn the_fast_path_answers_exactly_like_hickory() {
 
     // The SOA serial starts at the Unix time: start the pair within one second.
     let soa = query(1, "cluster.local.", RecordType::SOA, None);
-    let (hickory, fast) = loop {
-        let hickory = TestServer::start(&path, &["--udp-threads", "0"]).await;
+    let (general, fast) = loop {
+        let general = TestServer::start(&path, &["--udp-threads", "0"]).await;
         let fast = TestServer::start(&path, &["--udp-threads", "2"]).await;
-        let a = raw_udp(hickory.addr, &soa).await.unwrap();
+        let a = raw_udp(general.addr, &soa).await.unwrap();
         let b = raw_udp(fast.addr, &soa).await.unwrap();
         if soa_serial(&a) == soa_serial(&b) {
-            break (hickory, fast);
+            break (general, fast);
         }
-        hickory.stop().await;
+        general.stop().await;
         fast.stop().await;
     };
 
     let mut compared = 0;
     for datagram in corpus() {
-        let expected = raw_udp(hickory.addr, &datagram).await;
+        let expected = raw_udp(general.addr, &datagram).await;
         let actual = raw_udp(fast.addr, &datagram).await;
         assert_eq!(actual, expected, "reply to {datagram:?}");
         compared += usize::from(expected.is_some());
     }
     assert!(compared > 300, "only {compared} replies compared");
-    hickory.stop().await;
+    general.stop().await;
     fast.stop().await;
 }
 

@@ -518,3 +518,106 @@ async fn coredns_parity_answers_over_the_wire() {
     );
     server.stop().await;
 }
+
+/// Sends `message` over a fresh TCP connection; the reply if one comes within 300 ms.
+async fn raw_tcp(addr: std::net::SocketAddr, message: &[u8]) -> Option<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(message);
+    stream.write_all(&framed).await.unwrap();
+    let read = async {
+        let length = stream.read_u16().await.ok()?;
+        let mut reply = vec![0; usize::from(length)];
+        stream.read_exact(&mut reply).await.ok()?;
+        Some(reply)
+    };
+    tokio::time::timeout(Duration::from_millis(300), read)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Never a reply to a response (QR=1), parseable or not: answering responses reflects traffic
+/// at whoever the source address names. On the UDP fast path, the async UDP path and TCP.
+#[tokio::test]
+async fn responses_are_never_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, documents(&statefulset_cluster())).unwrap();
+    let mut response = query_message(0x4343, WEB0, RecordType::A);
+    response.metadata.message_type = MessageType::Response;
+    let response = response.to_vec().unwrap();
+    let responses: Vec<Vec<u8>> = vec![
+        // The datagram: QR=1, one question announced, none there.
+        vec![0x42, 0x42, 0x80, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0],
+        // A well-formed response, and the same cut short and padded.
+        response.clone(),
+        response[..20].to_vec(),
+        [&response[..], &[0xff; 40]].concat(),
+        // QR with other opcodes and flags.
+        vec![0, 7, 0xA8, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 1],
+        vec![
+            0, 8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        ],
+    ];
+    let good = query_message(9, WEB0, RecordType::A).to_vec().unwrap();
+    for udp_threads in ["1", "0"] {
+        let server = TestServer::start(&path, &["--udp-threads", udp_threads]).await;
+        for packet in &responses {
+            assert_eq!(
+                raw_udp(server.addr, packet).await,
+                None,
+                "UDP ({udp_threads} threads): {packet:?}"
+            );
+            assert_eq!(raw_tcp(server.addr, packet).await, None, "TCP: {packet:?}");
+        }
+        // A query cut short still gets FORMERR, as before.
+        let cut = [&good[..12], &[3, b'w', b'e']].concat();
+        let reply = Message::from_vec(&raw_udp(server.addr, &cut).await.expect("FORMERR")).unwrap();
+        assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+        let reply = Message::from_vec(&raw_tcp(server.addr, &cut).await.expect("FORMERR")).unwrap();
+        assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+        // And the server answers on.
+        assert!(raw_udp(server.addr, &good).await.is_some());
+        assert!(raw_tcp(server.addr, &good).await.is_some());
+        server.stop().await;
+    }
+}
+
+/// A query with the EDNS DO bit gets DO back (RFC 3225 §3), on every path; one without, not.
+#[tokio::test]
+async fn the_do_bit_is_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, documents(&statefulset_cluster())).unwrap();
+    let server = TestServer::start(&path, &[]).await;
+    let async_server = TestServer::start(&path, &["--udp-threads", "0"]).await;
+    for dnssec_ok in [true, false] {
+        for (name, qtype) in [
+            // Answered directly on the fast path.
+            (WEB0, RecordType::A),
+            ("web-9.nginx-svc.default.svc.cluster.local.", RecordType::A),
+            // Answered through hickory.
+            (WEB0, RecordType::SRV),
+            ("cluster.local.", RecordType::SOA),
+        ] {
+            let mut message = query_message(77, name, qtype);
+            let mut edns = Edns::new();
+            edns.set_max_payload(1232).set_dnssec_ok(dnssec_ok);
+            message.set_edns(edns);
+            let bytes = message.to_vec().unwrap();
+            for (transport, reply) in [
+                ("UDP", raw_udp(server.addr, &bytes).await),
+                ("UDP async", raw_udp(async_server.addr, &bytes).await),
+                ("TCP", raw_tcp(server.addr, &bytes).await),
+            ] {
+                let reply = Message::from_vec(&reply.expect("a reply")).unwrap();
+                let echoed = reply.edns.as_ref().map(|e| e.flags().dnssec_ok);
+                assert_eq!(echoed, Some(dnssec_ok), "{transport} {name} {qtype}");
+            }
+        }
+    }
+    server.stop().await;
+    async_server.stop().await;
+}

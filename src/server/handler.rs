@@ -1,14 +1,15 @@
 //! The request handler: message-level checks (opcode, question count, EDNS, UDP size) around the
-//! DNS rules, which answer from the current view.
+//! DNS rules, which answer from the current view; the one place every transport answers from.
 
 use std::iter;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
-use hickory_server::net::runtime::Time;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::server::{Request, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use tracing::debug;
 
@@ -76,17 +77,65 @@ impl Handler {
         Self { view, zone, wire }
     }
 
-    /// Answers a plain UDP query straight into `out`; `false` when it needs [`Handler::prepare`].
+    /// Answers a plain UDP query straight into `out`; `false` when it needs [`Handler::respond`].
     pub fn answer_directly(&self, datagram: &[u8], out: &mut Vec<u8>) -> bool {
         wire::answer(&self.view.load(), &self.zone, &self.wire, datagram, out)
     }
 
-    /// Decides the response to `request`: the one place both UDP paths and TCP answer from.
-    pub fn prepare(&self, request: &Request, fit: Fit) -> Prepared {
+    /// Encodes the response to one message into `out`: hickory parses, [`Handler::prepare`]
+    /// decides, hickory encodes; a UDP answer over the client's limit is cut to fit
+    /// ([`truncation`]). `false` when nothing is to be sent: a message shorter than a header,
+    /// or a response (QR=1), parseable or not — a server that answers responses reflects
+    /// traffic at whoever the source address names (RFC 8906 §3.1).
+    pub fn respond(
+        &self,
+        message: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Ok(header) = Header::read(&mut BinDecoder::new(message)) else {
+            return false;
+        };
+        if header.metadata.message_type == MessageType::Response {
+            return false;
+        }
+        let request = match Request::from_bytes(message.to_vec(), src, protocol) {
+            Ok(request) => request,
+            Err(_) => {
+                let mut metadata = Metadata::response_from_request(&header.metadata);
+                metadata.response_code = ResponseCode::FormErr;
+                let reply = Header {
+                    metadata,
+                    counts: HeaderCounts::default(),
+                };
+                return reply.emit(&mut BinEncoder::new(out)).is_ok();
+            }
+        };
+        let limit = match protocol {
+            Protocol::Udp => udp_limit(request.edns.as_ref()),
+            _ => u16::MAX,
+        };
+        // Encode once against the limit; only an answer that does not fit is redone, cut.
+        let mut prepared = self.prepare(&request);
+        if encode(&prepared, &request, limit, out).is_some_and(|info| !info.truncation) {
+            return true;
+        }
+        prepared.fit(&request, limit);
+        out.clear();
+        encode(&prepared, &request, limit, out).is_some()
+    }
+
+    /// Decides the response to `request`.
+    pub fn prepare(&self, request: &Request) -> Prepared {
         let mut metadata = Metadata::response_from_request(&request.metadata);
-        let edns = request.edns.as_ref().map(|_| {
+        // The DO bit is copied (RFC 3225 §3): a validating resolver reads DO=0 as a server that
+        // does not understand DNSSEC.
+        let edns = request.edns.as_ref().map(|asked| {
             let mut edns = Edns::new();
-            edns.set_max_payload(MAX_UDP_PAYLOAD).set_version(0);
+            edns.set_max_payload(MAX_UDP_PAYLOAD)
+                .set_version(0)
+                .set_dnssec_ok(asked.flags().dnssec_ok);
             edns
         });
         let mut prepared = |rcode: ResponseCode, reply: Reply| {
@@ -127,20 +176,24 @@ impl Handler {
             answers = reply.answers.len(),
             "query"
         );
-        let mut prepared = prepared(reply.rcode, reply);
-        if fit == Fit::Check && request.protocol() == Protocol::Udp {
-            prepared.fit(request, udp_limit(request.edns.as_ref()));
-        }
-        prepared
+        prepared(reply.rcode, reply)
     }
 }
 
-/// Whether [`Handler::prepare`] makes a UDP response fit the client's limit itself, or leaves
-/// that to a caller that finds out while encoding (the fast path, which saves an encoding).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Fit {
-    Check,
-    Unchecked,
+/// Encodes the response within `limit` bytes; the encoder sets TC when it had to leave records
+/// out. `None` if it could not encode at all.
+fn encode(
+    prepared: &Prepared,
+    request: &Request,
+    limit: u16,
+    out: &mut Vec<u8>,
+) -> Option<ResponseInfo> {
+    let mut encoder = BinEncoder::new(out);
+    encoder.set_max_size(limit);
+    prepared
+        .message(request)
+        .destructive_emit(&mut encoder)
+        .ok()
 }
 
 /// The client's EDNS payload size, at least 512 and at most [`MAX_UDP_PAYLOAD`].
@@ -148,30 +201,4 @@ pub fn udp_limit(edns: Option<&Edns>) -> u16 {
     edns.map_or(CLASSIC_UDP_PAYLOAD, |e| {
         e.max_payload().clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD)
     })
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        let prepared = self.prepare(request, Fit::Check);
-        match response_handle
-            .send_response(prepared.message(request))
-            .await
-        {
-            Ok(info) => info,
-            Err(error) => {
-                debug!(%error, src = %request.src(), "could not send the response");
-                let mut failed = prepared.metadata;
-                failed.response_code = ResponseCode::ServFail;
-                ResponseInfo::from(Header {
-                    metadata: failed,
-                    counts: HeaderCounts::default(),
-                })
-            }
-        }
-    }
 }

@@ -12,12 +12,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::dns::view::SharedView;
+use crate::server::accept::AcceptBackoff;
 
 pub struct HttpServer {
     local_addr: SocketAddr,
@@ -41,14 +42,19 @@ impl HttpServer {
     }
 }
 
+/// A client that has not sent its request head within this long is disconnected.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn serve(listener: TcpListener, view: SharedView) {
+    let mut backoff = AcceptBackoff::new("HTTP");
     loop {
         let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                backoff.accepted();
+                stream
+            }
             Err(error) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                warn!(%error, "HTTP accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(backoff.failed(&error).0).await;
                 continue;
             }
         };
@@ -59,6 +65,8 @@ async fn serve(listener: TcpListener, view: SharedView) {
                 async move { Ok::<_, Infallible>(response) }
             });
             if let Err(error) = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {

@@ -1,59 +1,128 @@
 //! The servers: DNS over UDP and TCP on one address, answered by [`handler::Handler`], and the
 //! HTTP probes.
+//!
+//! The transports are our own (UDP threads or one async task, a TCP server), so that what they
+//! must never do — answer a response, spin when descriptors run out, lose a thread to a panic —
+//! is decided here; hickory-proto and hickory-server's message types parse and encode.
 
+pub mod accept;
 pub mod handler;
 pub mod http;
+pub mod tcp;
 pub mod truncation;
 pub mod udp;
 pub mod wire;
 
 use std::io;
 use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use hickory_server::Server;
-use tokio::net::{TcpListener, UdpSocket};
+use hickory_server::net::xfer::Protocol;
+use tokio::net::UdpSocket;
 
 use handler::Handler;
-use udp::UdpWorkers;
-
-/// A TCP connection that sends no query for this long is closed.
-const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Responses queued per TCP connection before the connection applies back-pressure.
-const TCP_RESPONSE_BUFFER: usize = 32;
+use tcp::TcpServer;
+use udp::{UdpAsync, UdpWorkers};
 
 /// How often to retry binding TCP when an ephemeral UDP port's twin is taken.
 const EPHEMERAL_ATTEMPTS: usize = 16;
 
+/// What answers DNS messages on every transport: the [`Handler`] (in the transports' own tests,
+/// a stand-in).
+pub trait Responder: Clone + Send + Sync + 'static {
+    /// A datagram on the UDP fast path: a plain query written straight into wire format, the
+    /// rest by [`Responder::respond`]. `false`: nothing to send.
+    fn answer_datagram(&self, datagram: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool;
+
+    /// Any message, parsed and encoded by hickory (see [`Handler::respond`]).
+    fn respond(
+        &self,
+        message: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+        out: &mut Vec<u8>,
+    ) -> bool;
+}
+
+impl Responder for Handler {
+    fn answer_datagram(&self, datagram: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+        if self.answer_directly(datagram, out) {
+            return true;
+        }
+        out.clear();
+        self.respond(datagram, src, Protocol::Udp, out)
+    }
+
+    fn respond(
+        &self,
+        message: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        Handler::respond(self, message, src, protocol, out)
+    }
+}
+
+/// Runs `answer`; a panic in it costs that one message (no response), not the thread that runs
+/// it. (The binary's panic hook logs panics, at most once a minute.)
+pub fn contained(answer: impl FnOnce() -> bool) -> bool {
+    // What a panic can leave behind is per message: the response buffer (cleared before every
+    // use) and thread-local scratch buffers behind RefCells, whose guards unwind.
+    catch_unwind(AssertUnwindSafe(answer)).unwrap_or_else(|_| {
+        PANICS.fetch_add(1, Ordering::Relaxed);
+        false
+    })
+}
+
+static PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// Panics contained so far while answering (see [`contained`]).
+pub fn contained_panics() -> u64 {
+    PANICS.load(Ordering::Relaxed)
+}
+
+/// How DNS is served; see the `--udp-threads` and `--tcp-connections` flags.
+#[derive(Clone, Copy, Debug)]
+pub struct DnsOptions {
+    /// UDP fast-path threads; 0: one async task instead.
+    pub udp_threads: usize,
+    /// TCP connections open at once; past this the least recently active one is closed.
+    pub tcp_connections: usize,
+    /// A TCP connection that sends nothing for this long is closed.
+    pub tcp_idle: Duration,
+}
+
 pub struct DnsServer {
-    server: Server<Handler>,
-    udp_workers: Option<UdpWorkers>,
+    udp: Udp,
+    tcp: TcpServer,
     local_addr: SocketAddr,
 }
 
+enum Udp {
+    Async(UdpAsync),
+    FastPath(UdpWorkers),
+}
+
 impl DnsServer {
-    /// Binds UDP and TCP on `listen`; with port 0, one ephemeral port free for both. UDP is
-    /// answered by `udp_threads` fast-path threads, or with 0 by hickory-server's own UDP loop.
-    pub async fn bind(
+    /// Binds UDP and TCP on `listen`; with port 0, one ephemeral port free for both.
+    pub async fn bind<R: Responder>(
         listen: SocketAddr,
-        handler: Handler,
-        udp_threads: usize,
+        responder: R,
+        options: DnsOptions,
     ) -> io::Result<Self> {
-        let (udp, tcp) = bind_pair(listen, udp_threads).await?;
+        let (udp, tcp) = bind_pair(listen, options).await?;
         let local_addr = tcp.local_addr()?;
-        let mut server = Server::new(handler.clone());
-        let udp_workers = match udp {
-            Udp::Hickory(socket) => {
-                server.register_socket(socket);
-                None
-            }
-            Udp::FastPath(sockets) => Some(UdpWorkers::spawn(sockets, handler)?),
+        let tcp = TcpServer::spawn(tcp, responder.clone(), options)?;
+        let udp = match udp {
+            BoundUdp::Async(socket) => Udp::Async(UdpAsync::spawn(socket, responder)),
+            BoundUdp::FastPath(sockets) => Udp::FastPath(UdpWorkers::spawn(sockets, responder)?),
         };
-        server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
         Ok(Self {
-            server,
-            udp_workers,
+            udp,
+            tcp,
             local_addr,
         })
     }
@@ -62,33 +131,42 @@ impl DnsServer {
         self.local_addr
     }
 
-    pub async fn shutdown(mut self) {
-        if let Some(workers) = self.udp_workers.take() {
-            tokio::task::spawn_blocking(move || workers.stop())
-                .await
-                .ok();
-        }
-        if let Err(error) = self.server.shutdown_gracefully().await {
-            tracing::warn!(%error, "DNS server stopped with an error");
+    /// TCP connections open now.
+    pub fn tcp_connections(&self) -> usize {
+        self.tcp.open_connections()
+    }
+
+    pub async fn shutdown(self) {
+        self.tcp.shutdown().await;
+        match self.udp {
+            Udp::Async(task) => task.stop(),
+            Udp::FastPath(workers) => {
+                tokio::task::spawn_blocking(move || workers.stop())
+                    .await
+                    .ok();
+            }
         }
     }
 }
 
-enum Udp {
-    Hickory(UdpSocket),
+enum BoundUdp {
+    Async(UdpSocket),
     FastPath(Vec<std::net::UdpSocket>),
 }
 
-impl Udp {
+impl BoundUdp {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         match self {
-            Udp::Hickory(socket) => socket.local_addr(),
-            Udp::FastPath(sockets) => sockets[0].local_addr(),
+            BoundUdp::Async(socket) => socket.local_addr(),
+            BoundUdp::FastPath(sockets) => sockets[0].local_addr(),
         }
     }
 }
 
-async fn bind_pair(listen: SocketAddr, udp_threads: usize) -> io::Result<(Udp, TcpListener)> {
+async fn bind_pair(
+    listen: SocketAddr,
+    options: DnsOptions,
+) -> io::Result<(BoundUdp, std::net::TcpListener)> {
     let attempts = if listen.port() == 0 {
         EPHEMERAL_ATTEMPTS
     } else {
@@ -96,14 +174,79 @@ async fn bind_pair(listen: SocketAddr, udp_threads: usize) -> io::Result<(Udp, T
     };
     let mut last_error = None;
     for _ in 0..attempts {
-        let udp = match udp_threads {
-            0 => Udp::Hickory(UdpSocket::bind(listen).await?),
-            n => Udp::FastPath(udp::bind_sockets(listen, n)?),
+        let udp = match options.udp_threads {
+            0 => BoundUdp::Async(UdpSocket::bind(listen).await?),
+            n => BoundUdp::FastPath(udp::bind_sockets(listen, n)?),
         };
-        match TcpListener::bind(udp.local_addr()?).await {
+        match tcp::bind_listener(udp.local_addr()?) {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(error) => last_error = Some(error),
         }
     }
     Err(last_error.unwrap_or_else(|| io::Error::other("no port free for both UDP and TCP")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Echoes every message, and panics on one whose first byte is 0xEE.
+    #[derive(Clone)]
+    struct Fragile;
+
+    impl Responder for Fragile {
+        fn answer_datagram(&self, datagram: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+            self.respond(datagram, src, Protocol::Udp, out)
+        }
+
+        fn respond(&self, message: &[u8], _: SocketAddr, _: Protocol, out: &mut Vec<u8>) -> bool {
+            assert_ne!(message.first(), Some(&0xEE), "injected panic");
+            out.extend_from_slice(message);
+            true
+        }
+    }
+
+    async fn udp_exchange(server: SocketAddr, message: &[u8]) -> Option<Vec<u8>> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        socket.send_to(message, server).await.unwrap();
+        let mut reply = vec![0; 512];
+        let received = tokio::time::timeout(Duration::from_millis(300), socket.recv(&mut reply));
+        let len = received.await.ok()?.ok()?;
+        Some(reply[..len].to_vec())
+    }
+
+    /// A panic while answering costs that message only: the UDP thread (or task) and the TCP
+    /// connection answer the next one.
+    #[tokio::test]
+    async fn a_panic_loses_one_message_on_every_transport() {
+        for udp_threads in [1, 0] {
+            let options = DnsOptions {
+                udp_threads,
+                tcp_connections: 8,
+                tcp_idle: Duration::from_secs(5),
+            };
+            let listen = "127.0.0.1:0".parse().unwrap();
+            let server = DnsServer::bind(listen, Fragile, options).await.unwrap();
+            let addr = server.local_addr();
+            let before = contained_panics();
+            for _ in 0..3 {
+                assert_eq!(udp_exchange(addr, &[0xEE, 1, 2]).await, None);
+                assert_eq!(udp_exchange(addr, &[1, 2, 3]).await, Some(vec![1, 2, 3]));
+            }
+            let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            for message in [[0xEE, 5], [7, 8], [0xEE, 6], [9, 10]] {
+                tcp.write_all(&[0, 2]).await.unwrap();
+                tcp.write_all(&message).await.unwrap();
+            }
+            let mut replies = [0u8; 8];
+            tcp.read_exact(&mut replies).await.unwrap();
+            assert_eq!(replies, [0, 2, 7, 8, 0, 2, 9, 10]);
+            assert_eq!(contained_panics() - before, 5);
+            server.shutdown().await;
+        }
+    }
 }

@@ -1,9 +1,10 @@
-//! The UDP fast path: one thread per core, each on its own `SO_REUSEPORT` socket, taking datagrams
-//! in batches (`recvmmsg`/`sendmmsg` on Linux: one system call per batch each way, not per
-//! datagram) and answering each in place. Plain questions are written directly
-//! ([`crate::server::wire`]); the rest are parsed, decided and encoded exactly as the hickory path
-//! does (hickory's `Request` parsing, [`Handler::prepare`], hickory's message encoder) — only
-//! hickory-server's task per datagram and its channels are gone. TCP stays on hickory-server.
+//! DNS over UDP. The fast path: one thread per core, each on its own `SO_REUSEPORT` socket,
+//! taking datagrams in batches (`recvmmsg`/`sendmmsg` on Linux: one system call per batch each
+//! way, not per datagram) and answering each in place; plain questions are written directly
+//! ([`crate::server::wire`]), the rest parsed, decided and encoded by hickory
+//! ([`crate::server::handler::Handler::respond`]). With `--udp-threads 0`, one task on the async
+//! runtime answers every datagram the general way instead: no threads of its own, for sidecars,
+//! and the reference the fast path is compared with.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -12,14 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, ResponseCode};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, ResponseInfo};
 use socket2::{Domain, Socket, Type};
 use tracing::debug;
 
-use crate::server::handler::{Fit, Handler, Prepared, udp_limit};
+use crate::server::{Responder, contained};
 
 /// Large enough for any query; what does not fit is cut and answered FORMERR, as hickory does.
 const RECEIVE_BUFFER: usize = 4096;
@@ -56,16 +54,16 @@ pub fn bind_sockets(listen: SocketAddr, count: usize) -> io::Result<Vec<UdpSocke
 }
 
 impl UdpWorkers {
-    pub fn spawn(sockets: Vec<UdpSocket>, handler: Handler) -> io::Result<Self> {
+    pub fn spawn<R: Responder>(sockets: Vec<UdpSocket>, responder: R) -> io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::with_capacity(sockets.len());
         for (i, socket) in sockets.into_iter().enumerate() {
             socket.set_read_timeout(Some(STOP_CHECK))?;
-            let (handler, stop) = (handler.clone(), stop.clone());
+            let (responder, stop) = (responder.clone(), stop.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("dns-udp-{i}"))
-                    .spawn(move || serve(&socket, &handler, &stop))?,
+                    .spawn(move || serve(&socket, &responder, &stop))?,
             );
         }
         Ok(Self { stop, threads })
@@ -88,7 +86,7 @@ fn is_idle(error: &io::Error) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn serve(socket: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
+fn serve<R: Responder>(socket: &UdpSocket, responder: &R, stop: &AtomicBool) {
     let mut datagram = vec![0u8; RECEIVE_BUFFER];
     let mut response = Vec::with_capacity(RECEIVE_BUFFER);
     while !stop.load(Ordering::Relaxed) {
@@ -106,7 +104,8 @@ fn serve(socket: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
             continue;
         }
         response.clear();
-        if answer(handler, &datagram[..len], src, &mut response)
+        let datagram = &datagram[..len];
+        if contained(|| responder.answer_datagram(datagram, src, &mut response))
             && let Err(error) = socket.send_to(&response, src)
         {
             debug!(%error, %src, "UDP send failed");
@@ -115,7 +114,7 @@ fn serve(socket: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
 }
 
 #[cfg(target_os = "linux")]
-fn serve(socket: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
+fn serve<R: Responder>(socket: &UdpSocket, responder: &R, stop: &AtomicBool) {
     let mut batch = batch::Batch::new();
     while !stop.load(Ordering::Relaxed) {
         match batch.receive(socket) {
@@ -127,7 +126,9 @@ fn serve(socket: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
                 continue;
             }
         }
-        batch.answer_all(|datagram, src, response| answer(handler, datagram, src, response));
+        batch.answer_all(|datagram, src, response| {
+            contained(|| responder.answer_datagram(datagram, src, response))
+        });
         batch.send(socket);
     }
 }
@@ -287,66 +288,45 @@ mod batch {
     }
 }
 
-/// Encodes the response to one datagram into `out`; `false` when nothing is to be sent (no
-/// header, or a response rather than a query).
-pub fn answer(handler: &Handler, datagram: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
-    if handler.answer_directly(datagram, out) {
-        return true;
-    }
-    out.clear();
-    answer_with_hickory(handler, datagram, src, out)
+/// `--udp-threads 0`: one task on the async runtime, every datagram answered the general way.
+pub struct UdpAsync {
+    task: tokio::task::JoinHandle<()>,
 }
 
-/// [`answer`] for the datagrams the direct writer declines, following hickory-server's UDP
-/// handling step by step: hickory parses, [`Handler::prepare`] decides, hickory encodes.
-pub fn answer_with_hickory(
-    handler: &Handler,
-    datagram: &[u8],
-    src: SocketAddr,
-    out: &mut Vec<u8>,
-) -> bool {
-    let Ok(header) = Header::read(&mut BinDecoder::new(datagram)) else {
-        return false;
-    };
-    let request = match Request::from_bytes(datagram.to_vec(), src, Protocol::Udp) {
-        Ok(request) => request,
-        Err(_) => {
-            let mut metadata = Metadata::response_from_request(&header.metadata);
-            metadata.response_code = ResponseCode::FormErr;
-            let reply = Header {
-                metadata,
-                counts: HeaderCounts::default(),
-            };
-            return reply.emit(&mut BinEncoder::new(out)).is_ok();
+impl UdpAsync {
+    pub fn spawn<R: Responder>(socket: tokio::net::UdpSocket, responder: R) -> Self {
+        Self {
+            task: tokio::spawn(serve_async(socket, responder)),
         }
-    };
-    if request.metadata.message_type == MessageType::Response {
-        return false;
     }
-    // Encode once against the client's limit; only an answer that does not fit is redone, cut,
-    // exactly as `Fit::Check` would have cut it before encoding.
-    let mut prepared = handler.prepare(&request, Fit::Unchecked);
-    let limit = udp_limit(request.edns.as_ref());
-    if encode(&prepared, &request, limit, out).is_some_and(|info| !info.truncation) {
-        return true;
+
+    pub fn stop(self) {
+        self.task.abort();
     }
-    prepared.fit(&request, limit);
-    out.clear();
-    encode(&prepared, &request, limit, out).is_some()
 }
 
-/// Encodes the response within `limit` bytes; the encoder sets TC when it had to leave records
-/// out. `None` if it could not encode at all.
-fn encode(
-    prepared: &Prepared,
-    request: &Request,
-    limit: u16,
-    out: &mut Vec<u8>,
-) -> Option<ResponseInfo> {
-    let mut encoder = BinEncoder::new(out);
-    encoder.set_max_size(limit);
-    prepared
-        .message(request)
-        .destructive_emit(&mut encoder)
-        .ok()
+async fn serve_async<R: Responder>(socket: tokio::net::UdpSocket, responder: R) {
+    let mut datagram = vec![0u8; RECEIVE_BUFFER];
+    let mut response = Vec::with_capacity(RECEIVE_BUFFER);
+    loop {
+        let (len, src) = match socket.recv_from(&mut datagram).await {
+            Ok(received) => received,
+            Err(error) => {
+                debug!(%error, "UDP receive failed");
+                // Receive errors are per datagram; the pause keeps a persistent one from spinning.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+        };
+        if src.port() == 0 {
+            continue;
+        }
+        response.clear();
+        let message = &datagram[..len];
+        if contained(|| responder.respond(message, src, Protocol::Udp, &mut response))
+            && let Err(error) = socket.send_to(&response, src).await
+        {
+            debug!(%error, %src, "UDP send failed");
+        }
+    }
 }

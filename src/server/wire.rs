@@ -21,7 +21,7 @@ const HEADER_LEN: usize = 12;
 /// The question always sits right after the header: compression pointers to it are this offset.
 const QUESTION_OFFSET: usize = HEADER_LEN;
 /// The OPT record we send: root owner, type 41, our payload size, extended rcode 0, version 0,
-/// no flags, no options.
+/// the flags (DO copied in at [`OPT_FLAGS`]), no options.
 #[rustfmt::skip]
 const OPT_RECORD: [u8; 11] = [
     0,
@@ -30,6 +30,9 @@ const OPT_RECORD: [u8; 11] = [
     0, 0, 0, 0,
     0, 0,
 ];
+/// Where the OPT record's first flags byte is; its top bit is DO (RFC 3225).
+const OPT_FLAGS: usize = 7;
+const FLAG_DO: u8 = 0x80;
 /// hickory's encoder remembers at most this many name suffixes for compression; we must match it.
 const COMPRESSION_CANDIDATES: usize = 64;
 
@@ -121,6 +124,8 @@ struct PlainQuery<'q> {
     qtype: RecordType,
     /// The client's UDP limit when it sent EDNS.
     edns_limit: Option<u16>,
+    /// The query's DO bit, which the response copies.
+    dnssec_ok: u8,
 }
 
 impl<'q> PlainQuery<'q> {
@@ -183,12 +188,15 @@ impl<'q> PlainQuery<'q> {
             return None;
         }
         let rest = &datagram[name_end + 5..];
-        let edns_limit = match (ar_lo, rest) {
-            (0, []) => None,
+        let (edns_limit, dnssec_ok) = match (ar_lo, rest) {
+            (0, []) => (None, 0),
             // Root owner, type OPT, payload size, extended rcode, version 0, flags, no options.
-            (1, [0, 0, 41, size_hi, size_lo, _, 0, _, _, 0, 0]) => Some(
-                u16::from_be_bytes([*size_hi, *size_lo])
-                    .clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD),
+            (1, [0, 0, 41, size_hi, size_lo, _, 0, flags, _, 0, 0]) => (
+                Some(
+                    u16::from_be_bytes([*size_hi, *size_lo])
+                        .clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD),
+                ),
+                flags & FLAG_DO,
             ),
             _ => return None,
         };
@@ -199,6 +207,7 @@ impl<'q> PlainQuery<'q> {
             label_count,
             qtype,
             edns_limit,
+            dnssec_ok,
         })
     }
 
@@ -355,7 +364,9 @@ pub fn answer(
     }
     let additional = u16::from(query.edns_limit.is_some());
     if query.edns_limit.is_some() {
+        let opt = out.len();
         out.extend_from_slice(&OPT_RECORD);
+        out[opt + OPT_FLAGS] = query.dnssec_ok;
     }
     if truncated {
         out[2] |= FLAG_TC;
@@ -486,8 +497,8 @@ mod tests {
     use crate::dns::rules::PodRecords;
     use crate::dns::view::SharedView;
     use crate::server::handler::Handler;
-    use crate::server::udp::answer_with_hickory;
     use crate::source::manifests;
+    use hickory_server::net::xfer::Protocol;
 
     fn pod(name: &str, app: &str, ips: &[&str], hostname: Option<(&str, &str)>) -> String {
         let mut text = format!(
@@ -576,7 +587,7 @@ mod tests {
             let mut direct = Vec::new();
             if handler.answer_directly(datagram, &mut direct) {
                 let mut general = Vec::new();
-                assert!(answer_with_hickory(handler, datagram, src, &mut general));
+                assert!(handler.respond(datagram, src, Protocol::Udp, &mut general));
                 assert_eq!(direct, general, "reply to {datagram:?}");
                 taken.push(datagram.clone());
             }
