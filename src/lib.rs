@@ -104,7 +104,8 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         None => {
             let options = config.kube_options();
             let client = source::kube::connect(&options).await?;
-            tasks.extend(source::kube::spawn_watchers(client, &options, events));
+            let (watchers, _) = source::kube::spawn_watchers(client, &options, events);
+            tasks.extend(watchers);
         }
     }
     let view = loaded_view

@@ -6,8 +6,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// hickory-server logs every query at INFO; keep it to warnings unless asked.
-const DEFAULT_FILTER: &str = "info,hickory_server=warn";
+/// hickory-server logs every query at INFO; kube-client logs every failed request at ERROR,
+/// which the API source reports itself, once per outage (`source::kube::faults`).
+const DEFAULT_FILTER: &str = "info,hickory_server=warn,kube_client=off";
 
 pub fn init(format: LogFormat) -> Result<(), String> {
     let filter = match std::env::var("RUST_LOG") {

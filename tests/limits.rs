@@ -3,112 +3,39 @@
 //! and — with every descriptor taken — accept loops that back off (measured: CPU well under 5%
 //! of a core) and warn once, while UDP keeps answering.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_headless-dns");
+use common::process::{self, Process};
 
-/// The binary under `prlimit --nofile=SOFT:HARD`, killed when dropped; its log is collected.
-struct Server {
-    child: Child,
-    dns: SocketAddr,
-    http: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
+/// The binary on the demo cluster under `prlimit --nofile=SOFT:HARD`, with one UDP thread.
+fn start(nofile: &str, args: &[&str]) -> Process {
+    let limit = format!("--nofile={nofile}");
+    let mut command = process::command(Some(&["prlimit", &limit, "--"]));
+    command
+        .args([
+            "--manifests",
+            "config/demo-cluster.yaml",
+            "--udp-threads",
+            "1",
+        ])
+        .args(args);
+    Process::start(command)
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(nofile: &str, args: &[&str]) -> Self {
-        let mut child = Command::new("prlimit")
-            .arg(format!("--nofile={nofile}"))
-            .arg("--")
-            .arg(BINARY)
-            .args(["--manifests", "config/demo-cluster.yaml"])
-            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-            .args(["--udp-threads", "1"])
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("prlimit runs (util-linux)");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (lines, collected) = (child.stderr.take().unwrap(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(lines).lines().map_while(Result::ok) {
-                collected.lock().unwrap().push(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let (dns, http) = loop {
-            assert!(
-                Instant::now() < deadline,
-                "never listened: {:?}",
-                log.lock().unwrap()
-            );
-            let found = log.lock().unwrap().iter().find_map(|line| {
-                let field = |name: &str| {
-                    let rest = line.split(&format!("{name}=")).nth(1)?;
-                    rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
-                };
-                Some((field("dns_addr")?, field("http_addr")?))
-            });
-            if let Some(found) = found {
-                break found;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Self {
-            child,
-            dns,
-            http,
-            log,
-        }
-    }
-
-    fn log_lines(&self, containing: &str) -> Vec<String> {
-        let log = self.log.lock().unwrap();
-        log.iter()
-            .filter(|l| l.contains(containing))
-            .cloned()
-            .collect()
-    }
-
-    /// Seconds of CPU (user + system) the server has used.
-    fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-    }
-
-    /// Whether a UDP query for web-0 gets its answer.
-    fn udp_answers(&self) -> bool {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        socket.send_to(&query(1), self.dns).unwrap();
-        let mut reply = [0u8; 512];
-        matches!(socket.recv(&mut reply), Ok(n) if n > 12 && reply[7] == 1)
-    }
+/// Whether a UDP query for web-0 gets its answer.
+fn udp_answers(server: &Process) -> bool {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    socket.send_to(&query(1), server.dns).unwrap();
+    let mut reply = [0u8; 512];
+    matches!(socket.recv(&mut reply), Ok(n) if n > 12 && reply[7] == 1)
 }
 
 /// A query for web-0.nginx-svc.default.svc.cluster.local A with ID `id`.
@@ -152,8 +79,8 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
 
 #[test]
 fn the_descriptor_limit_is_raised_and_tcp_connections_are_capped() {
-    let server = Server::start("200:4096", &["--tcp-connections", "10"]);
-    let raised = server.log_lines("raised the open-file limit");
+    let server = start("200:4096", &["--tcp-connections", "10"]);
+    let raised = server.lines("raised the open-file limit");
     assert!(
         raised
             .iter()
@@ -195,8 +122,8 @@ fn the_descriptor_limit_is_raised_and_tcp_connections_are_capped() {
 /// the limit, so the oldest clients are closed instead of the process running out.
 #[test]
 fn more_tcp_clients_than_descriptors() {
-    let server = Server::start("256:256", &[]);
-    let fitted = server.log_lines("fewer TCP connections than --tcp-connections asks");
+    let server = start("256:256", &[]);
+    let fitted = server.lines("fewer TCP connections than --tcp-connections asks");
     assert!(
         fitted.iter().any(|l| l.contains("allowed=192")),
         "{fitted:?}"
@@ -209,7 +136,7 @@ fn more_tcp_clients_than_descriptors() {
         clients.push(stream);
     }
     assert_eq!(answered, 300);
-    assert!(server.udp_answers());
+    assert!(udp_answers(&server));
     // With 300 connections open or closed and nothing asked, nothing may spin.
     let cpu_before = server.cpu_seconds();
     let started = Instant::now();
@@ -220,7 +147,7 @@ fn more_tcp_clients_than_descriptors() {
         share * 100.0
     );
     assert!(share < 0.05, "server CPU {share:.3} of a core");
-    assert!(server.log_lines("out of file descriptors").is_empty());
+    assert!(server.lines("out of file descriptors").is_empty());
 }
 
 /// Every descriptor taken (by idle HTTP clients, which are not capped): both accept loops back
@@ -228,7 +155,7 @@ fn more_tcp_clients_than_descriptors() {
 /// once descriptors are free.
 #[test]
 fn exhausted_descriptors_back_off_quietly() {
-    let server = Server::start("100:100", &[]);
+    let server = start("100:100", &[]);
     let mut hogs = Vec::new();
     for _ in 0..130 {
         hogs.push(TcpStream::connect(server.http).unwrap());
@@ -250,8 +177,8 @@ fn exhausted_descriptors_back_off_quietly() {
         share < 0.05,
         "server CPU {share:.3} of a core while exhausted"
     );
-    assert!(server.udp_answers(), "UDP keeps answering");
-    let warnings = server.log_lines("out of file descriptors");
+    assert!(udp_answers(&server), "UDP keeps answering");
+    let warnings = server.lines("out of file descriptors");
     assert_eq!(warnings.len(), 2, "one warning per listener: {warnings:?}");
     assert!(warnings.iter().all(|l| l.contains("WARN")));
 
@@ -260,5 +187,5 @@ fn exhausted_descriptors_back_off_quietly() {
     std::thread::sleep(Duration::from_secs(1));
     let mut client = TcpStream::connect(server.dns).unwrap();
     assert!(tcp_exchange(&mut client, 7), "TCP is served again");
-    assert_eq!(server.log_lines("out of file descriptors").len(), 2);
+    assert_eq!(server.lines("out of file descriptors").len(), 2);
 }

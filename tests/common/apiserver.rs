@@ -1,8 +1,9 @@
 //! A test Kubernetes API server speaking the real protocol over plain HTTP: paged lists with
 //! `metadata.resourceVersion`, watch streams of newline-delimited `{"type","object"}` events on a
-//! chunked response, BOOKMARKs, and a `410 Expired` ERROR event for a resourceVersion older than
-//! the history it keeps. Tests drive it: apply and delete objects, drop every watch, forget
-//! history, go down and come back up on the same port.
+//! chunked response that end after `timeoutSeconds`, BOOKMARKs, a `410 Expired` ERROR event for a
+//! resourceVersion older than the history it keeps, and `/version`. Tests drive it: apply and
+//! delete objects, drop every watch, forget history, go down and come back up on the same port,
+//! hang (take connections and requests, answer nothing) and recover, fail requests with a status.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -88,6 +89,12 @@ struct Shared {
     watch_generation: watch::Sender<u64>,
     lists: AtomicUsize,
     watches: AtomicUsize,
+    /// While true, requests and open watches wait: nothing is answered.
+    hung: watch::Sender<bool>,
+    /// Requests for these resources (`None`: any) fail with this status code.
+    failing: Mutex<BTreeMap<Option<Resource>, u16>>,
+    /// List requests per resource.
+    lists_of: Mutex<BTreeMap<Resource, usize>>,
 }
 
 pub struct FakeApi {
@@ -110,6 +117,7 @@ impl FakeApi {
         drop(listener);
         let (changes, _) = broadcast::channel(1 << 16);
         let (watch_generation, _) = watch::channel(0);
+        let (hung, _) = watch::channel(false);
         Self {
             addr,
             shared: Arc::new(Shared {
@@ -118,6 +126,9 @@ impl FakeApi {
                 watch_generation,
                 lists: AtomicUsize::new(0),
                 watches: AtomicUsize::new(0),
+                hung,
+                failing: Mutex::new(BTreeMap::new()),
+                lists_of: Mutex::new(BTreeMap::new()),
             }),
             accept: Mutex::new(None),
         }
@@ -164,7 +175,7 @@ impl FakeApi {
                 connections.spawn(async move {
                     let service = service_fn(move |request| {
                         let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(handle(&shared, request)) }
+                        async move { Ok::<_, Infallible>(handle(&shared, request).await) }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -291,6 +302,29 @@ impl FakeApi {
         self.shared.lists.load(Ordering::Relaxed)
     }
 
+    /// List requests for one resource (`kind`: `Pod`, `Service`, ...).
+    pub fn list_requests_of(&self, kind: &str) -> usize {
+        let lists = self.shared.lists_of.lock().unwrap();
+        lists.get(&Resource::of_kind(kind)).copied().unwrap_or(0)
+    }
+
+    /// Takes connections and requests but answers nothing, and open watches go silent, as a
+    /// stopped (SIGSTOP) or wedged API server does; `false` resumes everything.
+    pub fn hang(&self, hung: bool) {
+        self.shared.hung.send_replace(hung);
+    }
+
+    /// Fails every request for `kind` (`None`: any resource) with HTTP `code` and a
+    /// `metav1.Status`, as the real server does for 401, 403, 5xx; `None` code: stop failing.
+    pub fn fail(&self, kind: Option<&str>, code: Option<u16>) {
+        let resource = kind.map(Resource::of_kind);
+        let mut failing = self.shared.failing.lock().unwrap();
+        match code {
+            Some(code) => failing.insert(resource, code),
+            None => failing.remove(&resource),
+        };
+    }
+
     pub fn watch_requests(&self) -> usize {
         self.shared.watches.load(Ordering::Relaxed)
     }
@@ -340,6 +374,7 @@ struct Query {
     fields: Option<String>,
     limit: Option<usize>,
     continue_from: Option<usize>,
+    timeout_seconds: Option<u64>,
 }
 
 fn parse(request: &Request<Incoming>) -> Option<Query> {
@@ -368,6 +403,7 @@ fn parse(request: &Request<Incoming>) -> Option<Query> {
         fields: None,
         limit: None,
         continue_from: None,
+        timeout_seconds: None,
     };
     for pair in request
         .uri()
@@ -385,6 +421,7 @@ fn parse(request: &Request<Incoming>) -> Option<Query> {
             "fieldSelector" => query.fields = Some(value),
             "limit" => query.limit = value.parse().ok(),
             "continue" => query.continue_from = value.parse().ok(),
+            "timeoutSeconds" => query.timeout_seconds = value.parse().ok(),
             _ => {}
         }
     }
@@ -467,7 +504,50 @@ fn matches(query: &Query, resource: Resource, object: &Value) -> bool {
     true
 }
 
-fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
+/// Waits while the server is hung.
+async fn while_hung(shared: &Shared) {
+    let mut hung = shared.hung.subscribe();
+    let _ = hung.wait_for(|hung| !hung).await;
+}
+
+/// A `metav1.Status` failure, as the real server words it.
+fn failure(code: u16, query: &Query) -> Response<Body> {
+    let plural = query
+        .resource
+        .list_kind()
+        .trim_end_matches("List")
+        .to_lowercase()
+        + "s";
+    let (reason, message) = match code {
+        401 => ("Unauthorized", "Unauthorized".to_string()),
+        403 => (
+            "Forbidden",
+            format!(
+                "{plural} is forbidden: User \"system:serviceaccount:headless-dns:headless-dns\" \
+                 cannot {} resource \"{plural}\" at the cluster scope",
+                if query.watch { "watch" } else { "list" }
+            ),
+        ),
+        _ => (
+            "InternalError",
+            "Internal error occurred: etcdserver: request timed out".into(),
+        ),
+    };
+    full(
+        StatusCode::from_u16(code).unwrap(),
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": message, "reason": reason, "code": code}),
+    )
+}
+
+async fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
+    while_hung(shared).await;
+    if request.uri().path() == "/version" {
+        return full(
+            StatusCode::OK,
+            json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0"}),
+        );
+    }
     let Some(query) = parse(&request) else {
         return full(
             StatusCode::NOT_FOUND,
@@ -475,6 +555,27 @@ fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
                                                   "reason": "NotFound", "code": 404}),
         );
     };
+    let code = {
+        let failing = shared.failing.lock().unwrap();
+        failing
+            .get(&Some(query.resource))
+            .or_else(|| failing.get(&None))
+            .copied()
+    };
+    if query.watch {
+        shared.watches.fetch_add(1, Ordering::Relaxed);
+    } else {
+        shared.lists.fetch_add(1, Ordering::Relaxed);
+        *shared
+            .lists_of
+            .lock()
+            .unwrap()
+            .entry(query.resource)
+            .or_default() += 1;
+    }
+    if let Some(code) = code {
+        return failure(code, &query);
+    }
     if query.watch {
         watch_response(shared, query)
     } else {
@@ -483,7 +584,6 @@ fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
 }
 
 fn list_response(shared: &Shared, query: Query) -> Response<Body> {
-    shared.lists.fetch_add(1, Ordering::Relaxed);
     let store = shared.store.lock().unwrap();
     let matching: Vec<&Value> = store
         .objects
@@ -512,7 +612,6 @@ fn list_response(shared: &Shared, query: Query) -> Response<Body> {
 }
 
 fn watch_response(shared: &Arc<Shared>, query: Query) -> Response<Body> {
-    shared.watches.fetch_add(1, Ordering::Relaxed);
     let (lines, body) = mpsc::unbounded_channel::<Bytes>();
     let line = |kind: &str, object: &Value| {
         Bytes::from(format!("{}\n", json!({"type": kind, "object": object})))
@@ -533,9 +632,15 @@ fn watch_response(shared: &Arc<Shared>, query: Query) -> Response<Body> {
         // Subscribed under the store's lock: no change falls between history and live events.
         let mut live = shared.changes.subscribe();
         let mut generation = shared.watch_generation.subscribe();
+        let timeout = query.timeout_seconds.map(std::time::Duration::from_secs);
+        let deadline = tokio::time::sleep(timeout.unwrap_or(std::time::Duration::MAX / 4));
+        let shared = shared.clone();
         tokio::spawn(async move {
+            tokio::pin!(deadline);
             loop {
                 tokio::select! {
+                    // A hung server does not end its watches either.
+                    _ = &mut deadline => return while_hung(&shared).await,
                     change = live.recv() => match change {
                         Ok(change) if change.kind == "BOOKMARK" => {
                             if change.resource == query.resource && lines.send(line("BOOKMARK", &change.object)).is_err() {
@@ -558,10 +663,15 @@ fn watch_response(shared: &Arc<Shared>, query: Query) -> Response<Body> {
         });
     }
     drop(store);
-    let stream = futures_util::stream::unfold(body, |mut body| async move {
-        body.recv()
-            .await
-            .map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), body))
+    let shared = shared.clone();
+    let stream = futures_util::stream::unfold(body, move |mut body| {
+        let shared = shared.clone();
+        async move {
+            let bytes = body.recv().await?;
+            // A hung server sends nothing on its open watches.
+            while_hung(&shared).await;
+            Some((Ok::<_, Infallible>(Frame::data(bytes)), body))
+        }
     });
     let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream.boxed())));
     response

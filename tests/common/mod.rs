@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod process;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;

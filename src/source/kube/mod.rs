@@ -1,0 +1,160 @@
+//! The Kubernetes API source: Namespaces, Services, Pods and EndpointSlices, listed and watched
+//! ([`watch`]), turned into cluster events; faults classified, reported once per outage and
+//! waited out ([`faults`]); objects read one at a time ([`decode`]).
+
+mod decode;
+pub mod faults;
+mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use tokio::sync::mpsc;
+use tracing::info;
+
+use crate::cluster::ClusterEvent;
+use crate::records::{ClusterObject, ObjectKind};
+use crate::source::objects::{self, SERVICE_NAME_LABEL};
+use crate::source::pod::DnsPod;
+pub use watch::Source;
+use watch::{Watched, follow};
+
+/// How to reach the API and what to watch.
+#[derive(Clone, Debug, Default)]
+pub struct KubeOptions {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    /// Empty: every namespace.
+    pub namespaces: Vec<String>,
+    /// A label selector limiting the Services.
+    pub service_selector: Option<String>,
+}
+
+/// Connects like kubectl: `--kubeconfig`/`--context` if given, else `KUBECONFIG` or
+/// `~/.kube/config`, else the in-cluster service account.
+pub async fn connect(options: &KubeOptions) -> Result<Client, String> {
+    let config_options = KubeConfigOptions {
+        context: options.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let config = match (&options.kubeconfig, &options.context) {
+        (Some(path), _) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| format!("--kubeconfig {}: {}", path.display(), chain(&e)))?;
+            Config::from_custom_kubeconfig(kubeconfig, &config_options)
+                .await
+                .map_err(|e| format!("--kubeconfig {}: {}", path.display(), chain(&e)))?
+        }
+        (None, Some(context)) => Config::from_kubeconfig(&config_options)
+            .await
+            .map_err(|e| format!("--context {context} (KUBECONFIG or ~/.kube/config): {}", chain(&e)))?,
+        (None, None) => Config::infer().await.map_err(|e| {
+            format!(
+                "no Kubernetes API configuration: tried KUBECONFIG or ~/.kube/config, then the \
+                 in-cluster service account ({}); pass --kubeconfig, or --manifests to serve a file",
+                chain(&e)
+            )
+        })?,
+    };
+    let mut config = config;
+    // Retries and their reporting are the watches' own (backoff, one warning per outage); the
+    // client would otherwise retry 429/503/504 up to 15 times inside one request.
+    config.default_retry = false;
+    let url = config.cluster_url.clone();
+    let client =
+        Client::try_from(config).map_err(|e| format!("API client for {url}: {}", chain(&e)))?;
+    info!(%url, "watching the Kubernetes API");
+    Ok(client)
+}
+
+/// An error and its causes on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Starts a watch of every resource in every scope; they run until the cluster state stops
+/// listening. Returns their tasks and what they share (its outage log, for the metrics).
+pub fn spawn_watchers(
+    client: Client,
+    options: &KubeOptions,
+    events: mpsc::Sender<ClusterEvent>,
+) -> (Vec<tokio::task::JoinHandle<()>>, Arc<Source>) {
+    let scopes: Vec<Option<Arc<str>>> = if options.namespaces.is_empty() {
+        vec![None]
+    } else {
+        options
+            .namespaces
+            .iter()
+            .map(|ns| Some(Arc::from(ns.as_str())))
+            .collect()
+    };
+    let source = Arc::new(Source::new(
+        client,
+        events,
+        scopes.len() * ObjectKind::ALL.len(),
+    ));
+    let mut tasks = Vec::new();
+    for scope in scopes {
+        // A namespace scope watches its own Namespace object only.
+        let namespace_field = scope.as_ref().map(|ns| format!("metadata.name={ns}"));
+        tasks.push(tokio::spawn(follow(
+            source.clone(),
+            Watched::<Namespace> {
+                kind: ObjectKind::Namespace,
+                scope: scope.clone(),
+                label_selector: None,
+                field_selector: namespace_field,
+                convert: |ns| {
+                    objects::namespace_name(&ns.metadata).map(|n| Some(ClusterObject::Namespace(n)))
+                },
+            },
+        )));
+        tasks.push(tokio::spawn(follow(
+            source.clone(),
+            Watched::<Service> {
+                kind: ObjectKind::Service,
+                scope: scope.clone(),
+                label_selector: options.service_selector.clone(),
+                field_selector: None,
+                convert: |s| objects::service_record(s).map(|r| Some(ClusterObject::Service(r))),
+            },
+        )));
+        tasks.push(tokio::spawn(follow(
+            source.clone(),
+            Watched::<DnsPod> {
+                kind: ObjectKind::Pod,
+                scope: scope.clone(),
+                label_selector: None,
+                field_selector: None,
+                convert: |p| objects::pod_object(p).map(Some),
+            },
+        )));
+        tasks.push(tokio::spawn(follow(
+            source.clone(),
+            Watched::<EndpointSlice> {
+                kind: ObjectKind::EndpointSlice,
+                scope,
+                label_selector: Some(SERVICE_NAME_LABEL.into()),
+                field_selector: None,
+                convert: |e| {
+                    objects::endpoint_slice_record(e).map(|r| r.map(ClusterObject::EndpointSlice))
+                },
+            },
+        )));
+    }
+    (tasks, source)
+}
