@@ -47,7 +47,9 @@ fn main() {
         eprintln!("usage: cargo bench --bench memory -- MANIFESTS");
         return;
     };
-    let objects = manifests::load(&Input::File(path.clone().into())).expect("loads");
+    let objects = manifests::load(&Input::File(path.clone().into()), u64::MAX)
+        .expect("loads")
+        .objects;
     let pods = objects
         .iter()
         .filter(|o| matches!(o, ClusterObject::Pod { .. }))

@@ -25,6 +25,13 @@ pub struct Config {
           conflicts_with_all = ["kubeconfig", "context", "namespace", "selector"])]
     pub manifests: Option<PathBuf>,
 
+    /// Manifests files larger than this are refused before they are read, at start and on
+    /// reload: bytes, or with Ki, Mi, Gi (k, M, G). 1 GiB holds a million pods in kubectl's
+    /// YAML or JSON.
+    #[arg(long, env = "HEADLESS_DNS_MANIFESTS_MAX_SIZE", value_name = "SIZE", default_value = "1Gi",
+          value_parser = crate::source::manifests::parse_size)]
+    pub manifests_max_size: u64,
+
     /// Kubeconfig to reach the API with (default: KUBECONFIG, ~/.kube/config, then in-cluster).
     #[arg(long, env = "HEADLESS_DNS_KUBECONFIG", value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,

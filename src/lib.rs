@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 use cluster::{ClusterEvent, ClusterState};
 use config::Config;
@@ -79,9 +79,13 @@ pub async fn start(config: &Config) -> Result<Running, String> {
             };
             let load_input = input.clone();
             // Parsed and applied on one thread, so that what the parser frees can be released.
+            let max_size = config.manifests_max_size;
             (state, loaded_view) = tokio::task::spawn_blocking(move || {
-                let objects = manifests::load(&load_input)?;
-                state.apply(manifests::resync(objects));
+                let loaded = manifests::load(&load_input, max_size)?;
+                if loaded.blank {
+                    warn!(source = %load_input, "manifests file is empty: serving no objects");
+                }
+                state.apply(manifests::resync(loaded.objects));
                 state.apply(ClusterEvent::Synced);
                 // Published here too, so that what building the view frees is released with
                 // the rest.
@@ -98,7 +102,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
                 "loaded manifests"
             );
             if let Input::File(path) = input {
-                tasks.push(tokio::spawn(manifests::watch(path, seen, events)));
+                tasks.push(tokio::spawn(manifests::watch(path, seen, max_size, events)));
             }
         }
         None => {

@@ -542,6 +542,35 @@ impl ObjectKind {
 }
 
 impl ClusterObject {
+    /// The object's Kubernetes kind, as `kind:` spells it.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            ClusterObject::Namespace(_) => "Namespace",
+            ClusterObject::Service(_) => "Service",
+            ClusterObject::Pod { .. } => "Pod",
+            ClusterObject::EndpointSlice(_) => "EndpointSlice",
+        }
+    }
+
+    /// The object's namespace (empty for a Namespace) and name, without copying them.
+    pub fn namespace(&self) -> &str {
+        match self {
+            ClusterObject::Namespace(_) => "",
+            ClusterObject::Service(s) => &s.key.namespace,
+            ClusterObject::Pod { namespace, .. } => namespace,
+            ClusterObject::EndpointSlice(e) => &e.key.namespace,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            ClusterObject::Namespace(name) => name,
+            ClusterObject::Service(s) => &s.key.name,
+            ClusterObject::Pod { pod, .. } => &pod.name,
+            ClusterObject::EndpointSlice(e) => &e.key.name,
+        }
+    }
+
     pub fn kind(&self) -> ObjectKind {
         match self {
             ClusterObject::Namespace(_) => ObjectKind::Namespace,

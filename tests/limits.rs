@@ -160,11 +160,17 @@ fn exhausted_descriptors_back_off_quietly() {
     for _ in 0..130 {
         hogs.push(TcpStream::connect(server.http).unwrap());
     }
+    let exhausted = server.wait_for_line("what=\"HTTP\"", Duration::from_secs(10));
+    assert!(
+        exhausted.is_some(),
+        "HTTP clients never took every descriptor"
+    );
     // Clients waiting in the DNS listener's backlog, which cannot be taken.
     let waiting: Vec<TcpStream> = (0..20)
         .map(|_| TcpStream::connect(server.dns).unwrap())
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    let exhausted = server.wait_for_line("what=\"DNS over TCP\"", Duration::from_secs(10));
+    assert!(exhausted.is_some(), "{:?}", server.lines("WARN"));
     let cpu_before = server.cpu_seconds();
     let window = Instant::now();
     std::thread::sleep(Duration::from_secs(3));
@@ -181,6 +187,7 @@ fn exhausted_descriptors_back_off_quietly() {
     let warnings = server.lines("out of file descriptors");
     assert_eq!(warnings.len(), 2, "one warning per listener: {warnings:?}");
     assert!(warnings.iter().all(|l| l.contains("WARN")));
+    assert_eq!(server.lines("what=\"HTTP\"").len(), 1, "{warnings:?}");
 
     drop(waiting);
     drop(hogs);

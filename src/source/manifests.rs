@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -100,14 +100,23 @@ fn parse_in<const C: Careful>(text: &str) -> Result<Vec<ClusterObject>, ParseErr
     };
     match documents.failure {
         Some(failure) => Err(failure),
-        None => Ok(documents.objects),
+        None => {
+            refuse_duplicates(&documents)?;
+            Ok(documents.objects)
+        }
     }
 }
+
+/// Where each object was found: its document (counted from the run's start) and its index in
+/// that document's List, if it is an item.
+type Place = (u32, Option<u32>);
 
 /// The objects of a run of documents, up to the first that DNS cannot use.
 #[derive(Default)]
 struct Documents {
     objects: Vec<ClusterObject>,
+    /// Beside each object, where it was found.
+    places: Vec<Place>,
     /// Documents begun in the run.
     count: usize,
     /// Its `document` counts from the run's start (0: the document before the run).
@@ -128,7 +137,12 @@ impl Documents {
                 failure.document = Some(self.count);
                 self.failure = Some(failure);
             }
-            None => self.objects.extend(document.objects),
+            None => {
+                let at = u32::try_from(self.count).unwrap_or(u32::MAX);
+                self.places
+                    .extend(document.items.iter().map(|&item| (at, item)));
+                self.objects.extend(document.objects);
+            }
         }
     }
 
@@ -140,10 +154,53 @@ impl Documents {
         if let Some(failure) = &mut next.failure {
             failure.document = failure.document.map(|d| d + self.count);
         }
+        let shift = u32::try_from(self.count).unwrap_or(u32::MAX);
+        self.places.extend(
+            next.places
+                .iter()
+                .map(|&(document, item)| (document.saturating_add(shift), item)),
+        );
         self.count += next.count;
         self.failure = next.failure;
         self.objects.append(&mut next.objects);
     }
+}
+
+/// A second object of one kind, namespace and name is an error, naming both places: the API
+/// server would have one, and which of the two a file means cannot be told.
+fn refuse_duplicates(documents: &Documents) -> Result<(), ParseError> {
+    let identity = |i: u32| {
+        let object = &documents.objects[i as usize];
+        (object.kind_name(), object.namespace(), object.name())
+    };
+    let mut order: Vec<u32> = (0..documents.objects.len() as u32).collect();
+    // Stable: of two equal objects, the earlier comes first.
+    order.sort_by(|&a, &b| identity(a).cmp(&identity(b)));
+    for pair in order.windows(2) {
+        let (first, second) = (pair[0], pair[1]);
+        if identity(first) != identity(second) {
+            continue;
+        }
+        let (kind, namespace, name) = identity(second);
+        let described = describe_object(
+            kind,
+            Some(namespace).filter(|ns| !ns.is_empty()),
+            Some(name),
+        );
+        let (document, item) = documents.places[second as usize];
+        let (first_document, first_item) = documents.places[first as usize];
+        let first_place = match first_item {
+            Some(first_item) => format!("document {first_document}, items[{first_item}]"),
+            None => format!("document {first_document}"),
+        };
+        return Err(ParseError {
+            document: Some(document as usize),
+            item: item.map(|i| i as usize),
+            object: Some(described.clone()),
+            message: format!("metadata.name: a second {described} (the first is {first_place})"),
+        });
+    }
+    Ok(())
 }
 
 /// YAML is parsed in pieces of about this size (see [`yaml`]), on every core: the parser holds
@@ -238,6 +295,8 @@ fn parse_yaml_piece<const C: Careful>(
 #[derive(Default)]
 struct DocumentObjects<const C: Careful> {
     objects: Vec<ClusterObject>,
+    /// Beside each object, its index in the document's List, if it is an item.
+    items: Vec<Option<u32>>,
     /// Items of the List in the document before (a List is parsed a run of items at a time).
     continues: bool,
     /// The first object DNS cannot use (its document number is filled in by [`parse`]).
@@ -246,10 +305,17 @@ struct DocumentObjects<const C: Careful> {
 
 impl<const C: Careful> DocumentObjects<C> {
     fn take(&mut self, value: Value, item: Option<usize>) {
-        if self.failure.is_none()
-            && let Err(failure) = collect(value, Location { document: 0, item }, &mut self.objects)
-        {
-            self.failure = Some(failure);
+        if self.failure.is_some() {
+            return;
+        }
+        let before = self.objects.len();
+        match collect(value, Location { document: 0, item }, &mut self.objects) {
+            Ok(()) => {
+                let item = item.map(|i| u32::try_from(i).unwrap_or(u32::MAX));
+                self.items.resize(self.objects.len(), item);
+                debug_assert!(self.objects.len() <= before + 1);
+            }
+            Err(failure) => self.failure = Some(failure),
         }
     }
 
@@ -259,7 +325,11 @@ impl<const C: Careful> DocumentObjects<C> {
             return;
         }
         match objects::pod_object(pod) {
-            Ok(object) => self.objects.push(object),
+            Ok(object) => {
+                self.objects.push(object);
+                self.items
+                    .push(item.map(|i| u32::try_from(i).unwrap_or(u32::MAX)));
+            }
             Err(e) => {
                 let meta = &pod.metadata;
                 self.failure = Some(ParseError {
@@ -642,6 +712,23 @@ fn collect(document: Value, at: Location, out: &mut Vec<ClusterObject>) -> Resul
                 Err(e) => Err(e),
             }
         }
+        (_, "Service" | "Pod" | "Namespace") => {
+            return Err(fail(
+                Some(description),
+                format!(
+                    "apiVersion: {api_version:?} is not a version of {kind} this server reads (v1)"
+                ),
+            ));
+        }
+        (_, "EndpointSlice") => {
+            return Err(fail(
+                Some(description),
+                format!(
+                    "apiVersion: {api_version:?} is not a version of EndpointSlice this server \
+                     reads (discovery.k8s.io/v1)"
+                ),
+            ));
+        }
         _ => {
             debug!(document = at.document, item = ?at.item, %kind, api_version, "skipping object of another kind");
             return Ok(());
@@ -705,17 +792,120 @@ impl fmt::Display for Input {
     }
 }
 
-/// Reads and parses the whole input; the error is one line naming the input and the place.
-pub fn load(input: &Input) -> Result<Vec<ClusterObject>, String> {
+/// The objects of an input, read whole.
+#[derive(Debug)]
+pub struct Loaded {
+    pub objects: Vec<ClusterObject>,
+    /// The input holds nothing but blank lines and comments: most likely a file being
+    /// rewritten (`: > file`, a failed write), not a cluster emptied on purpose, which is an
+    /// empty `List`.
+    pub blank: bool,
+}
+
+/// Reads and parses the whole input; the error is one line naming the input and the place. A
+/// file must be a regular file of at most `max_size` bytes, which is checked before reading.
+pub fn load(input: &Input, max_size: u64) -> Result<Loaded, String> {
+    let too_large = |size: u64| {
+        format!(
+            "{input}: {} is larger than --manifests-max-size ({})",
+            bytes(size),
+            bytes(max_size)
+        )
+    };
     let mut text = String::new();
     let read = match input {
         Input::File(path) => {
-            std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
+            let meta = std::fs::metadata(path).map_err(|e| format!("{input}: cannot read: {e}"))?;
+            if !meta.is_file() {
+                return Err(format!(
+                    "{input}: not a regular file ({}); give a file, or - for standard input",
+                    file_type(&meta)
+                ));
+            }
+            if meta.len() > max_size {
+                return Err(too_large(meta.len()));
+            }
+            std::fs::File::open(path).and_then(|f| f.take(max_size + 1).read_to_string(&mut text))
         }
-        Input::Stdin => std::io::stdin().read_to_string(&mut text),
+        Input::Stdin => std::io::stdin()
+            .take(max_size + 1)
+            .read_to_string(&mut text),
     };
     read.map_err(|e| format!("{input}: cannot read: {e}"))?;
-    parse(&text).map_err(|e| format!("{input}: {e}"))
+    if text.len() as u64 > max_size {
+        return Err(too_large(text.len() as u64));
+    }
+    let blank = text
+        .lines()
+        .all(|line| line.trim().is_empty() || line.trim_start().starts_with('#'));
+    let objects = parse(&text).map_err(|e| format!("{input}: {e}"))?;
+    Ok(Loaded { objects, blank })
+}
+
+/// `1.5 GiB`, `300 MiB`, `12 KiB`, `80 bytes`.
+fn bytes(n: u64) -> String {
+    let units = [("GiB", 30), ("MiB", 20), ("KiB", 10)];
+    for (unit, shift) in units {
+        if n >= 1 << shift {
+            let value = n as f64 / (1u64 << shift) as f64;
+            return if value.fract() == 0.0 {
+                format!("{value} {unit}")
+            } else {
+                format!("{value:.1} {unit}")
+            };
+        }
+    }
+    format!("{n} bytes")
+}
+
+/// What kind of file something that is not a regular file is.
+fn file_type(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
+/// `--manifests-max-size`: bytes, or with a suffix `Ki`, `Mi`, `Gi` (1024-based) or `k`, `M`,
+/// `G` (1000-based), each optionally followed by `B`.
+pub fn parse_size(value: &str) -> Result<u64, String> {
+    let value = value.trim();
+    let digits = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, suffix) = value.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} is not a size: a number of bytes, e.g. 512Mi or 1Gi"))?;
+    let multiplier: u64 = match suffix.trim().trim_end_matches('B') {
+        "" => 1,
+        "k" | "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size suffix {other:?} in {value:?}: use Ki, Mi, Gi (or k, M, G)"
+            ));
+        }
+    };
+    number
+        .checked_mul(multiplier)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{value:?} is not a size between 1 byte and 16 EiB"))
 }
 
 /// The event that makes the cluster state equal to the input's objects.
@@ -731,6 +921,9 @@ pub fn resync(objects: Vec<ClusterObject>) -> ClusterEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint {
     modified: Option<SystemTime>,
+    /// The inode's change time, in nanoseconds: moves with every write even where the
+    /// modification time's resolution is coarse.
+    changed: i128,
     len: u64,
     inode: u64,
 }
@@ -742,44 +935,78 @@ pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
     let meta = std::fs::metadata(path).ok()?;
     Some(Fingerprint {
         modified: meta.modified().ok(),
+        changed: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
         len: meta.len(),
         inode: meta.ino(),
     })
 }
 
-/// Polls `path` and sends a resync whenever it changes. Invalid content is logged and ignored, so
-/// the last good state keeps being served. Ends when the cluster state is gone.
+/// A changed file is read only once it has stayed unchanged this long, so that a file still
+/// being written — `kubectl get ... > file` writes in several pieces — is not served
+/// half-written. Writing a temporary file and renaming it over the old one is still the way
+/// to change it in one step.
+pub const QUIET_PERIOD: Duration = Duration::from_secs(1);
+
+/// Polls `path` and sends a resync when it has changed and then stayed unchanged for
+/// [`QUIET_PERIOD`]. Invalid content is logged and ignored, so the last good state keeps being
+/// served; so is a blank file. Ends when the cluster state is gone.
 pub async fn watch(
     path: PathBuf,
-    mut seen: Option<Fingerprint>,
+    mut served: Option<Fingerprint>,
+    max_size: u64,
     events: mpsc::Sender<ClusterEvent>,
 ) {
     let mut ticks = tokio::time::interval(POLL_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let input = Input::File(path.clone());
+    // A version not served yet, and since when it has not changed.
+    let mut settling: Option<(Option<Fingerprint>, Instant)> = None;
     loop {
         ticks.tick().await;
         if events.is_closed() {
             return;
         }
         let now = fingerprint(&path);
-        if now == seen {
+        match settling {
+            None if now == served => continue,
+            Some((version, since)) if version == now => {
+                if since.elapsed() < QUIET_PERIOD {
+                    continue;
+                }
+            }
+            _ => {
+                settling = Some((now, Instant::now()));
+                continue;
+            }
+        }
+        settling = None;
+        if now == served {
             continue;
         }
-        seen = now;
+        served = now;
         if now.is_none() {
             warn!(path = %path.display(), "manifests file is unreadable; serving the last good state");
             continue;
         }
         let load_input = input.clone();
-        let loaded = match tokio::task::spawn_blocking(move || load(&load_input)).await {
+        let loaded = match tokio::task::spawn_blocking(move || load(&load_input, max_size)).await {
             Ok(loaded) => loaded,
             Err(e) => Err(format!("{input}: reload failed: {e}")),
         };
+        // Changed while being read: what was read may be half of it. Wait for it to settle.
+        if fingerprint(&path) != now {
+            served = None;
+            continue;
+        }
         match loaded {
-            Ok(objects) => {
-                info!(path = %path.display(), objects = objects.len(), "manifests changed; reloading");
-                if events.send(resync(objects)).await.is_err() {
+            Ok(loaded) if loaded.blank => warn!(
+                path = %path.display(),
+                "manifests file is empty; serving the last good state (to serve no objects, \
+                 write an empty List: `apiVersion: v1`, `kind: List`, `items: []`)"
+            ),
+            Ok(loaded) => {
+                info!(path = %path.display(), objects = loaded.objects.len(), "manifests changed; reloading");
+                if events.send(resync(loaded.objects)).await.is_err() {
                     return;
                 }
             }
@@ -897,7 +1124,10 @@ mod tests {
              spec: {{hostname: h, subdomain: s}}\nstatus: {{podIP: 10.0.0.1}}\n",
             labels.join(", ")
         );
-        let text = vec![pod; 1_600].join("---\n");
+        let text: Vec<String> = (0..1_600)
+            .map(|i| pod.replace("name: p,", &format!("name: p-{i},")))
+            .collect();
+        let text = text.join("---\n");
         assert_eq!(parse(&text).unwrap().len(), 1_600);
     }
 
@@ -1043,8 +1273,8 @@ mod tests {
             // kind before apiVersion; metadata after spec; deletion under way; null status.
             "kind: Pod\napiVersion: v1\nspec: {containers: []}\nmetadata: {name: c, namespace: a, \
              deletionTimestamp: '2026-01-01T00:00:00Z'}\nstatus: null\n",
-            // Not a v1 Pod, then other kinds around it.
-            "apiVersion: v2\nkind: Pod\nmetadata: {name: d}\n",
+            // Another kind, named like a Pod's fields, then other kinds around it.
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {replicas: 1}\n",
             "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: a}\n\
              spec: {clusterIP: None, selector: {app: web}}\n",
         ];
@@ -1096,6 +1326,108 @@ mod tests {
             let message = error_of(&text);
             assert!(message.contains(&format!("duplicate key \"{key}\"")), "{text}: {message}");
         }
+    }
+
+    /// What the API server refuses, a file may not hold either: a known kind at a version this
+    /// server does not read, the same object twice, a single address that is not the first of
+    /// the list. Each is named by document (and item) and field.
+    #[test]
+    fn what_the_api_server_refuses_is_an_error() {
+        let pod = |name: &str| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: a}}\nspec: {{containers: []}}\n"
+            )
+        };
+        assert_eq!(
+            error_of("apiVersion: v2\nkind: Pod\nmetadata: {name: d}\n"),
+            "document 1 (Pod d): apiVersion: \"v2\" is not a version of Pod this server reads (v1)"
+        );
+        assert_eq!(
+            error_of(
+                "apiVersion: discovery.k8s.io/v1beta1\nkind: EndpointSlice\nmetadata: {name: s, namespace: a}\n"
+            ),
+            "document 1 (EndpointSlice a/s): apiVersion: \"discovery.k8s.io/v1beta1\" is not a \
+             version of EndpointSlice this server reads (discovery.k8s.io/v1)"
+        );
+        // The same object twice: in documents, in a List, and across both.
+        let twice = [pod("web-0"), pod("web-1"), pod("web-0")].join("---\n");
+        assert_eq!(
+            error_of(&twice),
+            "document 3 (Pod a/web-0): metadata.name: a second Pod a/web-0 (the first is document 1)"
+        );
+        let list = r#"{"apiVersion":"v1","kind":"List","items":[
+            {"apiVersion":"v1","kind":"Service","metadata":{"name":"s","namespace":"a"},"spec":{}},
+            {"apiVersion":"v1","kind":"Pod","metadata":{"name":"s","namespace":"a"}},
+            {"apiVersion":"v1","kind":"Service","metadata":{"name":"s","namespace":"a"},"spec":{}}]}"#;
+        assert_eq!(
+            error_of(list),
+            "document 1, items[2] (Service a/s): metadata.name: a second Service a/s (the first \
+             is document 1, items[0])"
+        );
+        let namespaces = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n\
+                          apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n";
+        assert!(error_of(namespaces).ends_with("a second Namespace a (the first is document 1)"));
+        // The same name in another namespace, or of another kind, is another object.
+        let distinct = [
+            pod("web-0"),
+            pod("web-0").replace("namespace: a", "namespace: b"),
+        ]
+        .join("---\n");
+        assert_eq!(parse(&distinct).unwrap().len(), 2);
+        // podIP and clusterIP must be the first of their lists.
+        let pod_ips = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a}\n\
+                       status: {podIP: 10.0.0.1, podIPs: [{ip: 10.0.0.2}, {ip: 10.0.0.1}]}\n";
+        assert_eq!(
+            error_of(pod_ips),
+            "document 1 (Pod a/p): status.podIP: \"10.0.0.1\" is not status.podIPs[0].ip (\"10.0.0.2\")"
+        );
+        let cluster_ips = "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: a}\n\
+                           spec: {clusterIP: 10.96.0.1, clusterIPs: [\"fd00::1\", 10.96.0.1]}\n";
+        assert_eq!(
+            error_of(cluster_ips),
+            "document 1 (Service a/s): spec.clusterIP: \"10.96.0.1\" is not spec.clusterIPs[0] (\"fd00::1\")"
+        );
+        let agreeing = pod_ips.replace("podIP: 10.0.0.1", "podIP: 10.0.0.2");
+        assert!(parse(&agreeing).is_ok());
+        // Pods read field by field are checked the same way.
+        let streamed = format!("{}---\n{}", pod("x"), pod("x"));
+        assert!(parse_in::<STREAMING>(&streamed).is_err());
+    }
+
+    #[test]
+    fn sizes_and_loads() {
+        assert_eq!(parse_size("1Gi"), Ok(1 << 30));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("100M"), Ok(100_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(
+            parse_size("0").is_err() && parse_size("1Ti").is_err() && parse_size("big").is_err()
+        );
+        assert_eq!(bytes(3 << 29), "1.5 GiB");
+        assert_eq!(bytes(80), "80 bytes");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cluster.yaml");
+        std::fs::write(&file, include_str!("../../config/demo-cluster.yaml")).unwrap();
+        let input = Input::File(file.clone());
+        let loaded = load(&input, 1 << 20).unwrap();
+        assert!(!loaded.blank && loaded.objects.len() >= 7);
+        let error = load(&input, 1000).unwrap_err();
+        assert!(
+            error.ends_with("is larger than --manifests-max-size (1000 bytes)"),
+            "{error}"
+        );
+        std::fs::write(&file, "# nothing yet\n\n").unwrap();
+        let loaded = load(&input, 1000).unwrap();
+        assert!(loaded.blank && loaded.objects.is_empty());
+        std::fs::write(&file, "apiVersion: v1\nkind: List\nitems: []\n").unwrap();
+        assert!(!load(&input, 1000).unwrap().blank);
+        let error = load(&Input::File(dir.path().into()), 1000).unwrap_err();
+        assert!(
+            error.ends_with(
+                "not a regular file (a directory); give a file, or - for standard input"
+            )
+        );
     }
 
     #[test]

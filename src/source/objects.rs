@@ -84,6 +84,30 @@ fn parse_ip(field: impl Fn() -> String, value: &str) -> Result<IpAddr, FieldErro
         .map_err(|_| FieldError::new(field(), format!("{value:?} is not an IP address")))
 }
 
+/// The single-address field must name the first of the list (the API server refuses an object
+/// where it does not, so a file that has one was edited by hand, and one of the two is wrong).
+fn agree(
+    field: &str,
+    single: Option<&str>,
+    first_field: &str,
+    first: IpAddr,
+) -> Result<(), FieldError> {
+    let Some(single) = single.filter(|s| !s.is_empty()) else {
+        return Ok(());
+    };
+    match single.parse::<IpAddr>() {
+        Ok(ip) if ip == first => Ok(()),
+        Ok(_) => Err(FieldError::new(
+            field,
+            format!("\"{single}\" is not {first_field} (\"{first}\")"),
+        )),
+        Err(_) => Err(FieldError::new(
+            field,
+            format!("{single:?} is not an IP address"),
+        )),
+    }
+}
+
 fn parse_protocol(field: impl Fn() -> String, value: Option<&str>) -> Result<Protocol, FieldError> {
     match value.unwrap_or("TCP") {
         "TCP" => Ok(Protocol::Tcp),
@@ -146,11 +170,20 @@ pub fn service_record(service: &Service) -> Result<ServiceRecord, FieldError> {
         ServiceKind::Headless
     } else {
         let ips = match (&spec.cluster_ips, &spec.cluster_ip) {
-            (Some(ips), _) if !ips.is_empty() => ips
-                .iter()
-                .enumerate()
-                .map(|(i, ip)| parse_ip(|| format!("spec.clusterIPs[{i}]"), ip))
-                .collect::<Result<Vec<_>, _>>()?,
+            (Some(ips), _) if !ips.is_empty() => {
+                let parsed = ips
+                    .iter()
+                    .enumerate()
+                    .map(|(i, ip)| parse_ip(|| format!("spec.clusterIPs[{i}]"), ip))
+                    .collect::<Result<Vec<_>, _>>()?;
+                agree(
+                    "spec.clusterIP",
+                    spec.cluster_ip.as_deref(),
+                    "spec.clusterIPs[0]",
+                    parsed[0],
+                )?;
+                parsed
+            }
             (_, Some(ip)) if !ip.is_empty() => vec![parse_ip(|| "spec.clusterIP".into(), ip)?],
             _ => Vec::new(),
         };
@@ -228,6 +261,8 @@ pub fn pod_object(pod: &DnsPod) -> Result<ClusterObject, FieldError> {
                     ips.push(ip);
                 }
             }
+            let single = status.and_then(|s| s.pod_ip.as_deref());
+            agree("status.podIP", single, "status.podIPs[0].ip", ips[0])?;
         }
         None => {
             if let Some(ip) = status
