@@ -524,7 +524,7 @@ pub enum ClusterObject {
     EndpointSlice(EndpointSliceRecord),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ObjectKind {
     Namespace,
     Service,

@@ -663,3 +663,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+pub(crate) mod proptests;

@@ -447,6 +447,70 @@ impl View {
     }
 }
 
+/// What a view holds, as plain ordered data, the serial aside: two views that answer alike
+/// describe alike. For tests, which compare a view kept up to date change by change with one
+/// built from scratch.
+#[cfg(test)]
+#[derive(Debug, PartialEq, Eq)]
+pub struct Contents {
+    pub synced: bool,
+    /// Namespace → how many objects keep it.
+    pub namespaces: std::collections::BTreeMap<String, u32>,
+    pub services: std::collections::BTreeMap<(String, String), ServiceView>,
+    /// Address → (namespaces with pods on it and how many, Services naming it), sorted.
+    pub holders: std::collections::BTreeMap<IpAddr, (Vec<(String, u32)>, Vec<(String, String)>)>,
+}
+
+#[cfg(test)]
+impl View {
+    pub fn contents(&self) -> Contents {
+        let holders_of = |ip: IpAddr, holders: &Holders| {
+            let many = Holders::expand(Some(holders.clone()));
+            let mut pods: Vec<(String, u32)> = many
+                .pods
+                .iter()
+                .map(|(ns, n)| (ns.to_string(), *n))
+                .collect();
+            let mut services: Vec<(String, String)> = many
+                .services
+                .iter()
+                .map(|s| (s.namespace.to_string(), s.name.to_string()))
+                .collect();
+            pods.sort();
+            services.sort();
+            (ip, (pods, services))
+        };
+        Contents {
+            synced: self.synced,
+            namespaces: self
+                .namespaces
+                .iter()
+                .map(|(name, entry)| (name.to_string(), entry.objects))
+                .collect(),
+            services: self
+                .services
+                .iter()
+                .map(|(key, view)| {
+                    (
+                        (key.namespace.to_string(), key.name.to_string()),
+                        (**view).clone(),
+                    )
+                })
+                .collect(),
+            holders: self
+                .holders_v4
+                .iter()
+                .map(|(ip, h)| holders_of(IpAddr::V4((*ip).into()), h))
+                .chain(
+                    self.holders_v6
+                        .iter()
+                        .map(|(ip, h)| holders_of(IpAddr::V6((*ip).into()), h)),
+                )
+                .collect(),
+        }
+    }
+}
+
 /// The published view: readers `load()` a snapshot, the single writer `publish()`es a new one.
 #[derive(Clone, Debug)]
 pub struct SharedView(Arc<ArcSwap<View>>);

@@ -1,0 +1,269 @@
+//! Property tests of the single writer: random clusters changed by random sequences of upserts,
+//! deletes and resyncs (whole or scoped) leave the published view equal to the view built from
+//! scratch from the objects that remain. Small pools of names, labels and addresses make
+//! objects collide often: shared addresses, hostnames claimed twice, Services selecting the
+//! same pods, slices moving between Services.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use super::*;
+use crate::dns::rules::EndpointNames;
+use crate::records::{
+    Labels, PodHostname, Protocol, ServiceKind, ServicePort, SliceEndpoint, SlicePort, TargetPort,
+};
+
+pub(crate) const NAMESPACES: [&str; 2] = ["a", "b"];
+pub(crate) const APPS: [&str; 3] = ["x", "y", "z"];
+pub(crate) const ADDRESSES: [&str; 6] = [
+    "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "fd00::1", "fd00::2",
+];
+
+pub(crate) fn namespace() -> impl Strategy<Value = Arc<str>> {
+    prop::sample::select(&NAMESPACES[..]).prop_map(Arc::from)
+}
+
+pub(crate) fn addresses(max: usize) -> impl Strategy<Value = Addresses> {
+    vec(prop::sample::select(&ADDRESSES[..]), 0..=max).prop_map(|ips| {
+        let mut list: Vec<IpAddr> = Vec::new();
+        for ip in ips {
+            let ip: IpAddr = ip.parse().unwrap();
+            if !list.contains(&ip) {
+                list.push(ip);
+            }
+        }
+        list.into()
+    })
+}
+
+fn labels_of(app: &str) -> Labels {
+    Labels::new([("app".to_string(), app.to_string())])
+}
+
+pub(crate) fn service() -> impl Strategy<Value = ClusterObject> {
+    let kind = prop_oneof![
+        Just(ServiceKind::Headless),
+        prop::sample::select(&["10.96.0.1", "10.96.0.2", "fd00:96::1"][..])
+            .prop_map(|ip| ServiceKind::ClusterIp(Box::new([ip.parse().unwrap()]))),
+        Just(ServiceKind::ExternalName(Box::new(
+            Name::from_ascii("db.example.com.").unwrap()
+        ))),
+    ];
+    (
+        namespace(),
+        0..4usize,
+        kind,
+        prop::option::of(prop::sample::select(&APPS[..])),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(ns, n, kind, app, not_ready, named_target)| {
+            let target = if named_target {
+                TargetPort::Name("web".into())
+            } else {
+                TargetPort::Number(80)
+            };
+            ClusterObject::Service(ServiceRecord {
+                key: ObjectKey::new(&ns, &format!("s{n}")),
+                kind,
+                selector: app.map(labels_of),
+                ports: Arc::new([ServicePort {
+                    name: "web".into(),
+                    protocol: Protocol::Tcp,
+                    port: 80,
+                    target,
+                }]),
+                publish_not_ready_addresses: not_ready,
+            })
+        })
+}
+
+pub(crate) fn pod() -> impl Strategy<Value = ClusterObject> {
+    (
+        namespace(),
+        0..6usize,
+        prop::sample::select(&APPS[..]),
+        addresses(2),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
+        prop::option::of(prop::option::of(0..2usize)),
+        prop::option::of(0..4usize),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(ns, n, app, ips, (ready, terminating, finished), hostname, subdomain, port)| {
+                let name = format!("p{n}");
+                // A hostname: the pod's own name, or one of two shared ones.
+                let hostname = hostname.map(|h| h.map_or(name.clone(), |h| format!("h{h}")));
+                let named_ports: Box<[crate::records::ContainerPort]> = if port {
+                    Box::new([crate::records::ContainerPort {
+                        name: "web".into(),
+                        protocol: Protocol::Tcp,
+                        port: 8080,
+                    }])
+                } else {
+                    Box::new([])
+                };
+                ClusterObject::Pod {
+                    namespace: ns,
+                    pod: PodRecord {
+                        ips,
+                        template: Arc::new(PodTemplate {
+                            labels: labels_of(app),
+                            hostname: PodHostname::of(&name, hostname.as_deref()),
+                            subdomain: subdomain.map(|s| format!("s{s}").into()),
+                            named_ports,
+                        }),
+                        name: name.into(),
+                        ready,
+                        terminating,
+                        finished,
+                    },
+                }
+            },
+        )
+}
+
+pub(crate) fn slice() -> impl Strategy<Value = ClusterObject> {
+    let endpoint = (addresses(2), prop::option::of(0..2usize), any::<bool>()).prop_map(
+        |(addresses, hostname, ready)| SliceEndpoint {
+            addresses,
+            hostname: hostname.map(|h| format!("h{h}").into()),
+            target_name: None,
+            ready,
+        },
+    );
+    (namespace(), 0..3usize, 0..4usize, vec(endpoint, 0..3)).prop_map(
+        |(ns, n, service, endpoints)| {
+            ClusterObject::EndpointSlice(EndpointSliceRecord {
+                key: ObjectKey::new(&ns, &format!("e{n}")),
+                service: format!("s{service}").into(),
+                ports: Box::new([SlicePort {
+                    name: "web".into(),
+                    protocol: Protocol::Tcp,
+                    port: 9000,
+                }]),
+                endpoints: endpoints.into(),
+            })
+        },
+    )
+}
+
+pub(crate) fn object() -> impl Strategy<Value = ClusterObject> {
+    prop_oneof![
+        3 => pod(),
+        2 => service(),
+        1 => slice(),
+        1 => namespace().prop_map(ClusterObject::Namespace),
+    ]
+}
+
+#[derive(Clone, Debug)]
+enum Change {
+    Upsert(ClusterObject),
+    Delete(ClusterObject),
+    /// A resync of these kinds, in one namespace or all, to these objects (those of other
+    /// kinds or namespaces are left out).
+    Resync(Vec<ObjectKind>, Option<Arc<str>>, Vec<ClusterObject>),
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    let kinds = prop::sample::subsequence(ObjectKind::ALL.to_vec(), 1..=4);
+    prop_oneof![
+        6 => object().prop_map(Change::Upsert),
+        3 => object().prop_map(Change::Delete),
+        1 => (kinds, prop::option::of(namespace()), vec(object(), 0..12))
+            .prop_map(|(kinds, ns, objects)| Change::Resync(kinds, ns, objects)),
+    ]
+}
+
+type Identity = (ObjectKind, String, String);
+
+fn identity(object: &ClusterObject) -> Identity {
+    (
+        object.kind(),
+        object.namespace().to_string(),
+        object.name().to_string(),
+    )
+}
+
+/// Whether `object` is one a resync of `kinds` in `scope` covers.
+fn covered(object: &ClusterObject, kinds: &[ObjectKind], scope: Option<&str>) -> bool {
+    let namespace = match object {
+        ClusterObject::Namespace(name) => &**name,
+        other => other.namespace(),
+    };
+    kinds.contains(&object.kind()) && scope.is_none_or(|s| s == namespace)
+}
+
+fn state(names: EndpointNames) -> ClusterState {
+    ClusterState::new(1).with_endpoint_names(names)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+
+    #[test]
+    fn a_view_kept_up_to_date_equals_one_built_from_scratch(
+        initial in vec(object(), 0..20),
+        changes in vec(change(), 0..40),
+        by_pod_name in any::<bool>(),
+    ) {
+        let names = if by_pod_name { EndpointNames::PodName } else { EndpointNames::Hostname };
+        let mut kept = state(names);
+        let mut model: BTreeMap<Identity, ClusterObject> = BTreeMap::new();
+        let initial: BTreeMap<Identity, ClusterObject> =
+            initial.into_iter().map(|o| (identity(&o), o)).collect();
+        kept.apply(ClusterEvent::Resync {
+            kinds: ObjectKind::ALL.to_vec(),
+            namespace: None,
+            objects: initial.values().cloned().collect(),
+        });
+        kept.apply(ClusterEvent::Synced);
+        model.extend(initial);
+        // Views are published now and then, as bursts of events end.
+        for (i, change) in changes.into_iter().enumerate() {
+            match change {
+                Change::Upsert(object) => {
+                    model.insert(identity(&object), object.clone());
+                    kept.apply(ClusterEvent::Upsert(object));
+                }
+                Change::Delete(object) => {
+                    model.remove(&identity(&object));
+                    kept.apply(ClusterEvent::Delete(object.kind(), object.key()));
+                }
+                Change::Resync(kinds, scope, objects) => {
+                    let objects: BTreeMap<Identity, ClusterObject> = objects
+                        .into_iter()
+                        .filter(|o| covered(o, &kinds, scope.as_deref()))
+                        .map(|o| (identity(&o), o))
+                        .collect();
+                    model.retain(|_, o| !covered(o, &kinds, scope.as_deref()));
+                    model.extend(objects.clone());
+                    kept.apply(ClusterEvent::Resync {
+                        kinds,
+                        namespace: scope,
+                        objects: objects.into_values().collect(),
+                    });
+                }
+            }
+            if i % 3 == 0 {
+                kept.publish();
+            }
+        }
+        kept.publish();
+        let mut scratch = state(names);
+        scratch.apply(ClusterEvent::Resync {
+            kinds: ObjectKind::ALL.to_vec(),
+            namespace: None,
+            objects: model.into_values().collect(),
+        });
+        scratch.apply(ClusterEvent::Synced);
+        scratch.publish();
+        prop_assert_eq!(kept.view().contents(), scratch.view().contents());
+    }
+}
