@@ -457,9 +457,13 @@ pub struct Contents {
     /// Namespace → how many objects keep it.
     pub namespaces: std::collections::BTreeMap<String, u32>,
     pub services: std::collections::BTreeMap<(String, String), ServiceView>,
-    /// Address → (namespaces with pods on it and how many, Services naming it), sorted.
-    pub holders: std::collections::BTreeMap<IpAddr, (Vec<(String, u32)>, Vec<(String, String)>)>,
+    /// Address → who holds it, sorted.
+    pub holders: std::collections::BTreeMap<IpAddr, HeldBy>,
 }
+
+/// The namespaces with pods on an address (and how many), and the Services naming it.
+#[cfg(test)]
+type HeldBy = (Vec<(String, u32)>, Vec<(String, String)>);
 
 #[cfg(test)]
 impl View {
