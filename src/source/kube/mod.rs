@@ -4,23 +4,21 @@
 
 mod decode;
 pub mod faults;
+mod kinds;
 mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::sync::mpsc;
 use tracing::info;
 
 use crate::cluster::ClusterEvent;
-use crate::records::{ClusterObject, ObjectKind};
-use crate::source::objects::{self, SERVICE_NAME_LABEL};
-use crate::source::pod::DnsPod;
-pub use watch::Source;
+use crate::records::ObjectKind;
+use crate::source::objects::SERVICE_NAME_LABEL;
+pub use watch::{Line, Source, read_line};
 use watch::{Watched, follow};
 
 /// How to reach the API and what to watch.
@@ -109,52 +107,24 @@ pub fn spawn_watchers(
     ));
     let mut tasks = Vec::new();
     for scope in scopes {
-        // A namespace scope watches its own Namespace object only.
-        let namespace_field = scope.as_ref().map(|ns| format!("metadata.name={ns}"));
-        tasks.push(tokio::spawn(follow(
-            source.clone(),
-            Watched::<Namespace> {
-                kind: ObjectKind::Namespace,
+        for kind in ObjectKind::ALL {
+            let (label_selector, field_selector) = match kind {
+                // A namespace scope watches its own Namespace object only.
+                ObjectKind::Namespace => {
+                    (None, scope.as_ref().map(|ns| format!("metadata.name={ns}")))
+                }
+                ObjectKind::Service => (options.service_selector.clone(), None),
+                ObjectKind::Pod => (None, None),
+                ObjectKind::EndpointSlice => (Some(SERVICE_NAME_LABEL.into()), None),
+            };
+            let watched = Watched {
+                kind,
                 scope: scope.clone(),
-                label_selector: None,
-                field_selector: namespace_field,
-                convert: |ns| {
-                    objects::namespace_name(&ns.metadata).map(|n| Some(ClusterObject::Namespace(n)))
-                },
-            },
-        )));
-        tasks.push(tokio::spawn(follow(
-            source.clone(),
-            Watched::<Service> {
-                kind: ObjectKind::Service,
-                scope: scope.clone(),
-                label_selector: options.service_selector.clone(),
-                field_selector: None,
-                convert: |s| objects::service_record(s).map(|r| Some(ClusterObject::Service(r))),
-            },
-        )));
-        tasks.push(tokio::spawn(follow(
-            source.clone(),
-            Watched::<DnsPod> {
-                kind: ObjectKind::Pod,
-                scope: scope.clone(),
-                label_selector: None,
-                field_selector: None,
-                convert: |p| objects::pod_object(p).map(Some),
-            },
-        )));
-        tasks.push(tokio::spawn(follow(
-            source.clone(),
-            Watched::<EndpointSlice> {
-                kind: ObjectKind::EndpointSlice,
-                scope,
-                label_selector: Some(SERVICE_NAME_LABEL.into()),
-                field_selector: None,
-                convert: |e| {
-                    objects::endpoint_slice_record(e).map(|r| r.map(ClusterObject::EndpointSlice))
-                },
-            },
-        )));
+                label_selector,
+                field_selector,
+            };
+            tasks.push(tokio::spawn(follow(source.clone(), watched)));
+        }
     }
     (tasks, source)
 }

@@ -15,19 +15,19 @@ use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::http;
+use kube::Client;
 use kube::client::Body;
 use kube::core::Request;
 use kube::core::params::{ListParams, WatchParams};
-use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::cluster::ClusterEvent;
 use crate::records::{ClusterObject, ObjectKey, ObjectKind};
-use crate::source::kube::decode::{self, Identity, ListPage, Status, WatchLine};
+use crate::source::kube::decode::{Identity, ListPage, Status, WatchLine};
 use crate::source::kube::faults::{Backoff, Fault, Outages, shorten};
-use crate::source::objects::FieldError;
+use crate::source::kube::kinds::{self, Decoded};
 
 /// Objects per list page: large pages make the first sync of a big cluster fast.
 const PAGE_SIZE: u32 = 5000;
@@ -91,37 +91,28 @@ impl Source {
     }
 }
 
-/// Converts an API object into a record: `None` for an object DNS need not keep.
-pub type Convert<K> = fn(&K) -> Result<Option<ClusterObject>, FieldError>;
-
 /// One resource in one scope, as watched.
-pub struct Watched<K> {
+pub struct Watched {
     pub kind: ObjectKind,
     /// The namespace watched; `None`: all.
     pub scope: Option<Arc<str>>,
     pub label_selector: Option<String>,
     pub field_selector: Option<String>,
-    pub convert: Convert<K>,
 }
 
-impl<K: Resource<DynamicType = ()>> Watched<K> {
+impl Watched {
     /// For logs: `pods`, or `pods in team-a`.
     fn name(&self) -> String {
-        let plural = K::plural(&());
+        let plural = kinds::plural(self.kind);
         match &self.scope {
             Some(ns) => format!("{plural} in {ns}"),
-            None => plural.into_owned(),
+            None => plural.to_string(),
         }
     }
 
     /// For a 403: what the account must be allowed, e.g. `list pods (cluster scope)`.
     fn permission(&self, verb: &str) -> String {
-        let group = K::group(&());
-        let resource = if group.is_empty() {
-            K::plural(&()).into_owned()
-        } else {
-            format!("{}.{group}", K::plural(&()))
-        };
+        let resource = kinds::resource(self.kind);
         match &self.scope {
             Some(ns) if self.kind != ObjectKind::Namespace => {
                 format!("{verb} {resource} in namespace {ns}")
@@ -135,7 +126,104 @@ impl<K: Resource<DynamicType = ()>> Watched<K> {
             .scope
             .as_deref()
             .filter(|_| self.kind != ObjectKind::Namespace);
-        Request::new(K::url_path(&(), namespace))
+        Request::new(kinds::url_path(self.kind, namespace))
+    }
+}
+
+/// What one line of a watch stream means.
+#[derive(Debug)]
+pub enum Line {
+    /// A change to apply; the stream is then at `version`.
+    Change {
+        event: ClusterEvent,
+        version: Option<String>,
+    },
+    /// Nothing changed; the stream is at this version.
+    Bookmark(Option<String>),
+    /// 410: the version watched from is gone.
+    Expired,
+    Failed(Fault),
+    /// An object DNS cannot read or use: named, and removed from the state when it can be told
+    /// which it was (a re-list would leave it out as well).
+    Skipped {
+        object: String,
+        error: String,
+        remove: Option<ClusterEvent>,
+        version: Option<String>,
+    },
+    /// An event type this server does not know.
+    Ignored,
+}
+
+/// Reads one line of a watch stream of `kind`; `attempt` names the watch for a failure.
+pub fn read_line(kind: ObjectKind, line: &str, attempt: &str) -> Line {
+    let Ok(event) = serde_json::from_str::<WatchLine>(line) else {
+        return Line::Failed(Fault::Rejected {
+            code: 200,
+            message: format!("{attempt}: a line that is not an event: {}", shorten(line)),
+        });
+    };
+    match event.kind.as_ref() {
+        "ADDED" | "MODIFIED" => change(kind, event.object, false),
+        "DELETED" => change(kind, event.object, true),
+        "BOOKMARK" => Line::Bookmark(Identity::of(event.object).metadata.resource_version),
+        "ERROR" => {
+            let status: Status = serde_json::from_str(event.object.get()).unwrap_or_default();
+            match status.code {
+                410 => Line::Expired,
+                code => Line::Failed(Fault::from_status(code, event.object.get(), attempt)),
+            }
+        }
+        _ => Line::Ignored,
+    }
+}
+
+/// The change an ADDED, MODIFIED or DELETED event of `raw` makes.
+fn change(kind: ObjectKind, raw: &RawValue, deleted: bool) -> Line {
+    match kinds::decode(kind, raw) {
+        Ok(Decoded {
+            record,
+            key,
+            version,
+        }) => match record {
+            Ok(Some(record)) if !deleted => Line::Change {
+                event: ClusterEvent::Upsert(record),
+                version,
+            },
+            // Gone, or an object DNS does not use (any more): it must not keep old answers.
+            Ok(_) => Line::Change {
+                event: ClusterEvent::Delete(kind, key),
+                version,
+            },
+            Err(error) if key.name.is_empty() => Line::Skipped {
+                object: "(unnamed)".into(),
+                error: error.to_string(),
+                remove: None,
+                version,
+            },
+            Err(error) => Line::Skipped {
+                object: key.to_string(),
+                error: error.to_string(),
+                remove: Some(ClusterEvent::Delete(kind, key)),
+                version,
+            },
+        },
+        Err(undecodable) => {
+            let identity = Identity::of(raw).metadata;
+            let remove = identity.name.map(|name| {
+                let key = match kind {
+                    ObjectKind::Namespace => ObjectKey::of_namespace(&Arc::from(name)),
+                    _ => ObjectKey::new(identity.namespace.as_deref().unwrap_or("default"), &name),
+                };
+                ClusterEvent::Delete(kind, key)
+            });
+            Line::Skipped {
+                object: undecodable.object,
+                error: undecodable.error,
+                remove,
+                version: identity.resource_version,
+            }
+        }
     }
 }
 
@@ -151,17 +239,14 @@ enum WatchEnd {
 }
 
 /// Follows `watched` until the cluster state stops listening.
-pub async fn follow<K>(source: Arc<Source>, watched: Watched<K>)
-where
-    K: Resource<DynamicType = ()> + DeserializeOwned,
-{
+pub async fn follow(source: Arc<Source>, watched: Watched) {
     let name = watched.name();
     let mut backoff = Backoff::new();
     let mut skips = SkipLog::new(&name);
     let mut listed_once = false;
     let mut version: Option<String> = None;
     loop {
-        let from = match version.take() {
+        let mut at = match version.take() {
             Some(version) => version,
             None => match list(&source, &watched, &mut skips).await {
                 Ok((objects, version)) => {
@@ -190,7 +275,6 @@ where
                 }
             },
         };
-        let mut at = from;
         match watch(&source, &watched, &name, &mut at, &mut backoff, &mut skips).await {
             WatchEnd::Closed => version = Some(at),
             WatchEnd::Expired => debug!(watch = %name, "resourceVersion expired; listing again"),
@@ -279,14 +363,11 @@ fn client_fault(error: &kube::Error) -> Fault {
 
 /// Lists every object of `watched`, page by page; returns their records and the version to
 /// watch from.
-async fn list<K>(
+async fn list(
     source: &Source,
-    watched: &Watched<K>,
+    watched: &Watched,
     skips: &mut SkipLog,
-) -> Result<(Vec<ClusterObject>, String), Fault>
-where
-    K: Resource<DynamicType = ()> + DeserializeOwned,
-{
+) -> Result<(Vec<ClusterObject>, String), Fault> {
     let attempt = watched.permission("list");
     let mut objects = Vec::new();
     let mut continue_token = None;
@@ -325,8 +406,15 @@ where
             message: format!("the answer to {attempt} is not a list: {e}"),
         })?;
         for item in &page.items {
-            match decode::object::<K>(item) {
-                Ok(object) => objects.extend(usable(&object, watched.convert, skips)),
+            match kinds::decode(watched.kind, item) {
+                Ok(Decoded {
+                    record: Ok(record), ..
+                }) => objects.extend(record),
+                Ok(Decoded {
+                    record: Err(error),
+                    key,
+                    ..
+                }) => skips.skip(&key.to_string(), &error.to_string()),
                 Err(undecodable) => skips.skip(&undecodable.object, &undecodable.error),
             }
         }
@@ -343,17 +431,14 @@ where
 
 /// Watches `watched` from `version`, applying each event, until the watch ends; `version`
 /// follows the events.
-async fn watch<K>(
+async fn watch(
     source: &Source,
-    watched: &Watched<K>,
+    watched: &Watched,
     name: &str,
     version: &mut String,
     backoff: &mut Backoff,
     skips: &mut SkipLog,
-) -> WatchEnd
-where
-    K: Resource<DynamicType = ()> + DeserializeOwned,
-{
+) -> WatchEnd {
     let params = WatchParams {
         label_selector: watched.label_selector.clone(),
         field_selector: watched.field_selector.clone(),
@@ -370,7 +455,8 @@ where
             });
         }
     };
-    let response = match send(&source.client, request, &watched.permission("watch")).await {
+    let attempt = watched.permission("watch");
+    let response = match send(&source.client, request, &attempt).await {
         Ok(response) => response,
         Err(Fault::Rejected { code: 410, .. }) => return WatchEnd::Expired,
         Err(fault) => return WatchEnd::Failed(fault),
@@ -400,107 +486,33 @@ where
             proven = true;
             backoff.reset();
         }
-        let Ok(event) = serde_json::from_str::<WatchLine>(&line) else {
-            return WatchEnd::Failed(Fault::Rejected {
-                code: 200,
-                message: format!(
-                    "the {name} watch sent a line that is not an event: {}",
-                    shorten(&line)
-                ),
-            });
-        };
-        let change = match event.kind.as_ref() {
-            "ADDED" | "MODIFIED" | "DELETED" => {
-                let deleted = event.kind == "DELETED";
-                match decode::object::<K>(event.object) {
-                    Ok(object) => {
-                        if let Some(at) = object.resource_version() {
-                            *version = at;
-                        }
-                        match usable(&object, watched.convert, skips).filter(|_| !deleted) {
-                            Some(record) => ClusterEvent::Upsert(record),
-                            // An object DNS cannot use any more must not keep its old answers.
-                            None => {
-                                ClusterEvent::Delete(watched.kind, key_of(&object, watched.kind))
-                            }
-                        }
-                    }
-                    Err(undecodable) => {
-                        skips.skip(&undecodable.object, &undecodable.error);
-                        let identity = Identity::of(event.object);
-                        if let Some(at) = identity.metadata.resource_version.clone() {
-                            *version = at;
-                        }
-                        let Some(name) = identity.metadata.name else {
-                            continue;
-                        };
-                        let key = match watched.kind {
-                            ObjectKind::Namespace => ObjectKey::of_namespace(&Arc::from(name)),
-                            _ => ObjectKey::new(
-                                identity.metadata.namespace.as_deref().unwrap_or("default"),
-                                &name,
-                            ),
-                        };
-                        ClusterEvent::Delete(watched.kind, key)
-                    }
-                }
+        let (change, at) = match read_line(watched.kind, &line, &attempt) {
+            Line::Change { event, version } => (Some(event), version),
+            Line::Bookmark(version) => (None, version),
+            Line::Expired => return WatchEnd::Expired,
+            Line::Failed(fault) => return WatchEnd::Failed(fault),
+            Line::Skipped {
+                object,
+                error,
+                remove,
+                version,
+            } => {
+                skips.skip(&object, &error);
+                (remove, version)
             }
-            "BOOKMARK" => {
-                if let Some(at) = Identity::of(event.object).metadata.resource_version {
-                    *version = at;
-                }
-                continue;
-            }
-            "ERROR" => {
-                let status: Status = serde_json::from_str(event.object.get()).unwrap_or_default();
-                return match status.code {
-                    410 => WatchEnd::Expired,
-                    code => WatchEnd::Failed(Fault::from_status(
-                        code,
-                        event.object.get(),
-                        &watched.permission("watch"),
-                    )),
-                };
-            }
-            other => {
-                debug!(watch = %name, kind = other, "ignoring a watch event of an unknown type");
-                continue;
+            Line::Ignored => {
+                debug!(watch = %name, "ignoring a watch event of an unknown type");
+                (None, None)
             }
         };
-        if source.events.send(change).await.is_err() {
+        if let Some(at) = at {
+            *version = at;
+        }
+        if let Some(change) = change
+            && source.events.send(change).await.is_err()
+        {
             return WatchEnd::Stopped;
         }
-    }
-}
-
-/// The object's record; `None` (named in the log) when DNS cannot or need not use it.
-fn usable<K: Resource>(
-    object: &K,
-    convert: Convert<K>,
-    skips: &mut SkipLog,
-) -> Option<ClusterObject> {
-    match convert(object) {
-        Ok(record) => record,
-        Err(error) => {
-            let name = format!(
-                "{}/{}",
-                object.namespace().unwrap_or_default(),
-                object.name_any()
-            );
-            skips.skip(&name, &error.to_string());
-            None
-        }
-    }
-}
-
-fn key_of<K: Resource>(object: &K, kind: ObjectKind) -> ObjectKey {
-    let name = object.name_any();
-    match kind {
-        ObjectKind::Namespace => ObjectKey::of_namespace(&Arc::from(name)),
-        _ => ObjectKey::new(
-            &object.namespace().unwrap_or_else(|| "default".into()),
-            &name,
-        ),
     }
 }
 
@@ -589,5 +601,86 @@ impl SkipLog {
             warn!(watch = %self.watch, skipped = self.unnamed, "skipped more objects DNS cannot read or use");
             self.unnamed = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of line a watch stream may bring, and what it means.
+    #[test]
+    fn watch_lines_are_read_one_by_one() {
+        let pod = |kind: &str, status: &str| {
+            format!(
+                r#"{{"type":"{kind}","object":{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"web-0","namespace":"a","resourceVersion":"7"}},"status":{status}}}}}"#
+            )
+        };
+        let read = |line: &str| read_line(ObjectKind::Pod, line, "watch pods (cluster scope)");
+        let good = r#"{"podIP":"10.0.0.1","conditions":[{"type":"Ready","status":"True"}]}"#;
+        match read(&pod("ADDED", good)) {
+            Line::Change {
+                event: ClusterEvent::Upsert(object),
+                version,
+            } => {
+                assert_eq!((object.name(), version.as_deref()), ("web-0", Some("7")));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            read(&pod("DELETED", good)),
+            Line::Change { event: ClusterEvent::Delete(ObjectKind::Pod, key), .. } if key.to_string() == "a/web-0"
+        ));
+        // Readable but unusable: named, and removed.
+        match read(&pod("MODIFIED", r#"{"podIP":"10.0.0.300"}"#)) {
+            Line::Skipped {
+                object,
+                error,
+                remove: Some(ClusterEvent::Delete(..)),
+                version,
+            } => {
+                assert_eq!(object, "a/web-0");
+                assert_eq!(error, "status.podIP: \"10.0.0.300\" is not an IP address");
+                assert_eq!(version.as_deref(), Some("7"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Unreadable: named with its field, and removed by the name it carries.
+        match read(&pod("MODIFIED", r#"{"podIPs":"10.0.0.1"}"#)) {
+            Line::Skipped {
+                object,
+                error,
+                remove: Some(_),
+                version,
+            } => {
+                assert_eq!(object, "a/web-0");
+                assert!(error.starts_with("status.podIPs: invalid type"), "{error}");
+                assert_eq!(version.as_deref(), Some("7"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let bookmark = r#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"99"}}}"#;
+        assert!(matches!(read(bookmark), Line::Bookmark(Some(v)) if v == "99"));
+        let expired =
+            r#"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}}"#;
+        assert!(matches!(read(expired), Line::Expired));
+        let failed =
+            r#"{"type":"ERROR","object":{"kind":"Status","code":500,"message":"etcd down"}}"#;
+        assert!(matches!(
+            read(failed),
+            Line::Failed(Fault::ServerError { code: 500, .. })
+        ));
+        assert!(matches!(
+            read(r#"{"type":"SOMETHING","object":{}}"#),
+            Line::Ignored
+        ));
+        assert!(matches!(
+            read("not json at all"),
+            Line::Failed(Fault::Rejected { .. })
+        ));
+        assert!(matches!(
+            read(r#"{"type":"ADDED","object":[]}"#),
+            Line::Skipped { remove: None, .. }
+        ));
     }
 }
