@@ -621,3 +621,37 @@ async fn the_do_bit_is_echoed() {
     server.stop().await;
     async_server.stop().await;
 }
+
+/// Found by fuzzing: a question name with a compression pointer into the header. The response
+/// repeats the question's bytes, where the pointer would land on the response's own header and
+/// make it unparseable; such a message gets FORMERR instead, on UDP and TCP.
+#[tokio::test]
+async fn a_question_pointing_into_the_header_gets_formerr() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, documents(&statefulset_cluster())).unwrap();
+    let server = TestServer::start(&path, &[]).await;
+    // "\x03web" then a pointer to offset 2 (the flags), then a valid rest of the question.
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    query.extend_from_slice(b"\x03web\xc0\x02\x00\x01\x00\x01");
+    for reply in [
+        raw_udp(server.addr, &query).await,
+        raw_tcp(server.addr, &query).await,
+    ] {
+        let reply = Message::from_vec(&reply.expect("a reply")).expect("a reply that parses");
+        assert_eq!(reply.metadata.id, 0x1234);
+        assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+    }
+    // A pointer within the question itself is not the header's: a second question may use one.
+    let mut two = query_message(5, WEB0, RecordType::A).to_vec().unwrap();
+    two[5] = 2;
+    two.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1]);
+    let reply = Message::from_vec(&raw_udp(server.addr, &two).await.unwrap()).unwrap();
+    assert_eq!(
+        reply.metadata.response_code,
+        ResponseCode::FormErr,
+        "two questions"
+    );
+    assert_eq!(reply.queries.len(), 2, "repeated as asked");
+    server.stop().await;
+}

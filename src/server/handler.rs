@@ -100,18 +100,25 @@ impl Handler {
         if header.metadata.message_type == MessageType::Response {
             return false;
         }
+        let form_error = |out: &mut Vec<u8>| {
+            let mut metadata = Metadata::response_from_request(&header.metadata);
+            metadata.response_code = ResponseCode::FormErr;
+            let reply = Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            };
+            reply.emit(&mut BinEncoder::new(out)).is_ok()
+        };
         let request = match Request::from_bytes(message.to_vec(), src, protocol) {
             Ok(request) => request,
-            Err(_) => {
-                let mut metadata = Metadata::response_from_request(&header.metadata);
-                metadata.response_code = ResponseCode::FormErr;
-                let reply = Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                };
-                return reply.emit(&mut BinEncoder::new(out)).is_ok();
-            }
+            Err(_) => return form_error(out),
         };
+        // The response repeats the question's bytes as received, at the same offset: a
+        // compression pointer into the header would point into the response's header, which
+        // differs, and the response would not parse. No real question does that.
+        if question_points_into_header(message, request.queries.queries().len()) {
+            return form_error(out);
+        }
         let limit = match protocol {
             Protocol::Udp => udp_limit(request.edns.as_ref()),
             _ => u16::MAX,
@@ -178,6 +185,35 @@ impl Handler {
         );
         prepared(reply.rcode, reply)
     }
+}
+
+/// Whether a name in the question section of `message` (`count` questions, well formed) has a
+/// compression pointer to the header.
+fn question_points_into_header(message: &[u8], count: usize) -> bool {
+    let mut at = 12;
+    for _ in 0..count {
+        loop {
+            let Some(&length) = message.get(at) else {
+                return false;
+            };
+            if length & 0xC0 == 0xC0 {
+                let target = usize::from(length & 0x3F) << 8
+                    | usize::from(message.get(at + 1).copied().unwrap_or(0));
+                if target < 12 {
+                    return true;
+                }
+                at += 2;
+                break;
+            }
+            at += 1 + usize::from(length);
+            if length == 0 {
+                break;
+            }
+        }
+        // Type and class.
+        at += 4;
+    }
+    false
 }
 
 /// Encodes the response within `limit` bytes; the encoder sets TC when it had to leave records
