@@ -323,25 +323,31 @@ pub fn answer(
     // included) as one compression candidate, which no name can match; names start afresh after it.
     let mut suffixes = Suffixes::new();
     suffixes.store(QUESTION_OFFSET, query.question());
-    let records = Records {
+    let limit = usize::from(query.edns_limit.unwrap_or(CLASSIC_UDP_PAYLOAD));
+    let opt = query.edns_limit.map_or(0, |_| OPT_RECORD.len());
+    let whole = Records {
         owner: query.asked_name(),
         ttl: zone.ttl,
-        // Room is kept for the OPT record, which goes last.
-        limit: usize::from(query.edns_limit.unwrap_or(CLASSIC_UDP_PAYLOAD))
-            - query.edns_limit.map_or(0, |_| OPT_RECORD.len()),
+        limit,
     };
     let body = (out.len(), suffixes.len);
-    // Addresses in order while they fit; if they do not all fit, as many as fit from the one
-    // this query's ID picks (see `truncation`), exactly as the general path cuts.
-    let (mut answers, truncated) =
-        records.write_addresses(out, &mut suffixes, addresses, query.qtype, 0);
+    // Every address in order, if they and the OPT record after them fit; else as many as fit
+    // beside the OPT record from the one this query's ID picks (see `truncation`), exactly as
+    // hickory's encoder takes them in the general path's two passes.
+    let (mut answers, mut truncated) =
+        whole.write_addresses(out, &mut suffixes, addresses, query.qtype, 0);
+    truncated |= out.len() + opt > limit;
     if truncated {
         out.truncate(body.0);
         suffixes.truncate(body.1);
         let mut count = 0;
         addresses.for_each_of_type(query.qtype, |_| count += 1);
         let id = u16::from_be_bytes([datagram[0], datagram[1]]);
-        (answers, _) = records.write_addresses(
+        let cut = Records {
+            limit: limit - opt,
+            ..whole
+        };
+        (answers, _) = cut.write_addresses(
             out,
             &mut suffixes,
             addresses,
@@ -357,7 +363,7 @@ pub fn answer(
         && let Some(apex) = apex
     {
         write_soa(out, &mut suffixes, view, zone, wire, apex);
-        if out.len() > records.limit {
+        if out.len() + opt > limit {
             return false;
         }
         authority = 1;
@@ -706,6 +712,41 @@ mod tests {
             taken.len(),
             datagrams.len()
         );
+    }
+
+    /// Around the sizes where an answer stops fitting whole (the OPT record's room counts only
+    /// once the answer is cut), the direct writer and hickory agree on every byte.
+    #[test]
+    fn answers_at_the_edge_of_fitting_are_identical() {
+        for count in [24usize, 25, 26, 27, 28, 70, 71, 72, 73, 74] {
+            let mut parts = vec![headless("edge")];
+            for i in 0..count {
+                let ip = format!("10.5.0.{}", i + 1);
+                parts.push(pod(&format!("edge-{i}"), "edge", &[&ip], None));
+            }
+            let objects = manifests::parse(&parts.join("---\n")).unwrap();
+            let mut state = ClusterState::new(1);
+            state.apply(manifests::resync(objects));
+            state.apply(ClusterEvent::Synced);
+            let view = SharedView::new(state.publish().unwrap());
+            let zone = Zone::new("cluster.local.", 30, PodRecords::Verified, None).unwrap();
+            let handler = Handler::new(view, Arc::new(zone));
+            let mut datagrams = Vec::new();
+            for edns in [
+                None,
+                Some((512, false)),
+                Some((1232, true)),
+                Some((1200, false)),
+            ] {
+                for id in [0u16, 1, 7, 1000] {
+                    let mut message = query("edge.default.svc.cluster.local.", RecordType::A, edns);
+                    message.metadata.id = id;
+                    datagrams.push(message.to_vec().unwrap());
+                }
+            }
+            let taken = compare(&handler, &datagrams);
+            assert_eq!(taken.len(), datagrams.len(), "{count} pods");
+        }
     }
 
     #[test]
