@@ -409,6 +409,33 @@ pub struct ServiceRecord {
     /// Shared with the Service's view.
     pub ports: Arc<[ServicePort]>,
     pub publish_not_ready_addresses: bool,
+    /// `spec.ipFamilies`: the families of its pods' addresses that are its endpoints (the
+    /// EndpointSlice controller makes slices of these families only).
+    pub families: IpFamilies,
+}
+
+/// A set of IP families; both when a Service does not say (a hand-written manifest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IpFamilies {
+    pub v4: bool,
+    pub v6: bool,
+}
+
+impl IpFamilies {
+    pub const BOTH: IpFamilies = IpFamilies { v4: true, v6: true };
+
+    pub fn contains(self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(_) => self.v4,
+            IpAddr::V6(_) => self.v6,
+        }
+    }
+}
+
+impl Default for IpFamilies {
+    fn default() -> Self {
+        Self::BOTH
+    }
 }
 
 /// A pod, without its namespace: the cluster state files pods by namespace, and at 100k pods a

@@ -15,7 +15,8 @@ use proptest::prelude::*;
 use super::*;
 use crate::dns::rules::EndpointNames;
 use crate::records::{
-    Labels, PodHostname, Protocol, ServiceKind, ServicePort, SliceEndpoint, SlicePort, TargetPort,
+    IpFamilies, Labels, PodHostname, Protocol, ServiceKind, ServicePort, SliceEndpoint, SlicePort,
+    TargetPort,
 };
 
 pub(crate) const NAMESPACES: [&str; 2] = ["a", "b"];
@@ -61,8 +62,21 @@ pub(crate) fn service() -> impl Strategy<Value = ClusterObject> {
         prop::option::of(prop::sample::select(&APPS[..])),
         any::<bool>(),
         any::<bool>(),
+        prop::sample::select(
+            &[
+                IpFamilies::BOTH,
+                IpFamilies {
+                    v4: true,
+                    v6: false,
+                },
+                IpFamilies {
+                    v4: false,
+                    v6: true,
+                },
+            ][..],
+        ),
     )
-        .prop_map(|(ns, n, kind, app, not_ready, named_target)| {
+        .prop_map(|(ns, n, kind, app, not_ready, named_target, families)| {
             let target = if named_target {
                 TargetPort::Name("web".into())
             } else {
@@ -79,6 +93,7 @@ pub(crate) fn service() -> impl Strategy<Value = ClusterObject> {
                     target,
                 }]),
                 publish_not_ready_addresses: not_ready,
+                families,
             })
         })
 }

@@ -11,8 +11,8 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_of};
 use crate::dns::view::{Endpoint, ServiceView, View};
 use crate::records::{
-    Addresses, EndpointSliceRecord, PodRecord, ServiceKind, ServicePort, ServiceRecord, TargetPort,
-    is_dns_label,
+    Addresses, EndpointSliceRecord, IpFamilies, PodRecord, ServiceKind, ServicePort, ServiceRecord,
+    TargetPort, is_dns_label,
 };
 
 /// The `dns-version` TXT answer: the schema of the Kubernetes DNS spec these rules follow.
@@ -227,7 +227,18 @@ fn pod_endpoints(
             let by_pod = names == EndpointNames::PodName && is_dns_label(&pod.name);
             by_pod.then_some(&pod.name)
         });
-    push_endpoints(hostname, &pod.ips, &resolve_ports(service, pod), out);
+    // Only the Service's families: its EndpointSlices hold no others.
+    let ips = if service.families == IpFamilies::BOTH {
+        pod.ips.clone()
+    } else {
+        pod.ips
+            .iter()
+            .filter(|&ip| service.families.contains(ip))
+            .collect()
+    };
+    if !ips.is_empty() {
+        push_endpoints(hostname, &ips, &resolve_ports(service, pod), out);
+    }
 }
 
 /// The names of a slice's ready endpoints: the hostname when it has one; else, by `names`, its

@@ -35,6 +35,7 @@ fn service(ns: &str, name: &str, kind: ServiceKind, selector: Option<&[(&str, &s
         selector: selector.map(labels),
         ports: Arc::new([]),
         publish_not_ready_addresses: false,
+        families: IpFamilies::BOTH,
     }
 }
 
@@ -837,6 +838,47 @@ fn selectorless_cluster_ip_services_name_their_slice_endpoints() {
         ], authority: &[] },
         Row { qname: "1.30.168.192.in-addr.arpa.", qtype: PTR, rcode: NOERROR, answers: &[
             "1.30.168.192.in-addr.arpa. PTR 192-168-30-1.legacy.default.svc.cluster.local.",
+        ], authority: &[] },
+    ]);
+}
+
+/// A Service's endpoints are its pods' addresses of its own families (`spec.ipFamilies`): a
+/// SingleStack headless Service over dual-stack pods has endpoints of one family, as its
+/// EndpointSlices do.
+#[test]
+fn endpoints_are_of_the_services_families() {
+    let mut v4 = service("default", "v4", ServiceKind::Headless, Some(&[("app", "dual")]));
+    v4.families = IpFamilies { v4: true, v6: false };
+    let mut v6 = service("default", "v6", ServiceKind::Headless, Some(&[("app", "dual")]));
+    v6.families = IpFamilies { v4: false, v6: true };
+    let mut only_v4 = service("default", "only-v4", ServiceKind::Headless, Some(&[("app", "nginx")]));
+    only_v4.families = IpFamilies { v4: false, v6: true };
+    let mut objects = cluster();
+    objects.extend([ClusterObject::Service(v4), ClusterObject::Service(v6), ClusterObject::Service(only_v4)]);
+    let view = view_of(objects);
+    check(&view, &zone(PodRecords::Verified), &[
+        Row { qname: "v4.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
+            "v4.default.svc.cluster.local. A 10.244.6.1",
+            "v4.default.svc.cluster.local. A 10.244.6.2",
+        ], authority: &[] },
+        Row { qname: "v4.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        Row { qname: "fd00-244--6-1.v4.default.svc.cluster.local.", qtype: AAAA, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "v6.default.svc.cluster.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "v6.default.svc.cluster.local. AAAA fd00:244::6:1",
+            "v6.default.svc.cluster.local. AAAA fd00:244::6:2",
+        ], authority: &[] },
+        Row { qname: "v6.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
+        // A hostname under a one-family Service carries that family only.
+        Row { qname: "dual-b.dual.default.svc.cluster.local.", qtype: ANY, rcode: NOERROR, answers: &[
+            "dual-b.dual.default.svc.cluster.local. A 10.244.6.2",
+            "dual-b.dual.default.svc.cluster.local. AAAA fd00:244::6:2",
+        ], authority: &[] },
+        // IPv4-only pods behind an IPv6-only Service: no endpoints at all.
+        Row { qname: "only-v4.default.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        // The IPv6 address names only the Services of its family.
+        Row { qname: "1.0.0.0.6.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.4.4.2.0.0.0.d.f.ip6.arpa.", qtype: PTR, rcode: NOERROR, answers: &[
+            "1.0.0.0.6.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.4.4.2.0.0.0.d.f.ip6.arpa. PTR fd00-244--6-1.dual.default.svc.cluster.local.",
+            "1.0.0.0.6.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.4.4.2.0.0.0.d.f.ip6.arpa. PTR fd00-244--6-1.v6.default.svc.cluster.local.",
         ], authority: &[] },
     ]);
 }

@@ -31,6 +31,7 @@ fn big_service(pods: usize, dual_every: usize) -> Vec<ClusterObject> {
         selector: Some(Labels::new([("app".to_string(), "big".to_string())])),
         ports: Arc::new([]),
         publish_not_ready_addresses: false,
+        families: Default::default(),
     })];
     for i in 0..pods {
         let mut ips = vec![format!("10.1.{}.{}", i / 250, i % 250 + 1).parse().unwrap()];

@@ -13,9 +13,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::records::{
-    ClusterObject, ContainerPort, EndpointSliceRecord, Labels, ObjectKey, PodHostname, PodRecord,
-    PodTemplate, Protocol, ServiceKind, ServicePort, ServiceRecord, SliceEndpoint, SlicePort,
-    TargetPort, is_dns_label,
+    ClusterObject, ContainerPort, EndpointSliceRecord, IpFamilies, Labels, ObjectKey, PodHostname,
+    PodRecord, PodTemplate, Protocol, ServiceKind, ServicePort, ServiceRecord, SliceEndpoint,
+    SlicePort, TargetPort, is_dns_label,
 };
 use crate::source::pod::DnsPod;
 
@@ -198,12 +198,35 @@ pub fn service_record(service: &Service) -> Result<ServiceRecord, FieldError> {
         .filter_map(Result::transpose)
         .collect::<Result<Vec<_>, _>>()?;
     let selector = Some(labels("", spec.selector.as_ref())).filter(|s| !s.is_empty());
+    let families = match spec.ip_families.as_deref() {
+        None | Some([]) => IpFamilies::BOTH,
+        Some(listed) => {
+            let mut families = IpFamilies {
+                v4: false,
+                v6: false,
+            };
+            for (i, family) in listed.iter().enumerate() {
+                match family.as_str() {
+                    "IPv4" => families.v4 = true,
+                    "IPv6" => families.v6 = true,
+                    other => {
+                        return Err(FieldError::new(
+                            format!("spec.ipFamilies[{i}]"),
+                            format!("{other:?} is not IPv4 or IPv6"),
+                        ));
+                    }
+                }
+            }
+            families
+        }
+    };
     Ok(ServiceRecord {
         key,
         kind,
         selector,
         ports: ports.into(),
         publish_not_ready_addresses: spec.publish_not_ready_addresses.unwrap_or(false),
+        families,
     })
 }
 
