@@ -372,7 +372,8 @@ pub enum TargetPort {
     Name(Box<str>),
 }
 
-/// A named Service port; unnamed ports have no SRV records, so they are not kept.
+/// A Service port. An unnamed one (the empty name) has no `_<port>._<proto>` name, but answers
+/// among the SRV records at the Service's own name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServicePort {
     pub name: Box<str>,

@@ -408,10 +408,12 @@ pub enum Node<'a> {
     /// of its own (`svc.<zone>`, `<ns>.svc.<zone>`, ...).
     Addresses(AddressSet<'a>),
     Alias(&'a Name),
+    /// SRV records of one port (`_<port>._<proto>.<svc>`), or of every port (the Service's
+    /// own name, as CoreDNS answers it).
     Srv {
         key: ServiceName<'a>,
         service: &'a ServiceView,
-        port: usize,
+        port: Option<usize>,
     },
     Pointers(Vec<Name>),
 }
@@ -593,14 +595,20 @@ pub fn resolve<'a>(
         }
         _ => Apex::Zone,
     };
-    match find(view, zone, question) {
+    match find(view, zone, question, qtype) {
         Some(node) => Resolution::Exists(node, apex),
         None => Resolution::NoSuchName(apex),
     }
 }
 
-/// Resolves a question to the node it names, or `None` when the name does not exist.
-fn find<'a>(view: &'a View, zone: &'a Zone, question: Question<'a>) -> Option<Node<'a>> {
+/// Resolves a question to the node it names, or `None` when the name does not exist. `qtype`
+/// only picks what a Service's own name holds: addresses, or SRV records of all its ports.
+fn find<'a>(
+    view: &'a View,
+    zone: &'a Zone,
+    question: Question<'a>,
+    qtype: RecordType,
+) -> Option<Node<'a>> {
     let pods_enabled = zone.pod_records != PodRecords::Disabled;
     let empty = Node::Addresses(AddressSet::NONE);
     Some(match question {
@@ -612,6 +620,13 @@ fn find<'a>(view: &'a View, zone: &'a Zone, question: Question<'a>) -> Option<No
         Question::Version => Node::Version,
         Question::Service { namespace, name } => {
             let service = view.service(namespace, name)?;
+            if qtype == RecordType::SRV && srv_capable(view, namespace, name).is_some() {
+                return Some(Node::Srv {
+                    key: ServiceName { namespace, name },
+                    service,
+                    port: None,
+                });
+            }
             match &service.kind {
                 ServiceKind::ClusterIp(ips) => Node::Addresses(AddressSet::List(ips)),
                 ServiceKind::ExternalName(target) => Node::Alias(target),
@@ -636,7 +651,7 @@ fn find<'a>(view: &'a View, zone: &'a Zone, question: Question<'a>) -> Option<No
             let known = service
                 .ports
                 .iter()
-                .any(|p| p.protocol.srv_label() == protocol);
+                .any(|p| !p.name.is_empty() && p.protocol.srv_label() == protocol);
             known.then_some(empty)?
         }
         Question::Srv {
@@ -653,7 +668,7 @@ fn find<'a>(view: &'a View, zone: &'a Zone, question: Question<'a>) -> Option<No
             Node::Srv {
                 key: ServiceName { namespace, name },
                 service,
-                port,
+                port: Some(port),
             }
         }
         Question::Pods if pods_enabled => empty,
@@ -767,31 +782,37 @@ fn records(
     }
 }
 
-/// One SRV per target: the Service name for a ClusterIP Service, each endpoint for a headless
-/// one; the targets' addresses go in the additional section.
+/// One SRV per target and port: the Service name for a ClusterIP Service, each endpoint for a
+/// headless one; of the port `port`, or of every port. The targets' addresses go in the
+/// additional section. Weights split 100 evenly among the records sent.
 fn srv_records(
     zone: &Zone,
     key: ServiceName<'_>,
     service: &ServiceView,
-    port_index: usize,
+    port: Option<usize>,
     owner: &Name,
     reply: &mut Reply,
 ) {
     let ttl = zone.ttl;
-    let port = &service.ports[port_index];
+    let ports = match port {
+        Some(index) => index..index + 1,
+        None => 0..service.ports.len(),
+    };
     let mut targets: Vec<(Name, u16, AddressSet)> = Vec::new();
-    match &service.kind {
-        ServiceKind::ClusterIp(ips) => {
-            let ips = AddressSet::List(ips);
-            targets.extend(service_name(zone, key, None).map(|n| (n, port.port, ips)));
-        }
-        _ => {
-            for (position, endpoint) in service.endpoints.iter().enumerate() {
-                let Some(number) = endpoint_port(service, port_index, position) else {
-                    continue;
-                };
-                if let Some(name) = service_name(zone, key, Some(&endpoint.label)) {
-                    targets.push((name, number, AddressSet::Endpoint(&endpoint.ips)));
+    for port_index in ports {
+        match &service.kind {
+            ServiceKind::ClusterIp(ips) => {
+                let (ips, number) = (AddressSet::List(ips), service.ports[port_index].port);
+                targets.extend(service_name(zone, key, None).map(|n| (n, number, ips)));
+            }
+            _ => {
+                for (position, endpoint) in service.endpoints.iter().enumerate() {
+                    let Some(number) = endpoint_port(service, port_index, position) else {
+                        continue;
+                    };
+                    if let Some(name) = service_name(zone, key, Some(&endpoint.label)) {
+                        targets.push((name, number, AddressSet::Endpoint(&endpoint.ips)));
+                    }
                 }
             }
         }
@@ -799,9 +820,12 @@ fn srv_records(
     let weight = u16::try_from(100 / targets.len().max(1))
         .unwrap_or(1)
         .max(1);
-    for (target, number, ips) in targets {
-        push_addresses(&mut reply.additionals, &target, ttl, ips, RecordType::ANY);
-        let srv = SRV::new(0, weight, number, target);
+    for (i, (target, number, ips)) in targets.iter().enumerate() {
+        // A target named for several ports has its addresses listed once.
+        if !targets[..i].iter().any(|(earlier, ..)| earlier == target) {
+            push_addresses(&mut reply.additionals, target, ttl, *ips, RecordType::ANY);
+        }
+        let srv = SRV::new(0, weight, *number, target.clone());
         reply
             .answers
             .push(Record::from_rdata(owner.clone(), ttl, RData::SRV(srv)));

@@ -270,7 +270,6 @@ fn cluster_ip_and_external_name_services() {
             "api.default.svc.cluster.local. A 10.96.0.20",
             "api.default.svc.cluster.local. AAAA fd00::20",
         ], authority: &[] },
-        Row { qname: "api.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[], authority: SOA_ZONE },
         Row { qname: "db.default.svc.cluster.local.", qtype: A, rcode: NOERROR, answers: &[
             "db.default.svc.cluster.local. CNAME db.example.com.",
         ], authority: &[] },
@@ -881,4 +880,44 @@ fn endpoints_are_of_the_services_families() {
             "1.0.0.0.6.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.4.4.2.0.0.0.d.f.ip6.arpa. PTR fd00-244--6-1.v6.default.svc.cluster.local.",
         ], authority: &[] },
     ]);
+}
+
+/// An SRV question at a Service's own name gets a record per target and port, unnamed ports
+/// included, as CoreDNS answers it (tutorials list a StatefulSet's pods that way); the
+/// `_<proto>` level below a Service still needs a named port.
+#[test]
+fn srv_at_a_services_own_name() {
+    let mut objects = cluster();
+    let mut unnamed = service("default", "unnamed", ServiceKind::Headless, Some(&[("app", "nginx")]));
+    unnamed.ports = Arc::new([port("", Protocol::Tcp, 81, TargetPort::Number(8081))]);
+    objects.push(ClusterObject::Service(unnamed));
+    let view = view_of(objects);
+    let zone = zone(PodRecords::Verified);
+    check(&view, &zone, &[
+        Row { qname: "nginx-svc.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "nginx-svc.default.svc.cluster.local. SRV 0 33 80 10-244-3-5.nginx-svc.default.svc.cluster.local.",
+            "nginx-svc.default.svc.cluster.local. SRV 0 33 80 web-0.nginx-svc.default.svc.cluster.local.",
+            "nginx-svc.default.svc.cluster.local. SRV 0 33 80 web-1.nginx-svc.default.svc.cluster.local.",
+        ], authority: &[] },
+        // Every port: weights split among all the records.
+        Row { qname: "api.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "api.default.svc.cluster.local. SRV 0 50 53 api.default.svc.cluster.local.",
+            "api.default.svc.cluster.local. SRV 0 50 8080 api.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "unnamed.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "unnamed.default.svc.cluster.local. SRV 0 33 8081 10-244-1-10.unnamed.default.svc.cluster.local.",
+            "unnamed.default.svc.cluster.local. SRV 0 33 8081 10-244-2-11.unnamed.default.svc.cluster.local.",
+            "unnamed.default.svc.cluster.local. SRV 0 33 8081 10-244-3-5.unnamed.default.svc.cluster.local.",
+        ], authority: &[] },
+        Row { qname: "_tcp.unnamed.default.svc.cluster.local.", qtype: SRV, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        // No endpoints: the name does not exist, whatever the type.
+        Row { qname: "empty-svc.default.svc.cluster.local.", qtype: SRV, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        // An ExternalName is a CNAME for every type.
+        Row { qname: "db.default.svc.cluster.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "db.default.svc.cluster.local. CNAME db.example.com.",
+        ], authority: &[] },
+    ]);
+    // The addresses of a target named for two ports are listed once.
+    let reply = ask(&view, &zone, "api.default.svc.cluster.local.", SRV);
+    assert_eq!(reply.additionals.len(), 2);
 }

@@ -195,7 +195,6 @@ pub fn service_record(service: &Service) -> Result<ServiceRecord, FieldError> {
         .flatten()
         .enumerate()
         .map(|(i, port)| service_port(i, port))
-        .filter_map(Result::transpose)
         .collect::<Result<Vec<_>, _>>()?;
     let selector = Some(labels("", spec.selector.as_ref())).filter(|s| !s.is_empty());
     let families = match spec.ip_families.as_deref() {
@@ -230,8 +229,9 @@ pub fn service_record(service: &Service) -> Result<ServiceRecord, FieldError> {
     })
 }
 
-/// A Service port, or `None` for an unnamed one (it has no SRV name).
-fn service_port(i: usize, port: &K8sServicePort) -> Result<Option<ServicePort>, FieldError> {
+/// A Service port; an unnamed one has the empty name (no `_<port>._<proto>` name, but an SRV
+/// record at the Service's own name).
+fn service_port(i: usize, port: &K8sServicePort) -> Result<ServicePort, FieldError> {
     let field = |name: &'static str| move || format!("spec.ports[{i}].{name}");
     let protocol = parse_protocol(field("protocol"), port.protocol.as_deref())?;
     let number = parse_port(field("port"), port.port)?;
@@ -243,16 +243,16 @@ fn service_port(i: usize, port: &K8sServicePort) -> Result<Option<ServicePort>, 
             Err(_) => TargetPort::Name(name.as_str().into()),
         },
     };
-    let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) else {
-        return Ok(None);
-    };
-    check_label(&field("name")(), name)?;
-    Ok(Some(ServicePort {
+    let name = port.name.as_deref().unwrap_or_default();
+    if !name.is_empty() {
+        check_label(&field("name")(), name)?;
+    }
+    Ok(ServicePort {
         name: name.into(),
         protocol,
         port: number,
         target,
-    }))
+    })
 }
 
 pub fn pod_object(pod: &DnsPod) -> Result<ClusterObject, FieldError> {
