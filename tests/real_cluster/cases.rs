@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use crate::api::{self, PodSpec, ServiceSpec};
 use crate::dns::{Asker, Reply, Transport};
-use crate::{Env, apply_rbac, deployment_rbac, ready, start_headless_dns, token};
+use crate::Env;
+use crate::servers::{apply_rbac, deployment_rbac, ready, start_headless_dns, token};
 
 pub async fn run_all(env: &mut Env, only: &[String]) -> (usize, usize) {
     let mut passed = 0;
@@ -691,7 +692,7 @@ async fn rbac(env: &mut Env) -> Result<String, String> {
         let token = token(&env.admin, "headless-dns", name).await?;
         let kubeconfig = env.work().join(format!("{name}.kubeconfig"));
         std::fs::write(&kubeconfig, crate::control_plane::kubeconfig(env.work(), &env.plane.api_url(), &token)).map_err(|e| e.to_string())?;
-        let server = start_headless_dns(env.work(), name, &kubeconfig, &[])?;
+        let server = start_headless_dns(env.work(), name, &kubeconfig, &[], None)?;
         let resource = if group.is_empty() { resource.clone() } else { format!("{resource}.{group}") };
         servers.push((server, verb.clone(), format!("missing permission to {verb} {resource}")));
     }
@@ -726,7 +727,7 @@ async fn rbac(env: &mut Env) -> Result<String, String> {
 async fn invalid_token(env: &mut Env) -> Result<String, String> {
     let kubeconfig = env.work().join("bad-token.kubeconfig");
     std::fs::write(&kubeconfig, crate::control_plane::kubeconfig(env.work(), &env.plane.api_url(), "not-a-token")).map_err(|e| e.to_string())?;
-    let server = start_headless_dns(env.work(), "bad-token", &kubeconfig, &[])?;
+    let server = start_headless_dns(env.work(), "bad-token", &kubeconfig, &[], None)?;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let log = std::fs::read_to_string(&server.process.log).unwrap_or_default();
     if ready(&server) {

@@ -26,10 +26,32 @@ pub struct Process {
 
 impl Process {
     pub fn start(work: &Path, name: &str, program: &Path, args: &[String]) -> Result<Self, String> {
+        Self::start_on(work, name, None, program, args)
+    }
+
+    /// Starts `program` on the CPUs `cpus` (a `taskset -c` list) from its first instruction, so
+    /// that runtimes sizing themselves by the CPUs they may use (Go's GOMAXPROCS, headless-dns's
+    /// threads) see only those; `None`: every CPU.
+    pub fn start_on(
+        work: &Path,
+        name: &str,
+        cpus: Option<&str>,
+        program: &Path,
+        args: &[String],
+    ) -> Result<Self, String> {
         let log = work.join(format!("{name}.log"));
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(program)
+        let mut command = match cpus {
+            // taskset execs the program: the pid stays the program's.
+            Some(cpus) => {
+                let mut command = Command::new("taskset");
+                command.args(["-c", cpus]).arg(program);
+                command
+            }
+            None => Command::new(program),
+        };
+        let child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)
