@@ -283,6 +283,11 @@ async fn an_expired_resource_version_relists_to_the_api_state() {
         api.list_requests() > lists,
         "the 410 made the watcher list again"
     );
+    // The first list may come from the API server's cache (any recent state); the one after
+    // the 410 must be the current state, newer than what was served.
+    let versions = api.list_versions_of("Pod");
+    assert_eq!(versions.first(), Some(&Some(0)), "{versions:?}");
+    assert_eq!(versions.last(), Some(&None), "{versions:?}");
     w.server.stop().await;
 }
 

@@ -94,7 +94,8 @@ struct Shared {
     /// Requests for these resources (`None`: any) fail with this status code.
     failing: Mutex<BTreeMap<Option<Resource>, u16>>,
     /// List requests per resource.
-    lists_of: Mutex<BTreeMap<Resource, usize>>,
+    /// The resourceVersion each list (its first page) asked for, per resource.
+    lists_of: Mutex<BTreeMap<Resource, Vec<Option<u64>>>>,
 }
 
 pub struct FakeApi {
@@ -302,10 +303,18 @@ impl FakeApi {
         self.shared.lists.load(Ordering::Relaxed)
     }
 
-    /// List requests for one resource (`kind`: `Pod`, `Service`, ...).
+    /// Lists (first pages) of one resource (`kind`: `Pod`, `Service`, ...).
     pub fn list_requests_of(&self, kind: &str) -> usize {
+        self.list_versions_of(kind).len()
+    }
+
+    /// The resourceVersion each list of `kind` asked for (`None`: the current state), in order.
+    pub fn list_versions_of(&self, kind: &str) -> Vec<Option<u64>> {
         let lists = self.shared.lists_of.lock().unwrap();
-        lists.get(&Resource::of_kind(kind)).copied().unwrap_or(0)
+        lists
+            .get(&Resource::of_kind(kind))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Takes connections and requests but answers nothing, and open watches go silent, as a
@@ -566,12 +575,15 @@ async fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Bo
         shared.watches.fetch_add(1, Ordering::Relaxed);
     } else {
         shared.lists.fetch_add(1, Ordering::Relaxed);
-        *shared
-            .lists_of
-            .lock()
-            .unwrap()
-            .entry(query.resource)
-            .or_default() += 1;
+        if query.continue_from.is_none() {
+            shared
+                .lists_of
+                .lock()
+                .unwrap()
+                .entry(query.resource)
+                .or_default()
+                .push(query.resource_version);
+        }
     }
     if let Some(code) = code {
         return failure(code, &query);

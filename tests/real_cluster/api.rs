@@ -150,7 +150,12 @@ pub async fn set_status(client: &Client, ns: &str, spec: &PodSpec) -> Result<(),
     });
     if let Some(first) = spec.ips.first() {
         status["podIP"] = json!(first);
-        status["podIPs"] = json!(spec.ips.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>());
+        status["podIPs"] = json!(
+            spec.ips
+                .iter()
+                .map(|ip| json!({"ip": ip}))
+                .collect::<Vec<_>>()
+        );
     }
     api.patch_status(
         &spec.name,
@@ -173,7 +178,10 @@ pub async fn delete_pod(client: &Client, ns: &str, name: &str) -> Result<(), Str
             &Patch::Merge(json!({"metadata": {"finalizers": null}})),
         )
         .await;
-    match api.delete(name, &DeleteParams::default().grace_period(0)).await {
+    match api
+        .delete(name, &DeleteParams::default().grace_period(0))
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if e.to_string().contains("not found") => Ok(()),
         Err(e) => Err(e.to_string()),
@@ -239,7 +247,12 @@ pub async fn service(client: &Client, ns: &str, spec: &ServiceSpec) -> Result<Se
     create(&api, object).await
 }
 
-pub async fn external_name(client: &Client, ns: &str, name: &str, target: &str) -> Result<(), String> {
+pub async fn external_name(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    target: &str,
+) -> Result<(), String> {
     let api: Api<Service> = Api::namespaced(client.clone(), ns);
     let object = json!({"metadata": {"name": name}, "spec": {"type": "ExternalName", "externalName": target}});
     create(&api, object).await.map(|_| ())
@@ -297,7 +310,11 @@ pub async fn ready_endpoints(
     let mut ready = BTreeSet::new();
     for slice in slices.items {
         for endpoint in &slice.endpoints {
-            let is_ready = endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+            let is_ready = endpoint
+                .conditions
+                .as_ref()
+                .and_then(|c| c.ready)
+                .unwrap_or(true);
             if !is_ready {
                 continue;
             }

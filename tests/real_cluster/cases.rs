@@ -11,9 +11,9 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
+use crate::Env;
 use crate::api::{self, PodSpec, ServiceSpec};
 use crate::dns::{Asker, Reply, Transport};
-use crate::Env;
 use crate::servers::{apply_rbac, deployment_rbac, ready, start_headless_dns, token};
 
 pub async fn run_all(env: &mut Env, only: &[String]) -> (usize, usize) {
@@ -27,7 +27,11 @@ pub async fn run_all(env: &mut Env, only: &[String]) -> (usize, usize) {
                 match run($body).await {
                     Ok(summary) => {
                         passed += 1;
-                        println!("case {} ... ok ({summary}; {:.1} s)", $name, start.elapsed().as_secs_f64());
+                        println!(
+                            "case {} ... ok ({summary}; {:.1} s)",
+                            $name,
+                            start.elapsed().as_secs_f64()
+                        );
                     }
                     Err(reason) => {
                         failed += 1;
@@ -38,13 +42,25 @@ pub async fn run_all(env: &mut Env, only: &[String]) -> (usize, usize) {
         };
     }
     case!("spec table", spec_table(env));
-    case!("CoreDNS parity: spec namespace", coredns_parity(env, "spec"));
+    case!(
+        "CoreDNS parity: spec namespace",
+        coredns_parity(env, "spec")
+    );
     case!("watch path", watch_path(env));
     case!("EndpointSlice controller parity", slice_parity(env));
-    case!("CoreDNS parity: generated namespaces", coredns_parity(env, "gen-"));
-    case!("RBAC: the shipped ClusterRole is enough, and every rule is needed", rbac(env));
+    case!(
+        "CoreDNS parity: generated namespaces",
+        coredns_parity(env, "gen-")
+    );
+    case!(
+        "RBAC: the shipped ClusterRole is enough, and every rule is needed",
+        rbac(env)
+    );
     case!("fault: invalid token", invalid_token(env));
-    case!("fault: ClusterRole loses endpointslices", role_loses_slices(env));
+    case!(
+        "fault: ClusterRole loses endpointslices",
+        role_loses_slices(env)
+    );
     case!("fault: kube-apiserver restarted", apiserver_restart(env));
     case!("fault: etcd compaction (410), re-list", compacted(env));
     (passed, failed)
@@ -105,7 +121,12 @@ struct Expect<'a> {
     _note: &'a str,
 }
 
-fn expect(name: String, qtype: RecordType, rcode: ResponseCode, answers: &[String]) -> Expect<'static> {
+fn expect(
+    name: String,
+    qtype: RecordType,
+    rcode: ResponseCode,
+    answers: &[String],
+) -> Expect<'static> {
     Expect {
         name,
         qtype,
@@ -165,13 +186,21 @@ async fn spec_cluster(env: &Env) -> Result<Vec<String>, String> {
         "manual-1",
         "manual",
         "IPv4",
-        &[("192.168.10.1", Some("db-0"), true), ("192.168.10.2", None, true), ("192.168.10.3", None, false)],
+        &[
+            ("192.168.10.1", Some("db-0"), true),
+            ("192.168.10.2", None, true),
+            ("192.168.10.3", None, false),
+        ],
     )
     .await?;
     let pods = [
-        PodSpec::new("web-0", "nginx", &["10.244.1.10", "fd00:244::1:10"]).named("web-0", "nginx-svc"),
-        PodSpec::new("web-1", "nginx", &["10.244.2.11", "fd00:244::2:11"]).named("web-1", "nginx-svc"),
-        PodSpec::new("web-2", "nginx", &["10.244.1.12"]).named("web-2", "nginx-svc").not_ready(),
+        PodSpec::new("web-0", "nginx", &["10.244.1.10", "fd00:244::1:10"])
+            .named("web-0", "nginx-svc"),
+        PodSpec::new("web-1", "nginx", &["10.244.2.11", "fd00:244::2:11"])
+            .named("web-1", "nginx-svc"),
+        PodSpec::new("web-2", "nginx", &["10.244.1.12"])
+            .named("web-2", "nginx-svc")
+            .not_ready(),
         PodSpec::new("dual-0", "dual", &["10.244.3.1", "fd00:244::3:1"]),
         PodSpec::new("dual-1", "dual", &["10.244.3.2"]),
         PodSpec::new("api-7f9c-x2x", "api", &["10.244.4.1"]),
@@ -186,8 +215,16 @@ async fn spec_table(env: &mut Env) -> Result<String, String> {
     let cluster_ips = spec_cluster(env).await?;
     let hdns = Asker::new(env.hdns.dns, Transport::Udp).await?;
     let (v4, v6) = (
-        cluster_ips.iter().find(|ip| !ip.contains(':')).cloned().unwrap_or_default(),
-        cluster_ips.iter().find(|ip| ip.contains(':')).cloned().unwrap_or_default(),
+        cluster_ips
+            .iter()
+            .find(|ip| !ip.contains(':'))
+            .cloned()
+            .unwrap_or_default(),
+        cluster_ips
+            .iter()
+            .find(|ip| ip.contains(':'))
+            .cloned()
+            .unwrap_or_default(),
     );
     let ns = "spec";
     let a = |name: &str, ip: &str| format!("{name} A {ip}");
@@ -202,7 +239,12 @@ async fn spec_table(env: &mut Env) -> Result<String, String> {
     use RecordType::{A, AAAA, CNAME, PTR, SOA, SRV, TXT};
     let (ok, nx) = (ResponseCode::NoError, ResponseCode::NXDomain);
     let table = vec![
-        expect(nginx.clone(), A, ok, &[a(&nginx, "10.244.1.10"), a(&nginx, "10.244.2.11")]),
+        expect(
+            nginx.clone(),
+            A,
+            ok,
+            &[a(&nginx, "10.244.1.10"), a(&nginx, "10.244.2.11")],
+        ),
         // SingleStack (the cluster's first family): its slices, and so its answers, IPv4 only.
         expect(nginx.clone(), AAAA, ok, &[]),
         expect(web0.clone(), A, ok, &[a(&web0, "10.244.1.10")]),
@@ -216,40 +258,91 @@ async fn spec_table(env: &mut Env) -> Result<String, String> {
                 format!("_web._tcp.{nginx} SRV 0 50 8080 web-1.{nginx}"),
             ],
         ),
-        expect(dual.clone(), A, ok, &[a(&dual, "10.244.3.1"), a(&dual, "10.244.3.2")]),
+        expect(
+            dual.clone(),
+            A,
+            ok,
+            &[a(&dual, "10.244.3.1"), a(&dual, "10.244.3.2")],
+        ),
         expect(dual.clone(), AAAA, ok, &[aaaa(&dual, "fd00:244::3:1")]),
         expect(api_name.clone(), A, ok, &[a(&api_name, &v4)]),
         expect(api_name.clone(), AAAA, ok, &[aaaa(&api_name, &v6)]),
         expect(api_pod.clone(), A, ok, &[a(&api_pod, "10.244.4.1")]),
-        expect(reverse("10.244.4.1"), PTR, ok, &[format!("{} PTR {api_pod}", reverse("10.244.4.1"))]),
-        expect(reverse(&v4), PTR, ok, &[format!("{} PTR {api_name}", reverse(&v4))]),
-        expect(fqdn("db", ns), CNAME, ok, &[format!("{} CNAME db.example.com.", fqdn("db", ns))]),
-        expect(to_api.clone(), A, ok, &[format!("{to_api} CNAME {api_name}"), a(&api_name, &v4)]),
-        expect(manual.clone(), A, ok, &[a(&manual, "192.168.10.1"), a(&manual, "192.168.10.2")]),
-        expect(format!("db-0.{manual}"), A, ok, &[a(&format!("db-0.{manual}"), "192.168.10.1")]),
+        expect(
+            reverse("10.244.4.1"),
+            PTR,
+            ok,
+            &[format!("{} PTR {api_pod}", reverse("10.244.4.1"))],
+        ),
+        expect(
+            reverse(&v4),
+            PTR,
+            ok,
+            &[format!("{} PTR {api_name}", reverse(&v4))],
+        ),
+        expect(
+            fqdn("db", ns),
+            CNAME,
+            ok,
+            &[format!("{} CNAME db.example.com.", fqdn("db", ns))],
+        ),
+        expect(
+            to_api.clone(),
+            A,
+            ok,
+            &[format!("{to_api} CNAME {api_name}"), a(&api_name, &v4)],
+        ),
+        expect(
+            manual.clone(),
+            A,
+            ok,
+            &[a(&manual, "192.168.10.1"), a(&manual, "192.168.10.2")],
+        ),
+        expect(
+            format!("db-0.{manual}"),
+            A,
+            ok,
+            &[a(&format!("db-0.{manual}"), "192.168.10.1")],
+        ),
         expect(format!("192-168-10-3.{manual}"), A, nx, &[]),
-        expect(format!("10-244-1-12.{ns}.pod.{ZONE}"), A, ok, &[a(&format!("10-244-1-12.{ns}.pod.{ZONE}"), "10.244.1.12")]),
+        expect(
+            format!("10-244-1-12.{ns}.pod.{ZONE}"),
+            A,
+            ok,
+            &[a(&format!("10-244-1-12.{ns}.pod.{ZONE}"), "10.244.1.12")],
+        ),
         expect(format!("10-9-9-9.{ns}.pod.{ZONE}"), A, nx, &[]),
         expect(format!("nope.{ns}.svc.{ZONE}"), A, nx, &[]),
         expect(format!("{ns}.svc.{ZONE}"), A, ok, &[]),
         expect(format!("nowhere.svc.{ZONE}"), A, nx, &[]),
-        expect(format!("dns-version.{ZONE}"), TXT, ok, &[format!("dns-version.{ZONE} TXT 1.1.0")]),
+        expect(
+            format!("dns-version.{ZONE}"),
+            TXT,
+            ok,
+            &[format!("dns-version.{ZONE} TXT 1.1.0")],
+        ),
         expect(
             ZONE.into(),
             SOA,
             ok,
-            &[format!("{ZONE} SOA ns.dns.{ZONE} hostmaster.{ZONE} (serial) 7200 1800 86400 5")],
+            &[format!(
+                "{ZONE} SOA ns.dns.{ZONE} hostmaster.{ZONE} (serial) 7200 1800 86400 5"
+            )],
         ),
     ];
     let took = eventually(Duration::from_secs(30), || check_table(&hdns, &table)).await?;
-    Ok(format!("{} questions answered as the spec says, {:.1} s after the objects were created", table.len(), took.as_secs_f64()))
+    Ok(format!(
+        "{} questions answered as the spec says, {:.1} s after the objects were created",
+        table.len(),
+        took.as_secs_f64()
+    ))
 }
 
 /// Every name the objects of namespaces starting with `prefix` could give, and some that
 /// cannot exist, with the types asked of each.
 async fn parity_questions(env: &Env, prefix: &str) -> Result<Vec<(String, RecordType)>, String> {
-    use k8s_openapi::api::core::v1::{Pod, Service};
     use RecordType::{A, AAAA, NS, PTR, SOA, SRV, TXT};
+    use k8s_openapi::api::core::v1::{Pod, Service};
     let services: Api<Service> = Api::all(env.admin.clone());
     let pods: Api<Pod> = Api::all(env.admin.clone());
     let lp = kube::api::ListParams::default();
@@ -278,12 +371,20 @@ async fn parity_questions(env: &Env, prefix: &str) -> Result<Vec<(String, Record
                 names(format!("_{port_name}._udp.{svc}"), &[SRV]);
             }
         }
-        for ip in spec.cluster_ips.unwrap_or_default().iter().filter(|ip| *ip != "None") {
+        for ip in spec
+            .cluster_ips
+            .unwrap_or_default()
+            .iter()
+            .filter(|ip| *ip != "None")
+        {
             names(reverse(ip), &[PTR]);
         }
         for endpoint in api::ready_endpoints(&env.admin, &ns, &name).await? {
             let (address, hostname) = endpoint;
-            names(format!("{}.{svc}", hostname.unwrap_or_else(|| dashed(&address))), &[A, AAAA]);
+            names(
+                format!("{}.{svc}", hostname.unwrap_or_else(|| dashed(&address))),
+                &[A, AAAA],
+            );
             names(format!("{}.{svc}", dashed(&address)), &[A]);
         }
     }
@@ -335,7 +436,8 @@ const DELIBERATE: &[Deliberate] = &[
                     .collect()
             };
             qtype == RecordType::SRV
-                && (ours.rcode, ours.authoritative, ours.soa) == (theirs.rcode, theirs.authoritative, theirs.soa)
+                && (ours.rcode, ours.authoritative, ours.soa)
+                    == (theirs.rcode, theirs.authoritative, theirs.soa)
                 && unweighted(ours) == unweighted(theirs)
         },
     },
@@ -343,7 +445,10 @@ const DELIBERATE: &[Deliberate] = &[
         what: "an ExternalName asked for another type: a CNAME for every type (RFC 1034); CoreDNS: NODATA",
         applies: |name, qtype, ours, theirs| {
             !matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::CNAME)
-                && ours.answers.iter().any(|a| a.starts_with(&format!("{name} CNAME ")))
+                && ours
+                    .answers
+                    .iter()
+                    .any(|a| a.starts_with(&format!("{name} CNAME ")))
                 && theirs.answers.is_empty()
                 && theirs.rcode == ResponseCode::NoError
         },
@@ -352,7 +457,10 @@ const DELIBERATE: &[Deliberate] = &[
         what: "pod record of a pod's second (IPv6) address: CoreDNS knows only status.podIP",
         applies: |name, _, ours, theirs| {
             name.ends_with(&format!(".pod.{ZONE}"))
-                && name.split('.').next().is_some_and(|label| label.contains("--") || label.matches('-').count() > 3)
+                && name
+                    .split('.')
+                    .next()
+                    .is_some_and(|label| label.contains("--") || label.matches('-').count() > 3)
                 && ours.rcode == ResponseCode::NoError
                 && theirs.rcode == ResponseCode::NXDomain
         },
@@ -360,7 +468,10 @@ const DELIBERATE: &[Deliberate] = &[
     Deliberate {
         what: "NS at the apex: CoreDNS outside a cluster has no address of its own to publish",
         applies: |name, qtype, ours, theirs| {
-            name == ZONE && qtype == RecordType::NS && ours.answers.len() == 1 && theirs.answers.is_empty()
+            name == ZONE
+                && qtype == RecordType::NS
+                && ours.answers.len() == 1
+                && theirs.answers.is_empty()
         },
     },
 ];
@@ -377,25 +488,43 @@ async fn coredns_parity(env: &mut Env, prefix: &str) -> Result<String, String> {
         let ours = Asker::new(env.hdns.dns, transport).await?;
         let theirs = Asker::new(env.coredns.dns, transport).await?;
         for (name, qtype) in &questions {
-            let (a, b) = (ours.reply(name, *qtype).await?, theirs.reply(name, *qtype).await?);
+            let (a, b) = (
+                ours.reply(name, *qtype).await?,
+                theirs.reply(name, *qtype).await?,
+            );
             compared += 1;
-            let same = a.rcode == b.rcode && a.authoritative == b.authoritative && a.answers == b.answers && a.soa == b.soa;
+            let same = a.rcode == b.rcode
+                && a.authoritative == b.authoritative
+                && a.answers == b.answers
+                && a.soa == b.soa;
             if same {
                 continue;
             }
-            match DELIBERATE.iter().find(|d| (d.applies)(name, *qtype, &a, &b)) {
+            match DELIBERATE
+                .iter()
+                .find(|d| (d.applies)(name, *qtype, &a, &b))
+            {
                 Some(d) => *deliberate.entry(d.what).or_default() += 1,
-                None => differences.push(format!("{transport:?} {name} {qtype}: headless-dns {a} / CoreDNS {b}")),
+                None => differences.push(format!(
+                    "{transport:?} {name} {qtype}: headless-dns {a} / CoreDNS {b}"
+                )),
             }
         }
     }
     if !differences.is_empty() {
         let shown: Vec<&String> = differences.iter().take(25).collect();
-        return Err(format!("{} of {compared} replies differ: {shown:#?}", differences.len()));
+        return Err(format!(
+            "{} of {compared} replies differ: {shown:#?}",
+            differences.len()
+        ));
     }
     Ok(format!(
         "{compared} replies (UDP and TCP) alike; deliberate differences: {}",
-        if deliberate.is_empty() { "none met".into() } else { format!("{deliberate:?}") }
+        if deliberate.is_empty() {
+            "none met".into()
+        } else {
+            format!("{deliberate:?}")
+        }
     ))
 }
 
@@ -435,10 +564,18 @@ async fn watch_path(env: &mut Env) -> Result<String, String> {
     let mut expected = Vec::new();
     for i in 0..10 {
         let ip = format!("10.246.0.{}", i + 1);
-        let pod = PodSpec::new(&format!("web-{i}"), "web", &[&ip]).named(&format!("web-{i}"), "web");
+        let pod =
+            PodSpec::new(&format!("web-{i}"), "web", &[&ip]).named(&format!("web-{i}"), "web");
         expected.push(ip.clone());
         let want: Vec<&str> = expected.iter().map(String::as_str).collect();
-        timed(&hdns, &svc, &want, &mut latencies, api::pod(&c, ns, "node-a", &pod)).await?;
+        timed(
+            &hdns,
+            &svc,
+            &want,
+            &mut latencies,
+            api::pod(&c, ns, "node-a", &pod),
+        )
+        .await?;
         pods.push(pod);
     }
     // Readiness off and on again, twenty times.
@@ -446,23 +583,52 @@ async fn watch_path(env: &mut Env) -> Result<String, String> {
         let mut pod = pods[round % 10].clone();
         let name = format!("{}.{svc}", pod.name);
         pod.ready = false;
-        timed(&hdns, &name, &[], &mut latencies, api::set_status(&c, ns, &pod)).await?;
+        timed(
+            &hdns,
+            &name,
+            &[],
+            &mut latencies,
+            api::set_status(&c, ns, &pod),
+        )
+        .await?;
         pod.ready = true;
         let ip = pod.ips[0].clone();
-        timed(&hdns, &name, &[&ip], &mut latencies, api::set_status(&c, ns, &pod)).await?;
+        timed(
+            &hdns,
+            &name,
+            &[&ip],
+            &mut latencies,
+            api::set_status(&c, ns, &pod),
+        )
+        .await?;
     }
     // Terminating: held by a finalizer, deleted.
     let mut held = PodSpec::new("held", "web", &["10.246.1.1"]).named("held", "web");
     held.terminating = false;
     let held_name = format!("held.{svc}");
-    timed(&hdns, &held_name, &["10.246.1.1"], &mut latencies, api::pod(&c, ns, "node-a", &held)).await?;
+    timed(
+        &hdns,
+        &held_name,
+        &["10.246.1.1"],
+        &mut latencies,
+        api::pod(&c, ns, "node-a", &held),
+    )
+    .await?;
     let pods_api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c.clone(), ns);
     let hold = async {
         pods_api
-            .patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["headless-dns.test/hold"]}})))
+            .patch(
+                "held",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": ["headless-dns.test/hold"]}})),
+            )
             .await
             .map_err(|e| e.to_string())?;
-        pods_api.delete("held", &Default::default()).await.map(|_| ()).map_err(|e| e.to_string())
+        pods_api
+            .delete("held", &Default::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     };
     timed(&hdns, &held_name, &[], &mut latencies, hold).await?;
     api::delete_pod(&c, ns, "held").await?;
@@ -470,7 +636,14 @@ async fn watch_path(env: &mut Env) -> Result<String, String> {
     for i in (5..10).rev() {
         expected.pop();
         let want: Vec<&str> = expected.iter().map(String::as_str).collect();
-        timed(&hdns, &svc, &want, &mut latencies, api::delete_pod(&c, ns, &format!("web-{i}"))).await?;
+        timed(
+            &hdns,
+            &svc,
+            &want,
+            &mut latencies,
+            api::delete_pod(&c, ns, &format!("web-{i}")),
+        )
+        .await?;
     }
     // A selector-less Service and its hand-made slice.
     let mut manual = ServiceSpec::headless("manual", "none");
@@ -482,11 +655,25 @@ async fn watch_path(env: &mut Env) -> Result<String, String> {
         &manual_name,
         &["192.168.20.1"],
         &mut latencies,
-        api::slice(&c, ns, "manual-1", "manual", "IPv4", &[("192.168.20.1", Some("db-0"), true)]),
+        api::slice(
+            &c,
+            ns,
+            "manual-1",
+            "manual",
+            "IPv4",
+            &[("192.168.20.1", Some("db-0"), true)],
+        ),
     )
     .await?;
     // The Service deleted: every name under it goes.
-    timed(&hdns, &format!("web-0.{svc}"), &[], &mut latencies, api::delete_service(&c, ns, "web")).await?;
+    timed(
+        &hdns,
+        &format!("web-0.{svc}"),
+        &[],
+        &mut latencies,
+        api::delete_service(&c, ns, "web"),
+    )
+    .await?;
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     Ok(format!(
@@ -556,9 +743,20 @@ async fn generated_cluster(env: &Env, g: usize, rng: &mut Rng) -> Result<Vec<Str
         if rng.chance(60) {
             ips.push(format!("fd00:247:{subnet:x}::{n:x}"));
         }
-        let mut pod = PodSpec::new(&format!("p{p}"), &format!("app{}", rng.below(4)), &ips.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut pod = PodSpec::new(
+            &format!("p{p}"),
+            &format!("app{}", rng.below(4)),
+            &ips.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         pod.ready = rng.chance(70);
-        pod.phase = ["Running", "Running", "Running", "Pending", "Succeeded", "Failed"][rng.below(6) as usize];
+        pod.phase = [
+            "Running",
+            "Running",
+            "Running",
+            "Pending",
+            "Succeeded",
+            "Failed",
+        ][rng.below(6) as usize];
         pod.terminating = rng.chance(15);
         if rng.chance(50) {
             pod.hostname = Some(format!("h{p}"));
@@ -577,7 +775,10 @@ async fn generated_cluster(env: &Env, g: usize, rng: &mut Rng) -> Result<Vec<Str
 /// the Service's EndpointSlices, by address family: the service name's addresses (headless),
 /// each endpoint's name, and every pod address's PTR names.
 async fn slice_parity(env: &mut Env) -> Result<String, String> {
-    let seed = std::env::var("REAL_CLUSTER_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_1234_abcd_u64);
+    let seed = std::env::var("REAL_CLUSTER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_1234_abcd_u64);
     let mut rng = Rng(seed);
     let mut checked = 0;
     let mut endpoints_seen = 0;
@@ -598,15 +799,27 @@ async fn slice_parity(env: &mut Env) -> Result<String, String> {
         endpoints_seen += count;
         checked += 1;
     }
-    Ok(format!("{checked} generated namespaces (seed {seed:#x}), {endpoints_seen} ready endpoints: headless-dns serves exactly the controller's slices"))
+    Ok(format!(
+        "{checked} generated namespaces (seed {seed:#x}), {endpoints_seen} ready endpoints: headless-dns serves exactly the controller's slices"
+    ))
 }
 
-async fn compare_with_slices(env: &Env, ns: &str, pod_ips: &[String], hdns: &Asker) -> Result<usize, String> {
+async fn compare_with_slices(
+    env: &Env,
+    ns: &str,
+    pod_ips: &[String],
+    hdns: &Asker,
+) -> Result<usize, String> {
     use k8s_openapi::api::core::v1::Service;
     let services: Api<Service> = Api::namespaced(env.admin.clone(), ns);
     let mut ptr_expected: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut count = 0;
-    for service in services.list(&Default::default()).await.map_err(|e| e.to_string())?.items {
+    for service in services
+        .list(&Default::default())
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+    {
         let name = service.metadata.name.clone().unwrap_or_default();
         let spec = service.spec.unwrap_or_default();
         if spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
@@ -625,7 +838,10 @@ async fn compare_with_slices(env: &Env, ns: &str, pod_ips: &[String], hdns: &Ask
         let mut by_name: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (ip, hostname) in &ready {
             let endpoint = format!("{}.{svc}", hostname.clone().unwrap_or_else(|| dashed(ip)));
-            by_name.entry(endpoint.clone()).or_default().insert(ip.clone());
+            by_name
+                .entry(endpoint.clone())
+                .or_default()
+                .insert(ip.clone());
             ptr_expected.entry(ip.clone()).or_default().insert(endpoint);
         }
         for (endpoint, want) in by_name {
@@ -657,20 +873,51 @@ async fn rbac(env: &mut Env) -> Result<String, String> {
         return Err("headless-dns with the shipped ClusterRole is not ready".into());
     }
     let shipped: Vec<Value> = deployment_rbac();
-    let role = shipped.iter().find(|o| o["kind"] == "ClusterRole").ok_or("no ClusterRole in config/deployment.yaml")?.clone();
+    let role = shipped
+        .iter()
+        .find(|o| o["kind"] == "ClusterRole")
+        .ok_or("no ClusterRole in config/deployment.yaml")?
+        .clone();
     let mut variants = Vec::new();
-    for (r, rule) in role["rules"].as_array().cloned().unwrap_or_default().iter().enumerate() {
-        let group = rule["apiGroups"][0].as_str().unwrap_or_default().to_string();
+    for (r, rule) in role["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let group = rule["apiGroups"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         for resource in rule["resources"].as_array().cloned().unwrap_or_default() {
             for verb in rule["verbs"].as_array().cloned().unwrap_or_default() {
-                let (resource, verb) = (resource.as_str().unwrap_or_default().to_string(), verb.as_str().unwrap_or_default().to_string());
+                let (resource, verb) = (
+                    resource.as_str().unwrap_or_default().to_string(),
+                    verb.as_str().unwrap_or_default().to_string(),
+                );
                 // The role without `verb` on `resource`: that resource's rule split out.
                 let mut rules: Vec<Value> = role["rules"].as_array().cloned().unwrap_or_default();
-                let others: Vec<Value> = rule["resources"].as_array().cloned().unwrap_or_default().into_iter().filter(|x| *x != json!(resource)).collect();
+                let others: Vec<Value> = rule["resources"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|x| *x != json!(resource))
+                    .collect();
                 rules[r]["resources"] = json!(others);
-                let verbs: Vec<Value> = rule["verbs"].as_array().cloned().unwrap_or_default().into_iter().filter(|x| *x != json!(verb)).collect();
+                let verbs: Vec<Value> = rule["verbs"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|x| *x != json!(verb))
+                    .collect();
                 rules.push(json!({"apiGroups": [group], "resources": [resource], "verbs": verbs}));
-                rules.retain(|rule| rule["resources"].as_array().is_some_and(|r| !r.is_empty()) && rule["verbs"].as_array().is_some_and(|v| !v.is_empty()));
+                rules.retain(|rule| {
+                    rule["resources"].as_array().is_some_and(|r| !r.is_empty())
+                        && rule["verbs"].as_array().is_some_and(|v| !v.is_empty())
+                });
                 let name = format!("hdns-without-{verb}-{resource}");
                 variants.push((name, resource, group.clone(), verb, rules));
             }
@@ -691,10 +938,22 @@ async fn rbac(env: &mut Env) -> Result<String, String> {
         .await?;
         let token = token(&env.admin, "headless-dns", name).await?;
         let kubeconfig = env.work().join(format!("{name}.kubeconfig"));
-        std::fs::write(&kubeconfig, crate::control_plane::kubeconfig(env.work(), &env.plane.api_url(), &token)).map_err(|e| e.to_string())?;
+        std::fs::write(
+            &kubeconfig,
+            crate::control_plane::kubeconfig(env.work(), &env.plane.api_url(), &token),
+        )
+        .map_err(|e| e.to_string())?;
         let server = start_headless_dns(env.work(), name, &kubeconfig, &[], None)?;
-        let resource = if group.is_empty() { resource.clone() } else { format!("{resource}.{group}") };
-        servers.push((server, verb.clone(), format!("missing permission to {verb} {resource}")));
+        let resource = if group.is_empty() {
+            resource.clone()
+        } else {
+            format!("{resource}.{group}")
+        };
+        servers.push((
+            server,
+            verb.clone(),
+            format!("missing permission to {verb} {resource}"),
+        ));
     }
     // A watch starts once the list is done, and is refused then.
     tokio::time::sleep(Duration::from_secs(12)).await;
@@ -702,9 +961,14 @@ async fn rbac(env: &mut Env) -> Result<String, String> {
     let mut unready = 0;
     for (server, verb, missing) in &servers {
         let log = std::fs::read_to_string(&server.process.log).unwrap_or_default();
-        let named = log.lines().any(|l| l.contains("\"WARN\"") && l.contains(missing.as_str()));
+        let named = log
+            .lines()
+            .any(|l| l.contains("\"WARN\"") && l.contains(missing.as_str()));
         if !named {
-            wrong.push(format!("{}: no warning naming '{missing}'", server.process.name));
+            wrong.push(format!(
+                "{}: no warning naming '{missing}'",
+                server.process.name
+            ));
         }
         // Without list there is no first complete state; without watch the list still is one.
         if verb == "list" {
@@ -726,7 +990,11 @@ async fn rbac(env: &mut Env) -> Result<String, String> {
 
 async fn invalid_token(env: &mut Env) -> Result<String, String> {
     let kubeconfig = env.work().join("bad-token.kubeconfig");
-    std::fs::write(&kubeconfig, crate::control_plane::kubeconfig(env.work(), &env.plane.api_url(), "not-a-token")).map_err(|e| e.to_string())?;
+    std::fs::write(
+        &kubeconfig,
+        crate::control_plane::kubeconfig(env.work(), &env.plane.api_url(), "not-a-token"),
+    )
+    .map_err(|e| e.to_string())?;
     let server = start_headless_dns(env.work(), "bad-token", &kubeconfig, &[], None)?;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let log = std::fs::read_to_string(&server.process.log).unwrap_or_default();
@@ -737,12 +1005,16 @@ async fn invalid_token(env: &mut Env) -> Result<String, String> {
         return Err(format!("no 401 warning: {}", server.process.tail(5)));
     }
     let asker = Asker::new(server.dns, Transport::Udp).await?;
-    let reply = asker.reply(&fqdn("nginx-svc", "spec"), RecordType::A).await?;
+    let reply = asker
+        .reply(&fqdn("nginx-svc", "spec"), RecordType::A)
+        .await?;
     if reply.rcode != ResponseCode::ServFail {
         return Err(format!("answers {reply} before any complete list"));
     }
     let warnings = log.lines().filter(|l| l.contains("\"WARN\"")).count();
-    Ok(format!("not ready, SERVFAIL in the zone, 401 named; {warnings} warning line(s) in 6 s"))
+    Ok(format!(
+        "not ready, SERVFAIL in the zone, 401 named; {warnings} warning line(s) in 6 s"
+    ))
 }
 
 async fn role_loses_slices(env: &mut Env) -> Result<String, String> {
@@ -757,7 +1029,11 @@ async fn role_loses_slices(env: &mut Env) -> Result<String, String> {
         .filter(|rule| !rule["resources"].to_string().contains("endpointslices"))
         .collect();
     roles
-        .patch("headless-dns", &PatchParams::default(), &Patch::Merge(json!({"rules": without})))
+        .patch(
+            "headless-dns",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"rules": without})),
+        )
         .await
         .map_err(|e| e.to_string())?;
     // The open watch ends within 20 s; watching again is refused.
@@ -766,7 +1042,9 @@ async fn role_loses_slices(env: &mut Env) -> Result<String, String> {
         let log_path = log_path.clone();
         async move {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if log.contains("missing permission to watch endpointslices.discovery.k8s.io") || log.contains("missing permission to list endpointslices.discovery.k8s.io") {
+            if log.contains("missing permission to watch endpointslices.discovery.k8s.io")
+                || log.contains("missing permission to list endpointslices.discovery.k8s.io")
+            {
                 Ok(())
             } else {
                 Err("no warning yet".into())
@@ -775,11 +1053,17 @@ async fn role_loses_slices(env: &mut Env) -> Result<String, String> {
     })
     .await;
     let hdns = Asker::new(env.hdns.dns, Transport::Udp).await?;
-    let still = hdns.addresses(&format!("web-0.{}", fqdn("nginx-svc", "spec"))).await?;
+    let still = hdns
+        .addresses(&format!("web-0.{}", fqdn("nginx-svc", "spec")))
+        .await?;
     let still_ready = ready(&env.hdns);
     // Restore the role, and wait for recovery.
     roles
-        .patch("headless-dns", &PatchParams::default(), &Patch::Merge(json!({"rules": shipped.rules})))
+        .patch(
+            "headless-dns",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"rules": shipped.rules})),
+        )
         .await
         .map_err(|e| e.to_string())?;
     let took = named.map_err(|e| format!("{e}: {}", env.hdns.process.tail(5)))?;
@@ -790,11 +1074,19 @@ async fn role_loses_slices(env: &mut Env) -> Result<String, String> {
         let log_path = log_path.clone();
         async move {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if log.matches("Kubernetes API recovered").count() >= 1 { Ok(()) } else { Err("not recovered".into()) }
+            if log.matches("Kubernetes API recovered").count() >= 1 {
+                Ok(())
+            } else {
+                Err("not recovered".into())
+            }
         }
     })
     .await?;
-    Ok(format!("the missing permission named {:.1} s after the role changed; last state served; recovered {:.1} s after it was restored", took.as_secs_f64(), recovered.as_secs_f64()))
+    Ok(format!(
+        "the missing permission named {:.1} s after the role changed; last state served; recovered {:.1} s after it was restored",
+        took.as_secs_f64(),
+        recovered.as_secs_f64()
+    ))
 }
 
 /// Names and addresses that must keep answering through faults.
@@ -814,10 +1106,14 @@ async fn apiserver_restart(env: &mut Env) -> Result<String, String> {
     let down = Instant::now();
     let mut asked = 0;
     while down.elapsed() < Duration::from_secs(5) {
-        known_answers(&hdns).await.map_err(|e| format!("while the API server was down: {e}"))?;
+        known_answers(&hdns)
+            .await
+            .map_err(|e| format!("while the API server was down: {e}"))?;
         let missing = hdns.reply(&fqdn("nope", "spec"), RecordType::A).await?;
         if missing.rcode != ResponseCode::NXDomain {
-            return Err(format!("a missing name answered {missing} while the API server was down"));
+            return Err(format!(
+                "a missing name answered {missing} while the API server was down"
+            ));
         }
         asked += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -825,11 +1121,16 @@ async fn apiserver_restart(env: &mut Env) -> Result<String, String> {
     env.plane.start_apiserver()?;
     let restarted = Instant::now();
     env.admin = crate::api::client(&env.plane.admin).await?;
-    let pod = PodSpec::new("after-restart", "nginx", &["10.244.9.1"]).named("after-restart", "nginx-svc");
+    let pod =
+        PodSpec::new("after-restart", "nginx", &["10.244.9.1"]).named("after-restart", "nginx-svc");
     api::pod(&env.admin, "spec", "node-a", &pod).await?;
     let name = format!("after-restart.{}", fqdn("nginx-svc", "spec"));
     eventually(Duration::from_secs(60), || async {
-        if hdns.addresses(&name).await? == BTreeSet::from(["10.244.9.1".to_string()]) { Ok(()) } else { Err(format!("{name} not served")) }
+        if hdns.addresses(&name).await? == BTreeSet::from(["10.244.9.1".to_string()]) {
+            Ok(())
+        } else {
+            Err(format!("{name} not served"))
+        }
     })
     .await?;
     Ok(format!(
@@ -847,17 +1148,23 @@ async fn compacted(env: &mut Env) -> Result<String, String> {
     let (c, ns) = (env.admin.clone(), "spec");
     let hdns = Asker::new(env.hdns.dns, Transport::Udp).await?;
     let log = |env: &Env| std::fs::read_to_string(&env.hdns.process.log).unwrap_or_default();
-    let expired_before = log(env).matches("resourceVersion expired; listing again").count();
+    let expired_before = log(env)
+        .matches("resourceVersion expired; listing again")
+        .count();
     env.hdns.process.signal(libc::SIGSTOP);
     let result = async {
         api::delete_pod(&c, ns, "web-1").await?;
-        let pod = PodSpec::new("while-stopped", "nginx", &["10.244.9.2"]).named("while-stopped", "nginx-svc");
+        let pod = PodSpec::new("while-stopped", "nginx", &["10.244.9.2"])
+            .named("while-stopped", "nginx-svc");
         api::pod(&c, ns, "node-a", &pod).await?;
         env.plane.stop_apiserver();
-        env.plane
-            .start_apiserver_with(&["--watch-cache=false".into(), "--etcd-compaction-interval=2s".into()])?;
+        env.plane.start_apiserver_with(&[
+            "--watch-cache=false".into(),
+            "--etcd-compaction-interval=2s".into(),
+        ])?;
         env.admin = crate::api::client(&env.plane.admin).await?;
-        let pod = PodSpec::new("after-compaction", "nginx", &["10.244.9.3"]).named("after-compaction", "nginx-svc");
+        let pod = PodSpec::new("after-compaction", "nginx", &["10.244.9.3"])
+            .named("after-compaction", "nginx-svc");
         api::pod(&env.admin, ns, "node-a", &pod).await?;
         // Two compaction rounds: every revision headless-dns saw is gone from etcd.
         tokio::time::sleep(Duration::from_secs(6)).await;
@@ -875,12 +1182,17 @@ async fn compacted(env: &mut Env) -> Result<String, String> {
         if web1.is_empty() && !stopped.is_empty() && !after.is_empty() {
             Ok(())
         } else {
-            Err(format!("web-1 {web1:?}, while-stopped {stopped:?}, after-compaction {after:?}"))
+            Err(format!(
+                "web-1 {web1:?}, while-stopped {stopped:?}, after-compaction {after:?}"
+            ))
         }
     })
     .await?;
     let took = resumed.elapsed();
-    let expired = log(env).matches("resourceVersion expired; listing again").count() - expired_before;
+    let expired = log(env)
+        .matches("resourceVersion expired; listing again")
+        .count()
+        - expired_before;
     if expired == 0 {
         return Err("the state caught up without meeting a 410".into());
     }

@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use hickory_net::DnsHandle;
 use hickory_net::client::Client;
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::tcp::TcpClientStream;
 use hickory_net::udp::UdpClientStream;
-use futures_util::StreamExt;
 use hickory_proto::op::{DnsRequestOptions, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
@@ -33,7 +33,13 @@ pub struct Reply {
 
 impl std::fmt::Display for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}{}", self.rcode, if self.authoritative { " aa" } else { "" }, if self.soa { " +SOA" } else { "" })?;
+        write!(
+            f,
+            "{}{}{}",
+            self.rcode,
+            if self.authoritative { " aa" } else { "" },
+            if self.soa { " +SOA" } else { "" }
+        )?;
         for answer in &self.answers {
             write!(f, " [{answer}]")?;
         }
@@ -85,8 +91,12 @@ impl Asker {
                 client
             }
             Transport::Tcp => {
-                let (connect, handle) =
-                    TcpClientStream::new(server, None, Some(Duration::from_secs(3)), TokioRuntimeProvider::new());
+                let (connect, handle) = TcpClientStream::new(
+                    server,
+                    None,
+                    Some(Duration::from_secs(3)),
+                    TokioRuntimeProvider::new(),
+                );
                 let stream = connect.await.map_err(|e| format!("TCP to {server}: {e}"))?;
                 let (client, background) = Client::<TokioRuntimeProvider>::new(stream, handle);
                 tokio::spawn(background);

@@ -47,18 +47,28 @@ async fn environment(bin: &Path, work: &Path) -> Result<Env, String> {
     let hdns_kubeconfig = servers::deployed_account(&plane, &admin).await?;
     let hdns = start_headless_dns(work, "headless-dns", &hdns_kubeconfig, &[], None)?;
     let coredns = servers::start_coredns(&plane, None)?;
-    wait_for(Duration::from_secs(30), "headless-dns to be ready", || ready(&hdns))
-        .map_err(|e| format!("{e}:\n{}", hdns.process.tail(20)))?;
+    wait_for(Duration::from_secs(30), "headless-dns to be ready", || {
+        ready(&hdns)
+    })
+    .map_err(|e| format!("{e}:\n{}", hdns.process.tail(20)))?;
     let version = dns::Asker::new(coredns.dns, dns::Transport::Udp).await?;
     let started = Instant::now();
     loop {
-        if let Ok(reply) = version.reply("dns-version.cluster.local.", hickory_proto::rr::RecordType::TXT).await
+        if let Ok(reply) = version
+            .reply(
+                "dns-version.cluster.local.",
+                hickory_proto::rr::RecordType::TXT,
+            )
+            .await
             && !reply.answers.is_empty()
         {
             break;
         }
         if started.elapsed() > Duration::from_secs(30) {
-            return Err(format!("CoreDNS never answered:\n{}", coredns.process.tail(20)));
+            return Err(format!(
+                "CoreDNS never answered:\n{}",
+                coredns.process.tail(20)
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -57,7 +57,9 @@ pub fn start_headless_dns(
 
 /// Whether headless-dns's `/readyz` answers 200.
 pub fn ready(server: &Server) -> bool {
-    let Some(http) = server.http else { return false };
+    let Some(http) = server.http else {
+        return false;
+    };
     std::process::Command::new("curl")
         .args(["-sf", "-o", "/dev/null", "--max-time", "1"])
         .arg(format!("http://{http}/readyz"))
@@ -80,7 +82,13 @@ pub fn start_coredns(plane: &ControlPlane, cpus: Option<&str>) -> Result<Server,
     )
     .map_err(|e| e.to_string())?;
     let args = vec!["-conf".to_string(), corefile.display().to_string()];
-    let process = Process::start_on(&plane.work, "coredns", cpus, &plane.bin.join("coredns"), &args)?;
+    let process = Process::start_on(
+        &plane.work,
+        "coredns",
+        cpus,
+        &plane.bin.join("coredns"),
+        &args,
+    )?;
     Ok(Server {
         process,
         dns: control_plane::loopback(port),
@@ -115,7 +123,9 @@ fn yaml_documents(text: &str) -> Vec<Value> {
 pub async fn apply_rbac(client: &Client, objects: &[Value]) -> Result<(), String> {
     for object in objects {
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
-        let namespace = object["metadata"]["namespace"].as_str().unwrap_or("default");
+        let namespace = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default");
         let result = match object["kind"].as_str() {
             Some("Namespace") => api::namespace(client, name).await,
             Some("ServiceAccount") => {
@@ -158,11 +168,17 @@ pub async fn token(client: &Client, namespace: &str, account: &str) -> Result<St
 
 /// headless-dns reading the API as the ServiceAccount of `config/deployment.yaml`: applies its
 /// RBAC objects and writes a kubeconfig with the account's token; returns the kubeconfig's path.
-pub async fn deployed_account(plane: &ControlPlane, admin: &Client) -> Result<std::path::PathBuf, String> {
+pub async fn deployed_account(
+    plane: &ControlPlane,
+    admin: &Client,
+) -> Result<std::path::PathBuf, String> {
     apply_rbac(admin, &deployment_rbac()).await?;
     let token = token(admin, "headless-dns", "headless-dns").await?;
     let path = plane.work.join("headless-dns.kubeconfig");
-    std::fs::write(&path, control_plane::kubeconfig(&plane.work, &plane.api_url(), &token))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &path,
+        control_plane::kubeconfig(&plane.work, &plane.api_url(), &token),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(path)
 }

@@ -1,5 +1,5 @@
 //! Reading what the API sends — list pages and watch events — one object at a time. Items are
-//! first split out as borrowed raw JSON (no copy), then each is decoded alone: an object that
+//! first cut out as raw JSON, then each is decoded alone: an object that
 //! does not decode is skipped and named, never the whole list; no message carries a body.
 
 use std::borrow::Cow;
@@ -10,13 +10,11 @@ use serde_json::value::RawValue;
 
 use crate::source::kube::faults::shorten;
 
-/// One page of a list: its items still raw.
+/// What a list page says besides its items (which [`super::split::ListSplitter`] cuts out).
 #[derive(Deserialize)]
-pub struct ListPage<'a> {
+pub struct ListPage {
     #[serde(default)]
     pub metadata: ListMeta,
-    #[serde(borrow, default)]
-    pub items: Vec<&'a RawValue>,
 }
 
 #[derive(Default, Deserialize)]
@@ -85,6 +83,10 @@ pub struct Undecodable {
 
 /// Decodes one raw object into `K`; on failure, names it and the field at fault.
 pub fn object<K: DeserializeOwned>(raw: &RawValue) -> Result<K, Undecodable> {
+    // Tracking the path costs every object; only one that fails is read again to name the field.
+    if let Ok(object) = serde_json::from_str(raw.get()) {
+        return Ok(object);
+    }
     let mut deserializer = serde_json::Deserializer::from_str(raw.get());
     serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -108,11 +110,17 @@ mod tests {
               {"metadata":{"name":"good","namespace":"a"},"spec":{"ports":[{"port":80}]}},
               {"metadata":{"name":"bad","namespace":"a"},"spec":{"ports":[{"port":"eighty"}]}},
               {"metadata":{"name":"also-good","namespace":"b"},"spec":{}}]}"#;
-        let page: ListPage = serde_json::from_str(body).unwrap();
+        let mut splitter = super::super::split::ListSplitter::default();
+        let mut decoded: Vec<Result<Service, Undecodable>> = Vec::new();
+        splitter
+            .feed(body.as_bytes(), |item| {
+                let raw: &RawValue = serde_json::from_slice(item).unwrap();
+                decoded.push(object(raw));
+            })
+            .unwrap();
+        let page: ListPage = serde_json::from_slice(&splitter.finish().unwrap()).unwrap();
         assert_eq!(page.metadata.resource_version.as_deref(), Some("42"));
         assert_eq!(page.metadata.continue_token.as_deref(), Some("c1"));
-        let decoded: Vec<Result<Service, Undecodable>> =
-            page.items.iter().map(|raw| object(raw)).collect();
         assert!(decoded[0].is_ok() && decoded[2].is_ok());
         let bad = decoded[1].as_ref().unwrap_err();
         assert_eq!(bad.object, "a/bad");

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 
 use crate::records::{ClusterObject, ObjectKey, ObjectKind};
 use crate::source::kube::decode::{self, Undecodable};
+use crate::source::kube::faults::shorten;
 use crate::source::objects::{self, FieldError};
 use crate::source::pod::DnsPod;
 
@@ -23,6 +24,20 @@ pub struct Decoded {
     pub key: ObjectKey,
     /// Its `metadata.resourceVersion`.
     pub version: Option<String>,
+}
+
+/// Reads one object of `kind` from its JSON text, as a list's items are cut out.
+pub fn decode_bytes(kind: ObjectKind, text: &[u8]) -> Result<Decoded, Undecodable> {
+    let raw = std::str::from_utf8(text)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str::<&RawValue>(text).map_err(|e| e.to_string()));
+    match raw {
+        Ok(raw) => decode(kind, raw),
+        Err(error) => Err(Undecodable {
+            object: "(unnamed)".into(),
+            error: shorten(&format!("not JSON: {error}")),
+        }),
+    }
 }
 
 /// Reads one raw object of `kind`.

@@ -5,6 +5,7 @@
 mod decode;
 pub mod faults;
 mod kinds;
+mod split;
 mod watch;
 
 use std::path::PathBuf;

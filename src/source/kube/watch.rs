@@ -28,6 +28,7 @@ use crate::records::{ClusterObject, ObjectKey, ObjectKind};
 use crate::source::kube::decode::{Identity, ListPage, Status, WatchLine};
 use crate::source::kube::faults::{Backoff, Fault, Outages, shorten};
 use crate::source::kube::kinds::{self, Decoded};
+use crate::source::kube::split::ListSplitter;
 
 /// Objects per list page: large pages make the first sync of a big cluster fast.
 const PAGE_SIZE: u32 = 5000;
@@ -246,9 +247,14 @@ pub async fn follow(source: Arc<Source>, watched: Watched) {
     let mut listed_once = false;
     let mut version: Option<String> = None;
     loop {
+        let freshness = if listed_once {
+            Freshness::Current
+        } else {
+            Freshness::Any
+        };
         let mut at = match version.take() {
             Some(version) => version,
-            None => match list(&source, &watched, &mut skips).await {
+            None => match list(&source, &watched, freshness, &mut skips).await {
                 Ok((objects, version)) => {
                     debug!(watch = %name, objects = objects.len(), "listed");
                     let resync = ClusterEvent::Resync {
@@ -361,11 +367,24 @@ fn client_fault(error: &kube::Error) -> Fault {
     }
 }
 
-/// Lists every object of `watched`, page by page; returns their records and the version to
-/// watch from.
+/// Which state a list must reflect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Freshness {
+    /// Any recent state: the first list, which the API server answers from its watch cache
+    /// (`resourceVersion=0`, as client-go's reflectors list) — no etcd read, and for 10,000 pods
+    /// 0.5 s instead of 0.9 s. The watch from its version brings whatever came after.
+    Any,
+    /// The current state, read from etcd: after a watch met 410, the cache may be older than
+    /// what was already served.
+    Current,
+}
+
+/// Lists every object of `watched`, page by page, each page decoded while it arrives; returns
+/// their records and the version to watch from.
 async fn list(
     source: &Source,
     watched: &Watched,
+    freshness: Freshness,
     skips: &mut SkipLog,
 ) -> Result<(Vec<ClusterObject>, String), Fault> {
     let attempt = watched.permission("list");
@@ -379,45 +398,68 @@ async fn list(
             continue_token: continue_token.take(),
             ..ListParams::default()
         };
-        let request = watched
+        let mut request = watched
             .request()
             .list(&params)
             .map_err(|e| Fault::Rejected {
                 code: 0,
                 message: e.to_string(),
             })?;
-        let response = send(&source.client, request, &attempt).await?;
-        let body = match tokio::time::timeout(PAGE_TIMEOUT, response.into_body().collect()).await {
-            Ok(Ok(body)) => body.to_bytes(),
-            Ok(Err(error)) => {
-                return Err(Fault::Unreachable(format!(
-                    "the answer to {attempt} broke off: {error}"
-                )));
-            }
-            Err(_) => {
-                return Err(Fault::Timeout(format!(
-                    "{attempt}: a page took longer than {}s",
-                    PAGE_TIMEOUT.as_secs()
-                )));
-            }
-        };
-        let page: ListPage = serde_json::from_slice(&body).map_err(|e| Fault::Rejected {
-            code: 200,
-            message: format!("the answer to {attempt} is not a list: {e}"),
-        })?;
-        for item in &page.items {
-            match kinds::decode(watched.kind, item) {
-                Ok(Decoded {
-                    record: Ok(record), ..
-                }) => objects.extend(record),
-                Ok(Decoded {
-                    record: Err(error),
-                    key,
-                    ..
-                }) => skips.skip(&key.to_string(), &error.to_string()),
-                Err(undecodable) => skips.skip(&undecodable.object, &undecodable.error),
+        if freshness == Freshness::Any && params.continue_token.is_none() {
+            // kube's ListParams drops resourceVersion=0 beside a limit; the limit stays for an
+            // API server without a watch cache, which then pages through etcd (as client-go's
+            // reflector asks: both).
+            let uri = request.uri().to_string();
+            let separator = if uri.contains('?') { '&' } else { '?' };
+            if let Ok(uri) = format!("{uri}{separator}resourceVersion=0").parse() {
+                *request.uri_mut() = uri;
             }
         }
+        let response = send(&source.client, request, &attempt).await?;
+        let not_a_list = |e: &dyn std::fmt::Display| Fault::Rejected {
+            code: 200,
+            message: format!("the answer to {attempt} is not a list: {e}"),
+        };
+        let mut body = response.into_body();
+        let mut splitter = ListSplitter::default();
+        let deadline = tokio::time::Instant::now() + PAGE_TIMEOUT;
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(frame))) => frame,
+                Ok(None) => break,
+                Ok(Some(Err(error))) => {
+                    return Err(Fault::Unreachable(format!(
+                        "the answer to {attempt} broke off: {error}"
+                    )));
+                }
+                Err(_) => {
+                    return Err(Fault::Timeout(format!(
+                        "{attempt}: a page took longer than {}s",
+                        PAGE_TIMEOUT.as_secs()
+                    )));
+                }
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            splitter
+                .feed(&data, |item| {
+                    match kinds::decode_bytes(watched.kind, item) {
+                        Ok(Decoded {
+                            record: Ok(record), ..
+                        }) => objects.extend(record),
+                        Ok(Decoded {
+                            record: Err(error),
+                            key,
+                            ..
+                        }) => skips.skip(&key.to_string(), &error.to_string()),
+                        Err(undecodable) => skips.skip(&undecodable.object, &undecodable.error),
+                    }
+                })
+                .map_err(|e| not_a_list(&e))?;
+        }
+        let rest = splitter.finish().map_err(|e| not_a_list(&e))?;
+        let page: ListPage = serde_json::from_slice(&rest).map_err(|e| not_a_list(&e))?;
         match page.metadata.continue_token.filter(|t| !t.is_empty()) {
             Some(token) => continue_token = Some(token),
             None => {
