@@ -19,6 +19,7 @@ use tracing::info;
 use crate::cluster::ClusterEvent;
 use crate::records::ObjectKind;
 use crate::source::objects::SERVICE_NAME_LABEL;
+pub use split::{ListSplitter, NotAList};
 pub use watch::{Line, Source, read_line};
 use watch::{Watched, follow};
 
