@@ -68,7 +68,10 @@ impl Settings {
                 .unwrap_or_else(|_| panic!("{name} must be a number"))
         };
         let words = |name: &str, default: &str| -> Vec<String> {
-            setting(name, default).split_whitespace().map(String::from).collect()
+            setting(name, default)
+                .split_whitespace()
+                .map(String::from)
+                .collect()
         };
         Self {
             rounds: number("ROUNDS", "3") as usize,
@@ -97,11 +100,17 @@ struct Cluster {
 fn read_cluster(dir: &Path) -> Result<Cluster, String> {
     let path = dir.join("manifests.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let list: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let list: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let items = list["items"].as_array().ok_or("manifests.json: no items")?;
     let (mut services, mut pods, mut namespaces) = (Vec::new(), Vec::new(), BTreeSet::new());
     for item in items {
-        namespaces.insert(item["metadata"]["namespace"].as_str().unwrap_or("default").to_string());
+        namespaces.insert(
+            item["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string(),
+        );
         match item["kind"].as_str() {
             Some("Service") => services.push(item.clone()),
             Some("Pod") => pods.push(item.clone()),
@@ -114,8 +123,14 @@ fn read_cluster(dir: &Path) -> Result<Cluster, String> {
         .find(|s| s["spec"]["clusterIP"] == "None")
         .ok_or("no headless Service in the cluster")?;
     let (svc, ns) = (
-        last["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-        last["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+        last["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        last["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     );
     let addresses = pods
         .iter()
@@ -148,7 +163,10 @@ async fn load(client: &Client, cluster: &Cluster, parallel: usize) -> Result<(),
                 spec.remove("clusterIP");
                 spec.remove("clusterIPs");
             }
-            let ns = service["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
+            let ns = service["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string();
             let api: Api<Service> = Api::namespaced(client.clone(), &ns);
             api::create(&api, service).await.map(|_| ())
         })
@@ -157,17 +175,32 @@ async fn load(client: &Client, cluster: &Cluster, parallel: usize) -> Result<(),
     futures_util::stream::iter(cluster.pods.iter().enumerate().map(Ok))
         .try_for_each_concurrent(parallel, |(i, pod)| async move {
             let mut object = pod.clone();
-            let status = object.as_object_mut().and_then(|o| o.remove("status")).unwrap_or_default();
+            let status = object
+                .as_object_mut()
+                .and_then(|o| o.remove("status"))
+                .unwrap_or_default();
             object["spec"]["nodeName"] = json!(if i % 2 == 0 { "node-a" } else { "node-b" });
-            let ns = object["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
-            let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let ns = object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string();
+            let name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
             let typed: Pod = serde_json::from_value(object).map_err(|e| e.to_string())?;
-            api.create(&PostParams::default(), &typed).await.map_err(|e| format!("pod {ns}/{name}: {e}"))?;
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+            api.create(&PostParams::default(), &typed)
                 .await
-                .map(|_| ())
-                .map_err(|e| format!("pod {ns}/{name} status: {e}"))
+                .map_err(|e| format!("pod {ns}/{name}: {e}"))?;
+            api.patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": status})),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("pod {ns}/{name} status: {e}"))
         })
         .await?;
     eprintln!(
@@ -205,11 +238,16 @@ async fn slices_settled(client: &Client, pods: usize) -> Result<(), String> {
             }
         }
         if ready >= pods {
-            eprintln!("EndpointSlices settled: {ready} ready endpoints, {:.1} s", started.elapsed().as_secs_f64());
+            eprintln!(
+                "EndpointSlices settled: {ready} ready endpoints, {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
             return Ok(());
         }
         if started.elapsed() > Duration::from_secs(600) {
-            return Err(format!("the EndpointSlice controller published {ready} of {pods} endpoints in 10 minutes"));
+            return Err(format!(
+                "the EndpointSlice controller published {ready} of {pods} endpoints in 10 minutes"
+            ));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -217,13 +255,23 @@ async fn slices_settled(client: &Client, pods: usize) -> Result<(), String> {
 
 /// Milliseconds from `started` until `server` gives the complete answer for `name`: one process
 /// asking every 10 ms (a probe per attempt would take CPU from the loading server).
-fn first_complete_answer(server: SocketAddr, name: &str, want: &BTreeSet<String>, started: Instant) -> Result<u128, String> {
+fn first_complete_answer(
+    server: SocketAddr,
+    name: &str,
+    want: &BTreeSet<String>,
+    started: Instant,
+) -> Result<u128, String> {
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    socket.set_read_timeout(Some(Duration::from_millis(10))).map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(10)))
+        .map_err(|e| e.to_string())?;
     let mut query = Message::query();
     query.metadata.id = 0x4844;
     query.metadata.recursion_desired = true;
-    query.add_query(Query::query(Name::from_ascii(name).map_err(|e| e.to_string())?, RecordType::A));
+    query.add_query(Query::query(
+        Name::from_ascii(name).map_err(|e| e.to_string())?,
+        RecordType::A,
+    ));
     let bytes = query.to_vec().map_err(|e| e.to_string())?;
     let mut buffer = [0u8; 4096];
     while started.elapsed() < Duration::from_secs(300) {
@@ -231,8 +279,12 @@ fn first_complete_answer(server: SocketAddr, name: &str, want: &BTreeSet<String>
             std::thread::sleep(Duration::from_millis(10));
             continue;
         }
-        let Ok(n) = socket.recv(&mut buffer) else { continue };
-        let Ok(reply) = Message::from_vec(&buffer[..n]) else { continue };
+        let Ok(n) = socket.recv(&mut buffer) else {
+            continue;
+        };
+        let Ok(reply) = Message::from_vec(&buffer[..n]) else {
+            continue;
+        };
         let got: BTreeSet<String> = reply
             .answers
             .iter()
@@ -262,20 +314,40 @@ fn rss_mb(pid: u32) -> f64 {
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The command name (field 2) may hold spaces; count from the closing parenthesis.
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let field = |n: usize| {
+        fields
+            .get(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     field(14) + field(15)
 }
 
 /// Every thread of `pid` onto `cpus`.
 fn pin(pid: u32, cpus: &str) {
-    let _ = Command::new("taskset").args(["-a", "-p", "-c", cpus, &pid.to_string()]).output();
+    let _ = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .output();
 }
 
 /// One dnsperf run against `server` with queries `file`; its standard output.
 fn dnsperf(settings: &Settings, server: SocketAddr, file: &Path, extra: &[&str]) -> String {
     let output = Command::new("taskset")
-        .args(["-c", &settings.client_cpu, "dnsperf", "-s", "127.0.0.1", "-p", &server.port().to_string(), "-d"])
+        .args([
+            "-c",
+            &settings.client_cpu,
+            "dnsperf",
+            "-s",
+            "127.0.0.1",
+            "-p",
+            &server.port().to_string(),
+            "-d",
+        ])
         .arg(file)
         .args(["-T", "1", "-c", "1"])
         .args(extra)
@@ -307,18 +379,28 @@ fn queries(cluster: &Cluster, mix: &str) -> PathBuf {
 
 fn queries_per_second(settings: &Settings, server: SocketAddr, file: &Path) -> f64 {
     let duration = settings.duration.to_string();
-    reported(&dnsperf(settings, server, file, &["-l", &duration, "-q", "500"]), "Queries per second:")
+    reported(
+        &dnsperf(settings, server, file, &["-l", &duration, "-q", "500"]),
+        "Queries per second:",
+    )
 }
 
 /// Microseconds of `pid`'s CPU per query over CPU_SECONDS of full-speed queries.
 fn cpu_per_query(settings: &Settings, server: &Server, file: &Path) -> f64 {
     let before = cpu_ticks(server.process.pid());
     let seconds = settings.cpu_seconds.to_string();
-    let completed = reported(&dnsperf(settings, server.dns, file, &["-l", &seconds, "-q", "500"]), "Queries completed:");
+    let completed = reported(
+        &dnsperf(settings, server.dns, file, &["-l", &seconds, "-q", "500"]),
+        "Queries completed:",
+    );
     let ticks = cpu_ticks(server.process.pid()) - before;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    if completed > 0.0 { ticks as f64 / hz * 1e6 / completed } else { 0.0 }
+    if completed > 0.0 {
+        ticks as f64 / hz * 1e6 / completed
+    } else {
+        0.0
+    }
 }
 
 /// p99 latency in ms at FIXED_QPS over 5 s; dnsperf -v writes every latency to a file (through
@@ -327,9 +409,28 @@ fn p99_at_fixed_rate(settings: &Settings, server: SocketAddr, file: &Path, work:
     let verbose = work.join("dnsperf-verbose.txt");
     let out = std::fs::File::create(&verbose).expect("a file for dnsperf's latencies");
     let status = Command::new("taskset")
-        .args(["-c", &settings.client_cpu, "dnsperf", "-s", "127.0.0.1", "-p", &server.port().to_string(), "-d"])
+        .args([
+            "-c",
+            &settings.client_cpu,
+            "dnsperf",
+            "-s",
+            "127.0.0.1",
+            "-p",
+            &server.port().to_string(),
+            "-d",
+        ])
         .arg(file)
-        .args(["-T", "1", "-c", "1", "-l", "5", "-Q", &settings.fixed_qps.to_string(), "-v"])
+        .args([
+            "-T",
+            "1",
+            "-c",
+            "1",
+            "-l",
+            "5",
+            "-Q",
+            &settings.fixed_qps.to_string(),
+            "-v",
+        ])
         .stdout(out)
         .stderr(std::process::Stdio::null())
         .status();
@@ -364,7 +465,12 @@ fn alternate(
         }
     }
     let medians = [median(&runs[0]), median(&runs[1])];
-    let show = |v: &[f64]| v.iter().map(|x| format!("{x:.decimals$}")).collect::<Vec<_>>().join(" ");
+    let show = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.decimals$}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     println!(
         "{label:<8} {:>14.decimals$} {:>14.decimals$} {:>8.2}   {} / {}",
         medians[0],
@@ -378,19 +484,37 @@ fn alternate(
 
 /// Readiness flips through the API, each timed from the write's return until each server's
 /// answer reflects it (both asked at once, so both see the same event at the same moment).
-async fn watch_latency(client: &Client, cluster: &Cluster, servers: [&Server; 2], flips: usize) -> Result<[Vec<Duration>; 2], String> {
-    let askers = [Asker::new(servers[0].dns, Transport::Udp).await?, Asker::new(servers[1].dns, Transport::Udp).await?];
+async fn watch_latency(
+    client: &Client,
+    cluster: &Cluster,
+    servers: [&Server; 2],
+    flips: usize,
+) -> Result<[Vec<Duration>; 2], String> {
+    let askers = [
+        Asker::new(servers[0].dns, Transport::Udp).await?,
+        Asker::new(servers[1].dns, Transport::Udp).await?,
+    ];
     let mut latencies = [Vec::new(), Vec::new()];
     let step = (cluster.pods.len() / flips.max(1)).max(1);
     for pod in cluster.pods.iter().step_by(step).take(flips) {
         let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
         let name = pod["metadata"]["name"].as_str().unwrap_or_default();
         let svc = pod["spec"]["subdomain"].as_str().unwrap_or_default();
-        let ip = pod["status"]["podIP"].as_str().unwrap_or_default().to_string();
-        let qname = format!("{}.{svc}.{ns}.svc.cluster.local.", pod["spec"]["hostname"].as_str().unwrap_or(name));
+        let ip = pod["status"]["podIP"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let qname = format!(
+            "{}.{svc}.{ns}.svc.cluster.local.",
+            pod["spec"]["hostname"].as_str().unwrap_or(name)
+        );
         let api: Api<Pod> = Api::namespaced(client.clone(), ns);
         for ready in [false, true] {
-            let want: BTreeSet<String> = if ready { BTreeSet::from([ip.clone()]) } else { BTreeSet::new() };
+            let want: BTreeSet<String> = if ready {
+                BTreeSet::from([ip.clone()])
+            } else {
+                BTreeSet::new()
+            };
             let condition = json!({"status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}});
             api.patch_status(name, &PatchParams::default(), &Patch::Strategic(condition))
                 .await
@@ -408,7 +532,12 @@ async fn watch_latency(client: &Client, cluster: &Cluster, servers: [&Server; 2]
 }
 
 /// Time from `written` until `asker`'s server answers `qname` with `want` (asked every 1 ms).
-async fn reflects(asker: &Asker, qname: &str, want: &BTreeSet<String>, written: Instant) -> Result<Duration, String> {
+async fn reflects(
+    asker: &Asker,
+    qname: &str,
+    want: &BTreeSet<String>,
+    written: Instant,
+) -> Result<Duration, String> {
     loop {
         if &asker.addresses(qname).await? == want {
             return Ok(written.elapsed());
@@ -425,9 +554,14 @@ fn percentile(sorted: &[Duration], q: f64) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let [bin, cluster_dir] = &args[..] else {
-        eprintln!("usage: cargo bench --bench coredns -- BIN_DIR CLUSTER_DIR (benches/coredns.sh runs it)");
+        eprintln!(
+            "usage: cargo bench --bench coredns -- BIN_DIR CLUSTER_DIR (benches/coredns.sh runs it)"
+        );
         std::process::exit(2);
     };
     if let Err(e) = run(Path::new(bin), Path::new(cluster_dir)) {
@@ -448,7 +582,10 @@ fn run(bin: &Path, cluster_dir: &Path) -> Result<(), String> {
     // This process asks and loads from the client CPU, beside dnsperf.
     pin(std::process::id(), &settings.client_cpu);
     let plane = ControlPlane::start(bin, work.path())?;
-    for process in [&plane.etcd, &plane.apiserver, &plane.controllers].into_iter().flatten() {
+    for process in [&plane.etcd, &plane.apiserver, &plane.controllers]
+        .into_iter()
+        .flatten()
+    {
         pin(process.pid(), &settings.client_cpu);
     }
     let admin = runtime.block_on(api::client(&plane.admin))?;
@@ -461,7 +598,8 @@ fn run(bin: &Path, cluster_dir: &Path) -> Result<(), String> {
     let (probe_name, probe_want) = &cluster.probe;
     let cpu = Some(settings.server_cpu.as_str());
     let started = Instant::now();
-    let hdns = servers::start_headless_dns(work.path(), "headless-dns", &hdns_kubeconfig, &[], cpu)?;
+    let hdns =
+        servers::start_headless_dns(work.path(), "headless-dns", &hdns_kubeconfig, &[], cpu)?;
     let hdns_start = first_complete_answer(hdns.dns, probe_name, probe_want, started)
         .map_err(|e| format!("{e}\n{}", hdns.process.tail(10)))?;
     let hdns_rss_start = rss_mb(hdns.process.pid());
@@ -482,35 +620,58 @@ fn run(bin: &Path, cluster_dir: &Path) -> Result<(), String> {
         settings.rounds,
         settings.duration
     );
-    println!("start to first complete answer: headless-dns {hdns_start} ms, CoreDNS {coredns_start} ms");
-    println!("RSS after start: headless-dns {hdns_rss_start:.1} MB, CoreDNS {coredns_rss_start:.1} MB");
+    println!(
+        "start to first complete answer: headless-dns {hdns_start} ms, CoreDNS {coredns_start} ms"
+    );
+    println!(
+        "RSS after start: headless-dns {hdns_rss_start:.1} MB, CoreDNS {coredns_rss_start:.1} MB"
+    );
 
     if !settings.mixes.is_empty() {
         println!();
-        println!("{:<8} {:>14} {:>14} {:>8}   rounds (headless-dns / CoreDNS)", "mix", "headless q/s", "CoreDNS q/s", "ratio");
+        println!(
+            "{:<8} {:>14} {:>14} {:>8}   rounds (headless-dns / CoreDNS)",
+            "mix", "headless q/s", "CoreDNS q/s", "ratio"
+        );
         for mix in &settings.mixes {
             let file = queries(&cluster, mix);
-            alternate(&settings, mix, 0, both, |s| queries_per_second(&settings, s.dns, &file));
+            alternate(&settings, mix, 0, both, |s| {
+                queries_per_second(&settings, s.dns, &file)
+            });
         }
         println!();
-        println!("{:<8} {:>14} {:>14} {:>8}   rounds", "mix", "headless µs/q", "CoreDNS µs/q", "ratio");
+        println!(
+            "{:<8} {:>14} {:>14} {:>8}   rounds",
+            "mix", "headless µs/q", "CoreDNS µs/q", "ratio"
+        );
         for mix in &settings.mixes {
             let file = queries(&cluster, mix);
-            alternate(&settings, mix, 2, both, |s| cpu_per_query(&settings, s, &file));
+            alternate(&settings, mix, 2, both, |s| {
+                cpu_per_query(&settings, s, &file)
+            });
         }
         println!("(server CPU per query; ratio below 1.0: headless-dns does less work)");
     }
     if !settings.p99_mixes.is_empty() {
         println!();
-        println!("{:<8} {:>14} {:>14} {:>8}   rounds", "mix", "headless p99", "CoreDNS p99", "ratio");
+        println!(
+            "{:<8} {:>14} {:>14} {:>8}   rounds",
+            "mix", "headless p99", "CoreDNS p99", "ratio"
+        );
         for mix in &settings.p99_mixes {
             let file = queries(&cluster, mix);
-            alternate(&settings, mix, 3, both, |s| p99_at_fixed_rate(&settings, s.dns, &file, work.path()));
+            alternate(&settings, mix, 3, both, |s| {
+                p99_at_fixed_rate(&settings, s.dns, &file, work.path())
+            });
         }
-        println!("(p99 latency in ms at a fixed {} q/s, 5 s per round)", settings.fixed_qps);
+        println!(
+            "(p99 latency in ms at a fixed {} q/s, 5 s per round)",
+            settings.fixed_qps
+        );
     }
     if settings.flips > 0 {
-        let [mut a, mut b] = runtime.block_on(watch_latency(&admin, &cluster, both, settings.flips))?;
+        let [mut a, mut b] =
+            runtime.block_on(watch_latency(&admin, &cluster, both, settings.flips))?;
         a.sort();
         b.sort();
         println!();
