@@ -52,6 +52,7 @@ struct Settings {
     mixes: Vec<String>,
     p99_mixes: Vec<String>,
     flips: usize,
+    start_rounds: usize,
     server_cpu: String,
     client_cpu: String,
 }
@@ -81,6 +82,7 @@ impl Settings {
             mixes: words("MIXES", "pods svcs mix"),
             p99_mixes: words("P99_MIXES", "pods svcs mix"),
             flips: number("FLIPS", "100") as usize,
+            start_rounds: number("START_ROUNDS", "3") as usize,
             server_cpu: setting("SERVER_CPU", "1"),
             client_cpu: setting("CLIENT_CPU", "0"),
         }
@@ -301,10 +303,20 @@ fn first_complete_answer(
 }
 
 fn rss_mb(pid: u32) -> f64 {
+    status_mb(pid, "VmRSS:")
+}
+
+/// The most memory `pid` has held resident so far.
+fn peak_rss_mb(pid: u32) -> f64 {
+    status_mb(pid, "VmHWM:")
+}
+
+/// A `/proc/<pid>/status` figure in kB, as MB.
+fn status_mb(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
@@ -597,18 +609,39 @@ fn run(bin: &Path, cluster_dir: &Path) -> Result<(), String> {
 
     let (probe_name, probe_want) = &cluster.probe;
     let cpu = Some(settings.server_cpu.as_str());
-    let started = Instant::now();
-    let hdns =
-        servers::start_headless_dns(work.path(), "headless-dns", &hdns_kubeconfig, &[], cpu)?;
-    let hdns_start = first_complete_answer(hdns.dns, probe_name, probe_want, started)
-        .map_err(|e| format!("{e}\n{}", hdns.process.tail(10)))?;
-    let hdns_rss_start = rss_mb(hdns.process.pid());
-    let started = Instant::now();
-    let coredns = servers::start_coredns(&plane, cpu)?;
-    let coredns_start = first_complete_answer(coredns.dns, probe_name, probe_want, started)
-        .map_err(|e| format!("{e}\n{}", coredns.process.tail(10)))?;
-    let coredns_rss_start = rss_mb(coredns.process.pid());
+    let start_hdns =
+        || servers::start_headless_dns(work.path(), "headless-dns", &hdns_kubeconfig, &[], cpu);
+    let start_coredns = || servers::start_coredns(&plane, cpu);
+    let starters: [&dyn Fn() -> Result<Server, String>; 2] = [&start_hdns, &start_coredns];
+    // Start-up, A B A B: each server started alone and timed to its first complete answer, its
+    // RSS then and its peak so far read; the last start of each stays for the rest.
+    let mut starts: [Vec<[f64; 3]>; 2] = [Vec::new(), Vec::new()];
+    let mut kept = [None, None];
+    for round in 0..settings.start_rounds {
+        for (i, start) in starters.iter().enumerate() {
+            let started = Instant::now();
+            let server = start()?;
+            let ms = first_complete_answer(server.dns, probe_name, probe_want, started)
+                .map_err(|e| format!("{e}\n{}", server.process.tail(10)))?;
+            let pid = server.process.pid();
+            starts[i].push([ms as f64, rss_mb(pid), peak_rss_mb(pid)]);
+            if round + 1 == settings.start_rounds {
+                kept[i] = Some(server);
+            }
+        }
+    }
+    let [Some(hdns), Some(coredns)] = kept else {
+        return Err("START_ROUNDS must be 1 or more".into());
+    };
     let both = [&hdns, &coredns];
+    let column =
+        |i: usize, field: usize| -> Vec<f64> { starts[i].iter().map(|s| s[field]).collect() };
+    let rounds = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
 
     println!();
     println!(
@@ -621,10 +654,19 @@ fn run(bin: &Path, cluster_dir: &Path) -> Result<(), String> {
         settings.duration
     );
     println!(
-        "start to first complete answer: headless-dns {hdns_start} ms, CoreDNS {coredns_start} ms"
+        "start to first complete answer, median of {}: headless-dns {:.0} ms, CoreDNS {:.0} ms   rounds {} / {}",
+        settings.start_rounds,
+        median(&column(0, 0)),
+        median(&column(1, 0)),
+        rounds(&column(0, 0)),
+        rounds(&column(1, 0))
     );
     println!(
-        "RSS after start: headless-dns {hdns_rss_start:.1} MB, CoreDNS {coredns_rss_start:.1} MB"
+        "RSS at that answer: headless-dns {:.1} MB, CoreDNS {:.1} MB; peak until then {:.1} / {:.1} MB",
+        median(&column(0, 1)),
+        median(&column(1, 1)),
+        median(&column(0, 2)),
+        median(&column(1, 2))
     );
 
     if !settings.mixes.is_empty() {

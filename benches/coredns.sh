@@ -8,11 +8,12 @@
 #
 # The control plane is the real-cluster tier's (tests/real-cluster/build.sh, cached). Both
 # servers run on SERVER_CPU from their start; dnsperf, the control plane and the bench's own
-# probes on CLIENT_CPU. Printed for both: start to the first complete answer, RSS, queries/s per
-# mix and the ratio (median of ROUNDS, A B A B), server CPU per query, p99 at FIXED_QPS, and
-# watch event -> answer latency over FLIPS readiness flips (each way). Settings as dnsperf.sh:
-# ROUNDS, DURATION, FIXED_QPS (default 10000), CPU_SECONDS, MIXES, P99_MIXES, SERVER_CPU,
-# CLIENT_CPU.
+# probes on CLIENT_CPU. Printed for both: start to the first complete answer (START_ROUNDS
+# starts each, alternating) with RSS then and the peak until then, queries/s per mix and the
+# ratio (median of ROUNDS, A B A B), server CPU per query, p99 at FIXED_QPS, watch event ->
+# answer latency over FLIPS readiness flips (each way), and RSS at the end. Settings as
+# dnsperf.sh: ROUNDS, DURATION, FIXED_QPS (default 10000), CPU_SECONDS, MIXES, P99_MIXES,
+# SERVER_CPU, CLIENT_CPU.
 set -euo pipefail
 SERVICES=${SERVICES:-1000}
 PODS=${PODS:-10}
