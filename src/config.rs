@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
@@ -36,7 +37,7 @@ pub struct Config {
     #[arg(long, env = "HEADLESS_DNS_KUBECONFIG", value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Kubeconfig context to use (default: its current context).
+    /// Kubeconfig context to use (default: its current context); one it lacks is an error.
     #[arg(long, env = "HEADLESS_DNS_CONTEXT", value_name = "NAME")]
     pub context: Option<String>,
 
@@ -59,13 +60,9 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
-    /// The cluster domain.
-    #[arg(
-        long,
-        env = "HEADLESS_DNS_ZONE",
-        default_value = "cluster.local",
-        value_name = "NAME"
-    )]
+    /// The cluster domain: labels of letters, digits, `-` and `_`.
+    #[arg(long, env = "HEADLESS_DNS_ZONE", default_value = "cluster.local", value_name = "NAME",
+          value_parser = zone_name)]
     pub zone: String,
 
     /// TTL of every answer, and the SOA minimum (negative-caching TTL).
@@ -104,6 +101,13 @@ pub struct Config {
     )]
     pub http_listen: SocketAddr,
 
+    /// On SIGTERM or SIGINT, `/readyz` fails at once while DNS keeps answering this long, then
+    /// the server stops (CoreDNS's `lameduck`): `5s`, `500ms`, `1m`, or plain seconds, up to
+    /// 10 minutes; `0` stops at once.
+    #[arg(long, env = "HEADLESS_DNS_LAMEDUCK", value_name = "DURATION", default_value = "5s",
+          value_parser = duration)]
+    pub lameduck: Duration,
+
     /// Log line format. Filter with RUST_LOG (default `info,hickory_server=warn`); per-query
     /// lines are logged at debug level by `headless_dns::server`.
     #[arg(long, env = "HEADLESS_DNS_LOG_FORMAT", value_enum, default_value_t)]
@@ -129,6 +133,70 @@ fn namespace_name(value: &str) -> Result<String, String> {
     }
 }
 
+/// A domain name of letters, digits, `-` and `_`; an error points at what is wrong, since a
+/// stray space or a non-ASCII letter is easy to miss in a message.
+fn zone_name(value: &str) -> Result<String, String> {
+    let name = value.strip_suffix('.').unwrap_or(value);
+    if name.is_empty() {
+        return Err("the zone cannot be the root: give a domain such as cluster.local".into());
+    }
+    if name.len() > 253 {
+        return Err(format!("{} characters, at most 253", name.len()));
+    }
+    let mut position = 0;
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(format!("an empty label at character {}", position + 1));
+        }
+        if label.len() > 63 {
+            return Err(format!(
+                "the label {label:?} has {} characters, at most 63",
+                label.len()
+            ));
+        }
+        if let Some((at, c)) = label
+            .char_indices()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            let shown = c.escape_debug();
+            return Err(format!(
+                "'{shown}' (U+{:04X}) at character {} is not allowed: a zone is labels of \
+                 letters, digits, '-' and '_' separated by dots",
+                u32::from(c),
+                name[..position + at].chars().count() + 1
+            ));
+        }
+        position += label.len() + 1;
+    }
+    Ok(value.to_owned())
+}
+
+/// A duration as CoreDNS writes one (`5s`, `500ms`, `1m`), or plain seconds.
+fn duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{value:?}: expected a whole number with ms, s or m, like 5s"))?;
+    let millis = match unit {
+        "ms" => Some(number),
+        "" | "s" => number.checked_mul(1_000),
+        "m" => number.checked_mul(60_000),
+        _ => {
+            return Err(format!(
+                "{value:?}: the unit {unit:?} is not one of ms, s, m"
+            ));
+        }
+    };
+    match millis {
+        Some(millis) if millis <= 600_000 => Ok(Duration::from_millis(millis)),
+        _ => Err(format!("{value:?}: at most 10 minutes")),
+    }
+}
+
 /// Catches the obvious mistakes; the API server has the final word on selector syntax.
 fn label_selector(value: &str) -> Result<String, String> {
     let value = value.trim();
@@ -146,5 +214,44 @@ impl Config {
         self.udp_threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones() {
+        for good in ["cluster.local", "cluster.local.", "my_zone.example", "k8s"] {
+            assert_eq!(zone_name(good).as_deref(), Ok(good));
+        }
+        for (bad, says) in [
+            ("clu ster.local", "' ' (U+0020) at character 4"),
+            ("clu\tster.local", "'\\t' (U+0009) at character 4"),
+            ("clüster.local", "'ü' (U+00FC) at character 3"),
+            ("cluster..local", "an empty label at character 9"),
+            (".", "cannot be the root"),
+            ("a.b\\c", "'\\\\' (U+005C) at character 4"),
+        ] {
+            let error = zone_name(bad).unwrap_err();
+            assert!(error.contains(says), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        for (text, millis) in [
+            ("5s", 5_000),
+            ("500ms", 500),
+            ("1m", 60_000),
+            ("7", 7_000),
+            ("0", 0),
+        ] {
+            assert_eq!(duration(text), Ok(Duration::from_millis(millis)), "{text}");
+        }
+        for text in ["", "s", "5h", "-1s", "1.5s", "11m", "99999999999999999999s"] {
+            assert!(duration(text).is_err(), "{text} accepted");
+        }
     }
 }

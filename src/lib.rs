@@ -50,6 +50,18 @@ pub struct Running {
 }
 
 impl Running {
+    /// CoreDNS's `lameduck`: `/readyz` fails at once, DNS keeps answering for `lameduck`, then
+    /// the server shuts down. Kubernetes takes a pod out of its Services' endpoints when the
+    /// readiness probe fails, so clients stop being sent here before the sockets close.
+    pub async fn shutdown_after(self, lameduck: Duration) {
+        self.http.stop_being_ready();
+        if !lameduck.is_zero() {
+            info!(lameduck = ?lameduck, "not ready any more; answering until the lameduck period ends");
+            tokio::time::sleep(lameduck).await;
+        }
+        self.shutdown().await;
+    }
+
     pub async fn shutdown(self) {
         self.http.shutdown();
         self.dns.shutdown().await;

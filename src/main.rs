@@ -75,7 +75,8 @@ async fn run(config: &Config) -> Result<(), String> {
     let running = headless_dns::start(config).await?;
     shutdown_signal().await;
     tracing::info!("shutting down");
-    running.shutdown().await;
+    running.shutdown_after(config.lameduck).await;
+    tracing::info!("stopped");
     Ok(())
 }
 

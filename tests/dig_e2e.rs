@@ -241,6 +241,61 @@ fn bad_input_exits_with_one_clear_line() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr_of(&output).starts_with("headless-dns: --kubeconfig /nonexistent/kubeconfig: "));
 
+    // A context the kubeconfig does not have is named, with the ones it has.
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n\
+         users: [{name: u, user: {token: t}}]\n\
+         contexts: [{name: kind-a, context: {cluster: c, user: u}}, {name: kind-b, context: {cluster: c, user: u}}]\n\
+         current-context: kind-a\n",
+    )
+    .unwrap();
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let output = run(&["--kubeconfig", kubeconfig, "--context", "kind-c"], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&output).trim_end(),
+        format!(
+            "headless-dns: --context kind-c: no such context in {kubeconfig} (it has kind-a, kind-b)"
+        )
+    );
+    let output = Command::new(BINARY)
+        .args([
+            "--context",
+            "kind-c",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr_of(&output).contains("--context kind-c: no such context in KUBECONFIG or ~/.kube/config (it has kind-a, kind-b)"),
+        "{}",
+        stderr_of(&output)
+    );
+
+    // A bad zone's offending character is shown, escaped, with its position.
+    let output = run(
+        &[
+            "--manifests",
+            "config/demo-cluster.yaml",
+            "--zone",
+            "clu ster.local",
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output).contains("' ' (U+0020) at character 4 is not allowed"),
+        "{}",
+        stderr_of(&output)
+    );
+
     for flags in [
         &[
             "--manifests",

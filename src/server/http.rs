@@ -1,9 +1,12 @@
 //! HTTP probes: `/healthz` (the process is alive) and `/readyz` (the first complete state of the
-//! cluster is being served), for Kubernetes liveness and readiness probes.
+//! cluster is being served, and the server is not shutting down), for Kubernetes liveness and
+//! readiness probes.
 
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,18 +26,36 @@ use crate::server::accept::AcceptBackoff;
 pub struct HttpServer {
     local_addr: SocketAddr,
     task: JoinHandle<()>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl HttpServer {
     pub async fn bind(listen: SocketAddr, view: SharedView) -> io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
-        let task = tokio::spawn(serve(listener, view));
-        Ok(Self { local_addr, task })
+        let stopping = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(serve(
+            listener,
+            Probes {
+                view,
+                stopping: stopping.clone(),
+            },
+        ));
+        Ok(Self {
+            local_addr,
+            task,
+            stopping,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// From now on `/readyz` answers 503, so that load balancers and Services stop sending
+    /// queries here while DNS still answers the ones already on their way.
+    pub fn stop_being_ready(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
     }
 
     pub fn shutdown(self) {
@@ -45,7 +66,14 @@ impl HttpServer {
 /// A client that has not sent its request head within this long is disconnected.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn serve(listener: TcpListener, view: SharedView) {
+/// What the probes look at.
+#[derive(Clone)]
+struct Probes {
+    view: SharedView,
+    stopping: Arc<AtomicBool>,
+}
+
+async fn serve(listener: TcpListener, probes: Probes) {
     let mut backoff = AcceptBackoff::new("HTTP");
     loop {
         let stream = match listener.accept().await {
@@ -58,10 +86,10 @@ async fn serve(listener: TcpListener, view: SharedView) {
                 continue;
             }
         };
-        let view = view.clone();
+        let probes = probes.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let response = respond(&request, &view);
+                let response = respond(&request, &probes);
                 async move { Ok::<_, Infallible>(response) }
             });
             if let Err(error) = http1::Builder::new()
@@ -76,13 +104,17 @@ async fn serve(listener: TcpListener, view: SharedView) {
     }
 }
 
-fn respond(request: &Request<Incoming>, view: &SharedView) -> Response<Full<Bytes>> {
+fn respond(request: &Request<Incoming>, probes: &Probes) -> Response<Full<Bytes>> {
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
     }
     match request.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if view.load().synced() => text(StatusCode::OK, "ready\n"),
+        "/readyz" if probes.stopping.load(Ordering::Relaxed) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down (DNS answers until the lameduck period ends)\n",
+        ),
+        "/readyz" if probes.view.load().synced() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the first complete list of the cluster has not arrived\n",

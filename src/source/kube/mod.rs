@@ -45,13 +45,21 @@ pub async fn connect(options: &KubeOptions) -> Result<Client, String> {
         (Some(path), _) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .map_err(|e| format!("--kubeconfig {}: {}", path.display(), chain(&e)))?;
+            let place = path.display().to_string();
+            has_context(&kubeconfig, options.context.as_deref(), &place)?;
             Config::from_custom_kubeconfig(kubeconfig, &config_options)
                 .await
-                .map_err(|e| format!("--kubeconfig {}: {}", path.display(), chain(&e)))?
+                .map_err(|e| format!("--kubeconfig {place}: {}", chain(&e)))?
         }
-        (None, Some(context)) => Config::from_kubeconfig(&config_options)
-            .await
-            .map_err(|e| format!("--context {context} (KUBECONFIG or ~/.kube/config): {}", chain(&e)))?,
+        (None, Some(context)) => {
+            let place = "KUBECONFIG or ~/.kube/config";
+            let kubeconfig = Kubeconfig::read()
+                .map_err(|e| format!("--context {context} ({place}): {}", chain(&e)))?;
+            has_context(&kubeconfig, Some(context), place)?;
+            Config::from_custom_kubeconfig(kubeconfig, &config_options)
+                .await
+                .map_err(|e| format!("--context {context} ({place}): {}", chain(&e)))?
+        }
         (None, None) => Config::infer().await.map_err(|e| {
             format!(
                 "no Kubernetes API configuration: tried KUBECONFIG or ~/.kube/config, then the \
@@ -69,6 +77,30 @@ pub async fn connect(options: &KubeOptions) -> Result<Client, String> {
         Client::try_from(config).map_err(|e| format!("API client for {url}: {}", chain(&e)))?;
     info!(%url, "watching the Kubernetes API");
     Ok(client)
+}
+
+/// `--context NAME` names a context the kubeconfig has; the client library would only say it
+/// failed "to load current context".
+fn has_context(kubeconfig: &Kubeconfig, context: Option<&str>, place: &str) -> Result<(), String> {
+    let Some(context) = context else {
+        return Ok(());
+    };
+    let names: Vec<&str> = kubeconfig
+        .contexts
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    if names.contains(&context) {
+        return Ok(());
+    }
+    let known = if names.is_empty() {
+        "it has no contexts".to_owned()
+    } else {
+        format!("it has {}", names.join(", "))
+    };
+    Err(format!(
+        "--context {context}: no such context in {place} ({known})"
+    ))
 }
 
 /// An error and its causes on one line.
