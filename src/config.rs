@@ -22,6 +22,7 @@ pub enum LogFormat {
 pub struct Config {
     /// Serve the Kubernetes objects in this file (`-` for stdin) instead of a cluster:
     /// `kubectl get -o yaml|json` output or plain multi-document YAML. Reloaded when it changes.
+    /// Not with --kubeconfig, --context, --namespace or --selector.
     #[arg(long, env = "HEADLESS_DNS_MANIFESTS", value_name = "PATH",
           conflicts_with_all = ["kubeconfig", "context", "namespace", "selector"])]
     pub manifests: Option<PathBuf>,
@@ -65,19 +66,31 @@ pub struct Config {
           value_parser = zone_name)]
     pub zone: String,
 
-    /// TTL of every answer, and the SOA minimum (negative-caching TTL).
+    /// TTL of every answer, and the SOA minimum (negative-caching TTL): 0 to 3600.
     #[arg(long, env = "HEADLESS_DNS_TTL", default_value_t = 5, value_name = "SECONDS",
           value_parser = clap::value_parser!(u32).range(0..=3600))]
     pub ttl: u32,
 
     /// How `<a-b-c-d>.<namespace>.pod.<zone>` is answered.
-    #[arg(long, env = "HEADLESS_DNS_POD_RECORDS", value_enum, default_value_t)]
+    #[arg(
+        long,
+        env = "HEADLESS_DNS_POD_RECORDS",
+        value_enum,
+        default_value_t,
+        value_name = "MODE"
+    )]
     pub pod_records: PodRecords,
 
     /// How an endpoint without `hostname` is named under its Service: `hostname` by its dashed
     /// IP (the Kubernetes DNS spec); `pod-name` by its pod's name when that is a DNS label
     /// (CoreDNS's `endpoint_pod_names`), else its dashed IP.
-    #[arg(long, env = "HEADLESS_DNS_ENDPOINT_NAMES", value_enum, default_value_t)]
+    #[arg(
+        long,
+        env = "HEADLESS_DNS_ENDPOINT_NAMES",
+        value_enum,
+        default_value_t,
+        value_name = "MODE"
+    )]
     pub endpoint_names: EndpointNames,
 
     /// Threads answering UDP on the fast path, each on its own SO_REUSEPORT socket (default:
@@ -86,8 +99,8 @@ pub struct Config {
     #[arg(long, env = "HEADLESS_DNS_UDP_THREADS", value_name = "N")]
     pub udp_threads: Option<usize>,
 
-    /// TCP connections open at once; a new one closes the least recently active. Lowered to
-    /// what the descriptor limit allows.
+    /// TCP connections open at once, 1 or more; a new one closes the least recently active.
+    /// Lowered to the descriptor limit less 64.
     #[arg(long, env = "HEADLESS_DNS_TCP_CONNECTIONS", value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub tcp_connections: u32,
@@ -108,9 +121,16 @@ pub struct Config {
           value_parser = duration)]
     pub lameduck: Duration,
 
-    /// Log line format. Filter with RUST_LOG (default `info,hickory_server=warn`); per-query
-    /// lines are logged at debug level by `headless_dns::server`.
-    #[arg(long, env = "HEADLESS_DNS_LOG_FORMAT", value_enum, default_value_t)]
+    /// Log line format, also of an error that stops the process. Filter with RUST_LOG (default
+    /// `info,hickory_server=warn,kube_client=off`); per-query lines are logged at debug level
+    /// by `headless_dns::server`.
+    #[arg(
+        long,
+        env = "HEADLESS_DNS_LOG_FORMAT",
+        value_enum,
+        default_value_t,
+        value_name = "FORMAT"
+    )]
     pub log_format: LogFormat,
 }
 

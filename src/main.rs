@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use headless_dns::config::Config;
+use headless_dns::config::{Config, LogFormat};
+use headless_dns::logging;
 
 /// glibc's malloc keeps the memory freed after a large load or re-list resident (900 MB after
 /// loading 100k pods, for 195 MB of live data); mimalloc returns it to the system.
@@ -39,9 +40,13 @@ static SET_ALLOCATOR_OPTIONS: extern "C" fn() = {
 };
 
 fn main() -> ExitCode {
-    let config = Config::parse();
-    if let Err(message) = headless_dns::logging::init(config.log_format) {
-        eprintln!("headless-dns: {message}");
+    let config = match Config::try_parse() {
+        Ok(config) => config,
+        Err(error) => return flag_error(error),
+    };
+    let format = config.log_format;
+    if let Err(message) = logging::init(format) {
+        logging::fatal(format, &message);
         return ExitCode::from(2);
     }
     log_panics_sparingly();
@@ -58,17 +63,43 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("headless-dns: cannot start the runtime: {e}");
+            logging::fatal(format, &format!("cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(&config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("headless-dns: {message}");
+            logging::fatal(format, &message);
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's own rendering (usage, suggestions) as text; one JSON line when JSON logs were asked
+/// for. `--help` and `--version` print as usual.
+fn flag_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if informational || logging::asked_format() == LogFormat::Text {
+        error.exit();
+    }
+    let rendered = error.render().to_string();
+    // The first paragraph is the error; usage and the pointer to --help follow.
+    let message = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    logging::fatal(LogFormat::Json, message);
+    ExitCode::from(2)
 }
 
 async fn run(config: &Config) -> Result<(), String> {

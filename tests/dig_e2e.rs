@@ -279,6 +279,39 @@ fn bad_input_exits_with_one_clear_line() {
         stderr_of(&output)
     );
 
+    // With JSON logs, a fatal error is one JSON line too: from the flags, and from the start.
+    for (flags, says) in [
+        (&["--log-format", "json", "--zone", "a b"][..], "--zone"),
+        (
+            &[
+                "--log-format=json",
+                "--manifests",
+                "/nonexistent/cluster.yaml",
+            ],
+            "cannot read",
+        ),
+        (
+            &["--log-format", "json", "--lameduck", "soon"],
+            "--lameduck",
+        ),
+    ] {
+        let output = run(flags, None);
+        assert_ne!(output.status.code(), Some(0), "{flags:?}");
+        let stderr = stderr_of(&output);
+        let last = stderr.lines().last().unwrap_or_default();
+        let line: serde_json::Value = serde_json::from_str(last)
+            .unwrap_or_else(|e| panic!("{flags:?}: not JSON ({e}): {stderr}"));
+        assert_eq!(line["level"], "ERROR", "{last}");
+        assert!(
+            line["fields"]["message"].as_str().unwrap().contains(says),
+            "{last}"
+        );
+        assert!(
+            line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{last}"
+        );
+    }
+
     // A bad zone's offending character is shown, escaped, with its position.
     let output = run(
         &[
@@ -334,4 +367,54 @@ fn bad_input_exits_with_one_clear_line() {
         );
         assert!(!stderr_of(&output).is_empty(), "{flags:?}");
     }
+}
+
+/// `--help` and the README's flag table name the same flags, with the same value names and
+/// the same defaults where the README gives a literal one.
+#[test]
+fn help_and_the_readme_agree_on_flags() {
+    let help = Command::new(BINARY).arg("--help").output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let mut from_help = Vec::new();
+    let mut defaults = std::collections::HashMap::new();
+    let mut current = None;
+    for line in help.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("--") {
+            let (flag, value) = rest.split_once(" <").unwrap_or((rest, ""));
+            if flag == "help" || flag == "version" {
+                current = None;
+                continue;
+            }
+            from_help.push(format!("--{flag} {}", value.trim_end_matches('>')));
+            current = Some(format!("--{flag}"));
+        } else if let (Some(flag), Some(default)) = (&current, line.strip_prefix("[default: ")) {
+            defaults.insert(flag.clone(), default.trim_end_matches(']').to_owned());
+        }
+    }
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme
+        .split("## Flags")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter(|line| line.starts_with("| `--"));
+    let mut from_readme = Vec::new();
+    for row in table {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let flag = cells[0].trim_start_matches("| ").trim_matches('`');
+        from_readme.push(flag.to_owned());
+        let name = flag.split(' ').next().unwrap();
+        let default = cells[1].trim();
+        if default.starts_with('`') && default.ends_with('`') && !default.contains(", ") {
+            assert_eq!(
+                defaults.get(name).map(String::as_str),
+                Some(default.trim_matches('`')),
+                "default of {name}"
+            );
+        }
+    }
+    from_help.sort();
+    from_readme.sort();
+    assert_eq!(from_help, from_readme);
 }
