@@ -26,7 +26,7 @@ fn main() {
         .filter_map(|a| a.parse().ok())
         .collect();
     if std::env::var_os("RUST_LOG").is_some() {
-        headless_dns::logging::init(headless_dns::config::LogFormat::Text).unwrap();
+        headless_dns::logging::init(headless_dns::config::LogFormat::Text, false).unwrap();
     }
     let sizes = if sizes.is_empty() {
         vec![1_000, 100_000]

@@ -105,7 +105,7 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub tcp_connections: u32,
 
-    /// Address for the HTTP probes `/healthz` and `/readyz`.
+    /// Address for the HTTP probes `/healthz` and `/readyz`, and `/metrics`.
     #[arg(
         long,
         env = "HEADLESS_DNS_HTTP_LISTEN",
@@ -120,6 +120,11 @@ pub struct Config {
     #[arg(long, env = "HEADLESS_DNS_LAMEDUCK", value_name = "DURATION", default_value = "5s",
           value_parser = duration)]
     pub lameduck: Duration,
+
+    /// Log one line per query (client, transport, name, type, rcode, answers, size, TC,
+    /// duration) in the --log-format, whatever RUST_LOG says about other lines.
+    #[arg(long, env = "HEADLESS_DNS_LOG_QUERIES")]
+    pub log_queries: bool,
 
     /// Log line format, also of an error that stops the process. Filter with RUST_LOG (default
     /// `info,hickory_server=warn,kube_client=off`); per-query lines are logged at debug level

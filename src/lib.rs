@@ -31,8 +31,11 @@ use dns::rules::Zone;
 use dns::view::SharedView;
 use server::handler::Handler;
 use server::http::HttpServer;
+use server::metrics::{DnsMetrics, Scrape};
+use server::observe::Observed;
 use server::{DnsOptions, DnsServer};
 use source::manifests::{self, Input};
+use source::stats::SourceStats;
 
 /// Events queued between the sources and the cluster state before sources wait.
 const EVENT_QUEUE: usize = 1024;
@@ -82,6 +85,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     let (events, receiver) = mpsc::channel(EVENT_QUEUE);
     let mut tasks = Vec::new();
     let mut loaded_view = None;
+    let source_stats = Arc::new(SourceStats::new());
     match &config.manifests {
         Some(path) => {
             let input = Input::from_arg(path);
@@ -113,14 +117,17 @@ pub async fn start(config: &Config) -> Result<Running, String> {
                 pods = state.pod_count(),
                 "loaded manifests"
             );
+            source_stats.caught_up();
             if let Input::File(path) = input {
-                tasks.push(tokio::spawn(manifests::watch(path, seen, max_size, events)));
+                let watching = manifests::watch(path, seen, max_size, events, source_stats.clone());
+                tasks.push(tokio::spawn(watching));
             }
         }
         None => {
             let options = config.kube_options();
             let client = source::kube::connect(&options).await?;
-            let (watchers, _) = source::kube::spawn_watchers(client, &options, events);
+            let (watchers, _) =
+                source::kube::spawn_watchers(client, &options, events, source_stats.clone());
             tasks.extend(watchers);
         }
     }
@@ -130,7 +137,12 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     let shared = SharedView::new(view);
     tasks.push(tokio::spawn(state.run(receiver, shared.clone())));
 
-    let handler = Handler::new(shared.clone(), Arc::new(zone));
+    let dns_metrics = Arc::new(DnsMetrics::new(config.listen, &config.zone));
+    let handler = Observed::new(
+        Handler::new(shared.clone(), Arc::new(zone)),
+        dns_metrics.clone(),
+        config.log_queries,
+    );
     let options = DnsOptions {
         udp_threads: config.udp_threads(),
         tcp_connections: tcp_connections(config.tcp_connections),
@@ -139,7 +151,13 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     let dns = DnsServer::bind(config.listen, handler, options)
         .await
         .map_err(|e| format!("cannot listen for DNS on {}: {e}", config.listen))?;
-    let http = HttpServer::bind(config.http_listen, shared)
+    let scrape = Scrape {
+        dns: dns_metrics,
+        view: shared.clone(),
+        source: source_stats,
+        tcp_connections: dns.tcp_connections_reader(),
+    };
+    let http = HttpServer::bind(config.http_listen, shared, scrape)
         .await
         .map_err(|e| format!("cannot listen for HTTP on {}: {e}", config.http_listen))?;
     let (dns_addr, http_addr) = (dns.local_addr(), http.local_addr());

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::server::observe::QUERY_LOG_TARGET;
 
 /// hickory-server logs every query at INFO; kube-client logs every failed request at ERROR,
 /// which the API source reports itself, once per outage (`source::kube::faults`).
@@ -57,13 +58,18 @@ pub fn fatal(format: LogFormat, message: &str) {
     }
 }
 
-pub fn init(format: LogFormat) -> Result<(), String> {
-    let filter = match std::env::var("RUST_LOG") {
+/// Sets up logging; with `log_queries`, the query lines are on whatever `RUST_LOG` says.
+pub fn init(format: LogFormat, log_queries: bool) -> Result<(), String> {
+    let mut filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => {
             EnvFilter::try_new(&spec).map_err(|e| format!("invalid RUST_LOG {spec:?}: {e}"))?
         }
         _ => EnvFilter::new(DEFAULT_FILTER),
     };
+    if log_queries {
+        let directive = format!("{QUERY_LOG_TARGET}=info");
+        filter = filter.add_directive(directive.parse().expect("a valid directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

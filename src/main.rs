@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         Err(error) => return flag_error(error),
     };
     let format = config.log_format;
-    if let Err(message) = logging::init(format) {
+    if let Err(message) = logging::init(format, config.log_queries) {
         logging::fatal(format, &message);
         return ExitCode::from(2);
     }

@@ -385,7 +385,8 @@ fn help_and_the_readme_agree_on_flags() {
                 current = None;
                 continue;
             }
-            from_help.push(format!("--{flag} {}", value.trim_end_matches('>')));
+            let flag_and_value = format!("--{flag} {}", value.trim_end_matches('>'));
+            from_help.push(flag_and_value.trim_end().to_owned());
             current = Some(format!("--{flag}"));
         } else if let (Some(flag), Some(default)) = (&current, line.strip_prefix("[default: ")) {
             defaults.insert(flag.clone(), default.trim_end_matches(']').to_owned());

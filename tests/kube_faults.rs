@@ -174,6 +174,15 @@ async fn a_missing_permission_is_named_and_the_last_state_kept() {
     assert_eq!(field(&warning, "cause"), Some("forbidden"));
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!w.ready().await);
+    let http = w.process.http;
+    let forbidden = metric(
+        http,
+        r#"headless_dns_kubernetes_api_errors_total{cause="forbidden"}"#,
+    );
+    assert!(forbidden.await.is_some_and(|n| n >= 1.0));
+    let behind = metric(http, "headless_dns_seconds_behind_source").await;
+    assert!(behind.is_some_and(|s| s >= 3.0), "{behind:?}");
+    assert_eq!(metric(http, "headless_dns_synced").await, Some(0.0));
     assert_eq!(
         w.rcode("missing.default.svc.cluster.local.").await,
         ResponseCode::ServFail
@@ -181,6 +190,11 @@ async fn a_missing_permission_is_named_and_the_last_state_kept() {
     api.fail(Some("EndpointSlice"), None);
     assert!(w.wait_ready(Duration::from_secs(15)).await.is_some());
     assert_eq!(w.rcode(WEB0).await, ResponseCode::NoError);
+    assert_eq!(metric(http, "headless_dns_synced").await, Some(1.0));
+    assert_eq!(
+        metric(http, "headless_dns_seconds_behind_source").await,
+        Some(0.0)
+    );
 
     // Revoked again while serving: named, and the answers stay.
     api.fail(Some("EndpointSlice"), Some(403));

@@ -288,6 +288,19 @@ async fn an_expired_resource_version_relists_to_the_api_state() {
     let versions = api.list_versions_of("Pod");
     assert_eq!(versions.first(), Some(&Some(0)), "{versions:?}");
     assert_eq!(versions.last(), Some(&None), "{versions:?}");
+    // Counted for /metrics: the re-lists, the restarted watches, the outage's failures.
+    let http = w.server.http;
+    let relists = metric(http, "headless_dns_kubernetes_relists_total").await;
+    assert!(relists.is_some_and(|n| n >= 1.0), "{relists:?}");
+    let lists = metric(http, "headless_dns_kubernetes_lists_total").await;
+    assert!(
+        lists.is_some_and(|n| n >= 4.0 + relists.unwrap()),
+        "{lists:?}"
+    );
+    let restarts = metric(http, "headless_dns_kubernetes_watch_restarts_total").await;
+    assert!(restarts.is_some_and(|n| n >= 1.0), "{restarts:?}");
+    let behind = metric(http, "headless_dns_seconds_behind_source").await;
+    assert_eq!(behind, Some(0.0));
     w.server.stop().await;
 }
 

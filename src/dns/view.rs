@@ -205,6 +205,19 @@ impl Holders {
     }
 }
 
+/// How much a view holds (see [`View::counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViewCounts {
+    pub namespaces: usize,
+    pub headless_services: usize,
+    pub cluster_ip_services: usize,
+    pub external_name_services: usize,
+    /// Names below Services, each with its addresses.
+    pub endpoints: usize,
+    /// Addresses with a reverse (PTR) name.
+    pub addresses: usize,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct View {
     serial: u32,
@@ -235,6 +248,24 @@ impl View {
     /// Whether the source has delivered a complete state; before that nothing is known to be absent.
     pub fn synced(&self) -> bool {
         self.synced
+    }
+
+    /// What is served, counted for the metrics: a walk over the Services, made per scrape.
+    pub fn counts(&self) -> ViewCounts {
+        let mut counts = ViewCounts {
+            namespaces: self.namespaces.len(),
+            addresses: self.holders_v4.len() + self.holders_v6.len(),
+            ..ViewCounts::default()
+        };
+        for (_, service) in self.services.iter() {
+            match service.kind {
+                ServiceKind::Headless => counts.headless_services += 1,
+                ServiceKind::ClusterIp(_) => counts.cluster_ip_services += 1,
+                ServiceKind::ExternalName(_) => counts.external_name_services += 1,
+            }
+            counts.endpoints += service.endpoints.len();
+        }
+        counts
     }
 
     pub fn namespace_exists(&self, namespace: &str) -> bool {

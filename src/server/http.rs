@@ -1,6 +1,6 @@
-//! HTTP probes: `/healthz` (the process is alive) and `/readyz` (the first complete state of the
-//! cluster is being served, and the server is not shutting down), for Kubernetes liveness and
-//! readiness probes.
+//! HTTP: the probes `/healthz` (the process is alive) and `/readyz` (the first complete state of
+//! the cluster is being served, and the server is not shutting down), for Kubernetes liveness
+//! and readiness probes; and `/metrics` for Prometheus.
 
 use std::convert::Infallible;
 use std::io;
@@ -22,6 +22,7 @@ use tracing::debug;
 
 use crate::dns::view::SharedView;
 use crate::server::accept::AcceptBackoff;
+use crate::server::metrics::Scrape;
 
 pub struct HttpServer {
     local_addr: SocketAddr,
@@ -30,17 +31,16 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    pub async fn bind(listen: SocketAddr, view: SharedView) -> io::Result<Self> {
+    pub async fn bind(listen: SocketAddr, view: SharedView, scrape: Scrape) -> io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
         let stopping = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(serve(
-            listener,
-            Probes {
-                view,
-                stopping: stopping.clone(),
-            },
-        ));
+        let probes = Probes {
+            view,
+            stopping: stopping.clone(),
+            scrape: Arc::new(scrape),
+        };
+        let task = tokio::spawn(serve(listener, probes));
         Ok(Self {
             local_addr,
             task,
@@ -71,6 +71,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 struct Probes {
     view: SharedView,
     stopping: Arc<AtomicBool>,
+    scrape: Arc<Scrape>,
 }
 
 async fn serve(listener: TcpListener, probes: Probes) {
@@ -119,9 +120,19 @@ fn respond(request: &Request<Incoming>, probes: &Probes) -> Response<Full<Bytes>
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the first complete list of the cluster has not arrived\n",
         ),
+        "/metrics" => {
+            let mut response = Response::new(Full::new(Bytes::from(probes.scrape.render())));
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            response
+        }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /healthz or /readyz\n",
+            "not found: try /healthz, /readyz or /metrics\n",
         ),
     }
 }

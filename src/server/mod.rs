@@ -8,6 +8,8 @@
 pub mod accept;
 pub mod handler;
 pub mod http;
+pub mod metrics;
+pub mod observe;
 pub mod tcp;
 pub mod truncation;
 pub mod udp;
@@ -134,6 +136,11 @@ impl DnsServer {
     /// TCP connections open now.
     pub fn tcp_connections(&self) -> usize {
         self.tcp.open_connections()
+    }
+
+    /// Reads the TCP connections open, for the metrics.
+    pub fn tcp_connections_reader(&self) -> metrics::OpenConnections {
+        self.tcp.open_connections_reader()
     }
 
     pub async fn shutdown(self) {

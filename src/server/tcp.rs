@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::server::accept::AcceptBackoff;
+use crate::server::metrics::OpenConnections;
 use crate::server::{DnsOptions, Responder, contained};
 
 /// Connections waiting to be accepted: bursts of TC retries arrive together (the kernel caps
@@ -70,6 +71,12 @@ impl TcpServer {
 
     pub fn open_connections(&self) -> usize {
         self.connections.len()
+    }
+
+    /// A reader of [`TcpServer::open_connections`] that outlives a borrow of the server.
+    pub fn open_connections_reader(&self) -> OpenConnections {
+        let connections = self.connections.clone();
+        OpenConnections(Arc::new(move || connections.len()))
     }
 
     /// Stops accepting and closes every connection.

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::{Namespace, Service};
@@ -18,6 +19,7 @@ use crate::cluster::ClusterEvent;
 use crate::records::{ClusterObject, ObjectKind};
 use crate::source::objects::{self, FieldError};
 use crate::source::pod::{DnsPod, DuplicateKey};
+use crate::source::stats::SourceStats;
 use crate::source::yaml::{self, Piece, PieceKind};
 
 /// How often the file is checked for changes: well inside the one-second reload promise.
@@ -955,7 +957,12 @@ pub async fn watch(
     mut served: Option<Fingerprint>,
     max_size: u64,
     events: mpsc::Sender<ClusterEvent>,
+    stats: Arc<SourceStats>,
 ) {
+    let refused = || {
+        SourceStats::count(&stats.reload_failures);
+        stats.fell_behind();
+    };
     let mut ticks = tokio::time::interval(POLL_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let input = Input::File(path.clone());
@@ -986,6 +993,7 @@ pub async fn watch(
         served = now;
         if now.is_none() {
             warn!(path = %path.display(), "manifests file is unreadable; serving the last good state");
+            refused();
             continue;
         }
         let load_input = input.clone();
@@ -999,18 +1007,26 @@ pub async fn watch(
             continue;
         }
         match loaded {
-            Ok(loaded) if loaded.blank => warn!(
-                path = %path.display(),
-                "manifests file is empty; serving the last good state (to serve no objects, \
-                 write an empty List: `apiVersion: v1`, `kind: List`, `items: []`)"
-            ),
+            Ok(loaded) if loaded.blank => {
+                warn!(
+                    path = %path.display(),
+                    "manifests file is empty; serving the last good state (to serve no objects, \
+                     write an empty List: `apiVersion: v1`, `kind: List`, `items: []`)"
+                );
+                refused();
+            }
             Ok(loaded) => {
                 info!(path = %path.display(), objects = loaded.objects.len(), "manifests changed; reloading");
                 if events.send(resync(loaded.objects)).await.is_err() {
                     return;
                 }
+                SourceStats::count(&stats.reloads);
+                stats.caught_up();
             }
-            Err(e) => error!("{e}; serving the last good state"),
+            Err(e) => {
+                error!("{e}; serving the last good state");
+                refused();
+            }
         }
     }
 }

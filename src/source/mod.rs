@@ -5,4 +5,5 @@ pub mod kube;
 pub mod manifests;
 pub mod objects;
 pub mod pod;
+pub mod stats;
 pub mod yaml;

@@ -234,3 +234,12 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .to_owned();
     (status, body)
 }
+
+/// The value of one series on `/metrics` (`name` or `name{labels}` exactly as printed), if
+/// it is there.
+pub async fn metric(http: SocketAddr, series: &str) -> Option<f64> {
+    let (status, body) = http_get(http, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}

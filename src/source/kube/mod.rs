@@ -19,6 +19,7 @@ use tracing::info;
 use crate::cluster::ClusterEvent;
 use crate::records::ObjectKind;
 use crate::source::objects::SERVICE_NAME_LABEL;
+use crate::source::stats::SourceStats;
 pub use split::{ListSplitter, NotAList};
 pub use watch::{Line, Source, read_line};
 use watch::{Watched, follow};
@@ -119,11 +120,12 @@ fn chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Starts a watch of every resource in every scope; they run until the cluster state stops
-/// listening. Returns their tasks and what they share (its outage log, for the metrics).
+/// listening, counting what they do in `stats`. Returns their tasks and what they share.
 pub fn spawn_watchers(
     client: Client,
     options: &KubeOptions,
     events: mpsc::Sender<ClusterEvent>,
+    stats: Arc<SourceStats>,
 ) -> (Vec<tokio::task::JoinHandle<()>>, Arc<Source>) {
     let scopes: Vec<Option<Arc<str>>> = if options.namespaces.is_empty() {
         vec![None]
@@ -138,6 +140,7 @@ pub fn spawn_watchers(
         client,
         events,
         scopes.len() * ObjectKind::ALL.len(),
+        stats,
     ));
     let mut tasks = Vec::new();
     for scope in scopes {

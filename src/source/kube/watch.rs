@@ -29,6 +29,7 @@ use crate::source::kube::decode::{Identity, ListPage, Status, WatchLine};
 use crate::source::kube::faults::{Backoff, Fault, Outages, shorten};
 use crate::source::kube::kinds::{self, Decoded};
 use crate::source::kube::split::ListSplitter;
+use crate::source::stats::SourceStats;
 
 /// Objects per list page: large pages make the first sync of a big cluster fast.
 const PAGE_SIZE: u32 = 5000;
@@ -52,6 +53,7 @@ pub struct Source {
     pub client: Client,
     pub events: mpsc::Sender<ClusterEvent>,
     pub outages: Outages,
+    pub stats: Arc<SourceStats>,
     /// Watches still owing their first complete list.
     pending_first_lists: AtomicUsize,
     /// Whether the first complete state has been delivered.
@@ -59,13 +61,27 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn new(client: Client, events: mpsc::Sender<ClusterEvent>, watches: usize) -> Self {
+    pub fn new(
+        client: Client,
+        events: mpsc::Sender<ClusterEvent>,
+        watches: usize,
+        stats: Arc<SourceStats>,
+    ) -> Self {
         Self {
             client,
             events,
             outages: Outages::new(),
+            stats,
             pending_first_lists: AtomicUsize::new(watches),
             synced: AtomicBool::new(false),
+        }
+    }
+
+    /// `watch` listed, or had a watch request accepted: an outage may end with it.
+    fn answered_again(&self, watch: &str) {
+        self.outages.succeeded(watch);
+        if self.serving() && !self.outages.ongoing() {
+            self.stats.caught_up();
         }
     }
 
@@ -75,6 +91,9 @@ impl Source {
         if self.pending_first_lists.fetch_sub(1, Ordering::AcqRel) == 1 {
             let _ = self.events.send(ClusterEvent::Synced).await;
             self.synced.store(true, Ordering::Release);
+            if !self.outages.ongoing() {
+                self.stats.caught_up();
+            }
         }
     }
 
@@ -265,12 +284,15 @@ pub async fn follow(source: Arc<Source>, watched: Watched) {
                     if source.events.send(resync).await.is_err() {
                         return;
                     }
-                    if !listed_once {
+                    SourceStats::count(&source.stats.lists);
+                    if listed_once {
+                        SourceStats::count(&source.stats.relists);
+                    } else {
                         listed_once = true;
                         source.listed_first_time().await;
                     }
                     backoff.reset();
-                    source.outages.succeeded(&name);
+                    source.answered_again(&name);
                     version
                 }
                 Err(fault) => {
@@ -281,7 +303,11 @@ pub async fn follow(source: Arc<Source>, watched: Watched) {
                 }
             },
         };
-        match watch(&source, &watched, &name, &mut at, &mut backoff, &mut skips).await {
+        let end = watch(&source, &watched, &name, &mut at, &mut backoff, &mut skips).await;
+        if !matches!(end, WatchEnd::Stopped) {
+            SourceStats::count(&source.stats.watch_restarts);
+        }
+        match end {
             WatchEnd::Closed => version = Some(at),
             WatchEnd::Expired => debug!(watch = %name, "resourceVersion expired; listing again"),
             WatchEnd::Failed(fault) => {
@@ -299,6 +325,8 @@ pub async fn follow(source: Arc<Source>, watched: Watched) {
 /// was the connection's. `false`: the cluster state is gone.
 async fn wait(source: &Source, name: &str, fault: &Fault, backoff: &mut Backoff) -> bool {
     source.outages.failed(name, fault, source.serving());
+    source.stats.api_error(fault.cause().name());
+    source.stats.fell_behind();
     let delay = backoff.next_delay();
     let deadline = Instant::now() + delay;
     while !source.events.is_closed() {
@@ -505,7 +533,7 @@ async fn watch(
     };
     // An accepted watch is the API answering us again; the backoff starts afresh only once the
     // watch has brought something (a server that accepts and drops each watch stays backed off).
-    source.outages.succeeded(name);
+    source.answered_again(name);
     let mut lines = Lines::new(response.into_body());
     let mut proven = false;
     loop {
