@@ -172,7 +172,10 @@ mod tests {
         assert_eq!(question_name(&with(b"\x00")), ".");
         assert_eq!(question_name(&with(b"\x03a.b\x00")), "a\\046b.");
         // A label longer than what is left: what was read, then the mark.
-        assert_eq!(question_name(&[&header[..], b"\x02ok\x05ab"].concat()), "ok.<malformed>");
+        assert_eq!(
+            question_name(&[&header[..], b"\x02ok\x05ab"].concat()),
+            "ok.<malformed>"
+        );
         // A pointer to itself ends after a bounded number of hops.
         assert_eq!(question_name(&with(b"\xc0\x0c")), "<malformed>");
         assert_eq!(question_name(&header[..6]), "-");
