@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use cluster::programming::ProgrammingTimes;
 use cluster::{ClusterEvent, ClusterState};
 use config::Config;
 use dns::rules::Zone;
@@ -135,7 +136,12 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         .or_else(|| state.publish())
         .unwrap_or_else(|| state.view().clone());
     let shared = SharedView::new(view);
-    tasks.push(tokio::spawn(state.run(receiver, shared.clone())));
+    let programming = Arc::new(ProgrammingTimes::default());
+    tasks.push(tokio::spawn(state.run(
+        receiver,
+        shared.clone(),
+        programming.clone(),
+    )));
 
     let dns_metrics = Arc::new(DnsMetrics::new(config.listen, &config.zone));
     let handler = Observed::new(
@@ -155,6 +161,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         dns: dns_metrics,
         view: shared.clone(),
         source: source_stats,
+        programming,
         tcp_connections: dns.tcp_connections_reader(),
     };
     let http = HttpServer::bind(config.http_listen, shared, scrape)

@@ -149,6 +149,20 @@ async fn pods_and_services_follow_the_api() {
     w.until("db-0.nginx-svc.default.svc.cluster.local.", &["10.244.3.3"])
         .await;
 
+    // Each change above rebuilt the headless Service: timed for /metrics (CoreDNS's name).
+    let programmed = metric(
+        w.server.http,
+        r#"coredns_kubernetes_dns_programming_duration_seconds_count{service_kind="headless_with_selector"}"#,
+    )
+    .await;
+    assert!(programmed.is_some_and(|n| n >= 5.0), "{programmed:?}");
+    let slowest = metric(
+        w.server.http,
+        r#"coredns_kubernetes_dns_programming_duration_seconds_bucket{service_kind="headless_with_selector",le="0.16384"}"#,
+    )
+    .await;
+    assert_eq!(slowest, programmed, "every change programmed within 164 ms");
+
     // A deleted Service takes its names with it.
     api.delete("Service", "default", "nginx-svc");
     w.until("db-0.nginx-svc.default.svc.cluster.local.", &[])

@@ -2,16 +2,19 @@
 //! names a change touches. It is the view's only writer.
 
 mod pods;
+pub mod programming;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
 use pods::PodTable;
+use programming::ProgrammingTimes;
 use tracing::{debug, info};
 
 use crate::dns::rules::{self, EndpointNames};
@@ -93,6 +96,8 @@ pub struct ClusterState {
     /// Size of `templates` after its last sweep (see [`ClusterState::intern_template`]).
     templates_swept: usize,
     endpoint_names: EndpointNames,
+    /// The `programming::KINDS` of the Services rebuilt since the last publish, as bits.
+    rebuilt_kinds: u8,
 }
 
 impl ClusterState {
@@ -107,6 +112,7 @@ impl ClusterState {
             templates: HashSet::new(),
             templates_swept: 0,
             endpoint_names: EndpointNames::default(),
+            rebuilt_kinds: 0,
         }
     }
 
@@ -490,6 +496,9 @@ impl ClusterState {
         let Some(service) = ns.services.get(&key.name) else {
             return;
         };
+        if let Some(kind) = programming::kind_of(service) {
+            self.rebuilt_kinds |= 1 << kind;
+        }
         let backing = ns.backing.get(&key.name).into_iter().flatten();
         let slices = ns.slices_by_service.get(&key.name).into_iter().flatten();
         let view = rules::service_view(
@@ -501,9 +510,17 @@ impl ClusterState {
         self.view.set_service(key, Some(view));
     }
 
-    /// Applies events from `events` until every sender is gone, publishing after each batch.
-    pub async fn run(mut self, mut events: mpsc::Receiver<ClusterEvent>, shared: SharedView) {
+    /// Applies events from `events` until every sender is gone, publishing after each batch;
+    /// how long each batch took to be published is recorded in `programming`.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<ClusterEvent>,
+        shared: SharedView,
+        programming: Arc<ProgrammingTimes>,
+    ) {
         while let Some(event) = events.recv().await {
+            let received = Instant::now();
+            self.rebuilt_kinds = 0;
             self.apply(event);
             // Take whatever else is already queued, so a burst becomes one publish.
             while let Ok(event) = events.try_recv() {
@@ -524,6 +541,12 @@ impl ClusterState {
                     );
                 }
                 shared.publish(view);
+                let took = received.elapsed();
+                for kind in 0..programming::KINDS.len() {
+                    if self.rebuilt_kinds & (1 << kind) != 0 {
+                        programming.observe(kind, took);
+                    }
+                }
             }
         }
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use hickory_server::net::xfer::Protocol;
 
+use crate::cluster::programming::{self, ProgrammingTimes};
 use crate::dns::view::SharedView;
 use crate::source::stats::SourceStats;
 
@@ -378,6 +379,7 @@ pub struct Scrape {
     pub dns: Arc<DnsMetrics>,
     pub view: SharedView,
     pub source: Arc<SourceStats>,
+    pub programming: Arc<ProgrammingTimes>,
     /// TCP connections open now.
     pub tcp_connections: OpenConnections,
 }
@@ -387,6 +389,22 @@ impl Scrape {
     pub fn render(&self) -> String {
         let mut out = Exposition::default();
         self.dns.write(&mut out);
+        out.family(
+            "coredns_kubernetes_dns_programming_duration_seconds",
+            "Time from a change reaching the cluster state to the published answers, by the kind \
+             of Service it rebuilt.",
+            "histogram",
+        );
+        for (kind, label) in programming::KINDS.iter().enumerate() {
+            let (counts, sum) = self.programming.snapshot(kind);
+            out.histogram(
+                "coredns_kubernetes_dns_programming_duration_seconds",
+                &[&[("service_kind", label)]],
+                (0..=programming::BUCKETS).map(programming::bound),
+                &counts,
+                sum,
+            );
+        }
         let view = self.view.load();
         let counts = view.counts();
         out.family(
