@@ -1,7 +1,8 @@
-//! What the DNS servers have answered, counted for `/metrics`: rows of relaxed atomic counters,
-//! one row per answering thread so that no two threads write the same cache line, summed and
-//! encoded only when scraped. Names and labels are CoreDNS's where a CoreDNS dashboard looks
-//! for them (`coredns_dns_*`).
+//! `/metrics`: what the DNS servers have answered, counted in rows of relaxed atomic counters
+//! (one row per answering thread, so that no two threads write the same cache line), and the
+//! Prometheus text of everything — those counters, the view's size, the source's and the
+//! cluster state's figures — written only when scraped. Names and labels are CoreDNS's where a
+//! CoreDNS dashboard looks for them (`coredns_*`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
