@@ -347,21 +347,20 @@ fn pin(pid: u32, cpus: &str) {
         .output();
 }
 
+/// dnsperf on CLIENT_CPU, one thread and one client, against `server` with queries `file`.
+fn dnsperf_command(settings: &Settings, server: SocketAddr, file: &Path) -> Command {
+    let mut command = Command::new("taskset");
+    command
+        .args(["-c", &settings.client_cpu, "dnsperf", "-s", "127.0.0.1"])
+        .args(["-p", &server.port().to_string(), "-d"])
+        .arg(file)
+        .args(["-T", "1", "-c", "1"]);
+    command
+}
+
 /// One dnsperf run against `server` with queries `file`; its standard output.
 fn dnsperf(settings: &Settings, server: SocketAddr, file: &Path, extra: &[&str]) -> String {
-    let output = Command::new("taskset")
-        .args([
-            "-c",
-            &settings.client_cpu,
-            "dnsperf",
-            "-s",
-            "127.0.0.1",
-            "-p",
-            &server.port().to_string(),
-            "-d",
-        ])
-        .arg(file)
-        .args(["-T", "1", "-c", "1"])
+    let output = dnsperf_command(settings, server, file)
         .args(extra)
         .output()
         .expect("dnsperf runs");
@@ -420,29 +419,9 @@ fn cpu_per_query(settings: &Settings, server: &Server, file: &Path) -> f64 {
 fn p99_at_fixed_rate(settings: &Settings, server: SocketAddr, file: &Path, work: &Path) -> f64 {
     let verbose = work.join("dnsperf-verbose.txt");
     let out = std::fs::File::create(&verbose).expect("a file for dnsperf's latencies");
-    let status = Command::new("taskset")
-        .args([
-            "-c",
-            &settings.client_cpu,
-            "dnsperf",
-            "-s",
-            "127.0.0.1",
-            "-p",
-            &server.port().to_string(),
-            "-d",
-        ])
-        .arg(file)
-        .args([
-            "-T",
-            "1",
-            "-c",
-            "1",
-            "-l",
-            "5",
-            "-Q",
-            &settings.fixed_qps.to_string(),
-            "-v",
-        ])
+    let qps = settings.fixed_qps.to_string();
+    let status = dnsperf_command(settings, server, file)
+        .args(["-l", "5", "-Q", &qps, "-v"])
         .stdout(out)
         .stderr(std::process::Stdio::null())
         .status();

@@ -31,7 +31,7 @@ pub struct Config {
     /// reload: bytes, or with Ki, Mi, Gi (k, M, G). 1 GiB holds a million pods in kubectl's
     /// YAML or JSON.
     #[arg(long, env = "HEADLESS_DNS_MANIFESTS_MAX_SIZE", value_name = "SIZE", default_value = "1Gi",
-          value_parser = crate::source::manifests::parse_size)]
+          value_parser = parse_size)]
     pub manifests_max_size: u64,
 
     /// Kubeconfig to reach the API with (default: KUBECONFIG, ~/.kube/config, then in-cluster).
@@ -196,16 +196,46 @@ fn zone_name(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
+/// `--manifests-max-size`: bytes, or with a suffix `Ki`, `Mi`, `Gi` (1024-based) or `k`, `M`,
+/// `G` (1000-based), each optionally followed by `B`.
+pub fn parse_size(value: &str) -> Result<u64, String> {
+    let value = value.trim();
+    let (number, suffix) = number_and_unit(value)
+        .ok_or_else(|| format!("{value:?} is not a size: a number of bytes, e.g. 512Mi or 1Gi"))?;
+    let multiplier: u64 = match suffix.trim().trim_end_matches('B') {
+        "" => 1,
+        "k" | "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size suffix {other:?} in {value:?}: use Ki, Mi, Gi (or k, M, G)"
+            ));
+        }
+    };
+    number
+        .checked_mul(multiplier)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{value:?} is not a size between 1 byte and 16 EiB"))
+}
+
+/// The whole number a flag's value starts with, and what follows it (its unit).
+fn number_and_unit(value: &str) -> Option<(u64, &str)> {
+    let digits = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(digits);
+    Some((number.parse().ok()?, unit))
+}
+
 /// A duration as CoreDNS writes one (`5s`, `500ms`, `1m`), or plain seconds.
 fn duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{value:?}: expected a whole number with ms, s or m, like 5s"))?;
+    let (number, unit) = number_and_unit(value)
+        .ok_or_else(|| format!("{value:?}: expected a whole number with ms, s or m, like 5s"))?;
     let millis = match unit {
         "ms" => Some(number),
         "" | "s" => number.checked_mul(1_000),
@@ -262,6 +292,17 @@ mod tests {
             let error = zone_name(bad).unwrap_err();
             assert!(error.contains(says), "{bad:?}: {error}");
         }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1Gi"), Ok(1 << 30));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("100M"), Ok(100_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(
+            parse_size("0").is_err() && parse_size("1Ti").is_err() && parse_size("big").is_err()
+        );
     }
 
     #[test]

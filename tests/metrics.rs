@@ -16,17 +16,7 @@ use hickory_proto::rr::RecordType;
 
 /// A headless Service of 60 pods: its A answer does not fit 512 bytes.
 fn cluster(dir: &std::path::Path) -> std::path::PathBuf {
-    let mut parts = vec![headless_service("default", "big", "big")];
-    for i in 0..60 {
-        parts.push(pod(
-            "default",
-            &format!("big-{i}"),
-            "big",
-            &format!("10.1.0.{}", i + 1),
-            None,
-            true,
-        ));
-    }
+    let mut parts = headless_service_of("big", 60, "10.1.0");
     parts.extend(statefulset_cluster());
     let path = dir.join("cluster.yaml");
     std::fs::write(&path, documents(&parts)).unwrap();

@@ -105,17 +105,7 @@ fn soa_serial(reply: &[u8]) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fast_path_answers_exactly_like_the_general_path() {
     let mut parts = statefulset_cluster();
-    parts.push(headless_service("default", "big", "big"));
-    for i in 0..100 {
-        parts.push(pod(
-            "default",
-            &format!("big-{i}"),
-            "big",
-            &format!("10.1.0.{}", i + 1),
-            None,
-            true,
-        ));
-    }
+    parts.extend(headless_service_of("big", 100, "10.1.0"));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cluster.yaml");
     std::fs::write(&path, documents(&parts)).unwrap();

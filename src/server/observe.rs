@@ -30,14 +30,18 @@ impl<R> Observed<R> {
         }
     }
 
-    fn observe(
+    /// Runs `answer` (which fills `out`), then counts and perhaps logs the exchange.
+    fn observed(
         &self,
         protocol: Protocol,
         client: SocketAddr,
         message: &[u8],
-        reply: Option<&[u8]>,
-        started: Instant,
-    ) {
+        out: &mut Vec<u8>,
+        answer: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> bool {
+        let started = Instant::now();
+        let answered = answer(out);
+        let reply = answered.then_some(&out[..]);
         let (qtype, summary) = summarize(message, reply);
         let exchange = Exchange {
             protocol,
@@ -51,16 +55,15 @@ impl<R> Observed<R> {
         if self.log_queries {
             log_query(&exchange, reply.unwrap_or(message));
         }
+        answered
     }
 }
 
 impl<R: Responder> Responder for Observed<R> {
     fn answer_datagram(&self, datagram: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
-        let started = Instant::now();
-        let answered = self.inner.answer_datagram(datagram, src, out);
-        let reply = answered.then_some(&out[..]);
-        self.observe(Protocol::Udp, src, datagram, reply, started);
-        answered
+        self.observed(Protocol::Udp, src, datagram, out, |out| {
+            self.inner.answer_datagram(datagram, src, out)
+        })
     }
 
     fn respond(
@@ -70,11 +73,9 @@ impl<R: Responder> Responder for Observed<R> {
         protocol: Protocol,
         out: &mut Vec<u8>,
     ) -> bool {
-        let started = Instant::now();
-        let answered = self.inner.respond(message, src, protocol, out);
-        let reply = answered.then_some(&out[..]);
-        self.observe(protocol, src, message, reply, started);
-        answered
+        self.observed(protocol, src, message, out, |out| {
+            self.inner.respond(message, src, protocol, out)
+        })
     }
 }
 

@@ -54,6 +54,17 @@ pub fn pod(
     text
 }
 
+/// A headless Service `name` in `default` and `pods` Ready pods `name-<i>` behind it, at
+/// `<prefix>.1`, `<prefix>.2`, ... (up to 254).
+pub fn headless_service_of(name: &str, pods: usize, prefix: &str) -> Vec<String> {
+    let mut parts = vec![headless_service("default", name, name)];
+    parts.extend((0..pods).map(|i| {
+        let ip = format!("{prefix}.{}", i + 1);
+        pod("default", &format!("{name}-{i}"), name, &ip, None, true)
+    }));
+    parts
+}
+
 pub fn documents(parts: &[String]) -> String {
     parts.join("---\n")
 }
