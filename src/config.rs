@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::dns::rules::{EndpointNames, PodRecords};
+use crate::dns::rules::{EndpointNames, PodRecords, Scope};
 use crate::source::kube::KubeOptions;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -16,6 +16,28 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    #[default]
+    On,
+    Off,
+}
+
+#[derive(Clone, Debug, Subcommand)]
+pub enum Command {
+    /// Print what a name gets and why, from the source the same flags name, then exit.
+    Explain {
+        /// The name, fully qualified or relative to the zone (`web-0.nginx-svc.default.svc`).
+        name: String,
+        /// The record type asked for.
+        #[arg(default_value = "A")]
+        qtype: String,
+        /// Print the report as JSON, as `GET /explain` returns it.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// An authoritative DNS server for Kubernetes Services and Pods.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "headless-dns", version, about)]
@@ -23,38 +45,44 @@ pub struct Config {
     /// Serve the Kubernetes objects in this file (`-` for stdin) instead of a cluster:
     /// `kubectl get -o yaml|json` output or plain multi-document YAML. Reloaded when it changes.
     /// Not with --kubeconfig, --context, --namespace or --selector.
-    #[arg(long, env = "HEADLESS_DNS_MANIFESTS", value_name = "PATH",
+    #[arg(long, global = true, env = "HEADLESS_DNS_MANIFESTS", value_name = "PATH",
           conflicts_with_all = ["kubeconfig", "context", "namespace", "selector"])]
     pub manifests: Option<PathBuf>,
 
     /// Manifests files larger than this are refused before they are read, at start and on
     /// reload: bytes, or with Ki, Mi, Gi (k, M, G). 1 GiB holds a million pods in kubectl's
     /// YAML or JSON.
-    #[arg(long, env = "HEADLESS_DNS_MANIFESTS_MAX_SIZE", value_name = "SIZE", default_value = "1Gi",
+    #[arg(long, global = true, env = "HEADLESS_DNS_MANIFESTS_MAX_SIZE", value_name = "SIZE", default_value = "1Gi",
           value_parser = parse_size)]
     pub manifests_max_size: u64,
 
     /// Kubeconfig to reach the API with (default: KUBECONFIG, ~/.kube/config, then in-cluster).
-    #[arg(long, env = "HEADLESS_DNS_KUBECONFIG", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "HEADLESS_DNS_KUBECONFIG",
+        value_name = "PATH"
+    )]
     pub kubeconfig: Option<PathBuf>,
 
     /// Kubeconfig context to use (default: its current context); one it lacks is an error.
-    #[arg(long, env = "HEADLESS_DNS_CONTEXT", value_name = "NAME")]
+    #[arg(long, global = true, env = "HEADLESS_DNS_CONTEXT", value_name = "NAME")]
     pub context: Option<String>,
 
     /// Watch only this namespace; repeat for several (default: all). The environment variable
     /// takes a comma-separated list.
-    #[arg(long, env = "HEADLESS_DNS_NAMESPACE", value_name = "NS", value_delimiter = ',',
+    #[arg(long, global = true, env = "HEADLESS_DNS_NAMESPACE", value_name = "NS", value_delimiter = ',',
           value_parser = namespace_name)]
     pub namespace: Vec<String>,
 
     /// Serve only the Services matching this label selector (e.g. `dns=public,tier!=internal`).
-    #[arg(long, env = "HEADLESS_DNS_SELECTOR", value_name = "EXPR", value_parser = label_selector)]
+    #[arg(long, global = true, env = "HEADLESS_DNS_SELECTOR", value_name = "EXPR", value_parser = label_selector)]
     pub selector: Option<String>,
 
     /// Address to answer DNS on, over both UDP and TCP.
     #[arg(
         long,
+        global = true,
         env = "HEADLESS_DNS_LISTEN",
         default_value = "127.0.0.1:5353",
         value_name = "ADDR"
@@ -62,18 +90,19 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// The cluster domain: labels of letters, digits, `-` and `_`.
-    #[arg(long, env = "HEADLESS_DNS_ZONE", default_value = "cluster.local", value_name = "NAME",
+    #[arg(long, global = true, env = "HEADLESS_DNS_ZONE", default_value = "cluster.local", value_name = "NAME",
           value_parser = zone_name)]
     pub zone: String,
 
     /// TTL of every answer, and the SOA minimum (negative-caching TTL): 0 to 3600.
-    #[arg(long, env = "HEADLESS_DNS_TTL", default_value_t = 5, value_name = "SECONDS",
+    #[arg(long, global = true, env = "HEADLESS_DNS_TTL", default_value_t = 5, value_name = "SECONDS",
           value_parser = clap::value_parser!(u32).range(0..=3600))]
     pub ttl: u32,
 
     /// How `<a-b-c-d>.<namespace>.pod.<zone>` is answered.
     #[arg(
         long,
+        global = true,
         env = "HEADLESS_DNS_POD_RECORDS",
         value_enum,
         default_value_t,
@@ -86,6 +115,7 @@ pub struct Config {
     /// (CoreDNS's `endpoint_pod_names`), else its dashed IP.
     #[arg(
         long,
+        global = true,
         env = "HEADLESS_DNS_ENDPOINT_NAMES",
         value_enum,
         default_value_t,
@@ -96,18 +126,24 @@ pub struct Config {
     /// Threads answering UDP on the fast path, each on its own SO_REUSEPORT socket (default:
     /// one per available CPU). 0: one task on the async runtime answers UDP instead, with no
     /// threads of its own.
-    #[arg(long, env = "HEADLESS_DNS_UDP_THREADS", value_name = "N")]
+    #[arg(
+        long,
+        global = true,
+        env = "HEADLESS_DNS_UDP_THREADS",
+        value_name = "N"
+    )]
     pub udp_threads: Option<usize>,
 
     /// TCP connections open at once, 1 or more; a new one closes the least recently active.
     /// Lowered to the descriptor limit less 64.
-    #[arg(long, env = "HEADLESS_DNS_TCP_CONNECTIONS", value_name = "N", default_value_t = 1024,
+    #[arg(long, global = true, env = "HEADLESS_DNS_TCP_CONNECTIONS", value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub tcp_connections: u32,
 
     /// Address for the HTTP probes `/healthz` and `/readyz`, and `/metrics`.
     #[arg(
         long,
+        global = true,
         env = "HEADLESS_DNS_HTTP_LISTEN",
         default_value = "127.0.0.1:8080",
         value_name = "ADDR"
@@ -117,13 +153,13 @@ pub struct Config {
     /// On SIGTERM or SIGINT, `/readyz` fails at once while DNS keeps answering this long, then
     /// the server stops (CoreDNS's `lameduck`): `5s`, `500ms`, `1m`, or plain seconds, up to
     /// 10 minutes; `0` stops at once.
-    #[arg(long, env = "HEADLESS_DNS_LAMEDUCK", value_name = "DURATION", default_value = "5s",
+    #[arg(long, global = true, env = "HEADLESS_DNS_LAMEDUCK", value_name = "DURATION", default_value = "5s",
           value_parser = duration)]
     pub lameduck: Duration,
 
     /// Log one line per query (client, transport, name, type, rcode, answers, size, TC,
     /// duration) in the --log-format, whatever RUST_LOG says about other lines.
-    #[arg(long, env = "HEADLESS_DNS_LOG_QUERIES")]
+    #[arg(long, global = true, env = "HEADLESS_DNS_LOG_QUERIES")]
     pub log_queries: bool,
 
     /// Log line format, also of an error that stops the process. Filter with RUST_LOG (default
@@ -131,15 +167,40 @@ pub struct Config {
     /// by `headless_dns::server`.
     #[arg(
         long,
+        global = true,
         env = "HEADLESS_DNS_LOG_FORMAT",
         value_enum,
         default_value_t,
         value_name = "FORMAT"
     )]
     pub log_format: LogFormat,
+
+    /// Negative answers to EDNS queries carry their reason as an Extended DNS Error (RFC 8914),
+    /// which `dig` prints. `off` for clusters where names of pods that are not Ready must not be
+    /// told to whoever asks.
+    #[arg(
+        long,
+        global = true,
+        env = "HEADLESS_DNS_EXPLAIN",
+        value_enum,
+        default_value_t,
+        value_name = "SWITCH"
+    )]
+    pub explain: Switch,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
 }
 
 impl Config {
+    /// What the source watches, for explanations.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            namespaces: self.namespace.clone(),
+            selector: self.selector.clone(),
+        }
+    }
+
     pub fn kube_options(&self) -> KubeOptions {
         KubeOptions {
             kubeconfig: self.kubeconfig.clone(),

@@ -27,7 +27,8 @@ use tracing::{info, warn};
 
 use cluster::programming::ProgrammingTimes;
 use cluster::{ClusterEvent, ClusterState};
-use config::Config;
+use config::{Config, Switch};
+use dns::explain::Report;
 use dns::rules::Zone;
 use dns::view::SharedView;
 use server::handler::Handler;
@@ -75,13 +76,17 @@ impl Running {
     }
 }
 
-/// Starts the source, then answers DNS and the probes. A manifests file is loaded before the
-/// first answer (its errors stop startup); the API is followed in the background, and names in
-/// the zone answer SERVFAIL until its first complete list. Errors are one line.
-pub async fn start(config: &Config) -> Result<Running, String> {
-    let ns_address = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
-    let zone = Zone::new(&config.zone, config.ttl, config.pod_records, ns_address)?;
+/// The cluster as the configured source reports it, published for readers.
+struct Following {
+    view: SharedView,
+    tasks: Vec<JoinHandle<()>>,
+    source: Arc<SourceStats>,
+    programming: Arc<ProgrammingTimes>,
+}
 
+/// Starts the source and the cluster state it feeds. A manifests file is loaded before this
+/// returns (its errors are returned); the API is followed in the background.
+async fn follow(config: &Config) -> Result<Following, String> {
     let mut state = ClusterState::new(initial_serial()).with_endpoint_names(config.endpoint_names);
     let (events, receiver) = mpsc::channel(EVENT_QUEUE);
     let mut tasks = Vec::new();
@@ -142,10 +147,34 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         shared.clone(),
         programming.clone(),
     )));
+    Ok(Following {
+        view: shared,
+        tasks,
+        source: source_stats,
+        programming,
+    })
+}
 
+/// The zone and answer settings the flags ask for.
+fn zone(config: &Config) -> Result<Zone, String> {
+    let ns_address = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
+    Ok(
+        Zone::new(&config.zone, config.ttl, config.pod_records, ns_address)?
+            .with_scope(config.scope())
+            .with_explanations(config.explain == Switch::On),
+    )
+}
+
+/// Starts the source, then answers DNS and the probes. A manifests file is loaded before the
+/// first answer (its errors stop startup); the API is followed in the background, and names in
+/// the zone answer SERVFAIL until its first complete list. Errors are one line.
+pub async fn start(config: &Config) -> Result<Running, String> {
+    let zone = Arc::new(zone(config)?);
+    let following = follow(config).await?;
+    let shared = following.view;
     let dns_metrics = Arc::new(DnsMetrics::new(config.listen, &config.zone));
     let handler = Observed::new(
-        Handler::new(shared.clone(), Arc::new(zone)),
+        Handler::new(shared.clone(), zone.clone()),
         dns_metrics.clone(),
         config.log_queries,
     );
@@ -160,11 +189,11 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     let scrape = Scrape {
         dns: dns_metrics,
         view: shared.clone(),
-        source: source_stats,
-        programming,
+        source: following.source,
+        programming: following.programming,
         tcp_connections: dns.tcp_connections_reader(),
     };
-    let http = HttpServer::bind(config.http_listen, shared, scrape)
+    let http = HttpServer::bind(config.http_listen, shared, zone, scrape)
         .await
         .map_err(|e| format!("cannot listen for HTTP on {}: {e}", config.http_listen))?;
     let (dns_addr, http_addr) = (dns.local_addr(), http.local_addr());
@@ -174,8 +203,34 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         http_addr,
         dns,
         http,
-        tasks,
+        tasks: following.tasks,
     })
+}
+
+/// How long `explain` waits for the API's first complete list.
+const EXPLAIN_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `headless-dns explain NAME [TYPE]`: follows the source until it is complete, then reports
+/// what the name gets and why.
+pub async fn explain(config: &Config, name: &str, qtype: &str) -> Result<Report, String> {
+    let zone = zone(config)?;
+    let (name, qtype) = dns::explain::parse_question(&zone, name, qtype)?;
+    let following = follow(config).await?;
+    let started = tokio::time::Instant::now();
+    while !following.view.load().synced() {
+        if started.elapsed() > EXPLAIN_SYNC_TIMEOUT {
+            return Err(format!(
+                "no complete list of the cluster from the API within {} s",
+                EXPLAIN_SYNC_TIMEOUT.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = dns::explain::report(&following.view.load(), &zone, &name, qtype);
+    for task in following.tasks {
+        task.abort();
+    }
+    Ok(report)
 }
 
 /// `--tcp-connections`, lowered to what the descriptor limit leaves for clients.

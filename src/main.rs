@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use headless_dns::config::{Config, LogFormat};
+use headless_dns::config::{Command, Config, LogFormat};
 use headless_dns::logging;
 
 /// glibc's malloc keeps the memory freed after a large load or re-list resident (900 MB after
@@ -103,6 +103,16 @@ fn flag_error(error: clap::Error) -> ExitCode {
 }
 
 async fn run(config: &Config) -> Result<(), String> {
+    if let Some(Command::Explain { name, qtype, json }) = &config.command {
+        let report = headless_dns::explain(config, name, qtype).await?;
+        if *json {
+            let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+            println!("{json}");
+        } else {
+            print!("{report}");
+        }
+        return Ok(());
+    }
     let running = headless_dns::start(config).await?;
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -135,7 +135,12 @@ async fn queries_are_counted_under_coredns_names() {
     assert_eq!(metric(http, "headless_dns_synced").await, Some(1.0));
 
     // Prometheus's own linter finds nothing to complain about.
-    let (_, body) = http_get(http, "/metrics").await;
+    let (_, head, body) = http_exchange(http, "/metrics").await;
+    // Announced as what it is: Prometheus parses by the announced format.
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -50,6 +50,9 @@ struct NamespaceState {
     pods: PodTable,
     /// For every Service that lists its endpoints: the names of the pods backing it.
     backing: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
+    /// For Services that list their endpoints: the pods they select but do not list (not Ready,
+    /// terminating, ...), to say why; only Services with some have an entry.
+    held_back: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
     /// Services with a selector, filed under the hash of one of their selector's pairs: a pod
     /// can only be selected by Services filed under one of its own labels.
     selector_index: HashMap<u64, Vec<Arc<str>>>,
@@ -312,19 +315,51 @@ impl ClusterState {
                 .push(key.name.clone());
         }
         let service = &ns.services[&key.name];
+        ns.held_back.remove(&key.name);
         if rules::lists_endpoints(service) {
-            let backing = ns
-                .pods
-                .values()
-                .filter(|pod| rules::backs(service, pod))
-                .map(|pod| pod.name.clone())
-                .collect();
+            let (mut backing, mut held_back) = (BTreeSet::new(), BTreeSet::new());
+            for pod in ns.pods.values().filter(|pod| rules::selects(service, pod)) {
+                match rules::held_back(service, pod) {
+                    None => backing.insert(pod.name.clone()),
+                    Some(_) => held_back.insert(pod.name.clone()),
+                };
+            }
             ns.backing.insert(key.name.clone(), backing);
+            if !held_back.is_empty() {
+                ns.held_back.insert(key.name.clone(), held_back);
+            }
         } else {
             ns.backing.remove(&key.name);
         }
+        self.refresh_strays(&key);
         self.dirty.insert(key);
         self.changed = true;
+    }
+
+    /// Updates in the view why the pods whose subdomain is `service`'s name have no name there.
+    fn refresh_strays(&mut self, service: &ObjectKey) {
+        let Some(ns) = self.namespaces.get(&service.namespace) else {
+            return;
+        };
+        let subdomain_service = ns.services.get(&service.name);
+        for pod in ns.pods.values() {
+            if pod.subdomain() == Some(&*service.name) {
+                let stray = rules::stray(pod, subdomain_service);
+                self.view.set_stray(&service.namespace, &pod.name, stray);
+            }
+        }
+    }
+
+    /// Updates in the view why pod `key` (present or gone) has no name under its subdomain.
+    fn refresh_stray(&mut self, key: &ObjectKey) {
+        let Some(ns) = self.namespaces.get(&key.namespace) else {
+            return;
+        };
+        let stray = ns.pods.get(&key.name).and_then(|pod| {
+            let subdomain_service = pod.subdomain().and_then(|name| ns.services.get(name));
+            rules::stray(pod, subdomain_service)
+        });
+        self.view.set_stray(&key.namespace, &key.name, stray);
     }
 
     fn delete_service(&mut self, key: &ObjectKey) {
@@ -338,8 +373,10 @@ impl ClusterState {
             unfile(&mut ns.selector_index, hash, &key.name);
         }
         ns.backing.remove(&key.name);
+        ns.held_back.remove(&key.name);
         self.dirty.remove(key);
         self.view.set_service(key, None);
+        self.refresh_strays(key);
         self.view.release_namespace(&key.namespace);
         self.forget_if_empty(&key.namespace);
         self.changed = true;
@@ -377,6 +414,7 @@ impl ClusterState {
             }
         }
         self.reconsider_backing(&key, old.as_ref());
+        self.refresh_stray(&key);
         if let Some(old) = old {
             self.forget_pod(old);
         }
@@ -394,6 +432,7 @@ impl ClusterState {
             self.view.remove_pod_ip(&key.namespace, ip);
         }
         self.reconsider_backing(key, Some(&old));
+        self.refresh_stray(key);
         self.forget_pod(old);
         self.view.release_namespace(&key.namespace);
         self.forget_if_empty(&key.namespace);
@@ -423,17 +462,34 @@ impl ClusterState {
             let Some(backing) = ns.backing.get_mut(&service_name) else {
                 continue;
             };
-            let was = backing.contains(&key.name);
-            let now = ns
+            let pod = ns
                 .pods
                 .get(&key.name)
-                .is_some_and(|pod| rules::backs(service, pod));
-            if now {
-                backing.insert(key.name.clone());
+                .filter(|pod| rules::selects(service, pod));
+            let held = pod.and_then(|pod| rules::held_back(service, pod));
+            let (now_backing, now_held) = (pod.is_some() && held.is_none(), held.is_some());
+            let was_backing = if now_backing {
+                !backing.insert(key.name.clone())
             } else {
-                backing.remove(&key.name);
-            }
-            if was || now {
+                backing.remove(&key.name)
+            };
+            let was_held = match ns.held_back.get_mut(&service_name) {
+                Some(names) if !now_held => {
+                    let was = names.remove(&key.name);
+                    if names.is_empty() {
+                        ns.held_back.remove(&service_name);
+                    }
+                    was
+                }
+                Some(names) => !names.insert(key.name.clone()),
+                None if now_held => {
+                    let names = BTreeSet::from([key.name.clone()]);
+                    ns.held_back.insert(service_name.clone(), names);
+                    false
+                }
+                None => false,
+            };
+            if was_backing || now_backing || was_held || now_held {
                 self.dirty.insert(ObjectKey {
                     namespace: key.namespace.clone(),
                     name: service_name,
@@ -500,10 +556,12 @@ impl ClusterState {
             self.rebuilt_kinds |= 1 << kind;
         }
         let backing = ns.backing.get(&key.name).into_iter().flatten();
+        let held_back = ns.held_back.get(&key.name).into_iter().flatten();
         let slices = ns.slices_by_service.get(&key.name).into_iter().flatten();
         let view = rules::service_view(
             service,
             backing.filter_map(|name| ns.pods.get(name)),
+            held_back.filter_map(|name| ns.pods.get(name)),
             slices.filter_map(|name| ns.slices.get(name)),
             self.endpoint_names,
         );

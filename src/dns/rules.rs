@@ -8,6 +8,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
+use crate::dns::explain::{self, HeldBack, HeldBackPod, MisnamedPod, Stray, StrayWhy};
 use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_of};
 use crate::dns::view::{Endpoint, ServiceView, View};
 use crate::records::{
@@ -50,6 +51,10 @@ pub struct Zone {
     pub pod_records: PodRecords,
     /// Address published for `ns.dns.<zone>`, when the server listens on a specific one.
     pub ns_address: Option<IpAddr>,
+    /// What the source watches, for explanations of names it leaves out.
+    pub scope: Scope,
+    /// Whether negative answers carry their reason (RFC 8914 Extended DNS Errors).
+    pub explain: bool,
     nameserver: Name,
     hostmaster: Name,
     in_addr_arpa: Name,
@@ -84,7 +89,21 @@ impl Zone {
             ttl,
             pod_records,
             ns_address,
+            scope: Scope::default(),
+            explain: true,
         })
+    }
+
+    /// Explanations name the `--namespace` and `--selector` the source is limited to.
+    pub fn with_scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// `false`: negative answers carry no reason (`--explain off`).
+    pub fn with_explanations(mut self, explain: bool) -> Self {
+        self.explain = explain;
+        self
     }
 
     /// The name of a zone we answer for, as a negative answer's SOA owner.
@@ -112,6 +131,14 @@ impl Zone {
     }
 }
 
+/// The part of the cluster the source watches: some namespaces (none listed: all), and the
+/// Services matching a label selector.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub namespaces: Vec<String>,
+    pub selector: Option<String>,
+}
+
 /// One of the zones we are authoritative for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Apex {
@@ -127,13 +154,61 @@ pub enum Apex {
 /// Whether `pod`, a pod of the Service's namespace, is an endpoint of `service`, as the
 /// EndpointSlice controller decides it.
 pub fn backs(service: &ServiceRecord, pod: &PodRecord) -> bool {
-    let Some(selector) = &service.selector else {
-        return false;
+    selects(service, pod) && held_back(service, pod).is_none()
+}
+
+/// Whether the Service's selector matches the pod (a Service without one selects none).
+pub fn selects(service: &ServiceRecord, pod: &PodRecord) -> bool {
+    service
+        .selector
+        .as_ref()
+        .is_some_and(|selector| selector.selects(pod.labels(), &pod.name))
+}
+
+/// Why the Service would not list the pod were it selected; `None`: it would.
+pub fn held_back(service: &ServiceRecord, pod: &PodRecord) -> Option<HeldBack> {
+    if pod.finished {
+        Some(HeldBack::Finished)
+    } else if pod.ips.is_empty() {
+        Some(HeldBack::NoAddress)
+    } else if service.publish_not_ready_addresses {
+        None
+    } else if pod.terminating {
+        Some(HeldBack::Terminating)
+    } else if !pod.ready {
+        Some(HeldBack::NotReady)
+    } else {
+        None
+    }
+}
+
+/// Why no Service answers for the pod's `spec.subdomain`, given the Service of that name in its
+/// namespace; `None` when it has no subdomain or that Service selects it.
+pub fn stray(pod: &PodRecord, subdomain_service: Option<&ServiceRecord>) -> Option<Stray> {
+    let subdomain = pod.template.subdomain.as_ref()?;
+    let why = match subdomain_service {
+        None => StrayWhy::NoService,
+        Some(service) if matches!(service.kind, ServiceKind::ExternalName(_)) => {
+            StrayWhy::ExternalName
+        }
+        Some(service) if service.selector.is_none() => StrayWhy::NoSelector,
+        Some(service) if !selects(service, pod) => {
+            StrayWhy::NotSelected(selector_text(service).unwrap_or_default().into())
+        }
+        Some(_) => return None,
     };
-    selector.selects(pod.labels(), &pod.name)
-        && !pod.ips.is_empty()
-        && !pod.finished
-        && (service.publish_not_ready_addresses || (pod.ready && !pod.terminating))
+    Some(Stray {
+        hostname: pod.hostname().cloned(),
+        subdomain: subdomain.clone(),
+        why,
+    })
+}
+
+/// `key=value,...`, as `kubectl` prints a selector.
+pub fn selector_text(service: &ServiceRecord) -> Option<String> {
+    let selector = service.selector.as_ref()?;
+    let pairs: Vec<String> = selector.pairs().map(|(k, v)| format!("{k}={v}")).collect();
+    Some(pairs.join(","))
 }
 
 /// Whether a Service's answers depend on the pods behind it: every Service with a selector but
@@ -143,31 +218,70 @@ pub fn lists_endpoints(service: &ServiceRecord) -> bool {
     service.selector.is_some() && !matches!(service.kind, ServiceKind::ExternalName(_))
 }
 
-/// What `service` answers, given the pods that back it and its EndpointSlices. A Service with a
-/// selector lists its pods; one without (but an ExternalName one) its slices' ready endpoints.
+/// What `service` answers, given the pods that back it, the pods it selects but holds back, and
+/// its EndpointSlices. A Service with a selector lists its pods; one without (but an
+/// ExternalName one) its slices' ready endpoints.
 pub fn service_view<'p, 's>(
     service: &ServiceRecord,
     backing_pods: impl IntoIterator<Item = &'p PodRecord>,
+    held_back_pods: impl IntoIterator<Item = &'p PodRecord>,
     slices: impl IntoIterator<Item = &'s EndpointSliceRecord>,
     names: EndpointNames,
 ) -> ServiceView {
     let mut endpoints = Vec::new();
+    let (mut misnamed, mut held, mut slice_not_ready) = (Vec::new(), Vec::new(), 0u32);
     if lists_endpoints(service) {
         for pod in backing_pods {
             pod_endpoints(service, pod, names, &mut endpoints);
+            if let Some(pod) = misnamed_pod(service, pod) {
+                misnamed.push(pod);
+            }
         }
+        held.extend(held_back_pods.into_iter().filter_map(|pod| {
+            Some(HeldBackPod {
+                pod: pod.name.clone(),
+                hostname: pod.hostname().cloned(),
+                ips: pod.ips.clone(),
+                why: held_back(service, pod)?,
+            })
+        }));
     } else if !matches!(service.kind, ServiceKind::ExternalName(_)) {
         for slice in slices {
             slice_endpoints(service, slice, names, &mut endpoints);
+            let not_ready = slice.endpoints.iter().filter(|e| !e.ready).count();
+            slice_not_ready += u32::try_from(not_ready).unwrap_or(u32::MAX);
         }
     }
     let (endpoints, endpoint_ports) = merge_endpoints(service, endpoints);
+    let diagnosis = match service.kind {
+        ServiceKind::ExternalName(_) => None,
+        _ => explain::diagnose(
+            selector_text(service),
+            endpoints.is_empty(),
+            held,
+            misnamed,
+            slice_not_ready,
+        ),
+    };
     ServiceView {
         kind: service.kind.clone(),
         ports: service.ports.clone(),
         endpoints,
         endpoint_ports,
+        diagnosis,
     }
+}
+
+/// A backing pod that asked for a hostname under the Service (a hostname, or a subdomain naming
+/// it) and is named by its address instead.
+fn misnamed_pod(service: &ServiceRecord, pod: &PodRecord) -> Option<MisnamedPod> {
+    let names_service = pod.subdomain() == Some(&*service.key.name);
+    let asked = pod.hostname().is_some() || names_service;
+    (asked && !(names_service && pod.hostname().is_some())).then(|| MisnamedPod {
+        pod: pod.name.clone(),
+        hostname: pod.hostname().cloned(),
+        subdomain: pod.template.subdomain.clone(),
+    })
 }
 
 /// An endpoint with its SRV ports, aligned with the Service's ports (`0`: it lacks that port);
@@ -689,6 +803,36 @@ fn find<'a>(
             (!names.is_empty()).then_some(Node::Pointers(names))?
         }
     })
+}
+
+/// The types of the records a name (lower-case labels) holds, for explanations.
+pub fn record_types(view: &View, zone: &Zone, labels: &[&[u8]]) -> Vec<RecordType> {
+    let mut types = Vec::new();
+    if let Resolution::Exists(node, _) = resolve(view, zone, labels, RecordType::A, DNSClass::IN) {
+        match node {
+            Node::Apex | Node::ReverseApex => types.extend([RecordType::SOA, RecordType::NS]),
+            Node::Version => types.push(RecordType::TXT),
+            Node::Addresses(set) => {
+                for rtype in [RecordType::A, RecordType::AAAA] {
+                    let mut any = false;
+                    set.for_each_of_type(rtype, |_| any = true);
+                    if any {
+                        types.push(rtype);
+                    }
+                }
+            }
+            Node::Alias(_) => types.push(RecordType::CNAME),
+            Node::Srv { .. } => types.push(RecordType::SRV),
+            Node::Pointers(_) => types.push(RecordType::PTR),
+        }
+    }
+    if !types.contains(&RecordType::SRV)
+        && let Resolution::Exists(Node::Srv { .. }, _) =
+            resolve(view, zone, labels, RecordType::SRV, DNSClass::IN)
+    {
+        types.push(RecordType::SRV);
+    }
+    types
 }
 
 /// A Service whose names can carry SRV records: ClusterIP, or headless with endpoints.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hashbrown::Equivalent;
 
+use crate::dns::explain::{ServiceDiagnosis, Stray};
 use crate::dns::sharded::ShardedMap;
 use crate::records::{Addresses, ObjectKey, ServiceKind, ServicePort};
 
@@ -34,6 +35,8 @@ pub struct ServiceView {
     /// `ports`, `0` where the endpoint lacks the port. Empty when every target port is a number,
     /// used as is: then no endpoint needs a row (at 100k endpoints a list in each cost 1.6 MB).
     pub endpoint_ports: Box<[u16]>,
+    /// Why it lists fewer endpoints than it might; `None` for most Services.
+    pub diagnosis: Option<Box<ServiceDiagnosis>>,
 }
 
 impl ServiceView {
@@ -79,6 +82,10 @@ struct ServiceKey {
 struct NamespaceEntry {
     name: NamespaceRef,
     objects: u32,
+    /// Its Services' names, for suggestions when one is misspelt.
+    services: imbl::OrdSet<Arc<str>>,
+    /// Its pods (by name) whose `spec.subdomain` no Service answers for; usually none.
+    strays: imbl::OrdMap<Arc<str>, Arc<Stray>>,
 }
 
 /// A Service looked up by its two names, without building its key.
@@ -272,6 +279,26 @@ impl View {
         self.namespaces.contains_key(namespace)
     }
 
+    pub fn namespace_names(&self) -> impl Iterator<Item = &str> {
+        self.namespaces.keys().map(|name| &**name)
+    }
+
+    /// The names of the Services of `namespace`, in order.
+    pub fn service_names(&self, namespace: &str) -> impl Iterator<Item = &str> {
+        self.namespaces
+            .get(namespace)
+            .into_iter()
+            .flat_map(|entry| entry.services.iter().map(|name| &**name))
+    }
+
+    /// The pods of `namespace` whose `spec.subdomain` no Service answers for, by name.
+    pub fn strays(&self, namespace: &str) -> impl Iterator<Item = (&str, &Stray)> {
+        self.namespaces
+            .get(namespace)
+            .into_iter()
+            .flat_map(|entry| entry.strays.iter().map(|(pod, stray)| (&**pod, &**stray)))
+    }
+
     pub fn service(&self, namespace: &str, name: &str) -> Option<&ServiceView> {
         self.services
             .get(&ServiceName { namespace, name })
@@ -311,6 +338,8 @@ impl View {
             .or_insert_with(|| NamespaceEntry {
                 name: Arc::new(namespace.clone()),
                 objects: 0,
+                services: imbl::OrdSet::new(),
+                strays: imbl::OrdMap::new(),
             })
             .objects += 1;
     }
@@ -324,6 +353,24 @@ impl View {
         if entry.objects == 0 {
             self.namespaces.remove(namespace);
         }
+    }
+
+    /// Records (or, with `None`, forgets) why pod `pod` of `namespace`, which must be retained,
+    /// has no name under its subdomain. Touches the namespace only when that changes.
+    pub fn set_stray(&mut self, namespace: &str, pod: &Arc<str>, stray: Option<Stray>) {
+        let Some(entry) = self.namespaces.get(namespace) else {
+            return;
+        };
+        if entry.strays.get(pod).map(|s| &**s) == stray.as_ref() {
+            return;
+        }
+        let Some(entry) = self.namespaces.get_mut(namespace) else {
+            return;
+        };
+        match stray {
+            Some(stray) => entry.strays.insert(pod.clone(), Arc::new(stray)),
+            None => entry.strays.remove(pod),
+        };
     }
 
     /// Changes who holds `ip` (see [`Holders::change`]).
@@ -458,6 +505,14 @@ impl View {
             Some(new) => self.services.insert(service.clone(), new.clone()),
             None => self.services.remove(&service),
         };
+        if old.is_none() != answers.is_none()
+            && let Some(entry) = self.namespaces.get_mut(&*key.namespace)
+        {
+            match answers {
+                Some(_) => entry.services.insert(key.name.clone()),
+                None => entry.services.remove(&*key.name),
+            };
+        }
         self.reindex_reverse(&service, old.as_deref(), answers.as_deref());
     }
 
@@ -488,6 +543,10 @@ pub struct Contents {
     /// Namespace → how many objects keep it.
     pub namespaces: std::collections::BTreeMap<String, u32>,
     pub services: std::collections::BTreeMap<(String, String), ServiceView>,
+    /// Namespace → its Services' names, as the namespace lists them.
+    pub service_names: std::collections::BTreeMap<String, Vec<String>>,
+    /// (namespace, pod) → why no Service answers for its subdomain.
+    pub strays: std::collections::BTreeMap<(String, String), Stray>,
     /// Address → who holds it, sorted.
     pub holders: std::collections::BTreeMap<IpAddr, HeldBy>,
 }
@@ -521,6 +580,24 @@ impl View {
                 .namespaces
                 .iter()
                 .map(|(name, entry)| (name.to_string(), entry.objects))
+                .collect(),
+            service_names: self
+                .namespaces
+                .iter()
+                .filter(|(_, entry)| !entry.services.is_empty())
+                .map(|(name, entry)| {
+                    let names = entry.services.iter().map(|s| s.to_string()).collect();
+                    (name.to_string(), names)
+                })
+                .collect(),
+            strays: self
+                .namespaces
+                .iter()
+                .flat_map(|(name, entry)| {
+                    entry.strays.iter().map(move |(pod, stray)| {
+                        ((name.to_string(), pod.to_string()), (**stray).clone())
+                    })
+                })
                 .collect(),
             services: self
                 .services

@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use tracing::debug;
 
+use crate::dns::explain::{self, EDE_OPTION};
 use crate::dns::rules::{self, Reply, Zone};
 use crate::dns::view::SharedView;
 use crate::server::truncation;
@@ -69,6 +71,19 @@ impl Prepared {
     pub fn fit(&mut self, request: &Request, limit: u16) {
         truncation::fit(self, request, limit);
     }
+
+    /// Takes the Extended DNS Error out; `false` if there was none. A reason is sent only with
+    /// an answer it fits beside whole: it is worth less than any record.
+    pub fn drop_explanation(&mut self) -> bool {
+        let code = EdnsCode::from(EDE_OPTION);
+        match &mut self.edns {
+            Some(edns) if edns.options().get(code).is_some() => {
+                edns.options_mut().remove(code);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Handler {
@@ -123,10 +138,17 @@ impl Handler {
             Protocol::Udp => udp_limit(request.edns.as_ref()),
             _ => u16::MAX,
         };
-        // Encode once against the limit; only an answer that does not fit is redone, cut.
+        // Encode once against the limit; only an answer that does not fit is redone, without
+        // its explanation, then cut.
         let mut prepared = self.prepare(&request);
         if encode(&prepared, &request, limit, out).is_some_and(|info| !info.truncation) {
             return true;
+        }
+        if prepared.drop_explanation() {
+            out.clear();
+            if encode(&prepared, &request, limit, out).is_some_and(|info| !info.truncation) {
+                return true;
+            }
         }
         prepared.fit(&request, limit);
         out.clear();
@@ -145,34 +167,45 @@ impl Handler {
                 .set_dnssec_ok(asked.flags().dnssec_ok);
             edns
         });
-        let mut prepared = |rcode: ResponseCode, reply: Reply| {
+        let mut prepared = |rcode: ResponseCode, reply: Reply, edns: Option<Edns>| {
             metadata.response_code = rcode;
             metadata.authoritative = reply.authoritative;
             Prepared {
                 metadata,
                 reply,
-                edns: edns.clone(),
+                edns,
             }
         };
         if request.metadata.op_code != OpCode::Query {
-            return prepared(ResponseCode::NotImp, Reply::default());
+            return prepared(ResponseCode::NotImp, Reply::default(), edns);
         }
         if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
-            return prepared(ResponseCode::BADVERS, Reply::default());
+            return prepared(ResponseCode::BADVERS, Reply::default(), edns);
         }
         let [query] = request.queries.queries() else {
-            return prepared(ResponseCode::FormErr, Reply::default());
+            return prepared(ResponseCode::FormErr, Reply::default(), edns);
         };
+        let mut edns = edns;
         let reply = {
             let view = self.view.load();
-            rules::answer(
+            let reply = rules::answer(
                 &view,
                 &self.zone,
                 query.name(),
                 query.original().name(),
                 query.query_type(),
                 query.query_class(),
-            )
+            );
+            // Only for clients that speak EDNS, which is where the option goes.
+            if let Some(edns) = edns.as_mut()
+                && self.zone.explain
+                && let Some(why) =
+                    explain::for_reply(&view, &self.zone, query.name(), query.query_type(), &reply)
+            {
+                edns.options_mut()
+                    .insert(EdnsOption::Unknown(EDE_OPTION, why.option_data()));
+            }
+            reply
         };
         debug!(
             name = %query.original().name(),
@@ -183,7 +216,7 @@ impl Handler {
             answers = reply.answers.len(),
             "query"
         );
-        prepared(reply.rcode, reply)
+        prepared(reply.rcode, reply, edns)
     }
 }
 

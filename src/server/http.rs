@@ -1,6 +1,7 @@
 //! HTTP: the probes `/healthz` (the process is alive) and `/readyz` (the first complete state of
 //! the cluster is being served, and the server is not shutting down), for Kubernetes liveness
-//! and readiness probes; and `/metrics` for Prometheus.
+//! and readiness probes; `/metrics` for Prometheus; and `/explain?name=&type=`, what a name gets
+//! and why, as JSON.
 
 use std::convert::Infallible;
 use std::io;
@@ -20,6 +21,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use crate::dns;
+use crate::dns::rules::Zone;
 use crate::dns::view::SharedView;
 use crate::server::accept::AcceptBackoff;
 use crate::server::metrics::Scrape;
@@ -31,12 +34,18 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    pub async fn bind(listen: SocketAddr, view: SharedView, scrape: Scrape) -> io::Result<Self> {
+    pub async fn bind(
+        listen: SocketAddr,
+        view: SharedView,
+        zone: Arc<Zone>,
+        scrape: Scrape,
+    ) -> io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
         let stopping = Arc::new(AtomicBool::new(false));
         let probes = Probes {
             view,
+            zone,
             stopping: stopping.clone(),
             scrape: Arc::new(scrape),
         };
@@ -70,6 +79,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 struct Probes {
     view: SharedView,
+    zone: Arc<Zone>,
     stopping: Arc<AtomicBool>,
     scrape: Arc<Scrape>,
 }
@@ -124,17 +134,80 @@ fn respond(request: &Request<Incoming>, probes: &Probes) -> Response<Full<Bytes>
             let mut response = Response::new(Full::new(Bytes::from(probes.scrape.render())));
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
+                // What the body is: Prometheus would parse a body announced as OpenMetrics by
+                // that format's rules, and fail on it.
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             );
             response
         }
+        "/explain" => explain(request.uri().query().unwrap_or(""), probes),
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /healthz, /readyz or /metrics\n",
+            "not found: try /healthz, /readyz, /metrics or /explain?name=NAME&type=TYPE\n",
         ),
     }
+}
+
+/// `/explain?name=NAME&type=TYPE` (type `A` if absent): the report `headless-dns explain`
+/// prints, as JSON; a bad question is a 400 with `{"error": ...}`.
+fn explain(query: &str, probes: &Probes) -> Response<Full<Bytes>> {
+    let mut name = None;
+    let mut qtype = String::from("A");
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "name" => name = Some(percent_decoded(value)),
+            "type" => qtype = percent_decoded(value),
+            _ => {}
+        }
+    }
+    let error = |error: String| {
+        let body = serde_json::json!({ "error": error });
+        (StatusCode::BAD_REQUEST, format!("{body:#}"))
+    };
+    let (status, body) = match name
+        .as_deref()
+        .map(|name| dns::explain::parse_question(&probes.zone, name, &qtype))
+    {
+        None => error("give the name: /explain?name=NAME&type=TYPE".into()),
+        Some(Err(message)) => error(message),
+        Some(Ok((name, qtype))) => {
+            let report = dns::explain::report(&probes.view.load(), &probes.zone, &name, qtype);
+            // The report's own field order: the answer first, then why.
+            let body = serde_json::to_string_pretty(&report).unwrap_or_default();
+            (StatusCode::OK, body)
+        }
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body + "\n")));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A query-string value with `+` and `%XX` decoded; bytes that are not UTF-8 are replaced.
+fn percent_decoded(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = || {
+            let digits = std::str::from_utf8(bytes.get(at + 1..at + 3)?).ok()?;
+            u8::from_str_radix(digits, 16).ok()
+        };
+        match bytes[at] {
+            b'+' => decoded.push(b' '),
+            b'%' if hex().is_some() => {
+                decoded.extend(hex());
+                at += 2;
+            }
+            other => decoded.push(other),
+        }
+        at += 1;
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

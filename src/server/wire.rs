@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use tracing::debug;
 
+use crate::dns::explain::{EDE_OPTION, explain};
 use crate::dns::question::MAX_LABELS;
 use crate::dns::rules::{AddressSet, Apex, Node, Resolution, Zone, resolve};
 use crate::dns::view::View;
@@ -370,9 +371,20 @@ pub fn answer(
     }
     let additional = u16::from(query.edns_limit.is_some());
     if query.edns_limit.is_some() {
-        let opt = out.len();
+        // An empty or negative answer says why, as the general path does, when the reason fits.
+        let why = (zone.explain && answers == 0 && !truncated && rcode != RCODE_REFUSED)
+            .then(|| explain(view, zone, labels, query.qtype, false).option_data())
+            .filter(|data| out.len() + opt + 4 + data.len() <= limit);
+        let at = out.len();
         out.extend_from_slice(&OPT_RECORD);
-        out[opt + OPT_FLAGS] = query.dnssec_ok;
+        out[at + OPT_FLAGS] = query.dnssec_ok;
+        if let Some(data) = why {
+            let length = 4 + data.len() as u16;
+            out[at + OPT_RECORD.len() - 2..].copy_from_slice(&length.to_be_bytes());
+            out.extend_from_slice(&EDE_OPTION.to_be_bytes());
+            out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            out.extend_from_slice(&data);
+        }
     }
     if truncated {
         out[2] |= FLAG_TC;

@@ -226,6 +226,12 @@ where
 
 /// `GET path` over plain HTTP/1.1; returns the status code and body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = http_exchange(addr, path).await;
+    (status, body)
+}
+
+/// `GET path`: the status, the header lines (lower case) and the body.
+pub async fn http_exchange(addr: SocketAddr, path: &str) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -239,11 +245,8 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, head.to_lowercase(), body.to_owned())
 }
 
 /// The value of one series on `/metrics` (`name` or `name{labels}` exactly as printed), if

@@ -1,0 +1,922 @@
+//! The reasons behind an answer: why a name does not exist or holds nothing of the asked type,
+//! from the view alone, as one short line (sent as an RFC 8914 Extended DNS Error) or as the full
+//! chain of facts looked at (`headless-dns explain`, `GET /explain`).
+//!
+//! The view keeps, besides what names answer, the little it takes to say why one does not: for a
+//! Service that lists endpoints, the selected pods it holds back and the backing pods it names by
+//! address though they asked for a hostname ([`ServiceDiagnosis`], only when there are any); for a
+//! namespace, its Services' names and the pods whose `spec.subdomain` no Service answers for
+//! ([`Stray`]). A healthy cluster has none of either.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::CNAME;
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_of};
+use crate::dns::rules::{self, PodRecords, Reply, Zone};
+use crate::dns::view::{ServiceView, View};
+use crate::records::{Addresses, ServiceKind};
+
+/// RFC 8914 INFO-CODE "Other Error": the reason is in the text.
+pub const OTHER: u16 = 0;
+/// RFC 8914 INFO-CODE "Not Ready": no complete state of the cluster yet.
+pub const NOT_READY: u16 = 14;
+/// RFC 8914 INFO-CODE "Not Authoritative".
+pub const NOT_AUTHORITATIVE: u16 = 20;
+/// The EDNS option code of an Extended DNS Error.
+pub const EDE_OPTION: u16 = 15;
+/// The longest reason sent in an answer, in bytes: a line, not a report.
+pub const MAX_REASON: usize = 240;
+
+/// Why a pod a Service selects is not one of its endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeldBack {
+    NotReady,
+    Terminating,
+    NoAddress,
+    /// Phase Succeeded or Failed.
+    Finished,
+}
+
+impl HeldBack {
+    fn says(self) -> &'static str {
+        match self {
+            HeldBack::NotReady => "is not Ready",
+            HeldBack::Terminating => "is terminating",
+            HeldBack::NoAddress => "has no IP address yet",
+            HeldBack::Finished => "has finished (Succeeded or Failed)",
+        }
+    }
+
+    fn adjective(self) -> &'static str {
+        match self {
+            HeldBack::NotReady => "not Ready",
+            HeldBack::Terminating => "terminating",
+            HeldBack::NoAddress => "without an IP",
+            HeldBack::Finished => "finished",
+        }
+    }
+}
+
+/// A pod the Service selects but does not list, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldBackPod {
+    pub pod: Arc<str>,
+    pub hostname: Option<Arc<str>>,
+    pub ips: Addresses,
+    pub why: HeldBack,
+}
+
+/// A backing pod with a hostname or a subdomain naming the Service, which is named by address
+/// all the same (it lacks the other half, or its subdomain names another Service).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MisnamedPod {
+    pub pod: Arc<str>,
+    pub hostname: Option<Arc<str>>,
+    pub subdomain: Option<Arc<str>>,
+}
+
+/// Why a Service that lists endpoints has fewer than it might: present only when it has none,
+/// holds some selected pods back, or names some by address that asked for a hostname.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceDiagnosis {
+    /// `key=value,...`; empty for a Service without a selector.
+    pub selector: Box<str>,
+    pub held_back: Box<[HeldBackPod]>,
+    pub misnamed: Box<[MisnamedPod]>,
+    /// Endpoints of its EndpointSlices that are not ready (a Service without a selector).
+    pub slice_endpoints_not_ready: u32,
+}
+
+/// Why no Service answers for a pod's `spec.subdomain`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StrayWhy {
+    NoService,
+    /// The Service's selector (given) does not match the pod.
+    NotSelected(Box<str>),
+    NoSelector,
+    ExternalName,
+}
+
+/// A pod whose `spec.subdomain` no Service of that name answers for by selecting it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stray {
+    pub hostname: Option<Arc<str>>,
+    pub subdomain: Arc<str>,
+    pub why: StrayWhy,
+}
+
+/// The reason for an answer, and with detail the facts that led there.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Explanation {
+    /// The RFC 8914 INFO-CODE.
+    pub code: u16,
+    pub reason: String,
+    /// Empty unless asked for.
+    pub facts: Vec<String>,
+}
+
+impl Explanation {
+    /// The option data of an Extended DNS Error: INFO-CODE, then the reason, cut to
+    /// [`MAX_REASON`] bytes at a character boundary.
+    pub fn option_data(&self) -> Vec<u8> {
+        let mut end = self.reason.len().min(MAX_REASON);
+        while !self.reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut data = Vec::with_capacity(2 + end);
+        data.extend_from_slice(&self.code.to_be_bytes());
+        data.extend_from_slice(&self.reason.as_bytes()[..end]);
+        data
+    }
+}
+
+/// Collects facts only when they were asked for: the answer path wants the reason alone.
+struct Trail {
+    detail: bool,
+    facts: Vec<String>,
+}
+
+impl Trail {
+    fn fact(&mut self, fact: impl FnOnce() -> String) {
+        if self.detail {
+            self.facts.push(fact());
+        }
+    }
+}
+
+/// A conclusion reached early: no such namespace, Service, ...
+type Stop = (u16, String);
+
+/// Explains what the question (its lower-case labels, leftmost first) gets: why it is empty,
+/// or, for a name that answers, what it holds. `detail` adds the facts looked at on the way.
+pub fn explain(
+    view: &View,
+    zone: &Zone,
+    labels: &[&[u8]],
+    qtype: RecordType,
+    detail: bool,
+) -> Explanation {
+    let mut trail = Trail {
+        detail,
+        facts: Vec::new(),
+    };
+    let (code, reason) = match reason(view, zone, labels, qtype, &mut trail) {
+        Ok(reason) => (OTHER, reason),
+        Err(stop) => stop,
+    };
+    Explanation {
+        code,
+        reason,
+        facts: trail.facts,
+    }
+}
+
+fn reason(
+    view: &View,
+    zone: &Zone,
+    labels: &[&[u8]],
+    qtype: RecordType,
+    trail: &mut Trail,
+) -> Result<String, Stop> {
+    let question = classify(zone, labels);
+    if question == Question::OutOfZone {
+        return Err((
+            NOT_AUTHORITATIVE,
+            format!("not in {} nor a reverse zone: refused", zone.origin),
+        ));
+    }
+    if !view.synced() {
+        return Err((
+            NOT_READY,
+            "not yet synced with the Kubernetes API: no complete list of the cluster so far".into(),
+        ));
+    }
+    trail.fact(|| format!("serial {}; {}", view.serial(), shape(&question)));
+    match question {
+        Question::OutOfZone => unreachable!("handled above"),
+        Question::NoSuchName => Err((
+            OTHER,
+            format!(
+                "no name of this shape in {}: try <service>.<namespace>.svc, \
+                 <endpoint>.<service>.<namespace>.svc or <a-b-c-d>.<namespace>.pod",
+                zone.origin
+            ),
+        )),
+        Question::Namespace(namespace) => {
+            namespace_exists(view, zone, namespace, trail)?;
+            holds(view, zone, labels, qtype)
+        }
+        Question::Service { namespace, name } => {
+            namespace_exists(view, zone, namespace, trail)?;
+            let service = service_exists(view, zone, namespace, name, None, trail)?;
+            if service.kind == ServiceKind::Headless && service.endpoints.is_empty() {
+                return Err((OTHER, no_endpoints(name, service)));
+            }
+            holds(view, zone, labels, qtype)
+        }
+        Question::Endpoint {
+            namespace,
+            service: name,
+            label,
+        } => {
+            namespace_exists(view, zone, namespace, trail)?;
+            let service = service_exists(view, zone, namespace, name, Some(label), trail)?;
+            if service.endpoint(label).is_none() {
+                return Err((OTHER, no_endpoint(view, namespace, name, service, label)));
+            }
+            holds(view, zone, labels, qtype)
+        }
+        Question::SrvProtocol {
+            namespace,
+            service: name,
+            protocol,
+        }
+        | Question::Srv {
+            namespace,
+            service: name,
+            protocol,
+            ..
+        } => {
+            namespace_exists(view, zone, namespace, trail)?;
+            let service = service_exists(view, zone, namespace, name, None, trail)?;
+            if matches!(service.kind, ServiceKind::ExternalName(_)) {
+                return Err((
+                    OTHER,
+                    format!("Service {name} is an ExternalName Service: it has no SRV records"),
+                ));
+            }
+            if service.kind == ServiceKind::Headless && service.endpoints.is_empty() {
+                return Err((OTHER, no_endpoints(name, service)));
+            }
+            let port = match question {
+                Question::Srv { port, .. } => Some(port),
+                _ => None,
+            };
+            let known = service.ports.iter().any(|p| {
+                !p.name.is_empty()
+                    && p.protocol.srv_label() == protocol
+                    && port.is_none_or(|port| *p.name == *port)
+            });
+            if !known {
+                return Err((OTHER, no_port(name, service, port, protocol)));
+            }
+            holds(view, zone, labels, qtype)
+        }
+        Question::Pods | Question::PodNamespace(_) | Question::PodAddress { .. }
+            if zone.pod_records == PodRecords::Disabled =>
+        {
+            Err((
+                OTHER,
+                "pod names are turned off (--pod-records disabled)".into(),
+            ))
+        }
+        Question::PodNamespace(namespace) => {
+            if zone.pod_records == PodRecords::Verified {
+                namespace_exists(view, zone, namespace, trail)?;
+            }
+            holds(view, zone, labels, qtype)
+        }
+        Question::PodAddress { namespace, label } => {
+            let Some(ip) = rules::parse_dashed(label) else {
+                return Err((
+                    OTHER,
+                    format!("{label} is not an IP address written with dashes, like 10-244-1-5"),
+                ));
+            };
+            if zone.pod_records == PodRecords::Verified {
+                namespace_exists(view, zone, namespace, trail)?;
+                if !view.has_pod_ip(namespace, ip) {
+                    return Err((
+                        OTHER,
+                        format!(
+                            "no pod in namespace {namespace} has IP {ip} \
+                             (--pod-records verified)"
+                        ),
+                    ));
+                }
+                trail.fact(|| format!("a pod in namespace {namespace} has IP {ip}"));
+            }
+            holds(view, zone, labels, qtype)
+        }
+        Question::ReverseOther(reverse) => Err((
+            OTHER,
+            match reverse {
+                ReverseZone::V4 => "not a whole address: in-addr.arpa names have four octets",
+                ReverseZone::V6 => "not a whole address: ip6.arpa names have 32 nibbles",
+            }
+            .into(),
+        )),
+        Question::Reverse(ip, _) => {
+            if view.services_at(ip).next().is_none() {
+                return Err((
+                    OTHER,
+                    format!("no Service or endpoint has the address {ip}"),
+                ));
+            }
+            holds(view, zone, labels, qtype)
+        }
+        Question::Apex
+        | Question::Services
+        | Question::Dns
+        | Question::Nameserver
+        | Question::Version
+        | Question::Pods
+        | Question::ReverseApex(_) => holds(view, zone, labels, qtype),
+    }
+}
+
+/// What kind of name the question is, for the facts.
+fn shape(question: &Question<'_>) -> String {
+    match question {
+        Question::OutOfZone => "outside our zones".into(),
+        Question::NoSuchName => "in the zone, but of no shape the schema has".into(),
+        Question::Apex => "the zone's apex".into(),
+        Question::Services => "svc.<zone>, the parent of every namespace's Services".into(),
+        Question::Namespace(ns) => format!("namespace {ns}'s Services' parent"),
+        Question::Service { namespace, name } => format!("Service {name} in namespace {namespace}"),
+        Question::Endpoint {
+            namespace,
+            service,
+            label,
+        } => format!("endpoint {label} of Service {service} in namespace {namespace}"),
+        Question::SrvProtocol {
+            namespace,
+            service,
+            protocol,
+        } => format!("the _{protocol} SRV parent of Service {service} in namespace {namespace}"),
+        Question::Srv {
+            namespace,
+            service,
+            port,
+            protocol,
+        } => format!(
+            "SRV records of port {port}/{protocol} of Service {service} in namespace {namespace}"
+        ),
+        Question::Pods => "pod.<zone>, the parent of pod names".into(),
+        Question::PodNamespace(ns) => format!("namespace {ns}'s pod names' parent"),
+        Question::PodAddress { namespace, label } => {
+            format!("the pod name {label} in namespace {namespace}")
+        }
+        Question::Dns => "dns.<zone>".into(),
+        Question::Nameserver => "the name server's name".into(),
+        Question::Version => "the schema version".into(),
+        Question::ReverseApex(_) => "a reverse zone's apex".into(),
+        Question::Reverse(ip, _) => format!("the reverse name of {ip}"),
+        Question::ReverseOther(_) => "a partial reverse name".into(),
+    }
+}
+
+/// Ends with the reason when `namespace` does not exist or is not watched.
+fn namespace_exists(
+    view: &View,
+    zone: &Zone,
+    namespace: &str,
+    trail: &mut Trail,
+) -> Result<(), Stop> {
+    let watched = &zone.scope.namespaces;
+    if !watched.is_empty() && !watched.iter().any(|w| **w == *namespace) {
+        return Err((
+            OTHER,
+            format!(
+                "namespace {namespace} is not watched (--namespace {})",
+                watched.join(",")
+            ),
+        ));
+    }
+    if view.namespace_exists(namespace) {
+        trail.fact(|| format!("namespace {namespace} exists"));
+        return Ok(());
+    }
+    let mut reason = format!("no namespace {namespace}");
+    if let Some(close) = closest(namespace, view.namespace_names()) {
+        let _ = write!(reason, "; did you mean {close}?");
+    }
+    Err((OTHER, reason))
+}
+
+/// The Service, or the reason there is none: the closest name, the pods whose subdomain names
+/// it (`label`: the one asked for first), the `--selector` that may leave it out.
+fn service_exists<'v>(
+    view: &'v View,
+    zone: &Zone,
+    namespace: &str,
+    name: &str,
+    label: Option<&str>,
+    trail: &mut Trail,
+) -> Result<&'v ServiceView, Stop> {
+    if let Some(service) = view.service(namespace, name) {
+        trail.fact(|| describe(name, service));
+        return Ok(service);
+    }
+    let mut reason = format!("no Service {name} in namespace {namespace}");
+    let mut waiting: Vec<&str> = view
+        .strays(namespace)
+        .filter(|(_, stray)| *stray.subdomain == *name)
+        .map(|(pod, _)| pod)
+        .collect();
+    if !waiting.is_empty() {
+        // The pod asked about first, if it is one of them.
+        if let Some(at) = waiting.iter().position(|pod| Some(*pod) == label) {
+            waiting.swap(0, at);
+        }
+        let _ = write!(
+            reason,
+            ", though pod {} {} spec.subdomain {name}",
+            list(&waiting, 2),
+            if waiting.len() == 1 { "has" } else { "have" }
+        );
+    }
+    if let Some(close) = closest(name, view.service_names(namespace)) {
+        let _ = write!(reason, "; did you mean {close}?");
+    }
+    if let Some(selector) = &zone.scope.selector {
+        let _ = write!(
+            reason,
+            " (only Services matching --selector {selector} are watched)"
+        );
+    }
+    Err((OTHER, reason))
+}
+
+/// One line on what a Service is and answers.
+fn describe(name: &str, service: &ServiceView) -> String {
+    let selector = service
+        .diagnosis
+        .as_ref()
+        .filter(|d| !d.selector.is_empty())
+        .map(|d| format!(", selector {}", d.selector))
+        .unwrap_or_default();
+    match &service.kind {
+        ServiceKind::ClusterIp(ips) => format!(
+            "Service {name}: ClusterIP {}{selector}, {} endpoint names",
+            join(ips.iter()),
+            service.endpoints.len()
+        ),
+        ServiceKind::ExternalName(target) => format!("Service {name}: ExternalName {target}"),
+        ServiceKind::Headless => format!(
+            "Service {name}: headless{selector}, {} endpoints{}",
+            service.endpoints.len(),
+            match service.endpoints.len() {
+                0 => String::new(),
+                _ => format!(
+                    " ({})",
+                    list(
+                        &service
+                            .endpoints
+                            .iter()
+                            .map(|e| &*e.label)
+                            .collect::<Vec<_>>(),
+                        5
+                    )
+                ),
+            }
+        ),
+    }
+}
+
+/// Why a headless Service that lists its pods has no endpoint at all.
+fn no_endpoints(name: &str, service: &ServiceView) -> String {
+    let Some(diagnosis) = &service.diagnosis else {
+        return format!("headless Service {name} has no endpoints");
+    };
+    if diagnosis.selector.is_empty() {
+        return match diagnosis.slice_endpoints_not_ready {
+            0 => format!(
+                "headless Service {name} has no selector and its EndpointSlices list no endpoint"
+            ),
+            n => format!(
+                "headless Service {name} has no selector and none of the {n} endpoints of its \
+                 EndpointSlices is ready"
+            ),
+        };
+    }
+    if diagnosis.held_back.is_empty() {
+        return format!(
+            "no pod matches the selector {} of headless Service {name}",
+            diagnosis.selector
+        );
+    }
+    let mut counts: Vec<(HeldBack, usize)> = Vec::new();
+    for pod in &diagnosis.held_back {
+        match counts.iter_mut().find(|(why, _)| *why == pod.why) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((pod.why, 1)),
+        }
+    }
+    let total = diagnosis.held_back.len();
+    format!(
+        "headless Service {name} has no ready endpoints: {total} pod{} {} its selector {}, {}",
+        if total == 1 { "" } else { "s" },
+        if total == 1 { "matches" } else { "match" },
+        diagnosis.selector,
+        counts
+            .iter()
+            .map(|(why, n)| format!("{n} {}", why.adjective()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Why a Service that exists has no endpoint `label`.
+fn no_endpoint(
+    view: &View,
+    namespace: &str,
+    name: &str,
+    service: &ServiceView,
+    label: &str,
+) -> String {
+    if matches!(service.kind, ServiceKind::ExternalName(_)) {
+        return format!("Service {name} is an ExternalName Service: it has no endpoint names");
+    }
+    let ip = rules::parse_dashed(label);
+    let is = |pod: &str, hostname: Option<&Arc<str>>| {
+        pod == label || hostname.is_some_and(|h| **h == *label)
+    };
+    if let Some(diagnosis) = &service.diagnosis {
+        if let Some(held) = diagnosis.held_back.iter().find(|held| {
+            is(&held.pod, held.hostname.as_ref()) || ip.is_some_and(|ip| held.ips.contains(ip))
+        }) {
+            return format!(
+                "pod {} {}, so Service {name} does not list it",
+                held.pod,
+                held.why.says()
+            );
+        }
+        if let Some(pod) = diagnosis
+            .misnamed
+            .iter()
+            .find(|pod| is(&pod.pod, pod.hostname.as_ref()))
+        {
+            return match (&pod.hostname, &pod.subdomain) {
+                (Some(_), Some(subdomain)) => format!(
+                    "pod {}'s spec.subdomain is {subdomain}, not {name}: Service {name} names it \
+                     by its address",
+                    pod.pod
+                ),
+                (Some(_), None) => format!(
+                    "pod {} has a spec.hostname but no spec.subdomain: Service {name} names it by \
+                     its address",
+                    pod.pod
+                ),
+                (None, _) => format!(
+                    "pod {} has spec.subdomain {name} but no spec.hostname: Service {name} names \
+                     it by its address",
+                    pod.pod
+                ),
+            };
+        }
+    }
+    if let Some((pod, stray)) = view
+        .strays(namespace)
+        .find(|(pod, stray)| is(pod, stray.hostname.as_ref()))
+    {
+        if *stray.subdomain != *name {
+            return format!(
+                "pod {pod}'s spec.subdomain is {}, not {name}",
+                stray.subdomain
+            );
+        }
+        return match &stray.why {
+            StrayWhy::NotSelected(selector) => format!(
+                "pod {pod} has spec.subdomain {name}, but Service {name}'s selector {selector} \
+                 does not match its labels"
+            ),
+            StrayWhy::NoSelector => {
+                format!("pod {pod} has spec.subdomain {name}, but Service {name} has no selector")
+            }
+            StrayWhy::ExternalName | StrayWhy::NoService => {
+                format!("pod {pod} has spec.subdomain {name}, but Service {name} does not list it")
+            }
+        };
+    }
+    if let Some(ip) = ip
+        && view.has_pod_ip(namespace, ip)
+    {
+        return format!("the pod with IP {ip} is not an endpoint of Service {name}");
+    }
+    let mut reason = format!(
+        "Service {name} has no endpoint {label} ({} endpoint{})",
+        service.endpoints.len(),
+        if service.endpoints.len() == 1 {
+            ""
+        } else {
+            "s"
+        }
+    );
+    // A closer look only where it stays cheap: this runs on every such miss.
+    if service.endpoints.len() <= 1024
+        && let Some(close) = closest(label, service.endpoints.iter().map(|e| &*e.label))
+    {
+        let _ = write!(reason, "; did you mean {close}?");
+    }
+    reason
+}
+
+/// Why a Service has no SRV records for a port.
+fn no_port(name: &str, service: &ServiceView, port: Option<&str>, protocol: &str) -> String {
+    let named: Vec<String> = service
+        .ports
+        .iter()
+        .filter(|p| !p.name.is_empty())
+        .map(|p| format!("{}/{}", p.name, p.protocol.srv_label()))
+        .collect();
+    let asked = match port {
+        Some(port) => format!("port named {port} over {protocol}"),
+        None => format!("named port over {protocol}"),
+    };
+    match named.len() {
+        0 => format!("Service {name} has no named ports, so no SRV records"),
+        _ => format!(
+            "Service {name} has no {asked} (it has {})",
+            named.join(", ")
+        ),
+    }
+}
+
+/// For a name that exists: what it holds, or which types it has when not the one asked for.
+fn holds(view: &View, zone: &Zone, labels: &[&[u8]], qtype: RecordType) -> Result<String, Stop> {
+    let held = rules::record_types(view, zone, labels);
+    let types = held
+        .iter()
+        .map(RecordType::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if held.contains(&qtype) || (qtype == RecordType::ANY && !held.is_empty()) {
+        return Ok(format!("answered: the name has {types} records"));
+    }
+    match held.len() {
+        0 => Err((
+            OTHER,
+            "the name exists but holds no records: only names below it do".into(),
+        )),
+        _ => Err((
+            OTHER,
+            format!("the name has no {qtype} records (it has {types})"),
+        )),
+    }
+}
+
+fn join(ips: impl Iterator<Item = impl std::fmt::Display>) -> String {
+    ips.map(|ip| ip.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// `a, b and 3 more`.
+fn list(names: &[&str], shown: usize) -> String {
+    let mut text = names[..names.len().min(shown)].join(", ");
+    if names.len() > shown {
+        let _ = write!(text, " and {} more", names.len() - shown);
+    }
+    text
+}
+
+/// The candidate most like `name`, if one is close: at most two edits away (one for names of
+/// up to four characters), or `name` with a `-suffix` added or removed (`nginx` for `nginx-svc`).
+pub fn closest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    let bound = if name.len() <= 4 { 1 } else { 2 };
+    let mut best: Option<(usize, &str)> = None;
+    for candidate in candidates {
+        if candidate == name {
+            continue;
+        }
+        let dashed_extension = |long: &str, short: &str| {
+            long.strip_prefix(short)
+                .is_some_and(|rest| rest.starts_with('-'))
+        };
+        let distance = if dashed_extension(candidate, name) || dashed_extension(name, candidate) {
+            Some(bound)
+        } else {
+            edit_distance(name, candidate, bound)
+        };
+        if let Some(distance) = distance
+            && best.is_none_or(|(d, _)| distance < d)
+        {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, candidate)| candidate)
+}
+
+/// The Levenshtein distance between `a` and `b` if it is at most `bound`.
+fn edit_distance(a: &str, b: &str, bound: usize) -> Option<usize> {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len().abs_diff(b.len()) > bound || a.len() > 63 || b.len() > 63 {
+        return None;
+    }
+    let mut previous: [usize; 64] = std::array::from_fn(|i| i);
+    let mut current = [0usize; 64];
+    for (i, &ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        let mut row_min = current[0];
+        for (j, &cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            current[j + 1] = (previous[j] + cost)
+                .min(previous[j + 1] + 1)
+                .min(current[j] + 1);
+            row_min = row_min.min(current[j + 1]);
+        }
+        if row_min > bound {
+            return None;
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    Some(previous[b.len()]).filter(|&d| d <= bound)
+}
+
+/// A Service's diagnosis from what the cluster knows; `None` when there is nothing to say.
+pub fn diagnose(
+    selector: Option<String>,
+    endpoints_empty: bool,
+    held_back: Vec<HeldBackPod>,
+    misnamed: Vec<MisnamedPod>,
+    slice_endpoints_not_ready: u32,
+) -> Option<Box<ServiceDiagnosis>> {
+    if !endpoints_empty && held_back.is_empty() && misnamed.is_empty() {
+        return None;
+    }
+    Some(Box::new(ServiceDiagnosis {
+        selector: selector.unwrap_or_default().into(),
+        held_back: held_back.into(),
+        misnamed: misnamed.into(),
+        slice_endpoints_not_ready,
+    }))
+}
+
+/// The reason for `reply` to the question `lower` (lower case) if it is empty or negative in
+/// our zones: NXDOMAIN, NODATA (also at the end of a CNAME chain within the zone), or SERVFAIL
+/// before the first sync. `None` for answers with records, refusals and format errors.
+pub fn for_reply(
+    view: &View,
+    zone: &Zone,
+    lower: &Name,
+    qtype: RecordType,
+    reply: &Reply,
+) -> Option<Explanation> {
+    let about = empty_at(view, zone, lower, qtype, reply)?;
+    let mut buffer = [&[][..]; MAX_LABELS];
+    let labels = labels_of(&about, &mut buffer);
+    Some(explain(view, zone, labels, qtype, false))
+}
+
+/// The name (lower case) an empty or negative `reply` is about: the question's, or the last
+/// CNAME target within the zone; `None` when the reply has what was asked for.
+fn empty_at(
+    view: &View,
+    zone: &Zone,
+    lower: &Name,
+    qtype: RecordType,
+    reply: &Reply,
+) -> Option<Name> {
+    let empty = match reply.rcode {
+        ResponseCode::NXDomain | ResponseCode::NoError => true,
+        ResponseCode::ServFail => !view.synced(),
+        _ => false,
+    };
+    if !empty {
+        return None;
+    }
+    match reply.answers.last() {
+        None => Some(lower.clone()),
+        Some(record) => match &record.data {
+            RData::CNAME(CNAME(target))
+                if !matches!(qtype, RecordType::CNAME | RecordType::ANY)
+                    && zone.origin.zone_of(target) =>
+            {
+                Some(target.to_lowercase())
+            }
+            _ => None,
+        },
+    }
+}
+
+/// What `headless-dns explain` prints and `GET /explain` returns: the answer, and why.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Report {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub qtype: String,
+    pub rcode: String,
+    pub answers: Vec<String>,
+    pub authority: Vec<String>,
+    pub additionals: Vec<String>,
+    /// The Extended DNS Error an EDNS query would get (`None` for an answer with records).
+    pub ede: Option<Ede>,
+    /// The conclusion, for answers with records too.
+    pub reason: String,
+    /// What was looked at, in order.
+    pub facts: Vec<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Ede {
+    pub code: u16,
+    pub text: String,
+}
+
+/// The question as a user types it: a name, fully qualified or relative to the zone, or an IP
+/// address (its reverse name; then `A` means `PTR`); the type by its mnemonic.
+pub fn parse_question(zone: &Zone, name: &str, qtype: &str) -> Result<(Name, RecordType), String> {
+    let mut qtype: RecordType = qtype
+        .to_ascii_uppercase()
+        .parse()
+        .map_err(|_| format!("{qtype:?} is not a record type (A, AAAA, SRV, PTR, TXT, ...)"))?;
+    if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+        if qtype == RecordType::A {
+            qtype = RecordType::PTR;
+        }
+        return Ok((Name::from(ip), qtype));
+    }
+    let mut parsed = Name::from_ascii(name).map_err(|e| format!("{name:?} is not a name: {e}"))?;
+    if !parsed.is_fqdn() {
+        let reverse = ["in-addr.arpa", "ip6.arpa"]
+            .iter()
+            .any(|apex| name.trim_end_matches('.').ends_with(apex));
+        let origin = zone.origin.to_string();
+        let qualified = format!("{}.", name.trim_end_matches('.'));
+        parsed = if reverse || qualified.to_lowercase().ends_with(&origin) {
+            Name::from_ascii(qualified)
+        } else {
+            parsed.append_domain(&zone.origin)
+        }
+        .map_err(|e| format!("{name:?} is too long in zone {}: {e}", zone.origin))?;
+    }
+    Ok((parsed, qtype))
+}
+
+/// The answer to `name` and `qtype` from `view`, with the reason and the facts behind it.
+pub fn report(view: &View, zone: &Zone, name: &Name, qtype: RecordType) -> Report {
+    let lower = name.to_lowercase();
+    let reply = rules::answer(
+        view,
+        zone,
+        &lower,
+        name,
+        qtype,
+        hickory_proto::rr::DNSClass::IN,
+    );
+    let about = empty_at(view, zone, &lower, qtype, &reply);
+    let explained = about.as_ref().unwrap_or(&lower);
+    let mut buffer = [&[][..]; MAX_LABELS];
+    let labels = labels_of(explained, &mut buffer);
+    let explanation = explain(view, zone, labels, qtype, true);
+    let mut facts = explanation.facts;
+    if about.as_ref().is_some_and(|about| *about != lower) {
+        facts.insert(
+            0,
+            format!("{name} is an alias; the chain ends at {explained}"),
+        );
+    }
+    let lines = |records: &[hickory_proto::rr::Record]| {
+        records.iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    Report {
+        name: name.to_string(),
+        qtype: qtype.to_string(),
+        rcode: rcode_name(reply.rcode),
+        answers: lines(&reply.answers),
+        authority: lines(&reply.authority),
+        additionals: lines(&reply.additionals),
+        ede: about.is_some().then(|| Ede {
+            code: explanation.code,
+            text: explanation.reason.clone(),
+        }),
+        reason: explanation.reason,
+        facts,
+    }
+}
+
+/// As `dig` prints it.
+fn rcode_name(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        other => other.to_str().to_uppercase(),
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} {}: {}", self.name, self.qtype, self.rcode)?;
+        for (section, records) in [
+            ("answer", &self.answers),
+            ("authority", &self.authority),
+            ("additional", &self.additionals),
+        ] {
+            for record in records {
+                writeln!(f, "  {section:<10} {record}")?;
+            }
+        }
+        for fact in &self.facts {
+            writeln!(f, "  - {fact}")?;
+        }
+        match &self.ede {
+            Some(ede) => writeln!(f, "why: {} (EDE {})", ede.text, ede.code),
+            None => writeln!(f, "{}", self.reason),
+        }
+    }
+}
