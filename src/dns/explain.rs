@@ -594,6 +594,14 @@ fn no_endpoint(
         };
     }
     if let Some(ip) = ip
+        && let Some(endpoint) = service.endpoints.iter().find(|e| e.ips.contains(ip))
+    {
+        return format!(
+            "{ip} is endpoint {} of Service {name}: a pod with a hostname is named by it",
+            endpoint.label
+        );
+    }
+    if let Some(ip) = ip
         && view.has_pod_ip(namespace, ip)
     {
         return format!("the pod with IP {ip} is not an endpoint of Service {name}");

@@ -8,6 +8,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 
 use super::*;
+use crate::dns::explain;
 use crate::records::*;
 use crate::cluster::{ClusterEvent, ClusterState};
 
@@ -920,4 +921,163 @@ fn srv_at_a_services_own_name() {
     // The addresses of a target named for two ports are listed once.
     let reply = ask(&view, &zone, "api.default.svc.cluster.local.", SRV);
     assert_eq!(reply.additionals.len(), 2);
+}
+
+/// The table cluster, and pods whose names went astray: subdomains no Service answers for, a
+/// subdomain without a hostname and the reverse, a Service whose pods are all held back.
+fn astray_cluster() -> Vec<ClusterObject> {
+    let mut objects = cluster();
+    let mut sleepy_0 = pod("sleepy-0", "sleepy", &["10.244.8.1"]);
+    sleepy_0.ready = false;
+    let mut sleepy_1 = pod("sleepy-1", "sleepy", &["10.244.8.2"]);
+    sleepy_1.terminating = true;
+    let mut cache_0 = pod("cache-0", "cache", &["10.244.8.10"]);
+    Arc::make_mut(&mut cache_0.template).subdomain = Some("cache".into());
+    let mut cache_1 = pod("cache-1", "cache", &["10.244.8.11"]);
+    Arc::make_mut(&mut cache_1.template).hostname = PodHostname::of("cache-1", Some("cache-1"));
+    objects.extend([
+        ClusterObject::Service(service("default", "sleepy", ServiceKind::Headless, Some(&[("app", "sleepy")]))),
+        ClusterObject::Service(service("default", "cache", ServiceKind::Headless, Some(&[("app", "cache")]))),
+        placed("default", sleepy_0),
+        placed("default", sleepy_1),
+        placed("default", cache_0),
+        placed("default", cache_1),
+        // kubernetes#74950: the subdomain (the StatefulSet's serviceName) names no Service.
+        placed("default", with_hostname(pod("lost-0", "lost", &["10.244.8.20"]), "lost-0", "lost")),
+        // Its subdomain names a Service whose selector does not match it.
+        placed("default", with_hostname(pod("picky-0", "picky", &["10.244.8.30"]), "picky-0", "nginx-svc")),
+    ]);
+    objects
+}
+
+fn explained(view: &View, zone: &Zone, qname: &str, qtype: RecordType) -> explain::Explanation {
+    let name = Name::from_ascii(qname).unwrap().to_lowercase();
+    let reply = answer(view, zone, &name, &name, qtype, DNSClass::IN);
+    let why = explain::for_reply(view, zone, &name, qtype, &reply);
+    why.unwrap_or_else(|| panic!("{qname} {qtype} is answered ({:?}): nothing to explain", reply.rcode))
+}
+
+/// `(qname, qtype) → reason`: every empty answer says why, in one line.
+#[test]
+fn empty_answers_say_why() {
+    let view = view_of(astray_cluster());
+    let zone = zone(PodRecords::Verified);
+    for (qname, qtype, says) in [
+        ("web-2.nginx-svc.default.svc.cluster.local.", A, "pod web-2 is not Ready, so Service nginx-svc does not list it"),
+        ("web-3.nginx-svc.default.svc.cluster.local.", A, "pod web-3 is terminating"),
+        ("web-4.nginx-svc.default.svc.cluster.local.", A, "pod web-4 has finished (Succeeded or Failed)"),
+        ("10-244-1-12.nginx-svc.default.svc.cluster.local.", A, "pod web-2 is not Ready"),
+        ("empty-svc.default.svc.cluster.local.", A, "no pod matches the selector app=none of headless Service empty-svc"),
+        ("manual.default.svc.cluster.local.", A, "headless Service manual has no selector and its EndpointSlices list no endpoint"),
+        ("sleepy.default.svc.cluster.local.", A, "headless Service sleepy has no ready endpoints: 2 pods match its selector app=sleepy, 1 not Ready, 1 terminating"),
+        ("_web._tcp.sleepy.default.svc.cluster.local.", SRV, "headless Service sleepy has no ready endpoints"),
+        ("nginx-svc.default.svc.cluster.local.", AAAA, "the name has no AAAA records (it has A, SRV)"),
+        ("web-0.nginx-svc.default.svc.cluster.local.", TXT, "the name has no TXT records (it has A)"),
+        ("default.svc.cluster.local.", A, "the name exists but holds no records"),
+        // #124207: the subdomain names another Service (here one that does not exist).
+        ("x.nginx-svc.default.svc.cluster.local.", A, "pod other-sub's spec.subdomain is elsewhere, not nginx-svc: Service nginx-svc names it by its address"),
+        ("x.elsewhere.default.svc.cluster.local.", A, "no Service elsewhere in namespace default, though pod other-sub has spec.subdomain elsewhere"),
+        ("lost-0.lost.default.svc.cluster.local.", A, "no Service lost in namespace default, though pod lost-0 has spec.subdomain lost"),
+        ("lost-0.nginx-svc.default.svc.cluster.local.", A, "pod lost-0's spec.subdomain is lost, not nginx-svc"),
+        ("picky-0.nginx-svc.default.svc.cluster.local.", A, "pod picky-0 has spec.subdomain nginx-svc, but Service nginx-svc's selector app=nginx does not match its labels"),
+        ("cache-0.cache.default.svc.cluster.local.", A, "pod cache-0 has spec.subdomain cache but no spec.hostname: Service cache names it by its address"),
+        ("cache-1.cache.default.svc.cluster.local.", A, "pod cache-1 has a spec.hostname but no spec.subdomain"),
+        ("10-244-1-10.nginx-svc.default.svc.cluster.local.", A, "10.244.1.10 is endpoint web-0 of Service nginx-svc"),
+        ("10-244-9-9.nginx-svc.default.svc.cluster.local.", A, "Service nginx-svc has no endpoint 10-244-9-9 (3 endpoints)"),
+        ("wbe-0.nginx-svc.default.svc.cluster.local.", A, "Service nginx-svc has no endpoint wbe-0 (3 endpoints); did you mean web-0?"),
+        ("nginx.default.svc.cluster.local.", A, "no Service nginx in namespace default; did you mean nginx-svc?"),
+        ("ngnix-svc.default.svc.cluster.local.", A, "no Service ngnix-svc in namespace default; did you mean nginx-svc?"),
+        ("zzz.default.svc.cluster.local.", A, "no Service zzz in namespace default"),
+        ("nginx-svc.defualt.svc.cluster.local.", A, "no namespace defualt; did you mean default?"),
+        ("web-0.nginx-svc.nowhere.svc.cluster.local.", A, "no namespace nowhere"),
+        ("x.db.default.svc.cluster.local.", A, "Service db is an ExternalName Service: it has no endpoint names"),
+        ("_web._udp.nginx-svc.default.svc.cluster.local.", SRV, "Service nginx-svc has no port named web over udp (it has web/tcp)"),
+        ("_tcp.empty-svc.default.svc.cluster.local.", A, "no pod matches the selector"),
+        ("_x._tcp.manual.default.svc.cluster.local.", SRV, "has no selector"),
+        ("10-244-9-8.default.pod.cluster.local.", A, "no pod in namespace default has IP 10.244.9.8 (--pod-records verified)"),
+        ("web-0.default.pod.cluster.local.", A, "web-0 is not an IP address written with dashes"),
+        ("99.1.244.10.in-addr.arpa.", PTR, "no Service or endpoint has the address 10.244.1.99"),
+        ("1.244.10.in-addr.arpa.", PTR, "not a whole address"),
+        ("foo.cluster.local.", A, "no name of this shape in cluster.local."),
+    ] {
+        let why = explained(&view, &zone, qname, qtype);
+        assert!(why.reason.contains(says), "{qname} {qtype}: {:?}, not {says:?}", why.reason);
+        assert_eq!(why.code, explain::OTHER, "{qname}");
+        assert!(why.reason.len() <= explain::MAX_REASON && !why.reason.contains('\n'), "{}", why.reason);
+    }
+    // The exact line matters where a suggestion would mislead: none for a name far from all.
+    assert_eq!(explained(&view, &zone, "zzz.default.svc.cluster.local.", A).reason, "no Service zzz in namespace default");
+}
+
+/// Answers with records, refusals and out-of-zone CNAMEs have nothing to explain; before the
+/// first sync everything in the zone is "Not Ready"; the scope names what it leaves out.
+#[test]
+fn what_is_explained_and_how() {
+    let view = view_of(astray_cluster());
+    let zone = zone(PodRecords::Verified);
+    for (qname, qtype) in [
+        ("web-0.nginx-svc.default.svc.cluster.local.", A),
+        ("db.default.svc.cluster.local.", A),
+        ("example.com.", A),
+    ] {
+        let name = Name::from_ascii(qname).unwrap();
+        let reply = answer(&view, &zone, &name, &name, qtype, DNSClass::IN);
+        assert_eq!(explain::for_reply(&view, &zone, &name, qtype, &reply), None, "{qname}");
+    }
+
+    let unsynced = View::new(1);
+    let why = explained(&unsynced, &zone, "web-0.nginx-svc.default.svc.cluster.local.", A);
+    assert_eq!(why.code, explain::NOT_READY);
+    assert!(why.reason.starts_with("not yet synced with the Kubernetes API"), "{}", why.reason);
+
+    let scoped = zone.clone().with_scope(Scope {
+        namespaces: vec!["default".into(), "kube-system".into()],
+        selector: Some("dns=public".into()),
+    });
+    assert_eq!(
+        explained(&view, &scoped, "solo.other.svc.cluster.local.", A).reason,
+        "namespace other is not watched (--namespace default,kube-system)"
+    );
+    assert_eq!(
+        explained(&view, &scoped, "zzz.default.svc.cluster.local.", A).reason,
+        "no Service zzz in namespace default (only Services matching --selector dns=public are watched)"
+    );
+
+    // An ExternalName whose target is in the zone: the reason is the target's.
+    let mut objects = astray_cluster();
+    objects.push(ClusterObject::Service(service(
+        "default",
+        "alias",
+        ServiceKind::ExternalName(Box::new(Name::from_ascii("web-2.nginx-svc.default.svc.cluster.local.").unwrap())),
+        None,
+    )));
+    let view = view_of(objects);
+    let why = explained(&view, &zone, "alias.default.svc.cluster.local.", A);
+    assert!(why.reason.starts_with("pod web-2 is not Ready"), "{}", why.reason);
+
+    // The full account lists what was looked at, and ends where the line does.
+    let name = Name::from_ascii("web-2.nginx-svc.default.svc.cluster.local.").unwrap();
+    let report = explain::report(&view, &zone, &name, A);
+    assert_eq!(report.rcode, "NXDOMAIN");
+    assert_eq!(report.ede.as_ref().map(|e| e.code), Some(explain::OTHER));
+    assert!(report.facts.iter().any(|f| f.starts_with("Service nginx-svc: headless, selector app=nginx, 3 endpoints")), "{:?}", report.facts);
+    let text = report.to_string();
+    assert!(text.ends_with("why: pod web-2 is not Ready, so Service nginx-svc does not list it (EDE 0)\n"), "{text}");
+}
+
+#[test]
+fn suggestions_are_close_names_only() {
+    let names = ["nginx-svc", "api", "web", "database"];
+    for (asked, suggested) in [
+        ("nginx", Some("nginx-svc")),
+        ("ngnix-svc", Some("nginx-svc")),
+        ("nginx-svc-headless", Some("nginx-svc")),
+        ("apo", Some("api")),
+        ("databse", Some("database")),
+        ("xyz", None),
+        ("we", Some("web")),
+        ("cache", None),
+    ] {
+        assert_eq!(explain::closest(asked, names), suggested, "{asked}");
+    }
 }

@@ -552,6 +552,12 @@ mod tests {
 
     /// `synced`: whether the source has delivered a complete state yet.
     fn handler_with(synced: bool) -> Handler {
+        let zone = Zone::new("cluster.local.", 30, PodRecords::Verified, None).unwrap();
+        Handler::new(cluster_view(synced), Arc::new(zone))
+    }
+
+    /// The cluster of [`handler`].
+    fn cluster_view(synced: bool) -> SharedView {
         let mut parts = vec![
             headless("web"),
             pod("web-0", "web", &["10.0.0.1", "fd00::1"], Some(("web-0", "web"))),
@@ -580,9 +586,7 @@ mod tests {
         if synced {
             state.apply(ClusterEvent::Synced);
         }
-        let view = SharedView::new(state.publish().unwrap());
-        let zone = Zone::new("cluster.local.", 30, PodRecords::Verified, None).unwrap();
-        Handler::new(view, Arc::new(zone))
+        SharedView::new(state.publish().unwrap())
     }
 
     fn query(name: &str, qtype: RecordType, edns: Option<(u16, bool)>) -> Message {
@@ -813,5 +817,116 @@ mod tests {
             !taken.iter().any(|d| d.len() < plain.len()),
             "a cut datagram was taken"
         );
+    }
+
+    /// The reason of an Extended DNS Error in `reply`, if it has one.
+    fn reason_in(reply: &[u8]) -> Option<String> {
+        use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+        let message = Message::from_vec(reply).unwrap();
+        let edns = message.edns.as_ref()?;
+        match edns.options().get(EdnsCode::from(EDE_OPTION))? {
+            EdnsOption::Unknown(_, data) => Some(String::from_utf8_lossy(&data[2..]).into_owned()),
+            other => panic!("EDE read as {other:?}"),
+        }
+    }
+
+    /// Empty and negative answers to EDNS queries carry their reason on the direct path too,
+    /// byte for byte as hickory's path writes it; it is left out where it would not fit, and
+    /// everywhere with `--explain off`.
+    #[test]
+    fn negative_answers_carry_their_reason_directly() {
+        let handler = handler();
+        let mut direct = Vec::new();
+        for (name, qtype, says) in [
+            (
+                "web-9.web.default.svc.cluster.local.",
+                RecordType::A,
+                Some("has no endpoint web-9"),
+            ),
+            (
+                "web-1.web.default.svc.cluster.local.",
+                RecordType::AAAA,
+                Some("no AAAA records (it has A)"),
+            ),
+            (
+                "10-0-0-99.default.pod.cluster.local.",
+                RecordType::A,
+                Some("no pod in namespace default"),
+            ),
+            ("web.default.svc.cluster.local.", RecordType::A, None),
+            ("example.com.", RecordType::A, None),
+        ] {
+            let datagram = query(name, qtype, Some((1232, false))).to_vec().unwrap();
+            assert_eq!(
+                compare(&handler, std::slice::from_ref(&datagram)).len(),
+                1,
+                "{name}"
+            );
+            handler.answer_directly(&datagram, &mut direct);
+            let reason = reason_in(&direct);
+            match says {
+                Some(says) => assert!(
+                    reason.as_deref().is_some_and(|r| r.contains(says)),
+                    "{name}: {reason:?}"
+                ),
+                None => assert_eq!(reason, None, "{name}"),
+            }
+            // Without EDNS there is nowhere to put it.
+            let plain = query(name, qtype, None).to_vec().unwrap();
+            handler.answer_directly(&plain, &mut direct);
+            assert!(Message::from_vec(&direct).unwrap().edns.is_none());
+        }
+        let unsynced = handler_with(false);
+        let early = query(
+            "web.default.svc.cluster.local.",
+            RecordType::A,
+            Some((512, false)),
+        );
+        let early = early.to_vec().unwrap();
+        assert_eq!(compare(&unsynced, std::slice::from_ref(&early)).len(), 1);
+        unsynced.answer_directly(&early, &mut direct);
+        assert!(reason_in(&direct).unwrap().starts_with("not yet synced"));
+
+        // A long zone makes a long reason: beside a long question it fits 1232 bytes, not 512.
+        let zone = "a-rather-long-cluster-domain-for-this-test.example.internal.";
+        let view = SharedView::new({
+            let mut state = ClusterState::new(1);
+            state.apply(ClusterEvent::Synced);
+            state.publish().unwrap()
+        });
+        let long = Handler::new(
+            view.clone(),
+            Arc::new(Zone::new(zone, 30, PodRecords::Verified, None).unwrap()),
+        );
+        let label = "x".repeat(60);
+        let name = format!("{label}.{label}.{label}.{zone}");
+        let mut sizes = Vec::new();
+        for size in [512, 1232] {
+            let datagram = query(&name, RecordType::A, Some((size, false)))
+                .to_vec()
+                .unwrap();
+            assert_eq!(compare(&long, std::slice::from_ref(&datagram)).len(), 1);
+            long.answer_directly(&datagram, &mut direct);
+            let reply = Message::from_vec(&direct).unwrap();
+            assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+            assert!(!reply.metadata.truncation && reply.authorities.len() == 1);
+            sizes.push((size, direct.len(), reason_in(&direct).is_some()));
+        }
+        assert!(
+            matches!(sizes[..], [(512, _, false), (1232, n, true)] if n > 512),
+            "{sizes:?}"
+        );
+
+        let quiet = Zone::new("cluster.local.", 30, PodRecords::Verified, None).unwrap();
+        let quiet = Handler::new(cluster_view(true), Arc::new(quiet.with_explanations(false)));
+        let datagram = query(
+            "web-9.web.default.svc.cluster.local.",
+            RecordType::A,
+            Some((1232, false)),
+        );
+        let datagram = datagram.to_vec().unwrap();
+        assert_eq!(compare(&quiet, std::slice::from_ref(&datagram)).len(), 1);
+        quiet.answer_directly(&datagram, &mut direct);
+        assert_eq!(reason_in(&direct), None);
     }
 }
