@@ -140,7 +140,7 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub tcp_connections: u32,
 
-    /// Address for the HTTP probes `/healthz` and `/readyz`, and `/metrics`.
+    /// Address for the HTTP probes `/healthz` and `/readyz`, `/metrics`, and `/explain`.
     #[arg(
         long,
         global = true,
