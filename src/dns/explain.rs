@@ -164,10 +164,14 @@ pub fn explain(
         detail,
         facts: Vec::new(),
     };
-    let (code, reason) = match reason(view, zone, labels, qtype, &mut trail) {
+    let (code, mut reason) = match reason(view, zone, labels, qtype, &mut trail) {
         Ok(reason) => (OTHER, reason),
         Err(stop) => stop,
     };
+    // A label may hold any byte: the line stays one line.
+    if reason.contains(char::is_control) {
+        reason = reason.replace(char::is_control, "?");
+    }
     Explanation {
         code,
         reason,
@@ -183,13 +187,7 @@ fn reason(
     trail: &mut Trail,
 ) -> Result<String, Stop> {
     let question = classify(zone, labels);
-    if question == Question::OutOfZone {
-        return Err((
-            NOT_AUTHORITATIVE,
-            format!("not in {} nor a reverse zone: refused", zone.origin),
-        ));
-    }
-    if !view.synced() {
+    if question != Question::OutOfZone && !view.synced() {
         return Err((
             NOT_READY,
             "not yet synced with the Kubernetes API: no complete list of the cluster so far".into(),
@@ -197,7 +195,10 @@ fn reason(
     }
     trail.fact(|| format!("serial {}; {}", view.serial(), shape(&question)));
     match question {
-        Question::OutOfZone => unreachable!("handled above"),
+        Question::OutOfZone => Err((
+            NOT_AUTHORITATIVE,
+            format!("not in {} nor a reverse zone: refused", zone.origin),
+        )),
         Question::NoSuchName => Err((
             OTHER,
             format!(

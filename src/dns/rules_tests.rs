@@ -1043,6 +1043,11 @@ fn what_is_explained_and_how() {
         "no Service zzz in namespace default (only Services matching --selector dns=public are watched)"
     );
 
+    // Any byte may be in a label; the reason stays one printable line.
+    let labels: [&[u8]; 6] = [b"we\nb\x00", b"nginx-svc", b"default", b"svc", b"cluster", b"local"];
+    let why = explain::explain(&view, &zone, &labels, A, false);
+    assert_eq!(why.reason, "Service nginx-svc has no endpoint we?b? (3 endpoints)");
+
     // An ExternalName whose target is in the zone: the reason is the target's.
     let mut objects = astray_cluster();
     objects.push(ClusterObject::Service(service(
