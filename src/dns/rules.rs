@@ -255,9 +255,11 @@ pub fn service_view<'p, 's>(
     let (endpoints, endpoint_ports) = merge_endpoints(service, endpoints);
     let diagnosis = match service.kind {
         ServiceKind::ExternalName(_) => None,
+        // A ClusterIP Service answers with its address whether or not it has endpoints: an
+        // empty one has nothing to explain unless it holds pods back.
         _ => explain::diagnose(
             selector_text(service),
-            endpoints.is_empty(),
+            endpoints.is_empty() && service.kind == ServiceKind::Headless,
             held,
             misnamed,
             slice_not_ready,

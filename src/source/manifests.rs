@@ -827,10 +827,11 @@ pub fn load(input: &Input, max_size: u64) -> Result<Loaded, String> {
             if meta.len() > max_size {
                 return Err(too_large(meta.len()));
             }
-            std::fs::File::open(path).and_then(|f| f.take(max_size + 1).read_to_string(&mut text))
+            std::fs::File::open(path)
+                .and_then(|f| f.take(max_size.saturating_add(1)).read_to_string(&mut text))
         }
         Input::Stdin => std::io::stdin()
-            .take(max_size + 1)
+            .take(max_size.saturating_add(1))
             .read_to_string(&mut text),
     };
     read.map_err(|e| format!("{input}: cannot read: {e}"))?;
