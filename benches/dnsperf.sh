@@ -32,6 +32,8 @@ HDNS_ARGS=${HDNS_ARGS:-}
 HDNS_BIN=${HDNS_BIN:-}
 # UDP threads of headless-dns: one per CPU in SERVER_CPU (it would otherwise count every CPU).
 UDP_THREADS=${UDP_THREADS:-$(taskset -c "${SERVER_CPU}" nproc)}
+# Extra dnsperf flags for every run, e.g. `-e` (EDNS0: negative answers then carry their reason).
+DNSPERF_ARGS=${DNSPERF_ARGS:-}
 # json: the cluster as one List (kubectl get -o json); yaml: multi-document YAML.
 MANIFESTS=${MANIFESTS:-json}
 
@@ -143,14 +145,14 @@ threads_cpus() {
 
 # Queries/s of dnsperf's run against port $1 with query file $2.
 qps() {
-  taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -T 1 -c 1 -q 500 \
+  taskset -c "$CLIENT_CPU" dnsperf $DNSPERF_ARGS -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -T 1 -c 1 -q 500 \
     2>/dev/null | awk '/Queries per second/ {print int($4)}'
 }
 
 # p99 latency in ms at a fixed rate: dnsperf -v reports every response's latency. It writes to a
 # file: through a pipe, dnsperf stalls on the pipe and its latencies grow a hundredfold.
 p99_at_fixed_rate() {
-  taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l 5 -T 1 -c 1 -Q "$FIXED_QPS" -v \
+  taskset -c "$CLIENT_CPU" dnsperf $DNSPERF_ARGS -s 127.0.0.1 -p "$1" -d "$2" -l 5 -T 1 -c 1 -Q "$FIXED_QPS" -v \
     >"$work/verbose.txt" 2>/dev/null
   awk '$1 == ">" {print $NF}' "$work/verbose.txt" | sort -g |
     awk '{v[NR] = $1} END {if (NR == 0) print "n/a"; else printf "%.3f", v[int(NR * 0.99)] * 1000}'
@@ -166,7 +168,7 @@ cpu_us_per_query() {
   local before after queries hz
   hz=$(getconf CLK_TCK)
   before=$(cpu_ticks "$1")
-  queries=$(taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$2" -d "$3" -l "$CPU_SECONDS" -T 1 -c 1 -q 500 2>/dev/null |
+  queries=$(taskset -c "$CLIENT_CPU" dnsperf $DNSPERF_ARGS -s 127.0.0.1 -p "$2" -d "$3" -l "$CPU_SECONDS" -T 1 -c 1 -q 500 2>/dev/null |
     awk '/Queries completed/ {print $3}')
   after=$(cpu_ticks "$1")
   awk -v t=$((after - before)) -v q="$queries" -v hz="$hz" 'BEGIN {printf "%.2f", (q > 0 ? t / hz * 1e6 / q : 0)}'

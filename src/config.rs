@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::dns::rules::{EndpointNames, PodRecords, Scope};
 use crate::source::kube::KubeOptions;
+use crate::transfer::Network;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -188,6 +189,24 @@ pub struct Config {
     )]
     pub explain: Switch,
 
+    /// Clients allowed zone transfers (AXFR, IXFR over TCP) of the zone and the reverse zones:
+    /// a network (`10.0.0.0/8`, `fd00::/8`) or an address; repeat for several (default: none,
+    /// transfers are refused). The environment variable takes a comma-separated list.
+    #[arg(
+        long,
+        global = true,
+        env = "HEADLESS_DNS_ALLOW_TRANSFER",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub allow_transfer: Vec<Network>,
+
+    /// Secondaries to send NOTIFY to when the zones change: an address, port 53 unless given
+    /// (`192.0.2.1`, `192.0.2.1:5300`, `[fd00::1]:53`); repeat for several.
+    #[arg(long, global = true, env = "HEADLESS_DNS_NOTIFY", value_name = "ADDR[:PORT]",
+          value_delimiter = ',', value_parser = notify_target)]
+    pub notify: Vec<SocketAddr>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -209,6 +228,19 @@ impl Config {
             service_selector: self.selector.clone(),
         }
     }
+}
+
+/// An address, with port 53 unless one is given.
+fn notify_target(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = value.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    let bare = value.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| {
+            format!("{value:?} is not an address: 192.0.2.1, 192.0.2.1:5300 or [fd00::1]:53")
+        })
 }
 
 fn namespace_name(value: &str) -> Result<String, String> {

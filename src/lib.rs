@@ -16,6 +16,7 @@ pub mod memory;
 pub mod records;
 pub mod server;
 pub mod source;
+pub mod transfer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -173,8 +174,11 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     let following = follow(config).await?;
     let shared = following.view;
     let dns_metrics = Arc::new(DnsMetrics::new(config.listen, &config.zone));
+    let policy = transfer::TransferPolicy {
+        allowed: config.allow_transfer.clone(),
+    };
     let handler = Observed::new(
-        Handler::new(shared.clone(), zone.clone()),
+        Handler::new(shared.clone(), zone.clone()).with_transfers(policy),
         dns_metrics.clone(),
         config.log_queries,
     );
@@ -193,9 +197,15 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         programming: following.programming,
         tcp_connections: dns.tcp_connections_reader(),
     };
-    let http = HttpServer::bind(config.http_listen, shared, zone, scrape)
+    let http = HttpServer::bind(config.http_listen, shared.clone(), zone.clone(), scrape)
         .await
         .map_err(|e| format!("cannot listen for HTTP on {}: {e}", config.http_listen))?;
+    let mut tasks = following.tasks;
+    tasks.extend(transfer::notify::spawn(
+        shared.clone(),
+        zone.clone(),
+        config.notify.clone(),
+    ));
     let (dns_addr, http_addr) = (dns.local_addr(), http.local_addr());
     info!(%dns_addr, %http_addr, zone = %config.zone, "answering DNS over UDP and TCP");
     Ok(Running {
@@ -203,7 +213,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         http_addr,
         dns,
         http,
-        tasks: following.tasks,
+        tasks,
     })
 }
 

@@ -1,5 +1,6 @@
 //! DNS: the view of the cluster as names, and the rules that answer questions from it.
 
+pub mod contents;
 pub mod explain;
 pub mod question;
 pub mod rules;

@@ -202,6 +202,19 @@ impl Holders {
         }
     }
 
+    /// The namespaces with pods on the address.
+    fn pod_namespaces(&self) -> impl Iterator<Item = &str> {
+        let (one, many): (Option<&NamespaceRef>, &[(NamespaceRef, u32)]) = match self {
+            Holders::Pods { namespace, count } if *count > 0 => (Some(namespace), &[]),
+            Holders::Service { service, pods } if *pods > 0 => (Some(&service.namespace), &[]),
+            Holders::Many(many) => (None, &many.pods[..]),
+            _ => (None, &[]),
+        };
+        one.into_iter()
+            .chain(many.iter().map(|(namespace, _)| namespace))
+            .map(|namespace| &***namespace)
+    }
+
     fn services(&self) -> impl Iterator<Item = (&str, &str)> {
         let services = match self {
             Holders::Pods { .. } => &[][..],
@@ -314,6 +327,46 @@ impl View {
 
     pub fn has_pod_ip(&self, namespace: &str, ip: IpAddr) -> bool {
         self.holders(ip).is_some_and(|h| h.has_pods_in(namespace))
+    }
+
+    /// `(namespace, name)` of every Service.
+    pub fn service_keys(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.services
+            .iter()
+            .map(|(key, _)| (&**key.namespace, &*key.name))
+    }
+
+    /// Every address held by a pod (a name under `pod.<zone>`).
+    pub fn pod_addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.addresses()
+            .filter(|(_, holders)| holders.pod_namespaces().next().is_some())
+            .map(|(ip, _)| ip)
+    }
+
+    /// Every address a Service's cluster IPs or endpoints hold (a PTR name).
+    pub fn service_addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.addresses()
+            .filter(|(_, holders)| holders.services().next().is_some())
+            .map(|(ip, _)| ip)
+    }
+
+    fn addresses(&self) -> impl Iterator<Item = (IpAddr, &Holders)> {
+        let v4 = self
+            .holders_v4
+            .iter()
+            .map(|(ip, h)| (IpAddr::V4((*ip).into()), h));
+        let v6 = self
+            .holders_v6
+            .iter()
+            .map(|(ip, h)| (IpAddr::V6((*ip).into()), h));
+        v4.chain(v6)
+    }
+
+    /// The namespaces with a pod on `ip`.
+    pub fn pod_namespaces(&self, ip: IpAddr) -> impl Iterator<Item = &str> {
+        self.holders(ip)
+            .into_iter()
+            .flat_map(Holders::pod_namespaces)
     }
 
     /// `(namespace, name)` of the Services whose cluster IPs or endpoints hold `ip`.
@@ -634,6 +687,11 @@ impl SharedView {
 
     pub fn load(&self) -> arc_swap::Guard<Arc<View>> {
         self.0.load()
+    }
+
+    /// The current snapshot, to keep across awaits (a zone transfer).
+    pub fn load_full(&self) -> Arc<View> {
+        self.0.load_full()
     }
 
     pub fn publish(&self, view: View) {

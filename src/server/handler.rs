@@ -19,6 +19,7 @@ use crate::dns::rules::{self, Reply, Zone};
 use crate::dns::view::SharedView;
 use crate::server::truncation;
 use crate::server::wire::{self, WireZone};
+use crate::transfer::{self, Transfer, TransferPolicy};
 
 /// The largest UDP answer we send, whatever the client offers (the DNS flag day 2020 value,
 /// which avoids IP fragmentation).
@@ -32,6 +33,7 @@ pub struct Handler {
     view: SharedView,
     zone: Arc<Zone>,
     wire: Arc<WireZone>,
+    transfers: Arc<TransferPolicy>,
 }
 
 /// A response decided but not yet sent: everything the wire message needs.
@@ -89,7 +91,25 @@ impl Prepared {
 impl Handler {
     pub fn new(view: SharedView, zone: Arc<Zone>) -> Self {
         let wire = Arc::new(WireZone::new(&zone));
-        Self { view, zone, wire }
+        Self {
+            view,
+            zone,
+            wire,
+            transfers: Arc::default(),
+        }
+    }
+
+    /// Allows zone transfers to the clients `policy` names (by default nobody).
+    pub fn with_transfers(mut self, policy: TransferPolicy) -> Self {
+        self.transfers = Arc::new(policy);
+        self
+    }
+
+    /// The zone transfer `message` asks for, if it is one the client may have; from the
+    /// current snapshot of the view, which the transfer keeps until it ends.
+    pub fn transfer(&self, message: &[u8], src: SocketAddr) -> Option<Transfer> {
+        let (request, apex) = transfer::request(message, src, &self.transfers, &self.zone)?;
+        Transfer::new(self.view.load_full(), self.zone.clone(), &request, apex)
     }
 
     /// Answers a plain UDP query straight into `out`; `false` when it needs [`Handler::respond`].

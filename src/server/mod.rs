@@ -24,6 +24,7 @@ use std::time::Duration;
 use hickory_server::net::xfer::Protocol;
 use tokio::net::UdpSocket;
 
+use crate::transfer::Transfer;
 use handler::Handler;
 use tcp::TcpServer;
 use udp::{UdpAsync, UdpWorkers};
@@ -46,6 +47,12 @@ pub trait Responder: Clone + Send + Sync + 'static {
         protocol: Protocol,
         out: &mut Vec<u8>,
     ) -> bool;
+
+    /// A zone transfer a client asked for over TCP and may have: its messages, made one at a
+    /// time. `None`: the message is answered by [`Responder::respond`] like any other.
+    fn transfer(&self, _message: &[u8], _src: SocketAddr) -> Option<Transfer> {
+        None
+    }
 }
 
 impl Responder for Handler {
@@ -65,6 +72,10 @@ impl Responder for Handler {
         out: &mut Vec<u8>,
     ) -> bool {
         Handler::respond(self, message, src, protocol, out)
+    }
+
+    fn transfer(&self, message: &[u8], src: SocketAddr) -> Option<Transfer> {
+        Handler::transfer(self, message, src)
     }
 }
 

@@ -10,6 +10,7 @@ use hickory_server::net::xfer::Protocol;
 
 use super::Responder;
 use super::metrics::{DnsMetrics, Exchange, rcode_name, summarize};
+use crate::transfer::Transfer;
 
 /// The log target of query lines, enabled by `--log-queries` whatever `RUST_LOG` says.
 pub const QUERY_LOG_TARGET: &str = "headless_dns::queries";
@@ -76,6 +77,12 @@ impl<R: Responder> Responder for Observed<R> {
         self.observed(protocol, src, message, out, |out| {
             self.inner.respond(message, src, protocol, out)
         })
+    }
+
+    fn transfer(&self, message: &[u8], src: SocketAddr) -> Option<Transfer> {
+        let transfer = self.inner.transfer(message, src)?;
+        tracing::info!(client = %src, zone = %question_name(message), "zone transfer");
+        Some(transfer)
     }
 }
 

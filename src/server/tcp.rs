@@ -158,23 +158,48 @@ async fn serve_connection<R: Responder>(
             _ => break,
         }
         connections.touch(&connection);
+        if let Some(mut transfer) = responder.transfer(&message, peer) {
+            // Message after message from the transfer's snapshot; nothing is held between them.
+            while contained(|| transfer.next_message(&mut response)) {
+                if !send(&mut writer, &mut frame, &response, peer, idle).await {
+                    connections.remove(&connection);
+                    return;
+                }
+                connections.touch(&connection);
+            }
+            continue;
+        }
         response.clear();
         if !contained(|| responder.respond(&message, peer, Protocol::Tcp, &mut response)) {
             continue;
         }
-        let Ok(length) = u16::try_from(response.len()) else {
-            debug!(%peer, bytes = response.len(), "response too large for TCP");
-            continue;
-        };
-        frame.clear();
-        frame.extend_from_slice(&length.to_be_bytes());
-        frame.extend_from_slice(&response);
-        match tokio::time::timeout(idle, writer.write_all(&frame)).await {
-            Ok(Ok(())) => {}
-            _ => break,
+        if !send(&mut writer, &mut frame, &response, peer, idle).await {
+            break;
         }
     }
     connections.remove(&connection);
+}
+
+/// Writes `response` with its length; `false` when the connection is to be closed (the write
+/// failed or stalled for `idle`). A response too large for TCP is skipped.
+async fn send(
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    frame: &mut Vec<u8>,
+    response: &[u8],
+    peer: SocketAddr,
+    idle: Duration,
+) -> bool {
+    let Ok(length) = u16::try_from(response.len()) else {
+        debug!(%peer, bytes = response.len(), "response too large for TCP");
+        return true;
+    };
+    frame.clear();
+    frame.extend_from_slice(&length.to_be_bytes());
+    frame.extend_from_slice(response);
+    matches!(
+        tokio::time::timeout(idle, writer.write_all(frame)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// The open connections, and when each was last active.

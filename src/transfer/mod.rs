@@ -1,0 +1,416 @@
+//! Zone transfers to standard secondaries: AXFR (RFC 5936) and IXFR (RFC 1995) over TCP for the
+//! clients `--allow-transfer` names, and NOTIFY (RFC 1996) to the `--notify` targets when the
+//! zone changes.
+//!
+//! A transfer streams from one snapshot of the view, one message at a time (about 16 KB each):
+//! the zone's parts (a Service, an address) are listed up front, and each message is made from
+//! the next few, so a zone of 100,000 pods never sits in memory as records. An IXFR is answered
+//! with the current SOA alone when the client is up to date, and otherwise with the whole zone
+//! (RFC 1995 §4: what a server without the differences sends).
+
+pub mod notify;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+
+use crate::dns::contents::{self, Part};
+use crate::dns::rules::{Apex, Zone};
+use crate::dns::view::View;
+
+/// A message of a transfer is closed once its records reach this many bytes (uncompressed):
+/// well under the 64 KB a TCP message may hold, whatever the next record.
+const MESSAGE_BUDGET: usize = 16 * 1024;
+
+/// An IPv4 or IPv6 network, `10.0.0.0/8` or `fd00::/8`; an address alone is a network of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Network {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (ip, self.address) {
+            // An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
+            (IpAddr::V6(v6), IpAddr::V4(_)) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            _ => ip,
+        };
+        let prefix = u32::from(self.prefix);
+        match (ip, self.address) {
+            (IpAddr::V4(ip), IpAddr::V4(net)) => {
+                let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+                u32::from(ip) & mask == u32::from(net) & mask
+            }
+            (IpAddr::V6(ip), IpAddr::V6(net)) => {
+                let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+                u128::from(ip) & mask == u128::from(net) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        let (address, prefix) = match value.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (value, None),
+        };
+        let address: IpAddr = address
+            .parse()
+            .map_err(|_| format!("{value:?}: {address:?} is not an IP address"))?;
+        let longest = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => longest,
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= longest)
+                .ok_or_else(|| format!("{value:?}: the prefix length must be 0 to {longest}"))?,
+        };
+        Ok(Self { address, prefix })
+    }
+}
+
+/// Who may transfer the zones.
+#[derive(Clone, Debug, Default)]
+pub struct TransferPolicy {
+    pub allowed: Vec<Network>,
+}
+
+impl TransferPolicy {
+    pub fn allows(&self, client: IpAddr) -> bool {
+        self.allowed.iter().any(|network| network.contains(client))
+    }
+}
+
+/// The zone a transfer question names, if we serve it.
+fn apex_of(zone: &Zone, name: &hickory_proto::rr::Name) -> Option<Apex> {
+    let name = name.to_lowercase();
+    [Apex::Zone, Apex::InAddrArpa, Apex::Ip6Arpa]
+        .into_iter()
+        .find(|&apex| *zone.apex(apex) == name)
+}
+
+/// A transfer request: the parsed query, if `message` asks for AXFR or IXFR of a zone we serve
+/// and the client may have it.
+pub fn request(
+    message: &[u8],
+    client: SocketAddr,
+    policy: &TransferPolicy,
+    zone: &Zone,
+) -> Option<(Message, Apex)> {
+    if policy.allowed.is_empty() || !policy.allows(client.ip()) {
+        return None;
+    }
+    let request = Message::from_vec(message).ok()?;
+    let [query] = &request.queries[..] else {
+        return None;
+    };
+    let transfer = matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR);
+    if request.metadata.message_type != MessageType::Query
+        || request.metadata.op_code != OpCode::Query
+        || !transfer
+        || query.query_class() != DNSClass::IN
+    {
+        return None;
+    }
+    let apex = apex_of(zone, query.name())?;
+    Some((request, apex))
+}
+
+/// One transfer in progress: the messages of a zone, made one at a time from a snapshot.
+pub struct Transfer {
+    view: Arc<View>,
+    zone: Arc<Zone>,
+    apex: Apex,
+    id: u16,
+    query: Query,
+    soa: Record,
+    parts: Vec<Part>,
+    next_part: usize,
+    /// Records made but not yet sent: a part may hold more than one message takes.
+    pending: std::collections::VecDeque<Record>,
+    stage: Stage,
+    scratch: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// The opening SOA is still to be sent.
+    Opening,
+    Body,
+    /// Only the closing SOA is left.
+    Closing,
+    Done,
+}
+
+impl Transfer {
+    /// The transfer answering `request` from `view`; `None` when the view is not complete yet
+    /// (the request is then refused like any other).
+    pub fn new(view: Arc<View>, zone: Arc<Zone>, request: &Message, apex: Apex) -> Option<Self> {
+        if !view.synced() {
+            return None;
+        }
+        let query = request.queries.first()?.clone();
+        let soa = contents::soa(&view, &zone, apex)?;
+        let up_to_date = query.query_type() == RecordType::IXFR
+            && client_serial(request).is_some_and(|serial| !serial_less(serial, view.serial()));
+        let parts = if up_to_date {
+            Vec::new()
+        } else {
+            contents::parts(&view, &zone, apex)
+        };
+        Some(Self {
+            stage: if up_to_date {
+                Stage::Closing
+            } else {
+                Stage::Opening
+            },
+            id: request.metadata.id,
+            view,
+            zone,
+            apex,
+            query,
+            soa,
+            parts,
+            next_part: 0,
+            pending: std::collections::VecDeque::new(),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Writes the next message of the transfer into `out`; `false` once all were written.
+    pub fn next_message(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.stage == Stage::Done {
+            return false;
+        }
+        let mut message = Message::new(self.id, MessageType::Response, OpCode::Query);
+        message.metadata.authoritative = true;
+        message.metadata.response_code = ResponseCode::NoError;
+        let first =
+            self.stage == Stage::Opening || (self.stage == Stage::Closing && self.parts.is_empty());
+        if first {
+            message.add_query(self.query.clone());
+        }
+        let mut size = 0;
+        if self.stage == Stage::Opening {
+            size += self.encoded_len(&self.soa.clone());
+            message.add_answer(self.soa.clone());
+            self.stage = Stage::Body;
+        }
+        while self.stage == Stage::Body && size < MESSAGE_BUDGET {
+            match self.pending.pop_front() {
+                Some(record) => {
+                    size += self.encoded_len(&record);
+                    message.add_answer(record);
+                }
+                None if self.next_part < self.parts.len() => {
+                    let part = &self.parts[self.next_part];
+                    let mut records = Vec::new();
+                    contents::records(&self.view, &self.zone, self.apex, part, &mut records);
+                    self.pending.extend(records);
+                    self.next_part += 1;
+                }
+                None => self.stage = Stage::Closing,
+            }
+        }
+        if self.stage == Stage::Closing && size < MESSAGE_BUDGET {
+            message.add_answer(self.soa.clone());
+            self.stage = Stage::Done;
+        }
+        out.clear();
+        match message.to_vec() {
+            Ok(bytes) => {
+                out.extend_from_slice(&bytes);
+                true
+            }
+            Err(_) => {
+                self.stage = Stage::Done;
+                false
+            }
+        }
+    }
+
+    fn encoded_len(&mut self, record: &Record) -> usize {
+        self.scratch.clear();
+        let mut encoder = BinEncoder::new(&mut self.scratch);
+        let _ = record.emit(&mut encoder);
+        self.scratch.len()
+    }
+}
+
+/// The serial of the SOA an IXFR request carries in its authority section.
+fn client_serial(request: &Message) -> Option<u32> {
+    request
+        .authorities
+        .iter()
+        .find_map(|record| match &record.data {
+            RData::SOA(soa) => Some(soa.serial),
+            _ => None,
+        })
+}
+
+/// RFC 1982 serial number arithmetic: whether `a` comes before `b`.
+pub fn serial_less(a: u32, b: u32) -> bool {
+    a != b && b.wrapping_sub(a) < 1 << 31
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write as _;
+
+    use hickory_proto::rr::Name;
+    use hickory_proto::rr::rdata::SOA;
+
+    use super::*;
+    use crate::cluster::{ClusterEvent, ClusterState};
+    use crate::dns::rules::PodRecords;
+    use crate::source::manifests;
+
+    #[test]
+    fn networks() {
+        let net = |text: &str| text.parse::<Network>().unwrap();
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert!(net("10.0.0.0/8").contains(ip("10.200.3.4")));
+        assert!(!net("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(
+            net("127.0.0.1").contains(ip("127.0.0.1"))
+                && !net("127.0.0.1").contains(ip("127.0.0.2"))
+        );
+        assert!(
+            net("127.0.0.0/8").contains(ip("::ffff:127.0.0.9")),
+            "IPv4 on a dual-stack socket"
+        );
+        assert!(
+            net("fd00::/8").contains(ip("fd12::1")) && !net("fd00::/8").contains(ip("fe80::1"))
+        );
+        assert!(
+            net("0.0.0.0/0").contains(ip("192.0.2.1")) && !net("0.0.0.0/0").contains(ip("fd00::1"))
+        );
+        for bad in ["10.0.0.0/33", "fd00::/129", "ten/8", "10.0.0.0/x", ""] {
+            assert!(bad.parse::<Network>().is_err(), "{bad}");
+        }
+    }
+
+    /// A synced view: one headless Service of `pods` pods, and the ExternalName `db`.
+    fn view(pods: usize) -> Arc<View> {
+        let mut text = String::from(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\n\
+             spec: {clusterIP: None, selector: {app: web}, ports: [{name: http, port: 80}]}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: default}\n\
+             spec: {type: ExternalName, externalName: db.example.com}\n",
+        );
+        for i in 0..pods {
+            let ip = format!("10.1.{}.{}", i / 250, i % 250 + 1);
+            write!(
+                text,
+                "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: web-{i}, namespace: default, labels: {{app: web}}}}\n\
+                 spec: {{hostname: web-{i}, subdomain: web, containers: [{{name: a, image: a}}]}}\n\
+                 status: {{phase: Running, podIP: \"{ip}\", conditions: [{{type: Ready, status: \"True\"}}]}}\n"
+            )
+            .unwrap();
+        }
+        let mut state = ClusterState::new(7);
+        state.apply(manifests::resync(manifests::parse(&text).unwrap()));
+        state.apply(ClusterEvent::Synced);
+        Arc::new(state.publish().unwrap())
+    }
+
+    fn request(qtype: RecordType, zone: &str, serial: Option<u32>) -> Message {
+        let mut message = Message::new(99, MessageType::Query, OpCode::Query);
+        let name = Name::from_ascii(zone).unwrap();
+        message.add_query(Query::query(name.clone(), qtype));
+        if let Some(serial) = serial {
+            let soa = SOA::new(name.clone(), name.clone(), serial, 1, 1, 1, 1);
+            message.add_authority(Record::from_rdata(name, 0, RData::SOA(soa)));
+        }
+        message
+    }
+
+    /// Every message of a transfer, parsed.
+    fn messages(view: &Arc<View>, request: &Message, apex: Apex) -> Vec<Message> {
+        let zone = Arc::new(Zone::new("cluster.local.", 5, PodRecords::Verified, None).unwrap());
+        let mut transfer = Transfer::new(view.clone(), zone, request, apex).unwrap();
+        let mut out = Vec::new();
+        let mut messages = Vec::new();
+        while transfer.next_message(&mut out) {
+            assert!(out.len() < 65_535 && messages.len() < 10_000);
+            messages.push(Message::from_vec(&out).unwrap());
+        }
+        messages
+    }
+
+    #[test]
+    fn a_zone_streams_in_messages_between_two_soas() {
+        let view = view(3000);
+        let messages = messages(
+            &view,
+            &request(RecordType::AXFR, "cluster.local.", None),
+            Apex::Zone,
+        );
+        assert!(messages.len() > 10, "{} messages", messages.len());
+        let records: Vec<&Record> = messages.iter().flat_map(|m| &m.answers).collect();
+        let types = |rtype| records.iter().filter(|r| r.record_type() == rtype).count();
+        assert_eq!(records.first().unwrap().record_type(), RecordType::SOA);
+        assert_eq!(records.last().unwrap().record_type(), RecordType::SOA);
+        assert_eq!(types(RecordType::SOA), 2);
+        // The Service's name and each pod's: 2 × 3000 A; SRV at the Service's name and at
+        // _http._tcp; 3000 pod names; the CNAME; NS and the version's TXT.
+        assert_eq!(types(RecordType::A), 3 * 3000);
+        assert_eq!(types(RecordType::SRV), 2 * 3000);
+        assert_eq!(
+            (
+                types(RecordType::CNAME),
+                types(RecordType::NS),
+                types(RecordType::TXT)
+            ),
+            (1, 1, 1)
+        );
+        assert!(
+            messages
+                .iter()
+                .all(|m| m.metadata.id == 99 && m.metadata.authoritative)
+        );
+        assert_eq!(messages[0].queries.len(), 1);
+
+        let reverse = super::tests::messages(
+            &view,
+            &request(RecordType::AXFR, "in-addr.arpa.", None),
+            Apex::InAddrArpa,
+        );
+        let ptrs = reverse
+            .iter()
+            .flat_map(|m| &m.answers)
+            .filter(|r| r.record_type() == RecordType::PTR)
+            .count();
+        assert_eq!(ptrs, 3000);
+    }
+
+    #[test]
+    fn an_ixfr_gets_the_soa_alone_when_up_to_date_else_the_zone() {
+        let view = view(10);
+        let current = view.serial();
+        let up_to_date = messages(
+            &view,
+            &request(RecordType::IXFR, "cluster.local.", Some(current)),
+            Apex::Zone,
+        );
+        assert_eq!(up_to_date.len(), 1);
+        assert_eq!(up_to_date[0].answers.len(), 1);
+        assert_eq!(up_to_date[0].answers[0].record_type(), RecordType::SOA);
+        let behind = messages(
+            &view,
+            &request(RecordType::IXFR, "cluster.local.", Some(current - 1)),
+            Apex::Zone,
+        );
+        assert!(behind.iter().map(|m| m.answers.len()).sum::<usize>() > 30);
+        assert!(serial_less(u32::MAX, 0) && !serial_less(0, u32::MAX) && !serial_less(5, 5));
+    }
+}
