@@ -2,8 +2,8 @@
 //! what each holds. Each record comes from the rules' own answer to that name and type, so a
 //! secondary that loads them answers as we do.
 //!
-//! The names are walked one Service or one address at a time, from keys collected up front, so
-//! that a transfer of 100,000 pods holds a list of keys, never the whole zone as records.
+//! The names are walked in steps (the Services or addresses of one shard of the view's maps), so
+//! that a transfer of 100,000 pods holds one step's records at a time, never the whole zone.
 
 use std::net::IpAddr;
 
@@ -14,44 +14,33 @@ use crate::dns::rules::{self, Apex, PodRecords, Zone, dashed};
 use crate::dns::view::View;
 use crate::records::ServiceKind;
 
-/// What one step of a walk covers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One step of a walk over a zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
-    /// The apex's SOA and NS, the name server's address, `dns-version`.
+    /// The apex's NS, the name server's address, `dns-version`.
     Apex,
-    Service {
-        namespace: Box<str>,
-        name: Box<str>,
-    },
-    /// `<a-b-c-d>.<ns>.pod.<zone>` for every namespace with a pod on the address.
-    PodAddress(IpAddr),
-    /// The PTR name of the address.
-    Reverse(IpAddr),
+    /// Every name of the Services of one step of [`View::services_in`].
+    Services(usize),
+    /// `<a-b-c-d>.<ns>.pod.<zone>` for the addresses of one step of [`View::addresses_in`].
+    PodAddresses(usize),
+    /// The PTR names of the addresses of one step of [`View::addresses_in`].
+    Reverse(usize),
 }
 
-/// The parts of the zone `apex`, in the order a transfer sends them.
-pub fn parts(view: &View, zone: &Zone, apex: Apex) -> Vec<Part> {
+/// The steps of a walk over the zone `apex`, in the order a transfer sends them.
+pub fn parts(zone: &Zone, apex: Apex) -> Vec<Part> {
     let mut parts = vec![Part::Apex];
     match apex {
         Apex::Zone => {
-            parts.extend(view.service_keys().map(|(namespace, name)| Part::Service {
-                namespace: namespace.into(),
-                name: name.into(),
-            }));
+            parts.extend((0..View::STEPS).map(Part::Services));
             // Insecure pod names answer for any address: they cannot be listed, so a
             // secondary does not have them.
             if zone.pod_records == PodRecords::Verified {
-                parts.extend(view.pod_addresses().map(Part::PodAddress));
+                parts.extend((0..2 * View::STEPS).map(Part::PodAddresses));
             }
         }
-        Apex::InAddrArpa | Apex::Ip6Arpa => {
-            let v4 = apex == Apex::InAddrArpa;
-            parts.extend(
-                view.service_addresses()
-                    .filter(|ip| ip.is_ipv4() == v4)
-                    .map(Part::Reverse),
-            );
-        }
+        Apex::InAddrArpa => parts.extend((0..View::STEPS).map(Part::Reverse)),
+        Apex::Ip6Arpa => parts.extend((View::STEPS..2 * View::STEPS).map(Part::Reverse)),
     }
     parts
 }
@@ -74,16 +63,29 @@ pub fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &mut Vec<
                 }
             }
         }
-        Part::Service { namespace, name } => service(view, zone, namespace, name, out),
-        Part::PodAddress(ip) => {
-            for namespace in view.pod_namespaces(*ip) {
-                let labels = [dashed(*ip), namespace.to_owned(), "pod".to_owned()];
-                if let Some(owner) = below(zone, &labels) {
-                    answers(view, zone, &owner, address_type(*ip), out);
+        Part::Services(step) => {
+            for (namespace, name) in view.services_in(*step) {
+                service(view, zone, namespace, name, out);
+            }
+        }
+        Part::PodAddresses(step) => {
+            for (ip, _, _) in view.addresses_in(*step).filter(|(_, pods, _)| *pods) {
+                for namespace in view.pod_namespaces(ip) {
+                    let labels = [dashed(ip), namespace.to_owned(), "pod".to_owned()];
+                    if let Some(owner) = below(zone, &labels) {
+                        answers(view, zone, &owner, address_type(ip), out);
+                    }
                 }
             }
         }
-        Part::Reverse(ip) => answers(view, zone, &Name::from(*ip), RecordType::PTR, out),
+        Part::Reverse(step) => {
+            for (ip, _, _) in view
+                .addresses_in(*step)
+                .filter(|(_, _, services)| *services)
+            {
+                answers(view, zone, &Name::from(ip), RecordType::PTR, out);
+            }
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use hashbrown::hash_table::Entry;
 use hashbrown::{Equivalent, HashTable};
 
 /// With 256 shards a write at 100k keys copies about 400 entries.
-const SHARDS: usize = 256;
+pub const SHARDS: usize = 256;
 
 /// One shard, shared by snapshots until a write copies it.
 type Shard<K, V> = Arc<HashTable<(K, V)>>;
@@ -120,6 +120,14 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.shards
             .iter()
+            .flat_map(|shard| shard.iter().map(|(k, v)| (k, v)))
+    }
+
+    /// The entries of shard `index` (of [`SHARDS`]), in no particular order: a walk in steps.
+    pub fn shard(&self, index: usize) -> impl Iterator<Item = (&K, &V)> {
+        self.shards
+            .get(index)
+            .into_iter()
             .flat_map(|shard| shard.iter().map(|(k, v)| (k, v)))
     }
 

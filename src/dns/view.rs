@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use hashbrown::Equivalent;
 
 use crate::dns::explain::{ServiceDiagnosis, Stray};
-use crate::dns::sharded::ShardedMap;
+use crate::dns::sharded::{self, ShardedMap};
 use crate::records::{Addresses, ObjectKey, ServiceKind, ServicePort};
 
 /// One address-bearing name under a headless Service: a pod's hostname, or its dashed IP.
@@ -329,37 +329,33 @@ impl View {
         self.holders(ip).is_some_and(|h| h.has_pods_in(namespace))
     }
 
-    /// `(namespace, name)` of every Service.
-    pub fn service_keys(&self) -> impl Iterator<Item = (&str, &str)> {
+    /// Steps a walk over the view's Services or addresses takes (see [`View::services_in`],
+    /// [`View::addresses_in`]): a transfer makes one step's records at a time.
+    pub const STEPS: usize = sharded::SHARDS;
+
+    /// `(namespace, name)` of the Services of step `step` of a walk over all of them.
+    pub fn services_in(&self, step: usize) -> impl Iterator<Item = (&str, &str)> {
         self.services
-            .iter()
+            .shard(step)
             .map(|(key, _)| (&**key.namespace, &*key.name))
     }
 
-    /// Every address held by a pod (a name under `pod.<zone>`).
-    pub fn pod_addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        self.addresses()
-            .filter(|(_, holders)| holders.pod_namespaces().next().is_some())
-            .map(|(ip, _)| ip)
-    }
-
-    /// Every address a Service's cluster IPs or endpoints hold (a PTR name).
-    pub fn service_addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        self.addresses()
-            .filter(|(_, holders)| holders.services().next().is_some())
-            .map(|(ip, _)| ip)
-    }
-
-    fn addresses(&self) -> impl Iterator<Item = (IpAddr, &Holders)> {
+    /// The addresses of step `step` (of `2 * STEPS`: IPv4, then IPv6) of a walk over all
+    /// addresses, with whether a pod holds it (a name under `pod.<zone>`) and whether a Service
+    /// does (a PTR name).
+    pub fn addresses_in(&self, step: usize) -> impl Iterator<Item = (IpAddr, bool, bool)> + '_ {
         let v4 = self
             .holders_v4
-            .iter()
+            .shard(step)
             .map(|(ip, h)| (IpAddr::V4((*ip).into()), h));
         let v6 = self
             .holders_v6
-            .iter()
+            .shard(step.wrapping_sub(Self::STEPS))
             .map(|(ip, h)| (IpAddr::V6((*ip).into()), h));
-        v4.chain(v6)
+        v4.chain(v6).map(|(ip, holders)| {
+            let pods = holders.pod_namespaces().next().is_some();
+            (ip, pods, holders.services().next().is_some())
+        })
     }
 
     /// The namespaces with a pod on `ip`.

@@ -2,9 +2,9 @@
 //! clients `--allow-transfer` names, and NOTIFY (RFC 1996) to the `--notify` targets when the
 //! zone changes.
 //!
-//! A transfer streams from one snapshot of the view, one message at a time (about 16 KB each):
-//! the zone's parts (a Service, an address) are listed up front, and each message is made from
-//! the next few, so a zone of 100,000 pods never sits in memory as records. An IXFR is answered
+//! A transfer streams from one snapshot of the view, one message at a time (about 16 KB each),
+//! made from the records of the next step of a walk over the zone (the Services or addresses of
+//! one shard of the view's maps), so a zone of 100,000 pods never sits in memory as records. An IXFR is answered
 //! with the current SOA alone when the client is up to date, and otherwise with the whole zone
 //! (RFC 1995 §4: what a server without the differences sends).
 
@@ -165,7 +165,7 @@ impl Transfer {
         let parts = if up_to_date {
             Vec::new()
         } else {
-            contents::parts(&view, &zone, apex)
+            contents::parts(&zone, apex)
         };
         Some(Self {
             stage: if up_to_date {
@@ -212,9 +212,9 @@ impl Transfer {
                     message.add_answer(record);
                 }
                 None if self.next_part < self.parts.len() => {
-                    let part = &self.parts[self.next_part];
+                    let part = self.parts[self.next_part];
                     let mut records = Vec::new();
-                    contents::records(&self.view, &self.zone, self.apex, part, &mut records);
+                    contents::records(&self.view, &self.zone, self.apex, &part, &mut records);
                     self.pending.extend(records);
                     self.next_part += 1;
                 }
