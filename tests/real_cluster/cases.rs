@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::Env;
 use crate::api::{self, PodSpec, ServiceSpec};
-use crate::dns::{Asker, Reply, Transport};
+use crate::dns::{self, Asker, Reply, Transport};
 use crate::servers::{apply_rbac, deployment_rbac, ready, start_headless_dns, token};
 
 pub async fn run_all(env: &mut Env, only: &[String]) -> (usize, usize) {
@@ -331,10 +331,34 @@ async fn spec_table(env: &mut Env) -> Result<String, String> {
         ),
     ];
     let took = eventually(Duration::from_secs(30), || check_table(&hdns, &table)).await?;
+    // The negative answers say why (RFC 8914), from what the real API reported.
+    let reasons = [
+        (
+            format!("web-2.{nginx}"),
+            "pod web-2 is not Ready, so Service nginx-svc does not list it",
+        ),
+        (
+            format!("nope.{ns}.svc.{ZONE}"),
+            "no Service nope in namespace spec",
+        ),
+        (format!("nowhere.svc.{ZONE}"), "no namespace nowhere"),
+        (
+            format!("192-168-10-3.{manual}"),
+            "Service manual has no endpoint 192-168-10-3",
+        ),
+    ];
+    for (name, says) in &reasons {
+        let reason = dns::ede_text(&hdns.ask(name, A).await?);
+        if !reason.as_deref().is_some_and(|r| r.starts_with(says)) {
+            return Err(format!("{name}: reason {reason:?}, expected {says:?}"));
+        }
+    }
     Ok(format!(
-        "{} questions answered as the spec says, {:.1} s after the objects were created",
+        "{} questions answered as the spec says, {:.1} s after the objects were created; \
+         {} negative answers say why",
         table.len(),
-        took.as_secs_f64()
+        took.as_secs_f64(),
+        reasons.len()
     ))
 }
 

@@ -74,6 +74,17 @@ pub fn reduce(message: &Message) -> Reply {
     }
 }
 
+/// The text of the Extended DNS Error (RFC 8914) in `message`, if it has one.
+pub fn ede_text(message: &Message) -> Option<String> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match message.edns.as_ref()?.options().get(EdnsCode::from(15))? {
+        EdnsOption::Unknown(_, data) if data.len() >= 2 => {
+            Some(String::from_utf8_lossy(&data[2..]).into_owned())
+        }
+        _ => None,
+    }
+}
+
 /// A client of one server over one transport.
 pub struct Asker {
     client: Client<TokioRuntimeProvider>,
