@@ -1,7 +1,7 @@
-//! Zone transfers to a real secondary: Knot DNS (Debian's `knot`) configured as a secondary of
-//! the built binary on loopback. It takes the zones by AXFR, then every name it serves answers
-//! as ours does; a change reaches it by NOTIFY and a new transfer. Clients not allowed are
-//! refused.
+//! Zone transfers to real secondaries: Knot DNS, NSD and BIND (Debian's `knot`, `nsd`,
+//! `bind9`), each configured as a secondary of the built binary on loopback. Each takes the zones
+//! by AXFR, then every name it serves answers as ours does; a change reaches it by NOTIFY and a
+//! new transfer. Clients not allowed are refused.
 
 mod common;
 
@@ -15,13 +15,14 @@ use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-/// Knot, killed when dropped.
-struct Knot {
+/// A secondary server of one of the three kinds, killed when dropped.
+struct Secondary {
     child: Child,
     addr: SocketAddr,
+    log: std::path::PathBuf,
 }
 
-impl Drop for Knot {
+impl Drop for Secondary {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -34,41 +35,100 @@ fn free_port() -> u16 {
     socket.local_addr().unwrap().port()
 }
 
-impl Knot {
-    /// knotd on `port`, secondary for `zones` of the primary at `primary`.
-    fn secondary(dir: &Path, port: u16, primary: SocketAddr, zones: &[&str]) -> Self {
-        let mut config = format!(
-            "server:\n    listen: 127.0.0.1@{port}\n    rundir: {dir}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
-             log:\n  - target: stderr\n    any: info\n\
-             database:\n    storage: {dir}/db\n\
-             remote:\n  - id: primary\n    address: {}@{}\n\
-             acl:\n  - id: from_primary\n    address: 127.0.0.1\n    action: notify\n\
-             template:\n  - id: default\n    storage: {dir}/zones\n    master: primary\n    acl: from_primary\n    zonefile-sync: -1\n\
-             zone:\n",
-            primary.ip(),
-            primary.port(),
-            dir = dir.display(),
-        );
-        for zone in zones {
-            config.push_str(&format!("  - domain: {zone}\n"));
-        }
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Knot,
+    Nsd,
+    Bind,
+}
+
+impl Secondary {
+    /// `kind` on `port`, secondary for `zones` of the primary at `primary`, taking NOTIFY from
+    /// it. Each runs in the foreground, as root or not, with everything under `dir`.
+    fn start(kind: Kind, dir: &Path, port: u16, primary: SocketAddr, zones: &[&str]) -> Self {
         std::fs::create_dir_all(dir.join("zones")).unwrap();
-        let path = dir.join("knot.conf");
-        std::fs::write(&path, config).unwrap();
-        let child = Command::new("knotd")
-            .arg("-c")
-            .arg(&path)
+        let (ip, primary_port, dir_text) = (primary.ip(), primary.port(), dir.display());
+        let path = dir.join("secondary.conf");
+        let mut command = match kind {
+            Kind::Knot => {
+                let mut config = format!(
+                    "server:\n    listen: 127.0.0.1@{port}\n    rundir: {dir_text}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
+                     log:\n  - target: stderr\n    any: info\n\
+                     database:\n    storage: {dir_text}/db\n\
+                     remote:\n  - id: primary\n    address: {ip}@{primary_port}\n\
+                     acl:\n  - id: from_primary\n    address: {ip}\n    action: notify\n\
+                     template:\n  - id: default\n    storage: {dir_text}/zones\n    master: primary\n    acl: from_primary\n    zonefile-sync: -1\n\
+                     zone:\n"
+                );
+                for zone in zones {
+                    config.push_str(&format!("  - domain: {zone}\n"));
+                }
+                std::fs::write(&path, config).unwrap();
+                let mut command = Command::new("knotd");
+                command.arg("-c").arg(&path);
+                command
+            }
+            Kind::Nsd => {
+                let mut config = format!(
+                    "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  do-ip6: no\n  username: \"\"\n  chroot: \"\"\n\
+                     \x20 zonesdir: \"{dir_text}/zones\"\n  pidfile: \"{dir_text}/nsd.pid\"\n  xfrdfile: \"{dir_text}/xfrd.state\"\n\
+                     \x20 xfrdir: \"{dir_text}\"\n  zonelistfile: \"{dir_text}/zone.list\"\n  database: \"\"\n  verbosity: 1\n  server-count: 1\n\
+                     remote-control:\n  control-enable: no\n"
+                );
+                for zone in zones {
+                    config.push_str(&format!(
+                        "zone:\n  name: {zone}\n  request-xfr: {ip}@{primary_port} NOKEY\n  allow-notify: {ip} NOKEY\n"
+                    ));
+                }
+                std::fs::write(&path, config).unwrap();
+                let mut command = Command::new("nsd");
+                command.arg("-d").arg("-c").arg(&path);
+                command
+            }
+            Kind::Bind => {
+                let mut config = format!(
+                    "options {{\n  directory \"{dir_text}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n\
+                     \x20 pid-file \"{dir_text}/named.pid\";\n  session-keyfile \"{dir_text}/session.key\";\n\
+                     \x20 managed-keys-directory \"{dir_text}\";\n  recursion no;\n  dnssec-validation no;\n  notify no;\n}};\n\
+                     controls {{ }};\n"
+                );
+                for zone in zones {
+                    config.push_str(&format!(
+                        "zone \"{zone}\" {{\n  type secondary;\n  primaries port {primary_port} {{ {ip}; }};\n\
+                         \x20 file \"zones/{zone}.db\";\n  allow-notify {{ {ip}; }};\n}};\n"
+                    ));
+                }
+                std::fs::write(&path, config).unwrap();
+                let mut command = Command::new("named");
+                command.arg("-g").arg("-c").arg(&path);
+                command
+            }
+        };
+        let log = std::fs::File::create(dir.join("secondary.log")).unwrap();
+        let child = command
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
-            .expect("knotd is installed (Debian: apt-get install knot)");
+            .unwrap_or_else(|e| panic!("{kind:?} is installed (Debian: knot, nsd, bind9): {e}"));
         Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log: dir.join("secondary.log"),
         }
     }
+
+    /// The end of its log, for a failure's message.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
 }
+
+/// One secondary at a time: three name servers starting at once on two cores, beside the rest
+/// of the suite, made the first transfer slow enough to time out.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn cluster() -> Vec<String> {
     let mut parts = statefulset_cluster();
@@ -148,10 +208,26 @@ async fn alike(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knot_follows_by_axfr_and_notify() {
+    follows(Kind::Knot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsd_follows_by_axfr_and_notify() {
+    follows(Kind::Nsd).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_follows_by_axfr_and_notify() {
+    follows(Kind::Bind).await;
+}
+
+/// A secondary of `kind` takes both zones, answers every name as we do, and follows a change.
+async fn follows(kind: Kind) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().join("cluster.yaml");
     replace_file(&manifests, &documents(&cluster()));
-    let knot_port = free_port();
+    let secondary_port = free_port();
     let mut command = process::command(None);
     command.args([
         "--manifests",
@@ -159,11 +235,17 @@ async fn knot_follows_by_axfr_and_notify() {
         "--allow-transfer",
         "127.0.0.0/8",
         "--notify",
-        &format!("127.0.0.1:{knot_port}"),
+        &format!("127.0.0.1:{secondary_port}"),
     ]);
     let server = Process::start(command);
     let zones = ["cluster.local", "in-addr.arpa"];
-    let knot = Knot::secondary(&dir.path().join("knot"), knot_port, server.dns, &zones);
+    let secondary = Secondary::start(
+        kind,
+        &dir.path().join("secondary"),
+        secondary_port,
+        server.dns,
+        &zones,
+    );
 
     // The first transfer: the secondary serves our serial.
     let ours = udp_client(server.dns).await;
@@ -178,7 +260,7 @@ async fn knot_follows_by_axfr_and_notify() {
         })
     };
     let loaded = eventually(Duration::from_secs(20), || async {
-        let theirs = udp_client(knot.addr).await;
+        let theirs = udp_client(secondary.addr).await;
         let want = serial(&ask(&ours, "cluster.local.", RecordType::SOA, None).await);
         let got = tokio::time::timeout(
             Duration::from_millis(500),
@@ -190,7 +272,11 @@ async fn knot_follows_by_axfr_and_notify() {
         })
     })
     .await;
-    assert!(loaded.is_some(), "Knot never loaded the zone");
+    assert!(
+        loaded.is_some(),
+        "{kind:?} never loaded the zone:\n{}",
+        secondary.log_tail()
+    );
 
     // Every record of both zones, and names that do not exist, answer alike.
     let mut questions: Vec<(String, RecordType)> = Vec::new();
@@ -220,7 +306,7 @@ async fn knot_follows_by_axfr_and_notify() {
     }
     let mut differences = Vec::new();
     for (name, qtype) in &questions {
-        if let Err(difference) = alike(server.dns, knot.addr, name, *qtype).await {
+        if let Err(difference) = alike(server.dns, secondary.addr, name, *qtype).await {
             differences.push(difference);
         }
     }
@@ -231,7 +317,7 @@ async fn knot_follows_by_axfr_and_notify() {
         questions.len()
     );
     eprintln!(
-        "{} questions answered alike by headless-dns and Knot",
+        "{kind:?}: {} questions answered alike by headless-dns and the secondary",
         questions.len()
     );
 
@@ -247,7 +333,7 @@ async fn knot_follows_by_axfr_and_notify() {
     replace_file(&manifests, &documents(&changed));
     let web2 = "web-2.nginx-svc.default.svc.cluster.local.";
     let arrived = eventually(Duration::from_secs(20), || async {
-        let theirs = udp_client(knot.addr).await;
+        let theirs = udp_client(secondary.addr).await;
         let reply = tokio::time::timeout(
             Duration::from_millis(500),
             ask(&theirs, web2, RecordType::A, None),
@@ -256,9 +342,14 @@ async fn knot_follows_by_axfr_and_notify() {
         reply.is_ok_and(|r| a_records(&r) == ["10.244.3.12"])
     })
     .await;
-    assert!(arrived.is_some(), "the change never reached Knot");
+    assert!(
+        arrived.is_some(),
+        "the change never reached {kind:?}:\n{}",
+        secondary.log_tail()
+    );
     eprintln!(
-        "file written → answer at Knot: {:?} (includes the manifests' 1 s quiet period)",
+        "{kind:?}: file written → answer at the secondary: {:?} (includes the manifests' 1 s \
+         quiet period)",
         written.elapsed()
     );
     for (name, qtype) in [
@@ -268,13 +359,13 @@ async fn knot_follows_by_axfr_and_notify() {
         ("12.3.244.10.in-addr.arpa.", RecordType::PTR),
     ] {
         let settled = eventually(Duration::from_secs(10), || async {
-            alike(server.dns, knot.addr, name, qtype).await.is_ok()
+            alike(server.dns, secondary.addr, name, qtype).await.is_ok()
         })
         .await;
         assert!(
             settled.is_some(),
             "{:?}",
-            alike(server.dns, knot.addr, name, qtype).await
+            alike(server.dns, secondary.addr, name, qtype).await
         );
     }
 }
