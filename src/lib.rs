@@ -87,8 +87,11 @@ struct Following {
 
 /// Starts the source and the cluster state it feeds. A manifests file is loaded before this
 /// returns (its errors are returned); the API is followed in the background.
-async fn follow(config: &Config) -> Result<Following, String> {
+async fn follow(config: &Config, journal: Option<Arc<Zone>>) -> Result<Following, String> {
     let mut state = ClusterState::new(initial_serial()).with_endpoint_names(config.endpoint_names);
+    if let Some(zone) = journal {
+        state = state.with_journal(zone);
+    }
     let (events, receiver) = mpsc::channel(EVENT_QUEUE);
     let mut tasks = Vec::new();
     let mut loaded_view = None;
@@ -171,7 +174,9 @@ fn zone(config: &Config) -> Result<Zone, String> {
 /// the zone answer SERVFAIL until its first complete list. Errors are one line.
 pub async fn start(config: &Config) -> Result<Running, String> {
     let zone = Arc::new(zone(config)?);
-    let following = follow(config).await?;
+    // Record changes are journaled for IXFR only where someone may transfer the zones.
+    let journal = (!config.allow_transfer.is_empty()).then(|| zone.clone());
+    let following = follow(config, journal).await?;
     let shared = following.view;
     let dns_metrics = Arc::new(DnsMetrics::new(config.listen, &config.zone));
     let policy = transfer::TransferPolicy {
@@ -225,7 +230,7 @@ const EXPLAIN_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 pub async fn explain(config: &Config, name: &str, qtype: &str) -> Result<Report, String> {
     let zone = zone(config)?;
     let (name, qtype) = dns::explain::parse_question(&zone, name, qtype)?;
-    let following = follow(config).await?;
+    let following = follow(config, None).await?;
     let started = tokio::time::Instant::now();
     while !following.view.load().synced() {
         if started.elapsed() > EXPLAIN_SYNC_TIMEOUT {

@@ -352,6 +352,13 @@ async fn follows(kind: Kind) {
          quiet period)",
         written.elapsed()
     );
+    // It came as the differences (IXFR from the journal), not as the whole zone again.
+    let incremental = server.wait_for_line("kind=Incremental", Duration::from_secs(5));
+    assert!(
+        incremental.is_some(),
+        "{kind:?} did not get an incremental transfer: {:?}",
+        server.lines("zone transfer")
+    );
     for (name, qtype) in [
         (web2, RecordType::A),
         ("db.other.svc.cluster.local.", RecordType::CNAME),

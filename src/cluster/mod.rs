@@ -17,7 +17,8 @@ use pods::PodTable;
 use programming::ProgrammingTimes;
 use tracing::{debug, info};
 
-use crate::dns::rules::{self, EndpointNames};
+use crate::dns::journal;
+use crate::dns::rules::{self, EndpointNames, Zone};
 use crate::dns::view::{SharedView, View};
 use crate::records::{
     Addresses, ClusterObject, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord, PodTemplate,
@@ -101,6 +102,18 @@ pub struct ClusterState {
     endpoint_names: EndpointNames,
     /// The `programming::KINDS` of the Services rebuilt since the last publish, as bits.
     rebuilt_kinds: u8,
+    /// Set when zone transfers are allowed: each publication's record changes are journaled.
+    journaling: Option<Box<Journaling>>,
+}
+
+/// What working out a publication's record changes takes.
+struct Journaling {
+    zone: Arc<Zone>,
+    /// The view as last published, to compare with.
+    published: View,
+    /// Services and addresses touched since then.
+    services: HashSet<ObjectKey>,
+    addresses: HashSet<IpAddr>,
 }
 
 impl ClusterState {
@@ -116,7 +129,20 @@ impl ClusterState {
             templates_swept: 0,
             endpoint_names: EndpointNames::default(),
             rebuilt_kinds: 0,
+            journaling: None,
         }
+    }
+
+    /// Journals each publication's record changes for IXFR, with names in `zone`; the serial
+    /// then moves only when a record changed (set before the first event).
+    pub fn with_journal(mut self, zone: Arc<Zone>) -> Self {
+        self.journaling = Some(Box::new(Journaling {
+            zone,
+            published: self.view.clone(),
+            services: HashSet::new(),
+            addresses: HashSet::new(),
+        }));
+        self
     }
 
     /// Names endpoints without a hostname of their own by `names` (set before the first event).
@@ -164,8 +190,55 @@ impl ClusterState {
             return None;
         }
         self.changed = false;
-        self.view.bump_serial();
+        let Some(journaling) = self.journaling.as_deref_mut() else {
+            self.view.bump_serial();
+            return Some(self.view.clone());
+        };
+        let services = std::mem::take(&mut journaling.services);
+        let mut addresses = std::mem::take(&mut journaling.addresses);
+        if journaling.published.synced() && self.view.synced() {
+            for key in &services {
+                for view in [&journaling.published, &self.view] {
+                    if let Some(service) = view.service(&key.namespace, &key.name) {
+                        addresses.extend(service.reverse_ips());
+                    }
+                }
+            }
+            let keys = services.iter().map(|k| (&*k.namespace, &*k.name));
+            let mut change = journal::diff(
+                &journaling.published,
+                &self.view,
+                &journaling.zone,
+                keys,
+                addresses,
+            );
+            if !change.is_empty() {
+                change.from = self.view.serial();
+                self.view.bump_serial();
+                change.to = self.view.serial();
+                self.view.record_change(change);
+            }
+        } else {
+            // The first complete state: nothing before it to differ from.
+            self.view.bump_serial();
+            self.view.clear_journal();
+        }
+        journaling.published = self.view.clone();
         Some(self.view.clone())
+    }
+
+    /// Notes for the journal that `key`'s records may have changed.
+    fn touch_service(&mut self, key: &ObjectKey) {
+        if let Some(journaling) = self.journaling.as_deref_mut() {
+            journaling.services.insert(key.clone());
+        }
+    }
+
+    /// Notes for the journal that the names of `ips` may have changed.
+    fn touch_addresses(&mut self, ips: impl IntoIterator<Item = IpAddr>) {
+        if let Some(journaling) = self.journaling.as_deref_mut() {
+            journaling.addresses.extend(ips);
+        }
     }
 
     fn upsert(&mut self, object: ClusterObject) {
@@ -375,6 +448,7 @@ impl ClusterState {
         ns.backing.remove(&key.name);
         ns.held_back.remove(&key.name);
         self.dirty.remove(key);
+        self.touch_service(key);
         self.view.set_service(key, None);
         self.refresh_strays(key);
         self.view.release_namespace(&key.namespace);
@@ -401,6 +475,11 @@ impl ClusterState {
         // Most changes (readiness, above all) keep the addresses: then the address table, whose
         // shard a published view shares, is left alone rather than copied.
         if old_ips != Some(new_ips.as_ref()) {
+            let old_addresses = old.iter().flat_map(address_ips);
+            let touched: Vec<IpAddr> = old_addresses
+                .chain(new_ips.iter().flat_map(Addresses::iter))
+                .collect();
+            self.touch_addresses(touched);
             match &old {
                 Some(old) => {
                     for ip in address_ips(old) {
@@ -428,6 +507,7 @@ impl ClusterState {
         let Some(old) = ns.pods.remove(&key.name) else {
             return;
         };
+        self.touch_addresses(address_ips(&old));
         for ip in address_ips(&old) {
             self.view.remove_pod_ip(&key.namespace, ip);
         }
@@ -554,6 +634,9 @@ impl ClusterState {
         };
         if let Some(kind) = programming::kind_of(service) {
             self.rebuilt_kinds |= 1 << kind;
+        }
+        if let Some(journaling) = self.journaling.as_deref_mut() {
+            journaling.services.insert(key.clone());
         }
         let backing = ns.backing.get(&key.name).into_iter().flatten();
         let held_back = ns.held_back.get(&key.name).into_iter().flatten();

@@ -65,17 +65,12 @@ pub fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &mut Vec<
         }
         Part::Services(step) => {
             for (namespace, name) in view.services_in(*step) {
-                service(view, zone, namespace, name, out);
+                service_records(view, zone, namespace, name, out);
             }
         }
         Part::PodAddresses(step) => {
             for (ip, _, _) in view.addresses_in(*step).filter(|(_, pods, _)| *pods) {
-                for namespace in view.pod_namespaces(ip) {
-                    let labels = [dashed(ip), namespace.to_owned(), "pod".to_owned()];
-                    if let Some(owner) = below(zone, &labels) {
-                        answers(view, zone, &owner, address_type(ip), out);
-                    }
-                }
+                pod_address_records(view, zone, ip, out);
             }
         }
         Part::Reverse(step) => {
@@ -89,6 +84,24 @@ pub fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &mut Vec<
     }
 }
 
+/// The names `ip` holds: `<a-b-c-d>.<ns>.pod.<zone>` for each namespace with a pod on it
+/// (with `--pod-records verified`), and its PTR name.
+pub fn address_records(view: &View, zone: &Zone, ip: IpAddr, out: &mut Vec<Record>) {
+    if zone.pod_records == PodRecords::Verified {
+        pod_address_records(view, zone, ip, out);
+    }
+    answers(view, zone, &Name::from(ip), RecordType::PTR, out);
+}
+
+fn pod_address_records(view: &View, zone: &Zone, ip: IpAddr, out: &mut Vec<Record>) {
+    for namespace in view.pod_namespaces(ip) {
+        let labels = [dashed(ip), namespace.to_owned(), "pod".to_owned()];
+        if let Some(owner) = below(zone, &labels) {
+            answers(view, zone, &owner, address_type(ip), out);
+        }
+    }
+}
+
 /// The SOA of zone `apex`, which a transfer begins and ends with.
 pub fn soa(view: &View, zone: &Zone, apex: Apex) -> Option<Record> {
     let mut out = Vec::new();
@@ -97,7 +110,13 @@ pub fn soa(view: &View, zone: &Zone, apex: Apex) -> Option<Record> {
 }
 
 /// Every name of one Service: its own (addresses or CNAME, SRV), its endpoints', its ports'.
-fn service(view: &View, zone: &Zone, namespace: &str, name: &str, out: &mut Vec<Record>) {
+pub fn service_records(
+    view: &View,
+    zone: &Zone,
+    namespace: &str,
+    name: &str,
+    out: &mut Vec<Record>,
+) {
     let Some(service) = view.service(namespace, name) else {
         return;
     };

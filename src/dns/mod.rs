@@ -2,6 +2,7 @@
 
 pub mod contents;
 pub mod explain;
+pub mod journal;
 pub mod question;
 pub mod rules;
 pub mod sharded;

@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use hashbrown::Equivalent;
 
 use crate::dns::explain::{ServiceDiagnosis, Stray};
+use crate::dns::journal::{Change, Journal};
 use crate::dns::sharded::{self, ShardedMap};
 use crate::records::{Addresses, ObjectKey, ServiceKind, ServicePort};
 
@@ -48,7 +49,7 @@ impl ServiceView {
     }
 
     /// Every address this Service puts in reverse DNS.
-    fn reverse_ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+    pub fn reverse_ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
         let cluster_ips: &[IpAddr] = match &self.kind {
             ServiceKind::ClusterIp(ips) => ips,
             _ => &[],
@@ -250,6 +251,8 @@ pub struct View {
     /// Who holds each address, IPv4 and IPv6 apart so that the common key is four bytes.
     holders_v4: ShardedMap<u32, Holders>,
     holders_v6: ShardedMap<u128, Holders>,
+    /// What the last publications changed, for IXFR (kept only when transfers are allowed).
+    journal: Arc<Journal>,
 }
 
 impl View {
@@ -263,6 +266,11 @@ impl View {
     /// The SOA serial; it increases with every published change.
     pub fn serial(&self) -> u32 {
         self.serial
+    }
+
+    /// The record changes of the last publications, up to this view's serial.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
     }
 
     /// Whether the source has delivered a complete state; before that nothing is known to be absent.
@@ -378,6 +386,18 @@ impl View {
 
     pub fn bump_serial(&mut self) {
         self.serial = self.serial.wrapping_add(1);
+    }
+
+    /// Appends a change to the journal (copying the list of changes, not the changes, if a
+    /// published snapshot shares it).
+    pub fn record_change(&mut self, change: Change) {
+        Arc::make_mut(&mut self.journal).push(change);
+    }
+
+    pub fn clear_journal(&mut self) {
+        if !self.journal.is_empty() {
+            Arc::make_mut(&mut self.journal).clear();
+        }
     }
 
     /// Counts one more object (Service, Pod or the Namespace itself) in `namespace`.

@@ -81,7 +81,12 @@ impl<R: Responder> Responder for Observed<R> {
 
     fn transfer(&self, message: &[u8], src: SocketAddr) -> Option<Transfer> {
         let transfer = self.inner.transfer(message, src)?;
-        tracing::info!(client = %src, zone = %question_name(message), "zone transfer");
+        tracing::info!(
+            client = %src,
+            zone = %question_name(message),
+            kind = ?transfer.kind,
+            "zone transfer"
+        );
         Some(transfer)
     }
 }

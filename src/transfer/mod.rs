@@ -4,9 +4,10 @@
 //!
 //! A transfer streams from one snapshot of the view, one message at a time (about 16 KB each),
 //! made from the records of the next step of a walk over the zone (the Services or addresses of
-//! one shard of the view's maps), so a zone of 100,000 pods never sits in memory as records. An IXFR is answered
-//! with the current SOA alone when the client is up to date, and otherwise with the whole zone
-//! (RFC 1995 §4: what a server without the differences sends).
+//! one shard of the view's maps), so a zone of 100,000 pods never sits in memory as records.
+//! An IXFR gets the current SOA alone when the client is up to date; the differences since its
+//! serial when the view's journal reaches back that far ([`crate::dns::journal`]); else the
+//! whole zone, as RFC 1995 §4 allows.
 
 pub mod notify;
 
@@ -138,7 +139,23 @@ pub struct Transfer {
     /// Records made but not yet sent: a part may hold more than one message takes.
     pending: std::collections::VecDeque<Record>,
     stage: Stage,
+    /// Whether the question went out (in the first message only).
+    asked: bool,
+    /// What the transfer sends, for the log.
+    pub kind: TransferKind,
     scratch: Vec<u8>,
+}
+
+/// What a transfer sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferKind {
+    Axfr,
+    /// An IXFR from a client that has the current serial: the SOA alone.
+    UpToDate,
+    /// An IXFR answered with the differences of this many changes.
+    Incremental(usize),
+    /// An IXFR from further back than the journal reaches: the whole zone.
+    WholeZone,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,9 +177,28 @@ impl Transfer {
         }
         let query = request.queries.first()?.clone();
         let soa = contents::soa(&view, &zone, apex)?;
-        let up_to_date = query.query_type() == RecordType::IXFR
-            && client_serial(request).is_some_and(|serial| !serial_less(serial, view.serial()));
+        let ixfr_from = client_serial(request).filter(|_| query.query_type() == RecordType::IXFR);
+        let up_to_date = ixfr_from.is_some_and(|serial| !serial_less(serial, view.serial()));
+        let changes = ixfr_from.and_then(|serial| view.journal().since(serial));
+        let kind = match (ixfr_from, &changes) {
+            (None, _) => TransferKind::Axfr,
+            _ if up_to_date => TransferKind::UpToDate,
+            (Some(_), Some(changes)) => TransferKind::Incremental(changes.len()),
+            (Some(_), None) => TransferKind::WholeZone,
+        };
+        let mut pending = std::collections::VecDeque::new();
         let parts = if up_to_date {
+            Vec::new()
+        } else if let Some(changes) = changes {
+            // RFC 1995 §4: for each change, the old SOA, what it removed, the new SOA, what
+            // it added; between the current SOA at both ends.
+            let in_zone = |record: &&Record| zone.apex(apex).zone_of(&record.name);
+            for change in changes {
+                pending.push_back(with_serial(&soa, change.from));
+                pending.extend(change.removed.iter().filter(in_zone).cloned());
+                pending.push_back(with_serial(&soa, change.to));
+                pending.extend(change.added.iter().filter(in_zone).cloned());
+            }
             Vec::new()
         } else {
             contents::parts(&zone, apex)
@@ -181,7 +217,9 @@ impl Transfer {
             soa,
             parts,
             next_part: 0,
-            pending: std::collections::VecDeque::new(),
+            pending,
+            asked: false,
+            kind,
             scratch: Vec::new(),
         })
     }
@@ -194,10 +232,9 @@ impl Transfer {
         let mut message = Message::new(self.id, MessageType::Response, OpCode::Query);
         message.metadata.authoritative = true;
         message.metadata.response_code = ResponseCode::NoError;
-        let first =
-            self.stage == Stage::Opening || (self.stage == Stage::Closing && self.parts.is_empty());
-        if first {
+        if !self.asked {
             message.add_query(self.query.clone());
+            self.asked = true;
         }
         let mut size = 0;
         if self.stage == Stage::Opening {
@@ -244,6 +281,15 @@ impl Transfer {
         let _ = record.emit(&mut encoder);
         self.scratch.len()
     }
+}
+
+/// `soa` with serial `serial`.
+fn with_serial(soa: &Record, serial: u32) -> Record {
+    let mut record = soa.clone();
+    if let RData::SOA(data) = &mut record.data {
+        data.serial = serial;
+    }
+    record
 }
 
 /// The serial of the SOA an IXFR request carries in its authority section.
@@ -301,6 +347,14 @@ mod tests {
 
     /// A synced view: one headless Service of `pods` pods, and the ExternalName `db`.
     fn view(pods: usize) -> Arc<View> {
+        let mut state = ClusterState::new(7);
+        state.apply(manifests::resync(objects(pods, &[])));
+        state.apply(ClusterEvent::Synced);
+        Arc::new(state.publish().unwrap())
+    }
+
+    /// The objects of [`view`], the pods numbered in `not_ready` not Ready.
+    fn objects(pods: usize, not_ready: &[usize]) -> Vec<crate::records::ClusterObject> {
         let mut text = String::from(
             "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\n\
              spec: {clusterIP: None, selector: {app: web}, ports: [{name: http, port: 80}]}\n---\n\
@@ -313,14 +367,12 @@ mod tests {
                 text,
                 "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: web-{i}, namespace: default, labels: {{app: web}}}}\n\
                  spec: {{hostname: web-{i}, subdomain: web, containers: [{{name: a, image: a}}]}}\n\
-                 status: {{phase: Running, podIP: \"{ip}\", conditions: [{{type: Ready, status: \"True\"}}]}}\n"
+                 status: {{phase: Running, podIP: \"{ip}\", conditions: [{{type: Ready, status: \"{}\"}}]}}\n",
+                if not_ready.contains(&i) { "False" } else { "True" }
             )
             .unwrap();
         }
-        let mut state = ClusterState::new(7);
-        state.apply(manifests::resync(manifests::parse(&text).unwrap()));
-        state.apply(ClusterEvent::Synced);
-        Arc::new(state.publish().unwrap())
+        manifests::parse(&text).unwrap()
     }
 
     fn request(qtype: RecordType, zone: &str, serial: Option<u32>) -> Message {
@@ -412,5 +464,83 @@ mod tests {
         );
         assert!(behind.iter().map(|m| m.answers.len()).sum::<usize>() > 30);
         assert!(serial_less(u32::MAX, 0) && !serial_less(0, u32::MAX) && !serial_less(5, 5));
+    }
+
+    /// With a journal, an IXFR from an earlier serial gets each change's differences between
+    /// the SOAs RFC 1995 puts around them; a change that alters no record keeps the serial.
+    #[test]
+    fn an_ixfr_gets_the_differences_the_journal_holds() {
+        let zone = Arc::new(Zone::new("cluster.local.", 5, PodRecords::Verified, None).unwrap());
+        let mut state = ClusterState::new(7).with_journal(zone.clone());
+        state.apply(manifests::resync(objects(3, &[])));
+        state.apply(ClusterEvent::Synced);
+        let first = state.publish().unwrap().serial();
+        // web-1 stops being Ready: its names, its SRV records and its PTR go.
+        state.apply(manifests::resync(objects(3, &[1])));
+        let view = Arc::new(state.publish().unwrap());
+        assert_eq!(view.serial(), first + 1);
+        // The same objects again, and a pod that is not Ready changing state but no record:
+        // published, the serial stays.
+        state.apply(manifests::resync(objects(3, &[1])));
+        assert!(state.publish().is_none_or(|v| v.serial() == first + 1));
+
+        let ixfr = request(RecordType::IXFR, "cluster.local.", Some(first));
+        let zone_messages = |view: &Arc<View>, request: &Message, apex| {
+            let mut transfer = Transfer::new(view.clone(), zone.clone(), request, apex).unwrap();
+            let mut out = Vec::new();
+            let mut records = Vec::new();
+            while transfer.next_message(&mut out) {
+                records.extend(Message::from_vec(&out).unwrap().answers);
+            }
+            (transfer.kind, records)
+        };
+        let (kind, records) = zone_messages(&view, &ixfr, Apex::Zone);
+        assert_eq!(kind, TransferKind::Incremental(1));
+        let shown: Vec<String> = records
+            .iter()
+            .map(|r| match &r.data {
+                RData::SOA(soa) => format!("SOA {}", soa.serial - first),
+                data => format!("{} {} {data}", r.name, r.record_type()),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "SOA 1".to_owned(),
+                "SOA 0".into(),
+                "web.default.svc.cluster.local. A 10.1.0.2".into(),
+                "web.default.svc.cluster.local. SRV 0 33 80 web-0.web.default.svc.cluster.local.".into(),
+                "web.default.svc.cluster.local. SRV 0 33 80 web-1.web.default.svc.cluster.local.".into(),
+                "web.default.svc.cluster.local. SRV 0 33 80 web-2.web.default.svc.cluster.local.".into(),
+                "_http._tcp.web.default.svc.cluster.local. SRV 0 33 80 web-0.web.default.svc.cluster.local.".into(),
+                "_http._tcp.web.default.svc.cluster.local. SRV 0 33 80 web-1.web.default.svc.cluster.local.".into(),
+                "_http._tcp.web.default.svc.cluster.local. SRV 0 33 80 web-2.web.default.svc.cluster.local.".into(),
+                "web-1.web.default.svc.cluster.local. A 10.1.0.2".into(),
+                "SOA 1".into(),
+                "web.default.svc.cluster.local. SRV 0 50 80 web-0.web.default.svc.cluster.local.".into(),
+                "web.default.svc.cluster.local. SRV 0 50 80 web-2.web.default.svc.cluster.local.".into(),
+                "_http._tcp.web.default.svc.cluster.local. SRV 0 50 80 web-0.web.default.svc.cluster.local.".into(),
+                "_http._tcp.web.default.svc.cluster.local. SRV 0 50 80 web-2.web.default.svc.cluster.local.".into(),
+                "SOA 1".into(),
+            ]
+        );
+        // The reverse zone's change is its own: the PTR of web-1's address went.
+        let ixfr = request(RecordType::IXFR, "in-addr.arpa.", Some(first));
+        let (_, records) = zone_messages(&view, &ixfr, Apex::InAddrArpa);
+        let ptrs: Vec<String> = records
+            .iter()
+            .filter(|r| r.record_type() == RecordType::PTR)
+            .map(|r| format!("{} {}", r.name, r.data))
+            .collect();
+        assert_eq!(
+            ptrs,
+            ["2.0.1.10.in-addr.arpa. web-1.web.default.svc.cluster.local."]
+        );
+        // From before the journal: the whole zone.
+        let old = request(RecordType::IXFR, "cluster.local.", Some(first - 5));
+        assert_eq!(
+            zone_messages(&view, &old, Apex::Zone).0,
+            TransferKind::WholeZone
+        );
     }
 }
