@@ -4,6 +4,7 @@
 
 pub mod apiserver;
 pub mod process;
+pub mod secondary;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
