@@ -148,24 +148,28 @@ async fn follows(kind: Kind) {
                 .to_owned()
         })
     };
-    let loaded = eventually(Duration::from_secs(20), || async {
-        let theirs = udp_client(secondary.addr).await;
-        let want = serial(&ask(&ours, "cluster.local.", RecordType::SOA, None).await);
-        let got = tokio::time::timeout(
-            Duration::from_millis(500),
-            ask(&theirs, "cluster.local.", RecordType::SOA, None),
-        )
-        .await;
-        got.is_ok_and(|got| {
-            got.metadata.response_code == ResponseCode::NoError && serial(&got) == want
+    // Each zone is transferred on its own: wait until the secondary has every one.
+    for zone in zones {
+        let apex = format!("{zone}.");
+        let loaded = eventually(Duration::from_secs(30), || async {
+            let theirs = udp_client(secondary.addr).await;
+            let want = serial(&ask(&ours, &apex, RecordType::SOA, None).await);
+            let got = tokio::time::timeout(
+                Duration::from_millis(500),
+                ask(&theirs, &apex, RecordType::SOA, None),
+            )
+            .await;
+            got.is_ok_and(|got| {
+                got.metadata.response_code == ResponseCode::NoError && serial(&got) == want
+            })
         })
-    })
-    .await;
-    assert!(
-        loaded.is_some(),
-        "{kind:?} never loaded the zone:\n{}",
-        secondary.log_tail()
-    );
+        .await;
+        assert!(
+            loaded.is_some(),
+            "{kind:?} never loaded {zone}:\n{}",
+            secondary.log_tail()
+        );
+    }
 
     // Every record of both zones, and names that do not exist, answer alike.
     let mut questions: Vec<(String, RecordType)> = Vec::new();
