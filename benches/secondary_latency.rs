@@ -9,7 +9,6 @@
 #[path = "../tests/common/apiserver.rs"]
 mod apiserver;
 #[path = "../tests/common/secondary.rs"]
-#[allow(dead_code)]
 mod secondary;
 
 use std::net::SocketAddr;
@@ -23,8 +22,6 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use secondary::{Kind, Secondary, free_port};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-
-use apiserver::BENCH_PODS_PER_SERVICE as PODS_PER_SERVICE;
 
 fn main() {
     let numbers: Vec<usize> = std::env::args()
@@ -92,15 +89,8 @@ async fn measure(pods: usize, changes: usize) {
 
     let mut latencies = Vec::with_capacity(changes);
     let mut sizes = Vec::with_capacity(changes);
-    let mut ready_now = vec![true; pods];
-    for change in 0..changes {
-        let i = (change * 7919) % pods;
-        let becomes_ready = !ready_now[i];
-        ready_now[i] = becomes_ready;
-        let name = format!(
-            "pod-{i}.svc-{}.bench.svc.cluster.local.",
-            i / PODS_PER_SERVICE
-        );
+    let flips = apiserver::readiness_flips(pods).take(changes);
+    for (change, (i, name, becomes_ready)) in flips.enumerate() {
         let want = if becomes_ready {
             ResponseCode::NoError
         } else {

@@ -17,7 +17,6 @@ use hickory_proto::rr::{Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-use apiserver::BENCH_PODS_PER_SERVICE as PODS_PER_SERVICE;
 const CHANGES: usize = 1000;
 
 fn main() {
@@ -69,16 +68,8 @@ async fn measure(pods: usize) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.connect(running.dns_addr).await.unwrap();
     let mut latencies = Vec::with_capacity(CHANGES);
-    let mut ready_now = vec![true; pods];
-    for change in 0..CHANGES {
-        // Spread the changes over the pods; each flips one pod's readiness.
-        let i = (change * 7919) % pods;
-        let becomes_ready = !ready_now[i];
-        ready_now[i] = becomes_ready;
-        let name = format!(
-            "pod-{i}.svc-{}.bench.svc.cluster.local.",
-            i / PODS_PER_SERVICE
-        );
+    let flips = apiserver::readiness_flips(pods).take(CHANGES);
+    for (change, (i, name, becomes_ready)) in flips.enumerate() {
         let query = query_bytes(change as u16, &name);
         let want = if becomes_ready {
             ResponseCode::NoError

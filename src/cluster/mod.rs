@@ -626,6 +626,7 @@ impl ClusterState {
     }
 
     fn refresh_service(&mut self, key: &ObjectKey) {
+        self.touch_service(key);
         let Some(ns) = self.namespaces.get(&key.namespace) else {
             return;
         };
@@ -634,9 +635,6 @@ impl ClusterState {
         };
         if let Some(kind) = programming::kind_of(service) {
             self.rebuilt_kinds |= 1 << kind;
-        }
-        if let Some(journaling) = self.journaling.as_deref_mut() {
-            journaling.services.insert(key.clone());
         }
         let backing = ns.backing.get(&key.name).into_iter().flatten();
         let held_back = ns.held_back.get(&key.name).into_iter().flatten();

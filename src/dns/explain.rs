@@ -735,9 +735,10 @@ fn edit_distance(a: &str, b: &str, bound: usize) -> Option<usize> {
     Some(previous[b.len()]).filter(|&d| d <= bound)
 }
 
-/// A Service's diagnosis from what the cluster knows; `None` when there is nothing to say.
+/// A Service's diagnosis from what the cluster knows; `None` when there is nothing to say
+/// (then its selector is not even written out).
 pub fn diagnose(
-    selector: Option<String>,
+    selector: impl FnOnce() -> Option<String>,
     endpoints_empty: bool,
     held_back: Vec<HeldBackPod>,
     misnamed: Vec<MisnamedPod>,
@@ -747,7 +748,7 @@ pub fn diagnose(
         return None;
     }
     Some(Box::new(ServiceDiagnosis {
-        selector: selector.unwrap_or_default().into(),
+        selector: selector().unwrap_or_default().into(),
         held_back: held_back.into(),
         misnamed: misnamed.into(),
         slice_endpoints_not_ready,
@@ -884,7 +885,7 @@ pub fn report(view: &View, zone: &Zone, name: &Name, qtype: RecordType) -> Repor
     Report {
         name: name.to_string(),
         qtype: qtype.to_string(),
-        rcode: rcode_name(reply.rcode),
+        rcode: rules::rcode_name(u16::from(reply.rcode)).to_owned(),
         answers: lines(&reply.answers),
         authority: lines(&reply.authority),
         additionals: lines(&reply.additionals),
@@ -894,17 +895,6 @@ pub fn report(view: &View, zone: &Zone, name: &Name, qtype: RecordType) -> Repor
         }),
         reason: explanation.reason,
         facts,
-    }
-}
-
-/// As `dig` prints it.
-fn rcode_name(rcode: ResponseCode) -> String {
-    match rcode {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        other => other.to_str().to_uppercase(),
     }
 }
 

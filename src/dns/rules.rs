@@ -258,7 +258,7 @@ pub fn service_view<'p, 's>(
         // A ClusterIP Service answers with its address whether or not it has endpoints: an
         // empty one has nothing to explain unless it holds pods back.
         _ => explain::diagnose(
-            selector_text(service),
+            || selector_text(service),
             endpoints.is_empty() && service.kind == ServiceKind::Headless,
             held,
             misnamed,
@@ -495,6 +495,26 @@ fn fill<'b>(buf: &'b mut [u8], label: &str, separator: u8) -> Option<&'b str> {
 // ---------------------------------------------------------------------------------------------
 // What each question gets.
 // ---------------------------------------------------------------------------------------------
+
+/// Response codes by name, as `dig` prints them (BADVERS is extended: its upper bits travel in
+/// the OPT record).
+pub const RCODES: [(u16, &str); 7] = [
+    (0, "NOERROR"),
+    (1, "FORMERR"),
+    (2, "SERVFAIL"),
+    (3, "NXDOMAIN"),
+    (4, "NOTIMP"),
+    (5, "REFUSED"),
+    (16, "BADVERS"),
+];
+
+/// An rcode's name as `dig` prints it (`other` for the rest), for logs, metrics and reports.
+pub fn rcode_name(rcode: u16) -> &'static str {
+    RCODES
+        .iter()
+        .find(|(code, _)| *code == rcode)
+        .map_or("other", |(_, name)| name)
+}
 
 /// A complete answer, ready to be put on the wire.
 #[derive(Debug, Default, PartialEq)]

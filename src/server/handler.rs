@@ -180,7 +180,7 @@ impl Handler {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         // The DO bit is copied (RFC 3225 §3): a validating resolver reads DO=0 as a server that
         // does not understand DNSSEC.
-        let edns = request.edns.as_ref().map(|asked| {
+        let mut edns = request.edns.as_ref().map(|asked| {
             let mut edns = Edns::new();
             edns.set_max_payload(MAX_UDP_PAYLOAD)
                 .set_version(0)
@@ -205,7 +205,6 @@ impl Handler {
         let [query] = request.queries.queries() else {
             return prepared(ResponseCode::FormErr, Reply::default(), edns);
         };
-        let mut edns = edns;
         let reply = {
             let view = self.view.load();
             let reply = rules::answer(

@@ -12,6 +12,9 @@ use std::time::Duration;
 use hickory_server::net::xfer::Protocol;
 
 use crate::cluster::programming::{self, ProgrammingTimes};
+use crate::dns::question::{wire_name_end, wire_question_type};
+use crate::dns::rules::RCODES;
+pub use crate::dns::rules::rcode_name;
 use crate::dns::view::SharedView;
 use crate::source::stats::SourceStats;
 
@@ -34,16 +37,6 @@ const TYPES: [(u16, &str); 11] = [
 ];
 const TYPE_SLOTS: usize = TYPES.len() + 1;
 
-/// Response codes by name; extended codes (BADVERS) come from the OPT record.
-const RCODES: [(u16, &str); 7] = [
-    (0, "NOERROR"),
-    (1, "FORMERR"),
-    (2, "SERVFAIL"),
-    (3, "NXDOMAIN"),
-    (4, "NOTIMP"),
-    (5, "REFUSED"),
-    (16, "BADVERS"),
-];
 const RCODE_SLOTS: usize = RCODES.len() + 1;
 
 /// Upper bounds of the duration buckets: 1 µs doubling to about 1 s (an answer takes a few
@@ -509,14 +502,6 @@ impl Scrape {
     }
 }
 
-/// An rcode's name as `dig` prints it, for the query log.
-pub fn rcode_name(rcode: u16) -> &'static str {
-    RCODES
-        .iter()
-        .find(|(code, _)| *code == rcode)
-        .map_or("other", |(_, name)| name)
-}
-
 fn type_names() -> impl Iterator<Item = &'static str> {
     TYPES.iter().map(|(_, name)| *name).chain(["other"])
 }
@@ -571,10 +556,10 @@ fn size_bound(slot: usize) -> f64 {
 /// is one (our own bytes, well formed), else from the message as received.
 pub fn summarize(message: &[u8], reply: Option<&[u8]>) -> (u16, Option<ReplySummary>) {
     let Some(reply) = reply else {
-        return (question_type(message).unwrap_or(0), None);
+        return (wire_question_type(message).unwrap_or(0), None);
     };
-    let qtype = question_type(reply)
-        .or_else(|| question_type(message))
+    let qtype = wire_question_type(reply)
+        .or_else(|| wire_question_type(message))
         .unwrap_or(0);
     let header = |at: usize| reply.get(at).copied().unwrap_or(0);
     let mut rcode = u16::from(header(3) & 0x0f);
@@ -591,30 +576,6 @@ pub fn summarize(message: &[u8], reply: Option<&[u8]>) -> (u16, Option<ReplySumm
     (qtype, Some(summary))
 }
 
-/// The end of the question section's name starting at `at`, and the type after it.
-fn question_type(message: &[u8]) -> Option<u16> {
-    if message.len() < 12 || u16::from_be_bytes([message[4], message[5]]) == 0 {
-        return None;
-    }
-    let end = name_end(message, 12)?;
-    Some(u16::from_be_bytes([
-        *message.get(end)?,
-        *message.get(end + 1)?,
-    ]))
-}
-
-fn name_end(message: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let length = *message.get(at)?;
-        match length {
-            0 => return Some(at + 1),
-            l if l & 0xc0 == 0xc0 => return Some(at + 2),
-            l if l & 0xc0 == 0 => at += 1 + usize::from(l),
-            _ => return None,
-        }
-    }
-}
-
 /// The upper eight bits of the rcode, from an OPT record that is the message's only record
 /// besides the question (the only replies that carry one: BADVERS and other header-only errors).
 fn extended_rcode(reply: &[u8]) -> Option<u8> {
@@ -629,7 +590,7 @@ fn extended_rcode(reply: &[u8]) -> Option<u8> {
     }
     let mut at = 12;
     for _ in 0..counts[0] {
-        at = name_end(reply, at)? + 4;
+        at = wire_name_end(reply, at)? + 4;
     }
     // Root name, TYPE OPT (41), CLASS, then the TTL whose first byte is the extended rcode.
     match reply.get(at..at + 6)? {

@@ -19,6 +19,7 @@ use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::dns::contents::{self, Part};
+use crate::dns::question::wire_question_type;
 use crate::dns::rules::{Apex, Zone};
 use crate::dns::view::View;
 
@@ -107,7 +108,13 @@ pub fn request(
     policy: &TransferPolicy,
     zone: &Zone,
 ) -> Option<(Message, Apex)> {
-    if policy.allowed.is_empty() || !policy.allows(client.ip()) {
+    // Every TCP message passes here: only a transfer request from an allowed client is parsed
+    // (the others are parsed once, by the handler).
+    if !policy.allows(client.ip()) {
+        return None;
+    }
+    let asked = wire_question_type(message).map(RecordType::from);
+    if !matches!(asked, Some(RecordType::AXFR | RecordType::IXFR)) {
         return None;
     }
     let request = Message::from_vec(message).ok()?;
@@ -238,8 +245,9 @@ impl Transfer {
         }
         let mut size = 0;
         if self.stage == Stage::Opening {
-            size += self.encoded_len(&self.soa.clone());
-            message.add_answer(self.soa.clone());
+            let soa = self.soa.clone();
+            size += self.encoded_len(&soa);
+            message.add_answer(soa);
             self.stage = Stage::Body;
         }
         while self.stage == Stage::Body && size < MESSAGE_BUDGET {

@@ -76,8 +76,8 @@ async fn notify_target(
             return;
         }
     };
-    // Set while an episode of unacknowledged NOTIFYs has been warned about.
-    let mut unacknowledged_since: Option<std::time::Instant> = None;
+    // Whether the current episode of unacknowledged NOTIFYs has been warned about.
+    let mut warned = false;
     loop {
         let Some(serial) = *serials.borrow_and_update() else {
             if serials.changed().await.is_err() {
@@ -127,14 +127,14 @@ async fn notify_target(
             }
             attempts += 1;
             // One warning per episode, once a few attempts went unanswered.
-            if attempts == 4 && unacknowledged_since.is_none() {
-                unacknowledged_since = Some(std::time::Instant::now());
+            if attempts == 4 && !warned {
+                warned = true;
                 warn!(%target, serial, "NOTIFY not acknowledged after 4 attempts; still sending");
             }
             wait = (wait * 2).min(LONGEST_RETRY);
         };
         if !superseded {
-            if unacknowledged_since.take().is_some() {
+            if std::mem::take(&mut warned) {
                 info!(%target, serial, "NOTIFY acknowledged again");
             }
             debug!(%target, serial, "NOTIFY acknowledged");

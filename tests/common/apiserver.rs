@@ -781,3 +781,17 @@ pub fn populate_bench(api: &FakeApi, pods: usize) {
         api.apply(bench_pod(i, true));
     }
 }
+
+/// The benchmarks' changes over a cluster of `pods` Ready pods ([`populate_bench`]): each flips
+/// one pod's readiness, spread over all of them. Yields the pod's number, its name in DNS, and
+/// whether it is Ready now.
+pub fn readiness_flips(pods: usize) -> impl Iterator<Item = (usize, String, bool)> {
+    let mut ready = vec![true; pods];
+    (0..).map(move |change: usize| {
+        let i = (change * 7919) % pods;
+        ready[i] = !ready[i];
+        let service = i / BENCH_PODS_PER_SERVICE;
+        let name = format!("pod-{i}.svc-{service}.bench.svc.cluster.local.");
+        (i, name, ready[i])
+    })
+}

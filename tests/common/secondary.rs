@@ -1,5 +1,6 @@
 //! Standard name servers (Knot DNS, NSD, BIND) run as secondaries of headless-dns on loopback,
 //! for the transfer tests and the secondary-latency benchmark.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::Path;
