@@ -70,6 +70,7 @@ async fn measure(pods: usize, changes: usize) {
         knot_port,
         running.dns_addr,
         &["cluster.local"],
+        None,
     );
     let theirs = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     theirs.connect(knot.addr).await.unwrap();

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::dns::rules::{EndpointNames, PodRecords, Scope};
 use crate::source::kube::KubeOptions;
 use crate::transfer::Network;
+use crate::transfer::tsig::TsigKey;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -207,11 +208,34 @@ pub struct Config {
           value_delimiter = ',', value_parser = notify_target)]
     pub notify: Vec<SocketAddr>,
 
+    /// A TSIG key (RFC 8945) as `NAME:ALGORITHM:BASE64`, algorithm hmac-sha256, hmac-sha384 or
+    /// hmac-sha512: transfer requests must then be signed with it (unsigned ones are refused),
+    /// and their answers and our NOTIFYs are signed. Prefer the environment variable: a flag is
+    /// visible to every user of the machine in the process list.
+    #[arg(
+        long,
+        global = true,
+        env = "HEADLESS_DNS_TSIG_KEY",
+        hide_env_values = true,
+        value_name = "NAME:ALGORITHM:BASE64"
+    )]
+    pub tsig_key: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 impl Config {
+    /// The `--tsig-key`, parsed. (Parsed here rather than by clap, whose errors repeat the
+    /// value: the secret would end up in logs.)
+    pub fn tsig_key(&self) -> Result<Option<TsigKey>, String> {
+        self.tsig_key
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| format!("--tsig-key: {e}"))
+    }
+
     /// What the source watches, for explanations.
     pub fn scope(&self) -> Scope {
         Scope {

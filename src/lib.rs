@@ -173,6 +173,13 @@ fn zone(config: &Config) -> Result<Zone, String> {
 /// first answer (its errors stop startup); the API is followed in the background, and names in
 /// the zone answer SERVFAIL until its first complete list. Errors are one line.
 pub async fn start(config: &Config) -> Result<Running, String> {
+    let key = config.tsig_key()?;
+    if key.is_some() && config.allow_transfer.is_empty() {
+        return Err(
+            "--tsig-key signs zone transfers, but no client may transfer: add --allow-transfer"
+                .into(),
+        );
+    }
     let zone = Arc::new(zone(config)?);
     // Record changes are journaled for IXFR only where someone may transfer the zones.
     let journal = (!config.allow_transfer.is_empty()).then(|| zone.clone());
@@ -181,6 +188,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     let dns_metrics = Arc::new(DnsMetrics::new(config.listen, &config.zone));
     let policy = transfer::TransferPolicy {
         allowed: config.allow_transfer.clone(),
+        key: key.clone(),
     };
     let handler = Observed::new(
         Handler::new(shared.clone(), zone.clone()).with_transfers(policy),
@@ -210,6 +218,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         shared.clone(),
         zone.clone(),
         config.notify.clone(),
+        key,
     ));
     let (dns_addr, http_addr) = (dns.local_addr(), http.local_addr());
     info!(%dns_addr, %http_addr, zone = %config.zone, "answering DNS over UDP and TCP");

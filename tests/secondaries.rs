@@ -1,7 +1,8 @@
 //! Zone transfers to real secondaries: Knot DNS, NSD and BIND (Debian's `knot`, `nsd`,
 //! `bind9`), each configured as a secondary of the built binary on loopback. Each takes the zones
 //! by AXFR, then every name it serves answers as ours does; a change reaches it by NOTIFY and a
-//! new transfer. Clients not allowed are refused.
+//! new transfer. Clients not allowed are refused. With a TSIG key, the same with every
+//! transfer and NOTIFY signed, checked by the secondaries and by `dig -y`.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::process::{self, Process};
-use common::secondary::{Kind, Secondary, free_port};
+use common::secondary::{Key, Kind, Secondary, TEST_KEY, free_port};
 use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
@@ -45,9 +46,18 @@ fn cluster() -> Vec<String> {
     parts
 }
 
-/// `(name, type)` of every record of an AXFR of `zone` from `server`, as `dig` lists them.
-fn transferred(server: SocketAddr, zone: &str) -> (String, Vec<(String, String)>) {
-    let output = Command::new("dig")
+/// `(name, type)` of every record of an AXFR of `zone` from `server`, as `dig` lists them
+/// (signed with `key`, whose records are left out; dig checks every message's signature).
+fn transferred(
+    server: SocketAddr,
+    zone: &str,
+    key: Option<&Key>,
+) -> (String, Vec<(String, String)>) {
+    let mut command = Command::new("dig");
+    if let Some(key) = key {
+        command.args(["-y", &key.dig()]);
+    }
+    let output = command
         .arg(format!("@{}", server.ip()))
         .args([
             "-p",
@@ -61,12 +71,17 @@ fn transferred(server: SocketAddr, zone: &str) -> (String, Vec<(String, String)>
         .output()
         .expect("dig is installed");
     let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        !text.contains("Couldn't verify") && !text.contains("could not be validated"),
+        "{text}"
+    );
     let records = text
         .lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             (fields.len() >= 4).then(|| (fields[0].to_owned(), fields[3].to_owned()))
         })
+        .filter(|(_, rtype)| rtype != "TSIG")
         .collect();
     (text, records)
 }
@@ -79,10 +94,9 @@ async fn alike(
     name: &str,
     qtype: RecordType,
 ) -> Result<(), String> {
-    let (a, b) = (tcp_client(ours).await, tcp_client(theirs).await);
     let (a, b) = (
-        ask(&a, name, qtype, Some(1232)).await,
-        ask(&b, name, qtype, Some(1232)).await,
+        ask_tcp(ours, name, qtype).await?,
+        ask_tcp(theirs, name, qtype).await?,
     );
     let (rcode_a, rcode_b) = (a.metadata.response_code, b.metadata.response_code);
     if rcode_a != rcode_b || answers(&a) != answers(&b) {
@@ -95,23 +109,66 @@ async fn alike(
     Ok(())
 }
 
+/// One question over a new TCP connection, asked again on a transport error: NSD's server
+/// processes are replaced when a zone is reloaded, resetting their connections.
+async fn ask_tcp(
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+) -> Result<hickory_proto::op::Message, String> {
+    use futures_util::StreamExt as _;
+    use hickory_net::DnsHandle as _;
+    use hickory_proto::op::DnsRequestOptions;
+    let mut last_error = String::new();
+    for _ in 0..3 {
+        let client = tcp_client(server).await;
+        let mut options = DnsRequestOptions::default();
+        options.use_edns = true;
+        options.edns_payload_len = 1232;
+        let query = hickory_proto::op::Query::query(name.parse().unwrap(), qtype);
+        match client.lookup(query, options).next().await {
+            Some(Ok(response)) => return Ok(response.into_message()),
+            Some(Err(error)) => last_error = error.to_string(),
+            None => last_error = "no response".into(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("{server}: {name} {qtype}: {last_error}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knot_follows_by_axfr_and_notify() {
-    follows(Kind::Knot).await;
+    follows(Kind::Knot, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nsd_follows_by_axfr_and_notify() {
-    follows(Kind::Nsd).await;
+    follows(Kind::Nsd, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bind_follows_by_axfr_and_notify() {
-    follows(Kind::Bind).await;
+    follows(Kind::Bind, None).await;
 }
 
-/// A secondary of `kind` takes both zones, answers every name as we do, and follows a change.
-async fn follows(kind: Kind) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_follows_with_tsig() {
+    follows(Kind::Knot, Some(&TEST_KEY)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_follows_with_tsig() {
+    follows(Kind::Bind, Some(&TEST_KEY)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsd_follows_with_tsig() {
+    follows(Kind::Nsd, Some(&TEST_KEY)).await;
+}
+
+/// A secondary of `kind` takes both zones, answers every name as we do, and follows a change;
+/// with `key`, everything between us is signed.
+async fn follows(kind: Kind, key: Option<&Key>) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().join("cluster.yaml");
@@ -126,6 +183,11 @@ async fn follows(kind: Kind) {
         "--notify",
         &format!("127.0.0.1:{secondary_port}"),
     ]);
+    if let Some(key) = key {
+        command
+            .env("HEADLESS_DNS_TSIG_KEY", key.flag())
+            .env("RUST_LOG", "info,headless_dns::transfer=debug");
+    }
     let server = Process::start(command);
     let zones = ["cluster.local", "in-addr.arpa"];
     let secondary = Secondary::start(
@@ -134,6 +196,7 @@ async fn follows(kind: Kind) {
         secondary_port,
         server.dns,
         &zones,
+        key,
     );
 
     // The first transfer: the secondary serves our serial.
@@ -174,7 +237,7 @@ async fn follows(kind: Kind) {
     // Every record of both zones, and names that do not exist, answer alike.
     let mut questions: Vec<(String, RecordType)> = Vec::new();
     for zone in zones {
-        let (text, records) = transferred(server.dns, zone);
+        let (text, records) = transferred(server.dns, zone, key);
         assert!(records.len() > 10, "{zone}: {text}");
         assert_eq!(records.first().map(|r| r.1.as_str()), Some("SOA"), "{text}");
         assert_eq!(records.last().map(|r| r.1.as_str()), Some("SOA"), "{text}");
@@ -237,8 +300,9 @@ async fn follows(kind: Kind) {
     .await;
     assert!(
         arrived.is_some(),
-        "the change never reached {kind:?}:\n{}",
-        secondary.log_tail()
+        "the change never reached {kind:?}:\n{}\nours: {:#?}",
+        secondary.log_tail(),
+        server.log()
     );
     eprintln!(
         "{kind:?}: file written → answer at the secondary: {:?} (includes the manifests' 1 s \
@@ -252,6 +316,25 @@ async fn follows(kind: Kind) {
         "{kind:?} did not get an incremental transfer: {:?}",
         server.lines("zone transfer")
     );
+    if key.is_some() {
+        // Our signed NOTIFY got a response signed with the key (NSD does not answer one for
+        // ip6.arpa, which it does not serve; Knot and BIND answer NOTAUTH).
+        let acknowledged = server.wait_for_line(
+            &format!("NOTIFY acknowledged target=127.0.0.1:{secondary_port} zone=cluster.local."),
+            Duration::from_secs(5),
+        );
+        assert!(
+            acknowledged.is_some(),
+            "{kind:?}: {:#?}\n{}",
+            server.log(),
+            secondary.log_tail()
+        );
+        assert!(
+            server.lines("signature rejected").is_empty(),
+            "{:?}",
+            server.lines("signature rejected")
+        );
+    }
     for (name, qtype) in [
         (web2, RecordType::A),
         ("db.other.svc.cluster.local.", RecordType::CNAME),
@@ -288,7 +371,7 @@ async fn transfers_only_to_allowed_clients_over_tcp() {
             command.args(["--allow-transfer", allowed]);
         }
         let server = Process::start(command);
-        let (text, records) = transferred(server.dns, "cluster.local");
+        let (text, records) = transferred(server.dns, "cluster.local", None);
         assert_eq!(records.len() > 10, transfers, "{allowed:?}: {text}");
         let reply = ask(
             &udp_client(server.dns).await,
@@ -301,6 +384,180 @@ async fn transfers_only_to_allowed_clients_over_tcp() {
             reply.metadata.response_code,
             ResponseCode::Refused,
             "{allowed:?}"
+        );
+    }
+}
+
+/// `dig` with `args`, its output.
+fn dig(server: SocketAddr, args: &[&str]) -> String {
+    let output = Command::new("dig")
+        .arg(format!("@{}", server.ip()))
+        .args(["-p", &server.port().to_string()])
+        .args(args)
+        .output()
+        .expect("dig is installed");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// With `--tsig-key` a transfer must be signed with the key: `dig -y` gets every message of a
+/// zone too large for one message signed (it checks each MAC, the later ones chained to the
+/// one before), questions signed with the key are answered signed over UDP and TCP; an
+/// unsigned transfer is refused, a wrong secret gets BADSIG and an unknown key BADKEY. Without
+/// a key, a signed question gets BADKEY.
+#[tokio::test]
+async fn signed_transfers_and_questions() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("cluster.yaml");
+    let mut parts = cluster();
+    parts.extend(headless_service_of("many", 240, "10.9.1"));
+    replace_file(&manifests, &documents(&parts));
+    let start = |key: Option<&Key>| {
+        let mut command = process::command(None);
+        command.args([
+            "--manifests",
+            manifests.to_str().unwrap(),
+            "--allow-transfer",
+            "127.0.0.1",
+        ]);
+        if let Some(key) = key {
+            command.env("HEADLESS_DNS_TSIG_KEY", key.flag());
+        }
+        Process::start(command)
+    };
+    let server = start(Some(&TEST_KEY));
+    let signed = ["-y", &TEST_KEY.dig()[..]];
+
+    let transfer = dig(server.dns, &[signed[0], signed[1], "AXFR", "cluster.local"]);
+    let summary = transfer
+        .lines()
+        .find(|line| line.starts_with(";; XFR size"))
+        .unwrap_or_else(|| panic!("{transfer}"));
+    let messages: usize = summary
+        .split("messages ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap();
+    assert!(messages > 3, "{summary}");
+    let signatures = transfer
+        .lines()
+        .filter(|line| line.split_whitespace().nth(3) == Some("TSIG"))
+        .count();
+    assert_eq!(signatures, messages, "one signature per message: {summary}");
+    assert!(
+        !transfer.contains("Couldn't verify") && !transfer.contains("could not be validated"),
+        "{transfer}"
+    );
+    eprintln!("signed AXFR: {summary}");
+
+    // The same transfer unsigned, or signed with a key we do not have.
+    let unsigned = dig(server.dns, &["AXFR", "cluster.local"]);
+    assert!(unsigned.contains("Transfer failed"), "{unsigned}");
+    let wrong_secret = format!(
+        "{}:{}:{}",
+        TEST_KEY.algorithm, TEST_KEY.name, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    );
+    let badsig = dig(server.dns, &["-y", &wrong_secret, "AXFR", "cluster.local"]);
+    assert!(
+        badsig.contains("BADSIG") && badsig.contains("Transfer failed"),
+        "{badsig}"
+    );
+    let other_key = format!("{}:other-key:{}", TEST_KEY.algorithm, TEST_KEY.secret);
+    let badkey = dig(server.dns, &["-y", &other_key, "AXFR", "cluster.local"]);
+    assert!(
+        badkey.contains("BADKEY") && badkey.contains("Transfer failed"),
+        "{badkey}"
+    );
+
+    // Questions signed with the key, as a secondary's SOA query is: answered and signed.
+    for transport in ["+notcp", "+tcp"] {
+        let answer = dig(
+            server.dns,
+            &[signed[0], signed[1], transport, "SOA", "cluster.local"],
+        );
+        assert!(
+            answer.contains("status: NOERROR")
+                && answer.contains("TSIG PSEUDOSECTION")
+                && !answer.contains("Couldn't verify"),
+            "{transport}: {answer}"
+        );
+        let rejected = dig(
+            server.dns,
+            &["-y", &wrong_secret, transport, "SOA", "cluster.local"],
+        );
+        assert!(
+            rejected.contains("status: NOTAUTH") && rejected.contains("BADSIG"),
+            "{transport}: {rejected}"
+        );
+    }
+    // A large signed answer over UDP still fits the client's limit with its signature.
+    let large = dig(
+        server.dns,
+        &[
+            signed[0],
+            signed[1],
+            "+bufsize=1232",
+            "A",
+            "many.default.svc.cluster.local",
+        ],
+    );
+    assert!(
+        large.contains("flags: qr aa tc") || large.contains("Truncated, retrying in TCP"),
+        "{large}"
+    );
+    assert!(!large.contains("Couldn't verify"), "{large}");
+    drop(server);
+
+    let keyless = start(None);
+    let answer = dig(keyless.dns, &[signed[0], signed[1], "SOA", "cluster.local"]);
+    assert!(
+        answer.contains("status: NOTAUTH") && answer.contains("BADKEY"),
+        "{answer}"
+    );
+}
+
+/// A key that cannot be used stops the server with one line saying why, before it listens.
+#[test]
+fn a_bad_key_is_a_clear_error() {
+    for (key, allow, expected) in [
+        (
+            "transfer-key:hmac-md5:c2VjcmV0",
+            true,
+            "\"hmac-md5\" is not a TSIG algorithm we sign with: hmac-sha256, hmac-sha384, hmac-sha512",
+        ),
+        (
+            "transfer-key:hmac-sha256:not base64!",
+            true,
+            "is not base64",
+        ),
+        (
+            "just-a-name",
+            true,
+            "--tsig-key: a TSIG key is NAME:ALGORITHM:BASE64",
+        ),
+        (
+            &TEST_KEY.flag(),
+            false,
+            "--tsig-key signs zone transfers, but no client may transfer: add --allow-transfer",
+        ),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_headless-dns"));
+        command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["--manifests", "config/demo-cluster.yaml"])
+            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(["--tsig-key", key]);
+        if allow {
+            command.args(["--allow-transfer", "127.0.0.1"]);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{key}: {stderr}");
+        assert!(stderr.contains(expected), "{key}: {stderr}");
+        let secret = key.rsplit(':').next().unwrap();
+        assert!(
+            !stderr.contains(secret),
+            "the secret is not repeated: {stderr}"
         );
     }
 }

@@ -498,13 +498,15 @@ fn fill<'b>(buf: &'b mut [u8], label: &str, separator: u8) -> Option<&'b str> {
 
 /// Response codes by name, as `dig` prints them (BADVERS is extended: its upper bits travel in
 /// the OPT record).
-pub const RCODES: [(u16, &str); 7] = [
+pub const RCODES: [(u16, &str); 8] = [
     (0, "NOERROR"),
     (1, "FORMERR"),
     (2, "SERVFAIL"),
     (3, "NXDOMAIN"),
     (4, "NOTIMP"),
     (5, "REFUSED"),
+    // A TSIG signature we do not accept.
+    (9, "NOTAUTH"),
     (16, "BADVERS"),
 ];
 

@@ -19,6 +19,7 @@ use crate::dns::rules::{self, Reply, Zone};
 use crate::dns::view::SharedView;
 use crate::server::truncation;
 use crate::server::wire::{self, WireZone};
+use crate::transfer::tsig::{self, ResponseSigner, Signature, TsigKey};
 use crate::transfer::{self, Transfer, TransferPolicy};
 
 /// The largest UDP answer we send, whatever the client offers (the DNS flag day 2020 value,
@@ -108,8 +109,8 @@ impl Handler {
     /// The zone transfer `message` asks for, if it is one the client may have; from the
     /// current snapshot of the view, which the transfer keeps until it ends.
     pub fn transfer(&self, message: &[u8], src: SocketAddr) -> Option<Transfer> {
-        let (request, apex) = transfer::request(message, src, &self.transfers, &self.zone)?;
-        Transfer::new(self.view.load_full(), self.zone.clone(), &request, apex)
+        let request = transfer::request(message, src, &self.transfers, &self.zone)?;
+        Transfer::new(self.view.load_full(), self.zone.clone(), request)
     }
 
     /// Answers a plain UDP query straight into `out`; `false` when it needs [`Handler::respond`].
@@ -154,25 +155,54 @@ impl Handler {
         if question_points_into_header(message, request.queries.queries().len()) {
             return form_error(out);
         }
+        // A signed message is answered signed, or with NOTAUTH when its signature is not good.
+        let now = if request.signature.is_some() {
+            tsig::now()
+        } else {
+            0
+        };
+        let key = self.transfers.key.as_ref();
+        let mut signer = match TsigKey::check(key, message, request.signature.as_deref(), now) {
+            Signature::Unsigned => None,
+            Signature::Valid(signer) => Some(signer),
+            Signature::Rejected(mut signer) => {
+                debug!(%src, error = ?signer.error(), "TSIG signature rejected");
+                let query = request.queries.queries().first().map(|q| q.original());
+                return signer.reject(&request.metadata, query, out, now);
+            }
+        };
         let limit = match protocol {
             Protocol::Udp => udp_limit(request.edns.as_ref()),
             _ => u16::MAX,
         };
+        let reserved = signer.as_ref().map_or(0, ResponseSigner::record_len);
+        let limit = limit.saturating_sub(u16::try_from(reserved).unwrap_or(u16::MAX));
+        if !self.encode_within(&request, limit, out) {
+            return false;
+        }
+        if let Some(signer) = &mut signer {
+            signer.sign(out, now);
+        }
+        true
+    }
+
+    /// Encodes the response to `request` within `limit` bytes into `out`.
+    fn encode_within(&self, request: &Request, limit: u16, out: &mut Vec<u8>) -> bool {
         // Encode once against the limit; only an answer that does not fit is redone, without
         // its explanation, then cut.
-        let mut prepared = self.prepare(&request);
-        if encode(&prepared, &request, limit, out).is_some_and(|info| !info.truncation) {
+        let mut prepared = self.prepare(request);
+        if encode(&prepared, request, limit, out).is_some_and(|info| !info.truncation) {
             return true;
         }
         if prepared.drop_explanation() {
             out.clear();
-            if encode(&prepared, &request, limit, out).is_some_and(|info| !info.truncation) {
+            if encode(&prepared, request, limit, out).is_some_and(|info| !info.truncation) {
                 return true;
             }
         }
-        prepared.fit(&request, limit);
+        prepared.fit(request, limit);
         out.clear();
-        encode(&prepared, &request, limit, out).is_some()
+        encode(&prepared, request, limit, out).is_some()
     }
 
     /// Decides the response to `request`.

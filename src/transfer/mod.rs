@@ -7,9 +7,11 @@
 //! one shard of the view's maps), so a zone of 100,000 pods never sits in memory as records.
 //! An IXFR gets the current SOA alone when the client is up to date; the differences since its
 //! serial when the view's journal reaches back that far ([`crate::dns::journal`]); else the
-//! whole zone, as RFC 1995 §4 allows.
+//! whole zone, as RFC 1995 §4 allows. With `--tsig-key` a request must be signed with the
+//! key, and every message of the transfer is ([`tsig`]).
 
 pub mod notify;
+pub mod tsig;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use crate::dns::contents::{self, Part};
 use crate::dns::question::wire_question_type;
 use crate::dns::rules::{Apex, Zone};
 use crate::dns::view::View;
+use tsig::{ResponseSigner, Signature, TsigKey};
 
 /// A message of a transfer is closed once its records reach this many bytes (uncompressed):
 /// well under the 64 KB a TCP message may hold, whatever the next record.
@@ -84,6 +87,8 @@ impl std::str::FromStr for Network {
 #[derive(Clone, Debug, Default)]
 pub struct TransferPolicy {
     pub allowed: Vec<Network>,
+    /// When set, a transfer request must also be signed with this key.
+    pub key: Option<TsigKey>,
 }
 
 impl TransferPolicy {
@@ -100,14 +105,23 @@ fn apex_of(zone: &Zone, name: &hickory_proto::rr::Name) -> Option<Apex> {
         .find(|&apex| *zone.apex(apex) == name)
 }
 
-/// A transfer request: the parsed query, if `message` asks for AXFR or IXFR of a zone we serve
-/// and the client may have it.
+/// A transfer request that may be served: AXFR or IXFR of a zone we serve, from a client that
+/// may have it.
+pub struct Request {
+    pub message: Message,
+    pub apex: Apex,
+    /// Signs the transfer's messages, when the request was signed.
+    pub signer: Option<ResponseSigner>,
+}
+
+/// The transfer request `message` is, if it may be served. Any other (a question, a refused or
+/// badly signed transfer) is for the handler, which refuses it or answers NOTAUTH.
 pub fn request(
     message: &[u8],
     client: SocketAddr,
     policy: &TransferPolicy,
     zone: &Zone,
-) -> Option<(Message, Apex)> {
+) -> Option<Request> {
     // Every TCP message passes here: only a transfer request from an allowed client is parsed
     // (the others are parsed once, by the handler).
     if !policy.allows(client.ip()) {
@@ -130,7 +144,21 @@ pub fn request(
         return None;
     }
     let apex = apex_of(zone, query.name())?;
-    Some((request, apex))
+    let signer = match TsigKey::check(
+        policy.key.as_ref(),
+        message,
+        request.signature.as_deref(),
+        tsig::now(),
+    ) {
+        Signature::Valid(signer) => Some(signer),
+        Signature::Unsigned if policy.key.is_none() => None,
+        Signature::Unsigned | Signature::Rejected(_) => return None,
+    };
+    Some(Request {
+        message: request,
+        apex,
+        signer,
+    })
 }
 
 /// One transfer in progress: the messages of a zone, made one at a time from a snapshot.
@@ -150,6 +178,7 @@ pub struct Transfer {
     asked: bool,
     /// What the transfer sends, for the log.
     pub kind: TransferKind,
+    signer: Option<ResponseSigner>,
     scratch: Vec<u8>,
 }
 
@@ -178,13 +207,18 @@ enum Stage {
 impl Transfer {
     /// The transfer answering `request` from `view`; `None` when the view is not complete yet
     /// (the request is then refused like any other).
-    pub fn new(view: Arc<View>, zone: Arc<Zone>, request: &Message, apex: Apex) -> Option<Self> {
+    pub fn new(view: Arc<View>, zone: Arc<Zone>, request: Request) -> Option<Self> {
         if !view.synced() {
             return None;
         }
+        let Request {
+            message: request,
+            apex,
+            signer,
+        } = request;
         let query = request.queries.first()?.clone();
         let soa = contents::soa(&view, &zone, apex)?;
-        let ixfr_from = client_serial(request).filter(|_| query.query_type() == RecordType::IXFR);
+        let ixfr_from = client_serial(&request).filter(|_| query.query_type() == RecordType::IXFR);
         let up_to_date = ixfr_from.is_some_and(|serial| !serial_less(serial, view.serial()));
         let changes = ixfr_from.and_then(|serial| view.journal().since(serial));
         let kind = match (ixfr_from, &changes) {
@@ -227,6 +261,7 @@ impl Transfer {
             pending,
             asked: false,
             kind,
+            signer,
             scratch: Vec::new(),
         })
     }
@@ -274,6 +309,9 @@ impl Transfer {
         match message.to_vec() {
             Ok(bytes) => {
                 out.extend_from_slice(&bytes);
+                if let Some(signer) = &mut self.signer {
+                    signer.sign(out, tsig::now());
+                }
                 true
             }
             Err(_) => {
@@ -394,10 +432,18 @@ mod tests {
         message
     }
 
+    fn unsigned(message: &Message, apex: Apex) -> super::Request {
+        super::Request {
+            message: message.clone(),
+            apex,
+            signer: None,
+        }
+    }
+
     /// Every message of a transfer, parsed.
     fn messages(view: &Arc<View>, request: &Message, apex: Apex) -> Vec<Message> {
         let zone = Arc::new(Zone::new("cluster.local.", 5, PodRecords::Verified, None).unwrap());
-        let mut transfer = Transfer::new(view.clone(), zone, request, apex).unwrap();
+        let mut transfer = Transfer::new(view.clone(), zone, unsigned(request, apex)).unwrap();
         let mut out = Vec::new();
         let mut messages = Vec::new();
         while transfer.next_message(&mut out) {
@@ -494,7 +540,8 @@ mod tests {
 
         let ixfr = request(RecordType::IXFR, "cluster.local.", Some(first));
         let zone_messages = |view: &Arc<View>, request: &Message, apex| {
-            let mut transfer = Transfer::new(view.clone(), zone.clone(), request, apex).unwrap();
+            let mut transfer =
+                Transfer::new(view.clone(), zone.clone(), unsigned(request, apex)).unwrap();
             let mut out = Vec::new();
             let mut records = Vec::new();
             while transfer.next_message(&mut out) {

@@ -5,14 +5,16 @@
 //! per zone and target. Each target has its own task, which sends until every zone is
 //! acknowledged (any response counts, NOTAUTH from a secondary that does not serve a reverse
 //! zone included), waiting 1 s, 2 s, 4 s, ... up to a minute between attempts; a newer serial
-//! replaces the one being sent.
+//! replaces the one being sent. With `--tsig-key` each NOTIFY is signed and only a response
+//! signed with the key acknowledges it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::tsig::TsigError;
+use hickory_proto::rr::{Name, RecordType, TSigVerifier};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::dns::rules::{Apex, Zone};
 use crate::dns::view::SharedView;
+use crate::transfer::tsig::{self, TsigKey};
 
 /// How often the serial is looked at; changes within one period are one NOTIFY.
 pub const COALESCE: Duration = Duration::from_millis(200);
@@ -27,8 +30,13 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LONGEST_RETRY: Duration = Duration::from_secs(60);
 
 /// Starts notifying `targets` of every change of the zones' serial (from the first complete
-/// state on); the tasks run until aborted.
-pub fn spawn(view: SharedView, zone: Arc<Zone>, targets: Vec<SocketAddr>) -> Vec<JoinHandle<()>> {
+/// state on), signing with `key` if given; the tasks run until aborted.
+pub fn spawn(
+    view: SharedView,
+    zone: Arc<Zone>,
+    targets: Vec<SocketAddr>,
+    key: Option<TsigKey>,
+) -> Vec<JoinHandle<()>> {
     if targets.is_empty() {
         return Vec::new();
     }
@@ -37,7 +45,12 @@ pub fn spawn(view: SharedView, zone: Arc<Zone>, targets: Vec<SocketAddr>) -> Vec
     for target in targets {
         let names =
             [Apex::Zone, Apex::InAddrArpa, Apex::Ip6Arpa].map(|apex| zone.apex(apex).clone());
-        tasks.push(tokio::spawn(notify_target(target, names, watching.clone())));
+        tasks.push(tokio::spawn(notify_target(
+            target,
+            names,
+            key.clone(),
+            watching.clone(),
+        )));
     }
     tasks
 }
@@ -62,6 +75,7 @@ async fn watch_serial(view: SharedView, serials: watch::Sender<Option<u32>>) {
 async fn notify_target(
     target: SocketAddr,
     zones: [Name; 3],
+    key: Option<TsigKey>,
     mut serials: watch::Receiver<Option<u32>>,
 ) {
     let local: SocketAddr = if target.is_ipv4() {
@@ -85,12 +99,26 @@ async fn notify_target(
             }
             continue;
         };
-        let mut waiting: Vec<(u16, &Name)> = zones.iter().map(|name| (rand_id(), name)).collect();
+        let mut waiting: Vec<Waiting> = zones
+            .iter()
+            .map(|zone| Waiting {
+                id: rand_id(),
+                zone,
+                verifier: None,
+            })
+            .collect();
         let mut wait = FIRST_RETRY;
         let mut attempts = 0;
-        let superseded = loop {
-            for (id, name) in &waiting {
-                if let Ok(bytes) = notify_message(*id, name).to_vec() {
+        let mut newer_serial = false;
+        // The last response that did not acknowledge, for the warning.
+        let mut last_refusal = None;
+        loop {
+            for waiting in &mut waiting {
+                let mut message = notify_message(waiting.id, waiting.zone);
+                if let Some(key) = &key {
+                    waiting.verifier = key.sign_request(&mut message, tsig::now());
+                }
+                if let Ok(bytes) = message.to_vec() {
                     let _ = socket.send_to(&bytes, target).await;
                 }
             }
@@ -103,8 +131,12 @@ async fn notify_target(
                         if from != target {
                             continue;
                         }
-                        if let Some(id) = acknowledged(&buffer[..length]) {
-                            waiting.retain(|(waiting_id, _)| *waiting_id != id);
+                        match acknowledged(&buffer[..length], &mut waiting) {
+                            Ok(index) => {
+                                let zone = waiting.swap_remove(index).zone;
+                                debug!(%target, %zone, serial, "NOTIFY acknowledged");
+                            }
+                            Err(refusal) => last_refusal = refusal.or(last_refusal),
                         }
                         if waiting.is_empty() {
                             break;
@@ -115,29 +147,29 @@ async fn notify_target(
                         if changed.is_err() {
                             return;
                         }
+                        newer_serial = true;
                         break;
                     }
                 }
             }
-            if serials.has_changed().unwrap_or(false) {
-                break true;
-            }
-            if waiting.is_empty() {
-                break false;
+            if newer_serial || waiting.is_empty() {
+                break;
             }
             attempts += 1;
             // One warning per episode, once a few attempts went unanswered.
             if attempts == 4 && !warned {
                 warned = true;
-                warn!(%target, serial, "NOTIFY not acknowledged after 4 attempts; still sending");
+                let response = last_refusal.unwrap_or("none");
+                let zones: Vec<String> = waiting.iter().map(|w| w.zone.to_string()).collect();
+                let zones = zones.join(",");
+                warn!(%target, serial, %zones, response, "NOTIFY not acknowledged after 4 attempts; still sending");
             }
             wait = (wait * 2).min(LONGEST_RETRY);
-        };
-        if !superseded {
+        }
+        if !newer_serial {
             if std::mem::take(&mut warned) {
                 info!(%target, serial, "NOTIFY acknowledged again");
             }
-            debug!(%target, serial, "NOTIFY acknowledged");
             if serials.changed().await.is_err() {
                 return;
             }
@@ -153,16 +185,197 @@ fn notify_message(id: u16, zone: &Name) -> Message {
     message
 }
 
-/// The ID of the NOTIFY `response` answers, if it is a response to a NOTIFY.
-fn acknowledged(response: &[u8]) -> Option<u16> {
-    let message = Message::from_vec(response).ok()?;
-    (message.metadata.message_type == MessageType::Response
-        && message.metadata.op_code == OpCode::Notify)
-        .then_some(message.metadata.id)
+/// A zone's NOTIFY not yet acknowledged.
+struct Waiting<'z> {
+    id: u16,
+    zone: &'z Name,
+    /// Checks the signature of the response to a signed NOTIFY.
+    verifier: Option<TSigVerifier>,
+}
+
+/// Which of `waiting` the NOTIFY `response` acknowledges; else what was wrong with it, if it
+/// answered one of ours.
+fn acknowledged(response: &[u8], waiting: &mut [Waiting]) -> Result<usize, Option<&'static str>> {
+    let message = Message::from_vec(response).map_err(|_| None)?;
+    if message.metadata.message_type != MessageType::Response
+        || message.metadata.op_code != OpCode::Notify
+    {
+        return Err(None);
+    }
+    let index = waiting
+        .iter()
+        .position(|waiting| waiting.id == message.metadata.id)
+        .ok_or(None)?;
+    // Any response will do, NOTAUTH from a secondary that does not serve the zone included;
+    // but a signed NOTIFY wants a signed response. A secondary answers a zone it does not
+    // serve unsigned (Knot: NOTAUTH, no TSIG record), and a key it does not accept with a
+    // TSIG error.
+    if let Some(verifier) = &mut waiting[index].verifier
+        && verifier.verify(response).is_err()
+    {
+        let not_served = matches!(
+            message.metadata.response_code,
+            ResponseCode::NotAuth | ResponseCode::Refused
+        );
+        return match &message.signature {
+            None if not_served => Ok(index),
+            None => Err(Some("a response not signed with the TSIG key")),
+            Some(tsig) => Err(Some(match tsig.data.error {
+                Some(TsigError::BadKey) => "BADKEY: the secondary does not know the TSIG key",
+                Some(TsigError::BadSig) => "BADSIG: the secondary has another secret for the key",
+                Some(TsigError::BadTime) => "BADTIME: the clocks differ by more than 5 minutes",
+                _ => "a TSIG signature that does not verify",
+            })),
+        };
+    }
+    Ok(index)
 }
 
 /// An ID a spoofed response would have to guess.
 fn rand_id() -> u16 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::Instant::now()) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hickory_proto::op::Message;
+
+    use super::*;
+    use crate::dns::rules::PodRecords;
+    use crate::dns::view::View;
+    use crate::transfer::tsig::{Signature, TsigKey};
+
+    fn synced(serial: u32) -> View {
+        let mut view = View::new(serial);
+        view.set_synced();
+        view
+    }
+
+    /// A secondary on an ephemeral port: the next NOTIFY it gets within `limit`.
+    async fn next_notify(socket: &UdpSocket, limit: Duration) -> Option<(Vec<u8>, SocketAddr)> {
+        let mut buffer = [0u8; 512];
+        let (length, from) = tokio::time::timeout(limit, socket.recv_from(&mut buffer))
+            .await
+            .ok()?
+            .ok()?;
+        Some((buffer[..length].to_vec(), from))
+    }
+
+    /// The response to `notify` with `rcode`, signed with `key` if given.
+    fn response(notify: &[u8], rcode: ResponseCode, key: Option<&TsigKey>) -> Vec<u8> {
+        let request = Message::from_vec(notify).unwrap();
+        let mut response = Message::new(request.metadata.id, MessageType::Response, OpCode::Notify);
+        response.metadata.response_code = rcode;
+        response.add_query(request.queries[0].clone());
+        let mut bytes = response.to_vec().unwrap();
+        let now = tsig::now();
+        if let Some(key) = key {
+            let Signature::Valid(mut signer) =
+                TsigKey::check(Some(key), notify, request.signature.as_deref(), now)
+            else {
+                panic!("the NOTIFY is signed with the key");
+            };
+            signer.sign(&mut bytes, now);
+        }
+        bytes
+    }
+
+    fn zone_of(notify: &[u8]) -> String {
+        Message::from_vec(notify).unwrap().queries[0]
+            .name()
+            .to_string()
+    }
+
+    /// A secondary that does not answer for ip6.arpa keeps getting its NOTIFY, but a newer
+    /// serial is sent for every zone at once, not after the old one's backoff.
+    #[tokio::test]
+    async fn a_newer_serial_is_sent_at_once() {
+        let secondary = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let view = SharedView::new(synced(1));
+        let zone = Arc::new(Zone::new("cluster.local.", 5, PodRecords::Verified, None).unwrap());
+        let tasks = spawn(
+            view.clone(),
+            zone,
+            vec![secondary.local_addr().unwrap()],
+            None,
+        );
+        let mut zones = Vec::new();
+        while zones.len() < 3 {
+            let (notify, from) = next_notify(&secondary, Duration::from_secs(2))
+                .await
+                .unwrap();
+            zones.push(zone_of(&notify));
+            if !zone_of(&notify).starts_with("ip6") {
+                let ack = response(&notify, ResponseCode::NoError, None);
+                secondary.send_to(&ack, from).await.unwrap();
+            }
+        }
+        zones.sort();
+        assert_eq!(zones, ["cluster.local.", "in-addr.arpa.", "ip6.arpa."]);
+        view.publish(synced(2));
+        let mut again = Vec::new();
+        while let Some((notify, _)) = next_notify(&secondary, Duration::from_millis(800)).await {
+            again.push(zone_of(&notify));
+            if again.contains(&"cluster.local.".to_owned()) {
+                break;
+            }
+        }
+        assert!(
+            again.contains(&"cluster.local.".to_owned()),
+            "after the change: {again:?}"
+        );
+        tasks.iter().for_each(JoinHandle::abort);
+    }
+
+    /// With a key, each NOTIFY is signed; a signed response acknowledges it, and so does an
+    /// unsigned NOTAUTH without a TSIG record (a zone the secondary does not serve); an
+    /// unsigned NOERROR does not.
+    #[tokio::test]
+    async fn signed_notifies_want_signed_responses() {
+        let key: TsigKey = "notify-key:hmac-sha256:c2VjcmV0IHNlY3JldCBzZWNyZXQ="
+            .parse()
+            .unwrap();
+        let secondary = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let view = SharedView::new(synced(1));
+        let zone = Arc::new(Zone::new("cluster.local.", 5, PodRecords::Verified, None).unwrap());
+        let tasks = spawn(
+            view,
+            zone,
+            vec![secondary.local_addr().unwrap()],
+            Some(key.clone()),
+        );
+        let mut first_round = Vec::new();
+        for _ in 0..3 {
+            let (notify, from) = next_notify(&secondary, Duration::from_secs(2))
+                .await
+                .unwrap();
+            let zone = zone_of(&notify);
+            let ack = match zone.as_str() {
+                "cluster.local." => response(&notify, ResponseCode::NoError, Some(&key)),
+                "in-addr.arpa." => response(&notify, ResponseCode::NotAuth, None),
+                _ => response(&notify, ResponseCode::NoError, None),
+            };
+            secondary.send_to(&ack, from).await.unwrap();
+            first_round.push(zone);
+        }
+        first_round.sort();
+        assert_eq!(
+            first_round,
+            ["cluster.local.", "in-addr.arpa.", "ip6.arpa."]
+        );
+        // Only the zone whose response was not signed is sent again.
+        let (retry, _) = next_notify(&secondary, Duration::from_secs(3))
+            .await
+            .unwrap();
+        assert_eq!(zone_of(&retry), "ip6.arpa.");
+        assert!(
+            next_notify(&secondary, Duration::from_millis(500))
+                .await
+                .is_none()
+        );
+        tasks.iter().for_each(JoinHandle::abort);
+    }
 }

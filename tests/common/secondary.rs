@@ -20,10 +20,53 @@ impl Drop for Secondary {
     }
 }
 
-/// A port nothing listens on now (for a server whose address must be known before it starts).
+/// A port nothing uses now, for UDP and TCP, for a server whose address must be known before
+/// it starts. Taken below the kernel's ephemeral range: a port from that range can be given
+/// to some test's outgoing connection before the server binds it.
 pub fn free_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
+    use std::hash::{BuildHasher, RandomState};
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = ephemeral_start.saturating_sub(12_000).max(1024);
+    let span = u64::from(ephemeral_start - low);
+    for attempt in 0u64..1000 {
+        let pick = RandomState::new().hash_one((std::process::id(), attempt)) % span;
+        let port = low + pick as u16;
+        let free = std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
+    panic!("no free port below {ephemeral_start}");
+}
+
+/// A TSIG key both sides are given.
+pub struct Key {
+    pub name: &'static str,
+    pub algorithm: &'static str,
+    pub secret: &'static str,
+}
+
+/// The key of the signed-transfer tests (a test secret, 32 random bytes).
+pub const TEST_KEY: Key = Key {
+    name: "transfer-key",
+    algorithm: "hmac-sha256",
+    secret: "3Ghb0oP7sA8yNq2xv1Kj5mWcT9uRzE4dLfYiX6nHgQs=",
+};
+
+impl Key {
+    /// As headless-dns's `--tsig-key` takes it.
+    pub fn flag(&self) -> String {
+        format!("{}:{}:{}", self.name, self.algorithm, self.secret)
+    }
+
+    /// As `dig -y` takes it.
+    pub fn dig(&self) -> String {
+        format!("{}:{}:{}", self.algorithm, self.name, self.secret)
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -35,19 +78,41 @@ pub enum Kind {
 
 impl Secondary {
     /// `kind` on `port`, secondary for `zones` of the primary at `primary`, taking NOTIFY from
-    /// it. Each runs in the foreground, as root or not, with everything under `dir`.
-    pub fn start(kind: Kind, dir: &Path, port: u16, primary: SocketAddr, zones: &[&str]) -> Self {
+    /// it; with `key`, transfers and NOTIFYs both ways are signed with it, and an unsigned
+    /// NOTIFY is not accepted. Each runs in the foreground, as root or not, with everything
+    /// under `dir`.
+    pub fn start(
+        kind: Kind,
+        dir: &Path,
+        port: u16,
+        primary: SocketAddr,
+        zones: &[&str],
+        key: Option<&Key>,
+    ) -> Self {
         std::fs::create_dir_all(dir.join("zones")).unwrap();
         let (ip, primary_port, dir_text) = (primary.ip(), primary.port(), dir.display());
         let path = dir.join("secondary.conf");
         let mut command = match kind {
             Kind::Knot => {
+                let (keys, use_key) = match key {
+                    Some(Key {
+                        name,
+                        algorithm,
+                        secret,
+                    }) => (
+                        format!(
+                            "key:\n  - id: {name}\n    algorithm: {algorithm}\n    secret: {secret}\n"
+                        ),
+                        format!("    key: {name}\n"),
+                    ),
+                    None => (String::new(), String::new()),
+                };
                 let mut config = format!(
                     "server:\n    listen: 127.0.0.1@{port}\n    rundir: {dir_text}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
                      log:\n  - target: stderr\n    any: info\n\
-                     database:\n    storage: {dir_text}/db\n\
-                     remote:\n  - id: primary\n    address: {ip}@{primary_port}\n\
-                     acl:\n  - id: from_primary\n    address: {ip}\n    action: notify\n\
+                     database:\n    storage: {dir_text}/db\n{keys}\
+                     remote:\n  - id: primary\n    address: {ip}@{primary_port}\n{use_key}\
+                     acl:\n  - id: from_primary\n    address: {ip}\n    action: notify\n{use_key}\
                      template:\n  - id: default\n    storage: {dir_text}/zones\n    master: primary\n    acl: from_primary\n    zonefile-sync: -1\n\
                      zone:\n"
                 );
@@ -66,9 +131,22 @@ impl Secondary {
                      \x20 xfrdir: \"{dir_text}\"\n  zonelistfile: \"{dir_text}/zone.list\"\n  database: \"\"\n  verbosity: 1\n  server-count: 1\n\
                      remote-control:\n  control-enable: no\n"
                 );
+                let key_name = match key {
+                    Some(Key {
+                        name,
+                        algorithm,
+                        secret,
+                    }) => {
+                        config.push_str(&format!(
+                            "key:\n  name: \"{name}\"\n  algorithm: {algorithm}\n  secret: \"{secret}\"\n"
+                        ));
+                        *name
+                    }
+                    None => "NOKEY",
+                };
                 for zone in zones {
                     config.push_str(&format!(
-                        "zone:\n  name: {zone}\n  request-xfr: {ip}@{primary_port} NOKEY\n  allow-notify: {ip} NOKEY\n"
+                        "zone:\n  name: {zone}\n  request-xfr: {ip}@{primary_port} {key_name}\n  allow-notify: {ip} {key_name}\n"
                     ));
                 }
                 std::fs::write(&path, config).unwrap();
@@ -83,10 +161,23 @@ impl Secondary {
                      \x20 managed-keys-directory \"{dir_text}\";\n  recursion no;\n  dnssec-validation no;\n  notify no;\n}};\n\
                      controls {{ }};\n"
                 );
+                let (primary, notifier) = match key {
+                    Some(Key {
+                        name,
+                        algorithm,
+                        secret,
+                    }) => {
+                        config.push_str(&format!(
+                            "key \"{name}\" {{ algorithm {algorithm}; secret \"{secret}\"; }};\n"
+                        ));
+                        (format!("{ip} key \"{name}\""), format!("key \"{name}\""))
+                    }
+                    None => (ip.to_string(), ip.to_string()),
+                };
                 for zone in zones {
                     config.push_str(&format!(
-                        "zone \"{zone}\" {{\n  type secondary;\n  primaries port {primary_port} {{ {ip}; }};\n\
-                         \x20 file \"zones/{zone}.db\";\n  allow-notify {{ {ip}; }};\n}};\n"
+                        "zone \"{zone}\" {{\n  type secondary;\n  primaries port {primary_port} {{ {primary}; }};\n\
+                         \x20 file \"zones/{zone}.db\";\n  allow-notify {{ {notifier}; }};\n}};\n"
                     ));
                 }
                 std::fs::write(&path, config).unwrap();
