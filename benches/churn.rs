@@ -1,7 +1,8 @@
 //! The cost of pod churn on answering, two ways:
 //! 1. the cluster state's own work per pod change (apply, rebuild the Service's answers, publish a
 //!    view), timed without sockets: at 1,000 changes/s, that is the share of a core taken from
-//!    answering;
+//!    answering; then the same with the journal of record changes kept for IXFR (with
+//!    `--allow-transfer`), and a re-list of every object (as after a watch's 410), both ways;
 //! 2. dnsperf's queries/s against headless-dns following the test API server, quiet and while
 //!    1,000 pod readiness changes per second flow through the watch, alternated (quiet, churn,
 //!    quiet, churn, ...). Placed as in `dnsperf.sh`: every thread of the server on CPU
@@ -11,7 +12,7 @@
 //!
 //! Prints figures; not a test. Needs dnsperf and taskset.
 //!
-//!     cargo bench --bench churn [-- PODS [ROUNDS [SECONDS]]]
+//!     cargo bench --bench churn [-- PODS [ROUNDS [SECONDS]]]     (ROUNDS 0: the first part only)
 
 #[path = "../tests/common/apiserver.rs"]
 mod apiserver;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use apiserver::FakeApi;
 use clap::Parser;
 use headless_dns::cluster::{ClusterEvent, ClusterState};
+use headless_dns::dns::rules::{PodRecords, Zone};
 use headless_dns::records::ClusterObject;
 use headless_dns::source::manifests;
 
@@ -53,7 +55,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    writer_cost(pods);
+    writer_cost(pods, false);
+    writer_cost(pods, true);
+    if rounds == 0 {
+        return;
+    }
     let api = Arc::new(api_runtime.block_on(FakeApi::start()));
     apiserver::populate_bench(&api, pods);
     let dir = tempfile::tempdir().unwrap();
@@ -264,8 +270,8 @@ fn ticks_per_second() -> f64 {
     100.0
 }
 
-/// Times pod readiness flips applied to the cluster state one at a time, each published.
-fn writer_cost(pods: usize) {
+/// The bench cluster as objects: `pods` pods, Ready where `ready` says so.
+fn bench_objects(pods: usize, ready: impl Fn(usize) -> bool) -> Vec<ClusterObject> {
     let mut items = vec![apiserver::namespace("bench")];
     for s in 0..pods.div_ceil(PODS_PER_SERVICE) {
         let name = format!("svc-{s}");
@@ -275,10 +281,20 @@ fn writer_cost(pods: usize) {
             Some(("app", &name)),
         ));
     }
-    items.extend((0..pods).map(|i| apiserver::bench_pod(i, true)));
+    items.extend((0..pods).map(|i| apiserver::bench_pod(i, ready(i))));
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-    let objects = manifests::parse(&list.to_string()).expect("parses");
+    manifests::parse(&list.to_string()).expect("parses")
+}
+
+/// Times pod readiness flips applied to the cluster state one at a time, each published, then a
+/// re-list of the same objects; with `journal`, the record changes worked out for IXFR too.
+fn writer_cost(pods: usize, journal: bool) {
+    let objects = bench_objects(pods, |_| true);
     let mut state = ClusterState::new(1);
+    if journal {
+        let zone = Zone::new("cluster.local", 5, PodRecords::Verified, None).expect("a zone");
+        state = state.with_journal(Arc::new(zone));
+    }
     state.apply(manifests::resync(objects));
     state.apply(ClusterEvent::Synced);
     let mut published = state.publish();
@@ -297,10 +313,45 @@ fn writer_cost(pods: usize) {
         published = state.publish().or(published);
     }
     let per_change = started.elapsed().as_secs_f64() * 1e6 / count as f64;
+    let with = if journal {
+        " with the IXFR journal"
+    } else {
+        ""
+    };
     println!(
-        "{pods} pods: applying one pod change and publishing the view takes {per_change:.1} us: \
-         {CHANGES_PER_SECOND} changes/s use {:.1}% of one core",
+        "{pods} pods{with}: applying one pod change and publishing the view takes \
+         {per_change:.1} us: {CHANGES_PER_SECOND} changes/s use {:.1}% of one core",
         per_change * CHANGES_PER_SECOND as f64 / 1e4
     );
-    drop(published);
+    // A re-list that changes nothing (the objects as they are now), then one with half the
+    // pods' readiness flipped.
+    let mut ready = vec![true; pods];
+    for n in 0..20_000 {
+        ready[(n * 104_729) % pods] = n % 2 == 1;
+    }
+    let now_ready = bench_objects(pods, |i| ready[i]);
+    let started = Instant::now();
+    state.apply(manifests::resync(now_ready));
+    let unchanged = state.publish();
+    println!(
+        "{pods} pods{with}: a re-list that changes nothing is applied in {:.0} ms ({})",
+        started.elapsed().as_secs_f64() * 1e3,
+        if unchanged.is_some() {
+            "published"
+        } else {
+            "nothing to publish"
+        }
+    );
+    let relisted = bench_objects(pods, |i| i % 2 == 0);
+    let started = Instant::now();
+    state.apply(manifests::resync(relisted));
+    let view = state.publish().expect("the re-list changes records");
+    let took = started.elapsed();
+    let journaled = view.journal().len();
+    println!(
+        "{pods} pods{with}: a re-list with half the pods' readiness changed is applied and \
+         published in {:.0} ms (journal: {journaled} changes held)",
+        took.as_secs_f64() * 1e3
+    );
+    drop((published, view));
 }

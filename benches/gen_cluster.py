@@ -9,6 +9,8 @@ pods each (StatefulSet-style hostnames), plus SERVICES/10 ClusterIP Services, as
   q-pods.txt       dnsperf queries: pod names (one answer)
   q-svcs.txt       dnsperf queries: headless Service names (PODS answers)
   q-mix.txt        dnsperf queries: pods and Services with 10% names that do not exist
+  q-srv.txt        dnsperf queries: SRV of headless Services' ports (answered by the general
+                   path, hickory's parser and encoder, not the direct UDP writer)
 
 usage: gen_cluster.py OUTDIR SERVICES PODS
 """
@@ -105,4 +107,8 @@ with open(f"{out}/q-mix.txt", "w") as f:
             f.write(f"{rng.choice(pod_names)} A\n")
         else:
             f.write(f"{rng.choice(svc_names)} A\n")
+# Last, so that the files above stay as they were.
+with open(f"{out}/q-srv.txt", "w") as f:
+    for _ in range(QUERIES):
+        f.write(f"_web._tcp.{rng.choice(svc_names)} SRV\n")
 print(f"{out}: {services} headless services x {pods} pods, {n} pods, {len(svc_names) // 10 or 1} ClusterIP services")

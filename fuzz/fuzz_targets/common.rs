@@ -10,13 +10,43 @@ use headless_dns::dns::rules::{PodRecords, Zone};
 use headless_dns::dns::view::SharedView;
 use headless_dns::server::handler::Handler;
 use headless_dns::source::manifests;
+use headless_dns::transfer::TransferPolicy;
 use hickory_proto::op::Message;
 
 pub const SRC: &str = "192.0.2.1:5300";
 
+/// The key signed messages are checked against (the seed corpora hold messages signed with it,
+/// long expired: their MACs are computed and checked, then BADTIME).
+pub const KEY: &str = "fuzz-key:hmac-sha256:ZnV6eiBrZXkgZnV6eiBrZXkgZnV6eiBrZXkgZnV6eg==";
+
+/// A handler of [`cluster`] that lets [`SRC`] transfer with [`KEY`]: signed messages are
+/// checked (and none can transfer: a fuzzer does not forge a MAC).
+pub fn handler() -> &'static Handler {
+    static HANDLER: OnceLock<Handler> = OnceLock::new();
+    HANDLER.get_or_init(|| {
+        let policy = TransferPolicy {
+            allowed: vec!["192.0.2.0/24".parse().expect("a network")],
+            key: Some(KEY.parse().expect("a key")),
+        };
+        cluster().clone().with_transfers(policy)
+    })
+}
+
+/// A handler of [`cluster`] that lets [`SRC`] transfer without a key: AXFR and IXFR stream.
+pub fn transfer_handler() -> &'static Handler {
+    static HANDLER: OnceLock<Handler> = OnceLock::new();
+    HANDLER.get_or_init(|| {
+        let policy = TransferPolicy {
+            allowed: vec!["192.0.2.0/24".parse().expect("a network")],
+            key: None,
+        };
+        cluster().clone().with_transfers(policy)
+    })
+}
+
 /// The demo cluster, an ExternalName chain into the zone, and a headless Service of 120 pods
 /// (a third dual-stack) whose answers are cut at every limit.
-pub fn handler() -> &'static Handler {
+fn cluster() -> &'static Handler {
     static HANDLER: OnceLock<Handler> = OnceLock::new();
     HANDLER.get_or_init(|| {
         let mut text = include_str!("../../config/demo-cluster.yaml").to_string();

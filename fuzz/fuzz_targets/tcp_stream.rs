@@ -1,6 +1,6 @@
 //! A TCP connection's bytes, cut into length-prefixed messages as the TCP server reads them,
 //! each answered: the query's ID, QR set, a message that parses, whole (no cut); a response
-//! gets none.
+//! gets none. The client may transfer (without a key): each message of an AXFR or IXFR too.
 #![no_main]
 
 use hickory_server::net::xfer::Protocol;
@@ -9,13 +9,20 @@ use libfuzzer_sys::fuzz_target;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let handler = common::handler();
+    let handler = common::transfer_handler();
     let mut stream = data;
     while let [hi, lo, rest @ ..] = stream {
         let length = usize::from(u16::from_be_bytes([*hi, *lo])).min(rest.len());
         let (message, next) = rest.split_at(length);
         stream = next;
         let mut reply = Vec::new();
+        // As the TCP server does: a transfer the client may have streams, the rest is answered.
+        if let Some(mut transfer) = handler.transfer(message, common::src()) {
+            while transfer.next_message(&mut reply) {
+                common::check_reply(message, Some(&reply), usize::from(u16::MAX));
+            }
+            continue;
+        }
         let answered = handler.respond(message, common::src(), Protocol::Tcp, &mut reply);
         common::check_reply(message, answered.then_some(&reply[..]), usize::from(u16::MAX));
     }

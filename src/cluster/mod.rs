@@ -205,18 +205,31 @@ impl ClusterState {
                 }
             }
             let keys = services.iter().map(|k| (&*k.namespace, &*k.name));
-            let mut change = journal::diff(
+            let change = journal::diff(
                 &journaling.published,
                 &self.view,
                 &journaling.zone,
                 keys,
                 addresses,
+                journal::Journal::MAX_RECORDS,
             );
-            if !change.is_empty() {
-                change.from = self.view.serial();
-                self.view.bump_serial();
-                change.to = self.view.serial();
-                self.view.record_change(change);
+            match change {
+                Some(change) if change.is_empty() => {}
+                Some(mut change) => {
+                    change.from = self.view.serial();
+                    self.view.bump_serial();
+                    change.to = self.view.serial();
+                    self.view.record_change(change);
+                }
+                None => {
+                    info!(
+                        services = services.len(),
+                        "more records changed at once than the IXFR journal holds: \
+                         secondaries will transfer the whole zone"
+                    );
+                    self.view.bump_serial();
+                    self.view.clear_journal();
+                }
             }
         } else {
             // The first complete state: nothing before it to differ from.

@@ -162,18 +162,18 @@ impl Handler {
             0
         };
         let key = self.transfers.key.as_ref();
+        let limit = match protocol {
+            Protocol::Udp => udp_limit(request.edns.as_ref()),
+            _ => u16::MAX,
+        };
         let mut signer = match TsigKey::check(key, message, request.signature.as_deref(), now) {
             Signature::Unsigned => None,
             Signature::Valid(signer) => Some(signer),
             Signature::Rejected(mut signer) => {
                 debug!(%src, error = ?signer.error(), "TSIG signature rejected");
                 let query = request.queries.queries().first().map(|q| q.original());
-                return signer.reject(&request.metadata, query, out, now);
+                return signer.reject(&request.metadata, query, limit, out, now);
             }
-        };
-        let limit = match protocol {
-            Protocol::Udp => udp_limit(request.edns.as_ref()),
-            _ => u16::MAX,
         };
         let reserved = signer.as_ref().map_or(0, ResponseSigner::record_len);
         let limit = limit.saturating_sub(u16::try_from(reserved).unwrap_or(u16::MAX));

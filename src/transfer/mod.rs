@@ -363,6 +363,7 @@ mod tests {
 
     use super::*;
     use crate::cluster::{ClusterEvent, ClusterState};
+    use crate::dns::journal;
     use crate::dns::rules::PodRecords;
     use crate::source::manifests;
 
@@ -591,6 +592,25 @@ mod tests {
             ptrs,
             ["2.0.1.10.in-addr.arpa. web-1.web.default.svc.cluster.local."]
         );
+        // Worked out directly, the same difference; past a limit, none.
+        let touched = || {
+            (
+                [("default", "web")],
+                ["10.1.0.2".parse::<IpAddr>().unwrap()],
+            )
+        };
+        let old = {
+            let mut state = ClusterState::new(7);
+            state.apply(manifests::resync(objects(3, &[])));
+            state.apply(ClusterEvent::Synced);
+            state.publish().unwrap()
+        };
+        let (services, addresses) = touched();
+        let change = journal::diff(&old, &view, &zone, services, addresses, 100).unwrap();
+        // The Service's records as above, and the pod's PTR.
+        assert_eq!((change.removed.len(), change.added.len()), (9, 4));
+        let (services, addresses) = touched();
+        assert!(journal::diff(&old, &view, &zone, services, addresses, 12).is_none());
         // From before the journal: the whole zone.
         let old = request(RecordType::IXFR, "cluster.local.", Some(first - 5));
         assert_eq!(

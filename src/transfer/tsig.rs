@@ -155,6 +155,7 @@ impl TsigKey {
 
 /// Signs the responses to one signed request: a single message, or each message of a
 /// transfer in turn.
+#[derive(Clone)]
 pub struct ResponseSigner {
     /// `None`: the TSIG record goes without a MAC (BADKEY, BADSIG).
     signer: Option<TSigner>,
@@ -248,29 +249,46 @@ impl ResponseSigner {
     }
 
     /// Writes the error response to a rejected request (its header's `metadata`, its
-    /// question) into `out`: NOTAUTH, with the TSIG record saying why.
+    /// question) into `out`, within `limit` bytes: NOTAUTH, with the TSIG record saying why.
+    /// The key and algorithm names of a BADKEY come from the request and may be long: what
+    /// does not fit goes, the question first, then the TSIG record.
     pub fn reject(
         &mut self,
         metadata: &Metadata,
         query: Option<&Query>,
+        limit: u16,
         out: &mut Vec<u8>,
         now: u64,
     ) -> bool {
+        let limit = usize::from(limit);
         let mut response = Message::new(metadata.id, MessageType::Response, metadata.op_code);
         response.metadata.response_code = ResponseCode::NotAuth;
         response.metadata.recursion_desired = metadata.recursion_desired;
+        let without_question = response.clone();
         if let Some(query) = query {
             response.add_query(query.clone());
         }
-        out.clear();
-        match response.to_vec() {
-            Ok(bytes) => {
-                out.extend_from_slice(&bytes);
-                self.sign(out, now);
-                true
+        for (message, signed) in [
+            (&response, true),
+            (&without_question, true),
+            (&without_question, false),
+        ] {
+            let Ok(bytes) = message.to_vec() else {
+                return false;
+            };
+            out.clear();
+            out.extend_from_slice(&bytes);
+            // Signing moves the chain on: only the attempt that is sent may.
+            let mut signer = self.clone();
+            if signed {
+                signer.sign(out, now);
             }
-            Err(_) => false,
+            if out.len() <= limit {
+                *self = signer;
+                return true;
+            }
         }
+        false
     }
 }
 
@@ -416,7 +434,8 @@ mod tests {
             panic!("too old");
         };
         let mut out = Vec::new();
-        assert!(signer.reject(&request.metadata, request.queries.first(), &mut out, now));
+        let question = request.queries.first();
+        assert!(signer.reject(&request.metadata, question, 512, &mut out, now));
         let response = Message::from_vec(&out).unwrap();
         assert_eq!(response.metadata.response_code, ResponseCode::NotAuth);
         assert_eq!(response.queries, request.queries);
@@ -433,7 +452,8 @@ mod tests {
         else {
             panic!("unknown key");
         };
-        assert!(signer.reject(&request.metadata, request.queries.first(), &mut out, now));
+        let question = request.queries.first();
+        assert!(signer.reject(&request.metadata, question, 512, &mut out, now));
         let response = Message::from_vec(&out).unwrap();
         let tsig = response.signature.as_ref().unwrap();
         assert_eq!(
@@ -443,5 +463,49 @@ mod tests {
         );
         assert_eq!(tsig.data.error, Some(TsigError::BadKey));
         assert!(tsig.data.mac.is_empty());
+    }
+
+    /// A BADKEY repeats the request's key and algorithm names, which may be as long as names
+    /// go: the answer still fits 512 bytes, without its question or, if need be, the record.
+    #[test]
+    fn long_unknown_names_still_fit() {
+        let long = |first: &str| {
+            let label = "a".repeat(60);
+            Name::from_ascii(format!("{first}.{label}.{label}.{label}.{label}.")).unwrap()
+        };
+        let mut request = Message::new(7, MessageType::Query, OpCode::Query);
+        request.add_query(Query::query(long("question"), RecordType::AXFR));
+        let tsig = TSIG::new(
+            TsigAlgorithm::Unknown(long("algorithm")),
+            now(),
+            300,
+            vec![1; 32],
+            7,
+            None,
+            Vec::new(),
+        );
+        request.set_signature(Box::new(make_tsig_record(long("key"), tsig)));
+        let bytes = request.to_vec().unwrap();
+        let parsed = Message::from_vec(&bytes).unwrap();
+        let Signature::Rejected(mut signer) =
+            TsigKey::check(Some(&key()), &bytes, parsed.signature.as_deref(), now())
+        else {
+            panic!("an unknown key");
+        };
+        for (limit, whole) in [(512, false), (1232, true)] {
+            let mut out = Vec::new();
+            assert!(signer.reject(
+                &parsed.metadata,
+                parsed.queries.first(),
+                limit,
+                &mut out,
+                now()
+            ));
+            assert!(out.len() <= usize::from(limit), "{} > {limit}", out.len());
+            let response = Message::from_vec(&out).unwrap();
+            assert_eq!(response.metadata.response_code, ResponseCode::NotAuth);
+            assert_eq!(!response.queries.is_empty(), whole, "{limit}");
+            assert_eq!(response.signature.is_some(), whole, "{limit}");
+        }
     }
 }
