@@ -1,5 +1,6 @@
-//! The request handler: message-level checks (opcode, question count, EDNS, UDP size) around the
-//! DNS rules, which answer from the current view; the one place every transport answers from.
+//! The request handler: message-level checks (opcode, question count, EDNS, UDP size, TSIG)
+//! around the DNS rules, which answer from the current view; the one place every transport
+//! answers from.
 
 use std::iter;
 use std::net::SocketAddr;
