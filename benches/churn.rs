@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use apiserver::FakeApi;
-use clap::Parser;
 use headless_dns::cluster::{ClusterEvent, ClusterState};
 use headless_dns::dns::rules::{PodRecords, Zone};
 use headless_dns::records::ClusterObject;
@@ -63,7 +62,6 @@ fn main() {
     let api = Arc::new(api_runtime.block_on(FakeApi::start()));
     apiserver::populate_bench(&api, pods);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.write_kubeconfig(dir.path());
     let queries = dir.path().join("queries.txt");
     let mut file = std::fs::File::create(&queries).unwrap();
     for n in 0..100_000 {
@@ -76,17 +74,7 @@ fn main() {
         .unwrap();
     }
     drop(file);
-    let config = headless_dns::config::Config::parse_from([
-        "headless-dns",
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--udp-threads",
-        "1",
-    ]);
+    let config = api.follower_config(dir.path(), &["--udp-threads", "1"]);
     let running = runtime
         .block_on(headless_dns::start(&config))
         .expect("starts");

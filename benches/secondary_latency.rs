@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use apiserver::FakeApi;
-use clap::Parser;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -42,22 +41,12 @@ async fn measure(pods: usize, changes: usize) {
     let api = FakeApi::start().await;
     apiserver::populate_bench(&api, pods);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.write_kubeconfig(dir.path());
     let knot_port = free_port();
     let notify = format!("127.0.0.1:{knot_port}");
-    let config = headless_dns::config::Config::parse_from([
-        "headless-dns",
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--allow-transfer",
-        "127.0.0.1",
-        "--notify",
-        &notify,
-    ]);
+    let config = api.follower_config(
+        dir.path(),
+        &["--allow-transfer", "127.0.0.1", "--notify", &notify],
+    );
     let running = headless_dns::start(&config).await.expect("starts");
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.connect(running.dns_addr).await.unwrap();

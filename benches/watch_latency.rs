@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use apiserver::FakeApi;
-use clap::Parser;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,16 +45,7 @@ async fn measure(pods: usize) {
     let api = FakeApi::start().await;
     apiserver::populate_bench(&api, pods);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.write_kubeconfig(dir.path());
-    let config = headless_dns::config::Config::parse_from([
-        "headless-dns",
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ]);
+    let config = api.follower_config(dir.path(), &[]);
 
     let serve_list = list_alone(api.addr).await;
     let started = Instant::now();

@@ -109,6 +109,19 @@ async fn alike(
     Ok(())
 }
 
+/// The built binary serving `manifests`, transferring to `allowed` with `key`.
+fn primary(manifests: &std::path::Path, allowed: Option<&str>, key: Option<&Key>) -> Command {
+    let mut command = process::command(None);
+    command.args(["--manifests", manifests.to_str().unwrap()]);
+    if let Some(allowed) = allowed {
+        command.args(["--allow-transfer", allowed]);
+    }
+    if let Some(key) = key {
+        command.env("HEADLESS_DNS_TSIG_KEY", key.flag());
+    }
+    command
+}
+
 /// One question over a new TCP connection, asked again on a transport error: NSD's server
 /// processes are replaced when a zone is reloaded, resetting their connections.
 async fn ask_tcp(
@@ -174,20 +187,10 @@ async fn follows(kind: Kind, key: Option<&Key>) {
     let manifests = dir.path().join("cluster.yaml");
     replace_file(&manifests, &documents(&cluster()));
     let secondary_port = free_port();
-    let mut command = process::command(None);
-    command.args([
-        "--manifests",
-        manifests.to_str().unwrap(),
-        "--allow-transfer",
-        "127.0.0.0/8",
-        "--notify",
-        &format!("127.0.0.1:{secondary_port}"),
-    ]);
-    if let Some(key) = key {
-        command
-            .env("HEADLESS_DNS_TSIG_KEY", key.flag())
-            .env("RUST_LOG", "info,headless_dns::transfer=debug");
-    }
+    let mut command = primary(&manifests, Some("127.0.0.0/8"), key);
+    command
+        .args(["--notify", &format!("127.0.0.1:{secondary_port}")])
+        .env("RUST_LOG", "info,headless_dns::transfer=debug");
     let server = Process::start(command);
     let zones = ["cluster.local", "in-addr.arpa"];
     let secondary = Secondary::start(
@@ -365,12 +368,7 @@ async fn transfers_only_to_allowed_clients_over_tcp() {
         (Some("10.0.0.0/8"), false),
         (Some("127.0.0.1"), true),
     ] {
-        let mut command = process::command(None);
-        command.args(["--manifests", manifests.to_str().unwrap()]);
-        if let Some(allowed) = allowed {
-            command.args(["--allow-transfer", allowed]);
-        }
-        let server = Process::start(command);
+        let server = Process::start(primary(&manifests, allowed, None));
         let (text, records) = transferred(server.dns, "cluster.local", None);
         assert_eq!(records.len() > 10, transfers, "{allowed:?}: {text}");
         let reply = ask(
@@ -411,19 +409,7 @@ async fn signed_transfers_and_questions() {
     let mut parts = cluster();
     parts.extend(headless_service_of("many", 240, "10.9.1"));
     replace_file(&manifests, &documents(&parts));
-    let start = |key: Option<&Key>| {
-        let mut command = process::command(None);
-        command.args([
-            "--manifests",
-            manifests.to_str().unwrap(),
-            "--allow-transfer",
-            "127.0.0.1",
-        ]);
-        if let Some(key) = key {
-            command.env("HEADLESS_DNS_TSIG_KEY", key.flag());
-        }
-        Process::start(command)
-    };
+    let start = |key| Process::start(primary(&manifests, Some("127.0.0.1"), key));
     let server = start(Some(&TEST_KEY));
     let signed = ["-y", &TEST_KEY.dig()[..]];
 

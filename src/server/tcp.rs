@@ -143,7 +143,7 @@ async fn serve_connection<R: Responder>(
     let mut message = Vec::new();
     let mut response = Vec::new();
     let mut frame = Vec::new();
-    loop {
+    'connection: loop {
         let length = tokio::select! {
             length = tokio::time::timeout(idle, reader.read_u16()) => match length {
                 Ok(Ok(length)) => usize::from(length),
@@ -162,8 +162,7 @@ async fn serve_connection<R: Responder>(
             // Message after message from the transfer's snapshot; nothing is held between them.
             while contained(|| transfer.next_message(&mut response)) {
                 if !send(&mut writer, &mut frame, &response, peer, idle).await {
-                    connections.remove(&connection);
-                    return;
+                    break 'connection;
                 }
                 connections.touch(&connection);
             }

@@ -306,19 +306,14 @@ impl Transfer {
             self.stage = Stage::Done;
         }
         out.clear();
-        match message.to_vec() {
-            Ok(bytes) => {
-                out.extend_from_slice(&bytes);
-                if let Some(signer) = &mut self.signer {
-                    signer.sign(out, tsig::now());
-                }
-                true
-            }
-            Err(_) => {
-                self.stage = Stage::Done;
-                false
-            }
+        if message.emit(&mut BinEncoder::new(out)).is_err() {
+            self.stage = Stage::Done;
+            return false;
         }
+        if let Some(signer) = &mut self.signer {
+            signer.sign(out, tsig::now());
+        }
+        true
     }
 
     fn encoded_len(&mut self, record: &Record) -> usize {

@@ -20,11 +20,11 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 /// How far, in seconds, a signature's time may be from ours (RFC 8945 §10 recommends 300).
 pub const FUDGE: u16 = 300;
 
-/// The algorithms a key may use: those hickory-proto computes.
-const ALGORITHMS: [(&str, TsigAlgorithm); 3] = [
-    ("hmac-sha256", TsigAlgorithm::HmacSha256),
-    ("hmac-sha384", TsigAlgorithm::HmacSha384),
-    ("hmac-sha512", TsigAlgorithm::HmacSha512),
+/// The algorithms a key may use (those hickory-proto computes), with their MACs' length.
+const ALGORITHMS: [(&str, TsigAlgorithm, usize); 3] = [
+    ("hmac-sha256", TsigAlgorithm::HmacSha256, 32),
+    ("hmac-sha384", TsigAlgorithm::HmacSha384, 48),
+    ("hmac-sha512", TsigAlgorithm::HmacSha512, 64),
 ];
 
 /// A shared secret and its name, as `--tsig-key NAME:ALGORITHM:BASE64` gives it.
@@ -55,11 +55,11 @@ impl FromStr for TsigKey {
             .ok()
             .filter(|name| !name.is_root() && !name.to_string().is_empty())
             .ok_or_else(|| format!("{name:?} is not a key name: a key is {FORM}"))?;
-        let known: Vec<&str> = ALGORITHMS.iter().map(|(text, _)| *text).collect();
+        let known: Vec<&str> = ALGORITHMS.iter().map(|(text, ..)| *text).collect();
         let algorithm = ALGORITHMS
             .iter()
-            .find(|(text, _)| text.eq_ignore_ascii_case(algorithm))
-            .map(|(_, algorithm)| algorithm.clone())
+            .find(|(text, ..)| text.eq_ignore_ascii_case(algorithm))
+            .map(|(_, algorithm, _)| algorithm.clone())
             .ok_or_else(|| {
                 format!(
                     "{algorithm:?} is not a TSIG algorithm we sign with: {}",
@@ -175,11 +175,11 @@ impl ResponseSigner {
     /// The bytes the TSIG record adds to a message, to keep a UDP answer within the client's
     /// limit.
     pub fn record_len(&self) -> usize {
-        let mac_len = match self.algorithm {
-            TsigAlgorithm::HmacSha384 => 48,
-            TsigAlgorithm::HmacSha512 => 64,
-            _ => 32,
-        };
+        // A rejected request's algorithm may be one we do not know: no MAC is sent then.
+        let mac_len = ALGORITHMS
+            .iter()
+            .find(|(_, algorithm, _)| *algorithm == self.algorithm)
+            .map_or(0, |(.., len)| *len);
         let name_len = |name: &Name| name.iter().map(|label| label.len() + 1).sum::<usize>() + 1;
         // Owner; type, class, TTL, RDLENGTH; algorithm; time, fudge, MAC size, MAC, original
         // ID, error, other length, other data.

@@ -156,6 +156,28 @@ impl FakeApi {
         path
     }
 
+    /// headless-dns's configuration for following this server (its kubeconfig written to
+    /// `dir`), on ephemeral loopback ports, with `extra` flags: what the benches start.
+    pub fn follower_config(
+        &self,
+        dir: &std::path::Path,
+        extra: &[&str],
+    ) -> headless_dns::config::Config {
+        use clap::Parser as _;
+        let kubeconfig = self.write_kubeconfig(dir);
+        let mut args = vec![
+            "headless-dns",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        headless_dns::config::Config::parse_from(args)
+    }
+
     pub async fn up(&self) {
         let listener = loop {
             match TcpListener::bind(self.addr).await {

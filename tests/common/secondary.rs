@@ -67,6 +67,28 @@ impl Key {
     pub fn dig(&self) -> String {
         format!("{}:{}:{}", self.algorithm, self.name, self.secret)
     }
+
+    /// Its declaration in the configuration of `kind`.
+    fn declaration(&self, kind: Kind) -> String {
+        let Key {
+            name,
+            algorithm,
+            secret,
+        } = self;
+        match kind {
+            Kind::Knot => {
+                format!("key:\n  - id: {name}\n    algorithm: {algorithm}\n    secret: {secret}\n")
+            }
+            Kind::Nsd => {
+                format!(
+                    "key:\n  name: \"{name}\"\n  algorithm: {algorithm}\n  secret: \"{secret}\"\n"
+                )
+            }
+            Kind::Bind => {
+                format!("key \"{name}\" {{ algorithm {algorithm}; secret \"{secret}\"; }};\n")
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -78,8 +100,7 @@ pub enum Kind {
 
 impl Secondary {
     /// `kind` on `port`, secondary for `zones` of the primary at `primary`, taking NOTIFY from
-    /// it; with `key`, transfers and NOTIFYs both ways are signed with it, and an unsigned
-    /// NOTIFY is not accepted. Each runs in the foreground, as root or not, with everything
+    /// it; with `key`, transfers and NOTIFYs both ways are signed with it. Each runs in the foreground, as root or not, with everything
     /// under `dir`.
     pub fn start(
         kind: Kind,
@@ -92,25 +113,15 @@ impl Secondary {
         std::fs::create_dir_all(dir.join("zones")).unwrap();
         let (ip, primary_port, dir_text) = (primary.ip(), primary.port(), dir.display());
         let path = dir.join("secondary.conf");
+        let declaration = key.map(|key| key.declaration(kind)).unwrap_or_default();
         let mut command = match kind {
             Kind::Knot => {
-                let (keys, use_key) = match key {
-                    Some(Key {
-                        name,
-                        algorithm,
-                        secret,
-                    }) => (
-                        format!(
-                            "key:\n  - id: {name}\n    algorithm: {algorithm}\n    secret: {secret}\n"
-                        ),
-                        format!("    key: {name}\n"),
-                    ),
-                    None => (String::new(), String::new()),
-                };
+                let use_key = key.map(|key| format!("    key: {}\n", key.name));
+                let use_key = use_key.unwrap_or_default();
                 let mut config = format!(
                     "server:\n    listen: 127.0.0.1@{port}\n    rundir: {dir_text}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
                      log:\n  - target: stderr\n    any: info\n\
-                     database:\n    storage: {dir_text}/db\n{keys}\
+                     database:\n    storage: {dir_text}/db\n{declaration}\
                      remote:\n  - id: primary\n    address: {ip}@{primary_port}\n{use_key}\
                      acl:\n  - id: from_primary\n    address: {ip}\n    action: notify\n{use_key}\
                      template:\n  - id: default\n    storage: {dir_text}/zones\n    master: primary\n    acl: from_primary\n    zonefile-sync: -1\n\
@@ -129,21 +140,9 @@ impl Secondary {
                     "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  do-ip6: no\n  username: \"\"\n  chroot: \"\"\n\
                      \x20 zonesdir: \"{dir_text}/zones\"\n  pidfile: \"{dir_text}/nsd.pid\"\n  xfrdfile: \"{dir_text}/xfrd.state\"\n\
                      \x20 xfrdir: \"{dir_text}\"\n  zonelistfile: \"{dir_text}/zone.list\"\n  database: \"\"\n  verbosity: 1\n  server-count: 1\n\
-                     remote-control:\n  control-enable: no\n"
+                     remote-control:\n  control-enable: no\n{declaration}"
                 );
-                let key_name = match key {
-                    Some(Key {
-                        name,
-                        algorithm,
-                        secret,
-                    }) => {
-                        config.push_str(&format!(
-                            "key:\n  name: \"{name}\"\n  algorithm: {algorithm}\n  secret: \"{secret}\"\n"
-                        ));
-                        *name
-                    }
-                    None => "NOKEY",
-                };
+                let key_name = key.map_or("NOKEY", |key| key.name);
                 for zone in zones {
                     config.push_str(&format!(
                         "zone:\n  name: {zone}\n  request-xfr: {ip}@{primary_port} {key_name}\n  allow-notify: {ip} {key_name}\n"
@@ -159,19 +158,13 @@ impl Secondary {
                     "options {{\n  directory \"{dir_text}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n\
                      \x20 pid-file \"{dir_text}/named.pid\";\n  session-keyfile \"{dir_text}/session.key\";\n\
                      \x20 managed-keys-directory \"{dir_text}\";\n  recursion no;\n  dnssec-validation no;\n  notify no;\n}};\n\
-                     controls {{ }};\n"
+                     controls {{ }};\n{declaration}"
                 );
                 let (primary, notifier) = match key {
-                    Some(Key {
-                        name,
-                        algorithm,
-                        secret,
-                    }) => {
-                        config.push_str(&format!(
-                            "key \"{name}\" {{ algorithm {algorithm}; secret \"{secret}\"; }};\n"
-                        ));
-                        (format!("{ip} key \"{name}\""), format!("key \"{name}\""))
-                    }
+                    Some(key) => (
+                        format!("{ip} key \"{}\"", key.name),
+                        format!("key \"{}\"", key.name),
+                    ),
                     None => (ip.to_string(), ip.to_string()),
                 };
                 for zone in zones {
