@@ -29,7 +29,8 @@ pub enum Switch {
 pub enum Command {
     /// Print what a name gets and why, from the source the same flags name, then exit.
     Explain {
-        /// The name, fully qualified or relative to the zone (`web-0.nginx-svc.default.svc`).
+        /// The name as dig asks it (`web-0.nginx-svc.default.svc.cluster.local`), or an IP address
+        /// for its PTR name.
         name: String,
         /// The record type asked for.
         #[arg(default_value = "A")]
@@ -40,7 +41,27 @@ pub enum Command {
     },
 }
 
+/// The port the DNS listener takes by default: not 53 (it needs root, and systemd-resolved holds
+/// 127.0.0.53:53) and not 5353, which mDNS responders (avahi-daemon, macOS's mDNSResponder)
+/// hold on most desktops. 1053 is where unprivileged DNS servers usually go (CoreDNS's own
+/// examples use it).
+pub const DNS_PORT: u16 = 1053;
+/// The port of the HTTP listener by default: not 8080, which local web servers and development
+/// proxies hold.
+pub const HTTP_PORT: u16 = 8053;
+const DEFAULT_LISTEN: &str = "127.0.0.1:1053";
+const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8053";
+
+const SOURCE: &str = "Source (a manifests file, or a cluster's API)";
+const ANSWERS: &str = "Answers";
+const LISTENERS: &str = "Listeners";
+const TRANSFERS: &str = "Zone transfers";
+const LOGGING: &str = "Logging";
+
 /// An authoritative DNS server for Kubernetes Services and Pods.
+///
+/// The flags of the source and of the answers are shared with `explain`; each flag can also be
+/// set by an environment variable HEADLESS_DNS_<FLAG>.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "headless-dns", version, about)]
 pub struct Config {
@@ -48,178 +69,127 @@ pub struct Config {
     /// `kubectl get -o yaml|json` output or plain multi-document YAML. Reloaded when it changes.
     /// Not with --kubeconfig, --context, --namespace or --selector.
     #[arg(long, global = true, env = "HEADLESS_DNS_MANIFESTS", value_name = "PATH",
-          conflicts_with_all = ["kubeconfig", "context", "namespace", "selector"])]
+          help_heading = SOURCE, conflicts_with_all = ["kubeconfig", "context", "namespace", "selector"])]
     pub manifests: Option<PathBuf>,
 
     /// Manifests files larger than this are refused before they are read, at start and on
     /// reload: bytes, or with Ki, Mi, Gi (k, M, G). 1 GiB holds a million pods in kubectl's
     /// YAML or JSON.
     #[arg(long, global = true, env = "HEADLESS_DNS_MANIFESTS_MAX_SIZE", value_name = "SIZE", default_value = "1Gi",
-          value_parser = parse_size)]
+          help_heading = SOURCE, value_parser = parse_size)]
     pub manifests_max_size: u64,
 
     /// Kubeconfig to reach the API with (default: KUBECONFIG, ~/.kube/config, then in-cluster).
-    #[arg(
-        long,
-        global = true,
-        env = "HEADLESS_DNS_KUBECONFIG",
-        value_name = "PATH"
-    )]
+    #[arg(long, global = true, env = "HEADLESS_DNS_KUBECONFIG", value_name = "PATH",
+          help_heading = SOURCE)]
     pub kubeconfig: Option<PathBuf>,
 
     /// Kubeconfig context to use (default: its current context); one it lacks is an error.
-    #[arg(long, global = true, env = "HEADLESS_DNS_CONTEXT", value_name = "NAME")]
+    #[arg(long, global = true, env = "HEADLESS_DNS_CONTEXT", value_name = "NAME",
+          help_heading = SOURCE)]
     pub context: Option<String>,
 
     /// Watch only this namespace; repeat for several (default: all). The environment variable
     /// takes a comma-separated list.
     #[arg(long, global = true, env = "HEADLESS_DNS_NAMESPACE", value_name = "NS", value_delimiter = ',',
-          value_parser = namespace_name)]
+          help_heading = SOURCE, value_parser = namespace_name)]
     pub namespace: Vec<String>,
 
     /// Serve only the Services matching this label selector (e.g. `dns=public,tier!=internal`).
-    #[arg(long, global = true, env = "HEADLESS_DNS_SELECTOR", value_name = "EXPR", value_parser = label_selector)]
+    #[arg(long, global = true, env = "HEADLESS_DNS_SELECTOR", value_name = "EXPR",
+          help_heading = SOURCE, value_parser = label_selector)]
     pub selector: Option<String>,
-
-    /// Address to answer DNS on, over both UDP and TCP.
-    #[arg(
-        long,
-        global = true,
-        env = "HEADLESS_DNS_LISTEN",
-        default_value = "127.0.0.1:5353",
-        value_name = "ADDR"
-    )]
-    pub listen: SocketAddr,
 
     /// The cluster domain: labels of letters, digits, `-` and `_`.
     #[arg(long, global = true, env = "HEADLESS_DNS_ZONE", default_value = "cluster.local", value_name = "NAME",
-          value_parser = zone_name)]
+          help_heading = ANSWERS, value_parser = zone_name)]
     pub zone: String,
 
     /// TTL of every answer, and the SOA minimum (negative-caching TTL): 0 to 3600.
     #[arg(long, global = true, env = "HEADLESS_DNS_TTL", default_value_t = 5, value_name = "SECONDS",
-          value_parser = clap::value_parser!(u32).range(0..=3600))]
+          help_heading = ANSWERS, value_parser = clap::value_parser!(u32).range(0..=3600))]
     pub ttl: u32,
 
     /// How `<a-b-c-d>.<namespace>.pod.<zone>` is answered.
-    #[arg(
-        long,
-        global = true,
-        env = "HEADLESS_DNS_POD_RECORDS",
-        value_enum,
-        default_value_t,
-        value_name = "MODE"
-    )]
+    #[arg(long, global = true, env = "HEADLESS_DNS_POD_RECORDS", value_enum, default_value_t,
+          value_name = "MODE", help_heading = ANSWERS)]
     pub pod_records: PodRecords,
 
     /// How an endpoint without `hostname` is named under its Service: `hostname` by its dashed
     /// IP (the Kubernetes DNS spec); `pod-name` by its pod's name when that is a DNS label
     /// (CoreDNS's `endpoint_pod_names`), else its dashed IP.
-    #[arg(
-        long,
-        global = true,
-        env = "HEADLESS_DNS_ENDPOINT_NAMES",
-        value_enum,
-        default_value_t,
-        value_name = "MODE"
-    )]
+    #[arg(long, global = true, env = "HEADLESS_DNS_ENDPOINT_NAMES", value_enum, default_value_t,
+          value_name = "MODE", help_heading = ANSWERS)]
     pub endpoint_names: EndpointNames,
+
+    /// Negative and refused answers to EDNS queries carry their reason as an Extended DNS Error
+    /// (RFC 8914), which `dig` prints, and GET /explain answers. `off` for clusters where names
+    /// of pods that are not Ready must not be told to whoever asks.
+    #[arg(long, env = "HEADLESS_DNS_EXPLAIN", value_enum, default_value_t, value_name = "SWITCH",
+          help_heading = ANSWERS)]
+    pub explain: Switch,
+
+    /// Address to answer DNS on, over both UDP and TCP: IP and port (`0.0.0.0:1053` for every
+    /// IPv4 interface).
+    #[arg(long, env = "HEADLESS_DNS_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR",
+          help_heading = LISTENERS, value_parser = dns_address)]
+    pub listen: SocketAddr,
+
+    /// Address for the HTTP probes `/healthz` and `/readyz`, `/metrics`, and `/explain`.
+    #[arg(long, env = "HEADLESS_DNS_HTTP_LISTEN", default_value = DEFAULT_HTTP_LISTEN,
+          value_name = "ADDR", help_heading = LISTENERS, value_parser = http_address)]
+    pub http_listen: SocketAddr,
 
     /// Threads answering UDP on the fast path, each on its own SO_REUSEPORT socket (default:
     /// one per available CPU). 0: one task on the async runtime answers UDP instead, with no
     /// threads of its own.
-    #[arg(
-        long,
-        global = true,
-        env = "HEADLESS_DNS_UDP_THREADS",
-        value_name = "N"
-    )]
+    #[arg(long, env = "HEADLESS_DNS_UDP_THREADS", value_name = "N", help_heading = LISTENERS)]
     pub udp_threads: Option<usize>,
 
     /// TCP connections open at once, 1 or more; a new one closes the least recently active.
     /// Lowered to the descriptor limit less 64.
-    #[arg(long, global = true, env = "HEADLESS_DNS_TCP_CONNECTIONS", value_name = "N", default_value_t = 1024,
-          value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "HEADLESS_DNS_TCP_CONNECTIONS", value_name = "N", default_value_t = 1024,
+          help_heading = LISTENERS, value_parser = clap::value_parser!(u32).range(1..))]
     pub tcp_connections: u32,
-
-    /// Address for the HTTP probes `/healthz` and `/readyz`, `/metrics`, and `/explain`.
-    #[arg(
-        long,
-        global = true,
-        env = "HEADLESS_DNS_HTTP_LISTEN",
-        default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
-    )]
-    pub http_listen: SocketAddr,
 
     /// On SIGTERM or SIGINT, `/readyz` fails at once while DNS keeps answering this long, then
     /// the server stops (CoreDNS's `lameduck`): `5s`, `500ms`, `1m`, or plain seconds, up to
     /// 10 minutes; `0` stops at once.
-    #[arg(long, global = true, env = "HEADLESS_DNS_LAMEDUCK", value_name = "DURATION", default_value = "5s",
-          value_parser = duration)]
+    #[arg(long, env = "HEADLESS_DNS_LAMEDUCK", value_name = "DURATION", default_value = "5s",
+          help_heading = LISTENERS, value_parser = duration)]
     pub lameduck: Duration,
-
-    /// Log one line per query (client, transport, name, type, rcode, answers, size, TC,
-    /// duration) in the --log-format, whatever RUST_LOG says about other lines.
-    #[arg(long, global = true, env = "HEADLESS_DNS_LOG_QUERIES")]
-    pub log_queries: bool,
-
-    /// Log line format, also of an error that stops the process. Filter with RUST_LOG (default
-    /// `info,hickory_server=warn,kube_client=off`); per-query lines are logged at debug level
-    /// by `headless_dns::server`.
-    #[arg(
-        long,
-        global = true,
-        env = "HEADLESS_DNS_LOG_FORMAT",
-        value_enum,
-        default_value_t,
-        value_name = "FORMAT"
-    )]
-    pub log_format: LogFormat,
-
-    /// Negative answers to EDNS queries carry their reason as an Extended DNS Error (RFC 8914),
-    /// which `dig` prints. `off` for clusters where names of pods that are not Ready must not be
-    /// told to whoever asks.
-    #[arg(
-        long,
-        global = true,
-        env = "HEADLESS_DNS_EXPLAIN",
-        value_enum,
-        default_value_t,
-        value_name = "SWITCH"
-    )]
-    pub explain: Switch,
 
     /// Clients allowed zone transfers (AXFR, IXFR over TCP) of the zone and the reverse zones:
     /// a network (`10.0.0.0/8`, `fd00::/8`) or an address; repeat for several (default: none,
     /// transfers are refused). The environment variable takes a comma-separated list.
-    #[arg(
-        long,
-        global = true,
-        env = "HEADLESS_DNS_ALLOW_TRANSFER",
-        value_name = "CIDR",
-        value_delimiter = ','
-    )]
+    #[arg(long, env = "HEADLESS_DNS_ALLOW_TRANSFER", value_name = "CIDR", value_delimiter = ',',
+          help_heading = TRANSFERS)]
     pub allow_transfer: Vec<Network>,
 
     /// Secondaries to send NOTIFY to when the zones change: an address, port 53 unless given
     /// (`192.0.2.1`, `192.0.2.1:5300`, `[fd00::1]:53`); repeat for several.
-    #[arg(long, global = true, env = "HEADLESS_DNS_NOTIFY", value_name = "ADDR[:PORT]",
-          value_delimiter = ',', value_parser = notify_target)]
+    #[arg(long, env = "HEADLESS_DNS_NOTIFY", value_name = "ADDR[:PORT]", value_delimiter = ',',
+          help_heading = TRANSFERS, value_parser = notify_target)]
     pub notify: Vec<SocketAddr>,
 
     /// A TSIG key (RFC 8945) as `NAME:ALGORITHM:BASE64`, algorithm hmac-sha256, hmac-sha384 or
     /// hmac-sha512: transfer requests must then be signed with it (unsigned ones are refused),
     /// and their answers and our NOTIFYs are signed. Prefer the environment variable: a flag is
     /// visible to every user of the machine in the process list.
-    #[arg(
-        long,
-        global = true,
-        env = "HEADLESS_DNS_TSIG_KEY",
-        hide_env_values = true,
-        value_name = "NAME:ALGORITHM:BASE64"
-    )]
+    #[arg(long, env = "HEADLESS_DNS_TSIG_KEY", hide_env_values = true,
+          value_name = "NAME:ALGORITHM:BASE64", help_heading = TRANSFERS)]
     pub tsig_key: Option<String>,
+
+    /// Log line format, also of an error that stops the process. Filter with RUST_LOG (default
+    /// `info,hickory_server=warn,kube_client=off`).
+    #[arg(long, global = true, env = "HEADLESS_DNS_LOG_FORMAT", value_enum, default_value_t,
+          value_name = "FORMAT", help_heading = LOGGING)]
+    pub log_format: LogFormat,
+
+    /// Log one line per query (client, transport, name, type, rcode, answers, size, TC,
+    /// duration) in the --log-format, whatever RUST_LOG says about other lines.
+    #[arg(long, env = "HEADLESS_DNS_LOG_QUERIES", help_heading = LOGGING)]
+    pub log_queries: bool,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -252,6 +222,59 @@ impl Config {
             service_selector: self.selector.clone(),
         }
     }
+}
+
+/// A listener's address: an IP and a port. What people type instead (a bare port, `:1053`, a
+/// host name) gets an error that shows the form wanted.
+fn dns_address(value: &str) -> Result<SocketAddr, String> {
+    socket_address(value, DNS_PORT)
+}
+
+fn http_address(value: &str) -> Result<SocketAddr, String> {
+    socket_address(value, HTTP_PORT)
+}
+
+fn socket_address(value: &str, usual_port: u16) -> Result<SocketAddr, String> {
+    if let Ok(address) = value.parse() {
+        return Ok(address);
+    }
+    let example = |port: &str| {
+        format!(
+            "127.0.0.1:{port} (this machine only), 0.0.0.0:{port} (every IPv4 interface) or [::1]:{port}"
+        )
+    };
+    match value.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        Ok(ip @ std::net::IpAddr::V4(_)) => {
+            return Err(format!("{value:?} has no port: e.g. {ip}:{usual_port}"));
+        }
+        Ok(ip) => return Err(format!("{value:?} has no port: e.g. [{ip}]:{usual_port}")),
+        Err(_) => {}
+    }
+    if value.parse::<u16>().is_ok() {
+        return Err(format!(
+            "{value:?} is a port alone: give an IP and the port, e.g. {}",
+            example(value)
+        ));
+    }
+    if let Some(port) = value.strip_prefix(':').filter(|p| p.parse::<u16>().is_ok()) {
+        return Err(format!(
+            "{value:?} has no IP: give one with the port, e.g. {}",
+            example(port)
+        ));
+    }
+    if let Some((host, port)) = value.rsplit_once(':')
+        && port.parse::<u16>().is_ok()
+        && host.parse::<std::net::IpAddr>().is_err()
+    {
+        return Err(format!(
+            "{value:?}: {host:?} is not an IP address (host names are not looked up): e.g. {}",
+            example(port)
+        ));
+    }
+    Err(format!(
+        "{value:?} is not an IP address and port: e.g. {}",
+        example(&usual_port.to_string())
+    ))
 }
 
 /// An address, with port 53 unless one is given.

@@ -181,6 +181,25 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         );
     }
     let zone = Arc::new(zone(config)?);
+    let options = DnsOptions {
+        udp_threads: config.udp_threads(),
+        tcp_connections: tcp_connections(config.tcp_connections),
+        tcp_idle: TCP_IDLE_TIMEOUT,
+    };
+    // Every listener first: one that cannot be had stops the start before anything answers (or
+    // before a large manifests file is read).
+    let dns_sockets = DnsServer::bind(config.listen, options)
+        .await
+        .map_err(|e| listen_error("DNS", "--listen", config.listen, &e, config::DNS_PORT))?;
+    let http_listener = HttpServer::bind(config.http_listen).await.map_err(|e| {
+        listen_error(
+            "HTTP",
+            "--http-listen",
+            config.http_listen,
+            &e,
+            config::HTTP_PORT,
+        )
+    })?;
     // Record changes are journaled for IXFR only where someone may transfer the zones.
     let journal = (!config.allow_transfer.is_empty()).then(|| zone.clone());
     let following = follow(config, journal).await?;
@@ -195,14 +214,9 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         dns_metrics.clone(),
         config.log_queries,
     );
-    let options = DnsOptions {
-        udp_threads: config.udp_threads(),
-        tcp_connections: tcp_connections(config.tcp_connections),
-        tcp_idle: TCP_IDLE_TIMEOUT,
-    };
-    let dns = DnsServer::bind(config.listen, handler, options)
-        .await
-        .map_err(|e| format!("cannot listen for DNS on {}: {e}", config.listen))?;
+    let dns = dns_sockets
+        .serve(handler)
+        .map_err(|e| format!("cannot answer DNS on {}: {e}", config.listen))?;
     let scrape = Scrape {
         dns: dns_metrics,
         view: shared.clone(),
@@ -210,9 +224,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         programming: following.programming,
         tcp_connections: dns.tcp_connections_reader(),
     };
-    let http = HttpServer::bind(config.http_listen, shared.clone(), zone.clone(), scrape)
-        .await
-        .map_err(|e| format!("cannot listen for HTTP on {}: {e}", config.http_listen))?;
+    let http = http_listener.serve(shared.clone(), zone.clone(), scrape);
     let mut tasks = following.tasks;
     tasks.extend(transfer::notify::spawn(
         shared.clone(),
@@ -231,6 +243,38 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     })
 }
 
+/// Why a listener could not be bound, naming the flag that moves it and what to try.
+fn listen_error(
+    what: &str,
+    flag: &str,
+    addr: SocketAddr,
+    error: &std::io::Error,
+    unprivileged_port: u16,
+) -> String {
+    use std::io::ErrorKind;
+    let next = SocketAddr::new(addr.ip(), addr.port().wrapping_add(1).max(1024));
+    let advice = match error.kind() {
+        ErrorKind::AddrInUse => format!(
+            "another program holds port {port} (`ss -lntup 'sport = :{port}'` shows which); \
+             choose another with {flag}, e.g. {flag} {next}",
+            port = addr.port()
+        ),
+        ErrorKind::PermissionDenied if addr.port() < 1024 => format!(
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a higher one with \
+             {flag}, e.g. {flag} {}",
+            SocketAddr::new(addr.ip(), unprivileged_port)
+        ),
+        ErrorKind::AddrNotAvailable => format!(
+            "no interface of this machine has the address {}; give one it has with {flag}, \
+             e.g. {flag} 127.0.0.1:{}",
+            addr.ip(),
+            addr.port()
+        ),
+        _ => format!("choose another address with {flag}"),
+    };
+    format!("cannot listen for {what} on {addr}: {error}: {advice}")
+}
+
 /// How long `explain` waits for the API's first complete list.
 const EXPLAIN_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -238,7 +282,7 @@ const EXPLAIN_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// what the name gets and why.
 pub async fn explain(config: &Config, name: &str, qtype: &str) -> Result<Report, String> {
     let zone = zone(config)?;
-    let (name, qtype) = dns::explain::parse_question(&zone, name, qtype)?;
+    let (name, qtype) = dns::explain::parse_question(name, qtype)?;
     let following = follow(config, None).await?;
     let started = tokio::time::Instant::now();
     while !following.view.load().synced() {

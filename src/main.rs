@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use headless_dns::config::{Command, Config, LogFormat};
+use headless_dns::config::{Command, Config};
 use headless_dns::logging;
 
 /// glibc's malloc keeps the memory freed after a large load or re-list resident (900 MB after
@@ -76,8 +76,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// clap's own rendering (usage, suggestions) as text; one JSON line when JSON logs were asked
-/// for. `--help` and `--version` print as usual.
+/// A bad flag is one line like every other error that stops the process (`headless-dns: ...`,
+/// or a JSON line with JSON logs): clap's message and its tips, without the usage that follows.
+/// `--help` and `--version` print as usual.
 fn flag_error(error: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     let informational = matches!(
@@ -86,22 +87,34 @@ fn flag_error(error: clap::Error) -> ExitCode {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
-    if informational || logging::asked_format() == LogFormat::Text {
+    if informational {
         error.exit();
     }
-    let rendered = error.render().to_string();
-    // The first paragraph is the error; usage and the pointer to --help follow.
-    let message = rendered
-        .lines()
-        .map(str::trim)
-        .take_while(|line| !line.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let message = message.strip_prefix("error: ").unwrap_or(&message);
-    logging::fatal(LogFormat::Json, message);
+    let message = format!(
+        "{} (headless-dns --help lists the flags)",
+        one_line(&error.render().to_string())
+    );
+    logging::fatal(logging::asked_format(), &message);
     ExitCode::from(2)
 }
 
+/// clap's rendering of an error (`error: ...`, indented details and tips, then `Usage:` and a
+/// pointer to `--help`) as one line.
+fn one_line(rendered: &str) -> String {
+    let mut line = String::new();
+    for part in rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+    {
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') { " " } else { "; " });
+        }
+        line.push_str(part);
+    }
+    line.strip_prefix("error: ").unwrap_or(&line).to_owned()
+}
 async fn run(config: &Config) -> Result<(), String> {
     if let Some(Command::Explain { name, qtype, json }) = &config.command {
         let report = headless_dns::explain(config, name, qtype).await?;

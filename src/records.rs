@@ -492,6 +492,9 @@ pub struct PodTemplate {
     pub subdomain: Option<Arc<str>>,
     /// Kept only to resolve a Service's named `targetPort`.
     pub named_ports: Box<[ContainerPort]>,
+    /// The StatefulSet that controls the pod (its controller `ownerReference`): its
+    /// `spec.serviceName` is the pod's subdomain, which explanations name.
+    pub statefulset: Option<Arc<str>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]

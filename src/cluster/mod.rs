@@ -758,6 +758,7 @@ mod tests {
                     hostname: PodHostname::of(name, Some(name)),
                     subdomain: Some(subdomain.into()),
                     named_ports: Box::new([]),
+                    statefulset: None,
                 }),
                 ready: true,
                 terminating: false,

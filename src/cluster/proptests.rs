@@ -132,6 +132,7 @@ pub(crate) fn pod() -> impl Strategy<Value = ClusterObject> {
                             hostname: PodHostname::of(&name, hostname.as_deref()),
                             subdomain: subdomain.map(|s| format!("s{s}").into()),
                             named_ports,
+                            statefulset: None,
                         }),
                         name: name.into(),
                         ready,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::CNAME;
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_of};
 use crate::dns::rules::{self, PodRecords, Reply, Zone};
@@ -77,6 +77,8 @@ pub struct MisnamedPod {
     pub pod: Arc<str>,
     pub hostname: Option<Arc<str>>,
     pub subdomain: Option<Arc<str>>,
+    /// The StatefulSet whose `spec.serviceName` set the subdomain.
+    pub statefulset: Option<Arc<str>>,
 }
 
 /// Why a Service that lists endpoints has fewer than it might: present only when it has none,
@@ -106,6 +108,8 @@ pub enum StrayWhy {
 pub struct Stray {
     pub hostname: Option<Arc<str>>,
     pub subdomain: Arc<str>,
+    /// The StatefulSet whose `spec.serviceName` set the subdomain.
+    pub statefulset: Option<Arc<str>>,
     pub why: StrayWhy,
 }
 
@@ -195,10 +199,7 @@ fn reason(
     }
     trail.fact(|| format!("serial {}; {}", view.serial(), shape(&question)));
     match question {
-        Question::OutOfZone => Err((
-            NOT_AUTHORITATIVE,
-            format!("not in {} nor a reverse zone: refused", zone.origin),
-        )),
+        Question::OutOfZone => Err((NOT_AUTHORITATIVE, outside(view, zone, labels))),
         Question::NoSuchName => Err((
             OTHER,
             format!(
@@ -371,6 +372,60 @@ fn shape(question: &Question<'_>) -> String {
     }
 }
 
+/// Why a name outside our zones is refused, with the full name it most likely stands for: dig
+/// and `explain` ask `nginx-svc` as the name `nginx-svc.`, where a pod's stub resolver would
+/// have tried its search path.
+fn outside(view: &View, zone: &Zone, labels: &[&[u8]]) -> String {
+    let origin = zone.origin.to_string();
+    let origin = origin.trim_end_matches('.');
+    match likely_name(view, zone, labels) {
+        Some(name) => format!("not in {origin}: did you mean {name}?"),
+        None => format!("not in {origin} nor a reverse zone: refused"),
+    }
+}
+
+/// The most namespaces looked through for a Service a short name may mean: this runs on every
+/// refusal of an EDNS query, so it stays cheap in a cluster of many namespaces.
+const NAMESPACES_SEARCHED: usize = 1000;
+
+/// The name in the zone that `labels` (outside it) most likely means, as a search path would
+/// complete it: `<labels>.<zone>` (`nginx-svc.default.svc`), `<labels>.svc.<zone>`
+/// (`nginx-svc.default`), or `<labels>.<ns>.svc.<zone>` for a namespace `ns` holding a Service
+/// named by the last label (`nginx-svc`, `web-0.nginx-svc`), namespace `default` first.
+fn likely_name(view: &View, zone: &Zone, labels: &[&[u8]]) -> Option<String> {
+    let origin: Vec<&[u8]> = zone.origin.iter().collect();
+    let exists = |middle: &[&[u8]]| {
+        let candidate: Vec<&[u8]> = labels
+            .iter()
+            .chain(middle)
+            .chain(&origin)
+            .copied()
+            .collect();
+        let found = candidate.len() <= MAX_LABELS
+            && matches!(
+                rules::resolve(view, zone, &candidate, RecordType::A, DNSClass::IN),
+                rules::Resolution::Exists(..)
+            );
+        found.then(|| {
+            let text: Vec<_> = candidate
+                .iter()
+                .map(|l| String::from_utf8_lossy(l))
+                .collect();
+            text.join(".")
+        })
+    };
+    let last = std::str::from_utf8(labels.last()?).ok()?;
+    exists(&[]).or_else(|| exists(&[b"svc"])).or_else(|| {
+        let holds_it = |ns: &str| view.service(ns, last).is_some();
+        let namespace = Some("default").filter(|ns| holds_it(ns)).or_else(|| {
+            view.namespace_names()
+                .take(NAMESPACES_SEARCHED)
+                .find(|ns| holds_it(ns))
+        })?;
+        exists(&[namespace.as_bytes(), b"svc"])
+    })
+}
+
 /// Ends with the reason when `namespace` does not exist or is not watched.
 fn namespace_exists(
     view: &View,
@@ -414,22 +469,28 @@ fn service_exists<'v>(
         return Ok(service);
     }
     let mut reason = format!("no Service {name} in namespace {namespace}");
-    let mut waiting: Vec<&str> = view
+    let mut waiting: Vec<(&str, &Stray)> = view
         .strays(namespace)
         .filter(|(_, stray)| *stray.subdomain == *name)
-        .map(|(pod, _)| pod)
         .collect();
     if !waiting.is_empty() {
         // The pod asked about first, if it is one of them.
-        if let Some(at) = waiting.iter().position(|pod| Some(*pod) == label) {
+        if let Some(at) = waiting.iter().position(|(pod, _)| Some(*pod) == label) {
             waiting.swap(0, at);
         }
+        let pods: Vec<&str> = waiting.iter().map(|(pod, _)| *pod).collect();
         let _ = write!(
             reason,
             ", though pod {} {} spec.subdomain {name}",
-            list(&waiting, 2),
-            if waiting.len() == 1 { "has" } else { "have" }
+            list(&pods, 2),
+            if pods.len() == 1 { "has" } else { "have" }
         );
+        if let Some(set) = waiting
+            .iter()
+            .find_map(|(_, stray)| stray.statefulset.as_ref())
+        {
+            let _ = write!(reason, " (StatefulSet {set}'s spec.serviceName)");
+        }
     }
     if let Some(close) = closest(name, view.service_names(namespace)) {
         let _ = write!(reason, "; did you mean {close}?");
@@ -553,6 +614,12 @@ fn no_endpoint(
             .find(|pod| is(&pod.pod, pod.hostname.as_ref()))
         {
             return match (&pod.hostname, &pod.subdomain) {
+                (Some(_), Some(subdomain)) if let Some(set) = &pod.statefulset => format!(
+                    "pod {} of StatefulSet {set} has spec.subdomain {subdomain}, not {name}: the \
+                     StatefulSet's spec.serviceName is {subdomain}, so Service {name} names it by \
+                     its address",
+                    pod.pod
+                ),
                 (Some(_), Some(subdomain)) => format!(
                     "pod {}'s spec.subdomain is {subdomain}, not {name}: Service {name} names it \
                      by its address",
@@ -576,10 +643,17 @@ fn no_endpoint(
         .find(|(pod, stray)| is(pod, stray.hostname.as_ref()))
     {
         if *stray.subdomain != *name {
-            return format!(
-                "pod {pod}'s spec.subdomain is {}, not {name}",
-                stray.subdomain
-            );
+            return match &stray.statefulset {
+                Some(set) => format!(
+                    "pod {pod}'s spec.subdomain is {}, not {name}: its StatefulSet {set} has \
+                     spec.serviceName {}",
+                    stray.subdomain, stray.subdomain
+                ),
+                None => format!(
+                    "pod {pod}'s spec.subdomain is {}, not {name}",
+                    stray.subdomain
+                ),
+            };
         }
         return match &stray.why {
             StrayWhy::NotSelected(selector) => format!(
@@ -709,12 +783,16 @@ pub fn closest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) ->
     best.map(|(_, candidate)| candidate)
 }
 
-/// The Levenshtein distance between `a` and `b` if it is at most `bound`.
+/// The edit distance between `a` and `b` if it is at most `bound`: insertions, deletions,
+/// substitutions and transpositions of neighbours (`shpo` is one edit from `shop`), each one
+/// edit (the optimal string alignment distance).
 fn edit_distance(a: &str, b: &str, bound: usize) -> Option<usize> {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len().abs_diff(b.len()) > bound || a.len() > 63 || b.len() > 63 {
         return None;
     }
+    // Rows i-2, i-1 and i of the table, for prefixes of `a` against every prefix of `b`.
+    let mut before: [usize; 64] = [0; 64];
     let mut previous: [usize; 64] = std::array::from_fn(|i| i);
     let mut current = [0usize; 64];
     for (i, &ca) in a.iter().enumerate() {
@@ -722,14 +800,19 @@ fn edit_distance(a: &str, b: &str, bound: usize) -> Option<usize> {
         let mut row_min = current[0];
         for (j, &cb) in b.iter().enumerate() {
             let cost = usize::from(ca != cb);
-            current[j + 1] = (previous[j] + cost)
+            let mut best = (previous[j] + cost)
                 .min(previous[j + 1] + 1)
                 .min(current[j] + 1);
-            row_min = row_min.min(current[j + 1]);
+            if i > 0 && j > 0 && ca == b[j - 1] && a[i - 1] == cb {
+                best = best.min(before[j - 1] + 1);
+            }
+            current[j + 1] = best;
+            row_min = row_min.min(best);
         }
         if row_min > bound {
             return None;
         }
+        before = previous;
         std::mem::swap(&mut previous, &mut current);
     }
     Some(previous[b.len()]).filter(|&d| d <= bound)
@@ -755,9 +838,10 @@ pub fn diagnose(
     }))
 }
 
-/// The reason for `reply` to the question `lower` (lower case) if it is empty or negative in
-/// our zones: NXDOMAIN, NODATA (also at the end of a CNAME chain within the zone), or SERVFAIL
-/// before the first sync. `None` for answers with records, refusals and format errors.
+/// The reason for `reply` to the question `lower` (lower case) if it is empty or negative:
+/// NXDOMAIN, NODATA (also at the end of a CNAME chain within the zone), SERVFAIL before the
+/// first sync, or REFUSED for a name outside our zones. `None` for answers with records, other
+/// refusals and format errors.
 pub fn for_reply(
     view: &View,
     zone: &Zone,
@@ -783,6 +867,11 @@ fn empty_at(
     let empty = match reply.rcode {
         ResponseCode::NXDomain | ResponseCode::NoError => true,
         ResponseCode::ServFail => !view.synced(),
+        // Outside our zones; not a zone transfer over UDP, which is in them.
+        ResponseCode::Refused => {
+            let mut buffer = [&[][..]; MAX_LABELS];
+            classify(zone, labels_of(lower, &mut buffer)) == Question::OutOfZone
+        }
         _ => false,
     };
     if !empty {
@@ -826,9 +915,11 @@ pub struct Ede {
     pub text: String,
 }
 
-/// The question as a user types it: a name, fully qualified or relative to the zone, or an IP
-/// address (its reverse name; then `A` means `PTR`); the type by its mnemonic.
-pub fn parse_question(zone: &Zone, name: &str, qtype: &str) -> Result<(Name, RecordType), String> {
+/// The question as `dig` asks it: a name, with or without its final dot (`nginx-svc` is the
+/// name `nginx-svc.`, as dig sends it, so both get the same answer: REFUSED, with the full name
+/// it likely means), or an IP address (its reverse name; then `A` means `PTR`); the type by its
+/// mnemonic.
+pub fn parse_question(name: &str, qtype: &str) -> Result<(Name, RecordType), String> {
     let mut qtype: RecordType = qtype
         .to_ascii_uppercase()
         .parse()
@@ -840,19 +931,7 @@ pub fn parse_question(zone: &Zone, name: &str, qtype: &str) -> Result<(Name, Rec
         return Ok((Name::from(ip), qtype));
     }
     let mut parsed = Name::from_ascii(name).map_err(|e| format!("{name:?} is not a name: {e}"))?;
-    if !parsed.is_fqdn() {
-        let reverse = ["in-addr.arpa", "ip6.arpa"]
-            .iter()
-            .any(|apex| name.trim_end_matches('.').ends_with(apex));
-        let origin = zone.origin.to_string();
-        let qualified = format!("{}.", name.trim_end_matches('.'));
-        parsed = if reverse || qualified.to_lowercase().ends_with(&origin) {
-            Name::from_ascii(qualified)
-        } else {
-            parsed.append_domain(&zone.origin)
-        }
-        .map_err(|e| format!("{name:?} is too long in zone {}: {e}", zone.origin))?;
-    }
+    parsed.set_fqdn(true);
     Ok((parsed, qtype))
 }
 

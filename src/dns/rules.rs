@@ -200,6 +200,7 @@ pub fn stray(pod: &PodRecord, subdomain_service: Option<&ServiceRecord>) -> Opti
     Some(Stray {
         hostname: pod.hostname().cloned(),
         subdomain: subdomain.clone(),
+        statefulset: pod.template.statefulset.clone(),
         why,
     })
 }
@@ -283,6 +284,7 @@ fn misnamed_pod(service: &ServiceRecord, pod: &PodRecord) -> Option<MisnamedPod>
         pod: pod.name.clone(),
         hostname: pod.hostname().cloned(),
         subdomain: pod.template.subdomain.clone(),
+        statefulset: pod.template.statefulset.clone(),
     })
 }
 

@@ -946,8 +946,18 @@ fn astray_cluster() -> Vec<ClusterObject> {
         placed("default", with_hostname(pod("lost-0", "lost", &["10.244.8.20"]), "lost-0", "lost")),
         // Its subdomain names a Service whose selector does not match it.
         placed("default", with_hostname(pod("picky-0", "picky", &["10.244.8.30"]), "picky-0", "nginx-svc")),
+        // A Service only in another namespace.
+        ClusterObject::Service(service("other", "solo", ServiceKind::Headless, Some(&[("app", "solo")]))),
+        // A StatefulSet whose spec.serviceName (stores) is not its headless Service (store).
+        ClusterObject::Service(service("default", "store", ServiceKind::Headless, Some(&[("app", "store")]))),
+        placed("default", of_statefulset(with_hostname(pod("store-0", "store", &["10.244.8.40"]), "store-0", "stores"), "store")),
     ]);
     objects
+}
+
+fn of_statefulset(mut pod: PodRecord, statefulset: &str) -> PodRecord {
+    Arc::make_mut(&mut pod.template).statefulset = Some(statefulset.into());
+    pod
 }
 
 fn explained(view: &View, zone: &Zone, qname: &str, qtype: RecordType) -> explain::Explanation {
@@ -979,6 +989,8 @@ fn empty_answers_say_why() {
         ("x.elsewhere.default.svc.cluster.local.", A, "no Service elsewhere in namespace default, though pod other-sub has spec.subdomain elsewhere"),
         ("lost-0.lost.default.svc.cluster.local.", A, "no Service lost in namespace default, though pod lost-0 has spec.subdomain lost"),
         ("lost-0.nginx-svc.default.svc.cluster.local.", A, "pod lost-0's spec.subdomain is lost, not nginx-svc"),
+        ("store-0.store.default.svc.cluster.local.", A, "pod store-0 of StatefulSet store has spec.subdomain stores, not store: the StatefulSet's spec.serviceName is stores, so Service store names it by its address"),
+        ("store-0.stores.default.svc.cluster.local.", A, "no Service stores in namespace default, though pod store-0 has spec.subdomain stores (StatefulSet store's spec.serviceName); did you mean store?"),
         ("picky-0.nginx-svc.default.svc.cluster.local.", A, "pod picky-0 has spec.subdomain nginx-svc, but Service nginx-svc's selector app=nginx does not match its labels"),
         ("cache-0.cache.default.svc.cluster.local.", A, "pod cache-0 has spec.subdomain cache but no spec.hostname: Service cache names it by its address"),
         ("cache-1.cache.default.svc.cluster.local.", A, "pod cache-1 has a spec.hostname but no spec.subdomain"),
@@ -1018,7 +1030,8 @@ fn what_is_explained_and_how() {
     for (qname, qtype) in [
         ("web-0.nginx-svc.default.svc.cluster.local.", A),
         ("db.default.svc.cluster.local.", A),
-        ("example.com.", A),
+        // A zone transfer over UDP is refused in the zone: not for being outside it.
+        ("cluster.local.", RecordType::AXFR),
     ] {
         let name = Name::from_ascii(qname).unwrap();
         let reply = answer(&view, &zone, &name, &name, qtype, DNSClass::IN);
@@ -1035,7 +1048,7 @@ fn what_is_explained_and_how() {
         selector: Some("dns=public".into()),
     });
     assert_eq!(
-        explained(&view, &scoped, "solo.other.svc.cluster.local.", A).reason,
+        explained(&view, &scoped, "zzz.other.svc.cluster.local.", A).reason,
         "namespace other is not watched (--namespace default,kube-system)"
     );
     assert_eq!(
@@ -1070,10 +1083,45 @@ fn what_is_explained_and_how() {
     assert!(text.ends_with("why: pod web-2 is not Ready, so Service nginx-svc does not list it (EDE 0)\n"), "{text}");
 }
 
+/// A name outside the zone is refused, and says so (RFC 8914 "Not Authoritative"), with the
+/// name in the zone it most likely stands for: what a pod's search path would have made of it.
+#[test]
+fn names_outside_the_zone_say_what_they_likely_mean() {
+    let view = view_of(astray_cluster());
+    let zone = zone(PodRecords::Verified);
+    for (qname, qtype, says) in [
+        ("nginx-svc.", A, "not in cluster.local: did you mean nginx-svc.default.svc.cluster.local?"),
+        ("nginx-svc.default.", A, "not in cluster.local: did you mean nginx-svc.default.svc.cluster.local?"),
+        ("nginx-svc.default.svc.", A, "not in cluster.local: did you mean nginx-svc.default.svc.cluster.local?"),
+        ("web-0.nginx-svc.", A, "not in cluster.local: did you mean web-0.nginx-svc.default.svc.cluster.local?"),
+        ("web-1.nginx-svc.default.", AAAA, "not in cluster.local: did you mean web-1.nginx-svc.default.svc.cluster.local?"),
+        ("_web._tcp.nginx-svc.", SRV, "not in cluster.local: did you mean _web._tcp.nginx-svc.default.svc.cluster.local?"),
+        ("10-244-1-10.default.pod.", A, "not in cluster.local: did you mean 10-244-1-10.default.pod.cluster.local?"),
+        // Only in another namespace.
+        ("solo.", A, "not in cluster.local: did you mean solo.other.svc.cluster.local?"),
+        ("NGINX-SVC.", A, "not in cluster.local: did you mean nginx-svc.default.svc.cluster.local?"),
+        // Nothing in the zone that it could mean.
+        ("web-9.nginx-svc.", A, "not in cluster.local nor a reverse zone: refused"),
+        ("example.com.", A, "not in cluster.local nor a reverse zone: refused"),
+        ("nowhere.", A, "not in cluster.local nor a reverse zone: refused"),
+    ] {
+        let name = Name::from_ascii(qname).unwrap();
+        let reply = answer(&view, &zone, &name.to_lowercase(), &name, qtype, DNSClass::IN);
+        assert_eq!(reply.rcode, ResponseCode::Refused, "{qname}");
+        let why = explained(&view, &zone, qname, qtype);
+        assert_eq!((why.code, why.reason.as_str()), (explain::NOT_AUTHORITATIVE, says), "{qname}");
+    }
+}
+
 #[test]
 fn suggestions_are_close_names_only() {
-    let names = ["nginx-svc", "api", "web", "database"];
+    let names = ["nginx-svc", "api", "web", "database", "shop"];
     for (asked, suggested) in [
+        // Neighbours swapped: one edit.
+        ("shpo", Some("shop")),
+        ("aip", Some("api")),
+        ("ndinx-svc", Some("nginx-svc")),
+        ("ngixn-scv", Some("nginx-svc")),
         ("nginx", Some("nginx-svc")),
         ("ngnix-svc", Some("nginx-svc")),
         ("nginx-svc-headless", Some("nginx-svc")),

@@ -33,15 +33,18 @@ pub struct HttpServer {
     stopping: Arc<AtomicBool>,
 }
 
-impl HttpServer {
-    pub async fn bind(
-        listen: SocketAddr,
-        view: SharedView,
-        zone: Arc<Zone>,
-        scrape: Scrape,
-    ) -> io::Result<Self> {
-        let listener = TcpListener::bind(listen).await?;
-        let local_addr = listener.local_addr()?;
+/// The HTTP listener, bound but not yet serving (see [`crate::server::DnsSockets`]).
+pub struct HttpListener {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl HttpListener {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn serve(self, view: SharedView, zone: Arc<Zone>, scrape: Scrape) -> HttpServer {
         let stopping = Arc::new(AtomicBool::new(false));
         let probes = Probes {
             view,
@@ -49,11 +52,21 @@ impl HttpServer {
             stopping: stopping.clone(),
             scrape: Arc::new(scrape),
         };
-        let task = tokio::spawn(serve(listener, probes));
-        Ok(Self {
-            local_addr,
-            task,
+        HttpServer {
+            local_addr: self.local_addr,
+            task: tokio::spawn(serve(self.listener, probes)),
             stopping,
+        }
+    }
+}
+
+impl HttpServer {
+    pub async fn bind(listen: SocketAddr) -> io::Result<HttpListener> {
+        let listener = TcpListener::bind(listen).await?;
+        let local_addr = listener.local_addr()?;
+        Ok(HttpListener {
+            listener,
+            local_addr,
         })
     }
 
@@ -140,6 +153,11 @@ fn respond(request: &Request<Incoming>, probes: &Probes) -> Response<Full<Bytes>
             );
             response
         }
+        // The reasons name pods that are not Ready; `--explain off` keeps them from everyone.
+        "/explain" if !probes.zone.explain => text(
+            StatusCode::NOT_FOUND,
+            "not found: explanations are turned off (--explain off)\n",
+        ),
         "/explain" => explain(request.uri().query().unwrap_or(""), probes),
         _ => text(
             StatusCode::NOT_FOUND,
@@ -167,7 +185,7 @@ fn explain(query: &str, probes: &Probes) -> Response<Full<Bytes>> {
     };
     let (status, body) = match name
         .as_deref()
-        .map(|name| dns::explain::parse_question(&probes.zone, name, &qtype))
+        .map(|name| dns::explain::parse_question(name, &qtype))
     {
         None => error("give the name: /explain?name=NAME&type=TYPE".into()),
         Some(Err(message)) => error(message),

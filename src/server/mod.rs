@@ -119,24 +119,46 @@ enum Udp {
     FastPath(UdpWorkers),
 }
 
-impl DnsServer {
-    /// Binds UDP and TCP on `listen`; with port 0, one ephemeral port free for both.
-    pub async fn bind<R: Responder>(
-        listen: SocketAddr,
-        responder: R,
-        options: DnsOptions,
-    ) -> io::Result<Self> {
-        let (udp, tcp) = bind_pair(listen, options).await?;
-        let local_addr = tcp.local_addr()?;
-        let tcp = TcpServer::spawn(tcp, responder.clone(), options)?;
-        let udp = match udp {
+/// The DNS sockets, bound but not yet answering: every listener is bound before any answers, so
+/// a port that cannot be had stops the start before a single query is answered.
+pub struct DnsSockets {
+    udp: BoundUdp,
+    tcp: std::net::TcpListener,
+    local_addr: SocketAddr,
+    options: DnsOptions,
+}
+
+impl DnsSockets {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Starts answering on the sockets.
+    pub fn serve<R: Responder>(self, responder: R) -> io::Result<DnsServer> {
+        let tcp = TcpServer::spawn(self.tcp, responder.clone(), self.options)?;
+        let udp = match self.udp {
             BoundUdp::Async(socket) => Udp::Async(UdpAsync::spawn(socket, responder)),
             BoundUdp::FastPath(sockets) => Udp::FastPath(UdpWorkers::spawn(sockets, responder)?),
         };
-        Ok(Self {
+        Ok(DnsServer {
+            udp,
+            tcp,
+            local_addr: self.local_addr,
+        })
+    }
+}
+
+impl DnsServer {
+    /// Binds UDP and TCP on `listen` (with port 0, one ephemeral port free for both), to answer
+    /// once [`DnsSockets::serve`] is called.
+    pub async fn bind(listen: SocketAddr, options: DnsOptions) -> io::Result<DnsSockets> {
+        let (udp, tcp) = bind_pair(listen, options).await?;
+        let local_addr = tcp.local_addr()?;
+        Ok(DnsSockets {
             udp,
             tcp,
             local_addr,
+            options,
         })
     }
 
@@ -248,7 +270,11 @@ mod tests {
                 tcp_idle: Duration::from_secs(5),
             };
             let listen = "127.0.0.1:0".parse().unwrap();
-            let server = DnsServer::bind(listen, Fragile, options).await.unwrap();
+            let server = DnsServer::bind(listen, options)
+                .await
+                .unwrap()
+                .serve(Fragile)
+                .unwrap();
             let addr = server.local_addr();
             let before = contained_panics();
             for _ in 0..3 {

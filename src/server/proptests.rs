@@ -48,6 +48,7 @@ fn big_service(pods: usize, dual_every: usize) -> Vec<ClusterObject> {
                     hostname: PodHostname::None,
                     subdomain: None,
                     named_ports: Box::new([]),
+                    statefulset: None,
                 }),
                 ready: true,
                 terminating: false,

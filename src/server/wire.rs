@@ -12,7 +12,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use tracing::debug;
 
 use crate::dns::explain::{EDE_OPTION, explain};
-use crate::dns::question::MAX_LABELS;
+use crate::dns::question::{MAX_LABELS, Question, classify};
 use crate::dns::rules::{AddressSet, Apex, Node, Resolution, Zone, resolve};
 use crate::dns::view::View;
 use crate::server::handler::{CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD};
@@ -372,7 +372,8 @@ pub fn answer(
     let additional = u16::from(query.edns_limit.is_some());
     if query.edns_limit.is_some() {
         // An empty or negative answer says why, as the general path does, when the reason fits.
-        let why = (zone.explain && answers == 0 && !truncated && rcode != RCODE_REFUSED)
+        let explained = rcode != RCODE_REFUSED || classify(zone, labels) == Question::OutOfZone;
+        let why = (zone.explain && answers == 0 && !truncated && explained)
             .then(|| explain(view, zone, labels, query.qtype, false).option_data())
             .filter(|data| out.len() + opt + 4 + data.len() <= limit);
         let at = out.len();
@@ -854,7 +855,18 @@ mod tests {
                 Some("no pod in namespace default"),
             ),
             ("web.default.svc.cluster.local.", RecordType::A, None),
-            ("example.com.", RecordType::A, None),
+            (
+                "example.com.",
+                RecordType::A,
+                Some("not in cluster.local nor a reverse zone"),
+            ),
+            (
+                "web.",
+                RecordType::A,
+                Some("did you mean web.default.svc.cluster.local?"),
+            ),
+            // A zone transfer over UDP is refused, but not for being outside the zone.
+            ("cluster.local.", RecordType::AXFR, None),
         ] {
             let datagram = query(name, qtype, Some((1232, false))).to_vec().unwrap();
             assert_eq!(

@@ -255,6 +255,17 @@ fn service_port(i: usize, port: &K8sServicePort) -> Result<ServicePort, FieldErr
     })
 }
 
+/// The StatefulSet that controls an object, if one does.
+fn statefulset_of(metadata: &ObjectMeta) -> Option<Arc<str>> {
+    metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|owner| owner.kind == "StatefulSet" && owner.controller == Some(true))
+        .filter(|owner| !owner.name.is_empty())
+        .map(|owner| owner.name.as_str().into())
+}
+
 pub fn pod_object(pod: &DnsPod) -> Result<ClusterObject, FieldError> {
     // Pod names may contain dots; they never become DNS labels themselves.
     let key = object_key(&pod.metadata, false)?;
@@ -328,6 +339,7 @@ pub fn pod_object(pod: &DnsPod) -> Result<ClusterObject, FieldError> {
         hostname: PodHostname::of(&key.name, hostname),
         subdomain: subdomain.map(Into::into),
         named_ports: named_ports.into(),
+        statefulset: statefulset_of(&pod.metadata),
     };
     Ok(ClusterObject::Pod {
         namespace: key.namespace,

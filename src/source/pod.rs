@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -75,6 +75,17 @@ struct MetadataFields {
     labels: Option<BTreeMap<String, String>>,
     deletion_timestamp: Option<Time>,
     resource_version: Option<String>,
+    owner_references: Option<Vec<OwnerFields>>,
+}
+
+/// What an `ownerReference` tells DNS: whether a StatefulSet controls the pod, and which.
+#[derive(Deserialize)]
+struct OwnerFields {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    name: String,
+    controller: Option<bool>,
 }
 
 /// A mapping key given twice. kubectl refuses such a manifest; the YAML parser (and serde's maps)
@@ -138,6 +149,20 @@ pub(crate) fn metadata<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Obj
         labels: fields.labels,
         deletion_timestamp: fields.deletion_timestamp,
         resource_version: fields.resource_version,
+        // Only the controlling StatefulSet is kept, without what identifies it in the API.
+        owner_references: fields
+            .owner_references
+            .into_iter()
+            .flatten()
+            .find(|owner| owner.kind == "StatefulSet" && owner.controller == Some(true))
+            .map(|owner| {
+                vec![OwnerReference {
+                    kind: owner.kind,
+                    name: owner.name,
+                    controller: Some(true),
+                    ..OwnerReference::default()
+                }]
+            }),
         ..ObjectMeta::default()
     })
 }
