@@ -16,7 +16,7 @@ RUN cargo build --release --locked --bin headless-dns \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /headless-dns /usr/local/bin/headless-dns
 USER 65532:65532
-ENV HEADLESS_DNS_LISTEN=0.0.0.0:5353 \
-    HEADLESS_DNS_HTTP_LISTEN=0.0.0.0:8080
-EXPOSE 5353/udp 5353/tcp 8080/tcp
+ENV HEADLESS_DNS_LISTEN=0.0.0.0:1053 \
+    HEADLESS_DNS_HTTP_LISTEN=0.0.0.0:8053
+EXPOSE 1053/udp 1053/tcp 8053/tcp
 ENTRYPOINT ["/usr/local/bin/headless-dns"]

@@ -435,6 +435,43 @@ mod tests {
     }
 
     #[test]
+    fn listener_addresses_say_what_is_wanted() {
+        assert_eq!(
+            dns_address("127.0.0.1:1053"),
+            Ok(([127, 0, 0, 1], 1053).into())
+        );
+        assert!(dns_address("[::1]:53").is_ok());
+        for (typed, says) in [
+            (
+                "5353",
+                "is a port alone: give an IP and the port, e.g. 127.0.0.1:5353",
+            ),
+            (
+                ":5353",
+                "has no IP: give one with the port, e.g. 127.0.0.1:5353",
+            ),
+            (
+                "localhost:5353",
+                "\"localhost\" is not an IP address (host names are not looked up): e.g. 127.0.0.1:5353",
+            ),
+            ("10.0.0.1", "has no port: e.g. 10.0.0.1:1053"),
+            ("::1", "has no port: e.g. [::1]:1053"),
+            (
+                "nonsense",
+                "is not an IP address and port: e.g. 127.0.0.1:1053",
+            ),
+        ] {
+            let error = dns_address(typed).unwrap_err();
+            assert!(error.contains(says), "{typed}: {error}");
+        }
+        assert!(
+            http_address("10.0.0.1")
+                .unwrap_err()
+                .contains("10.0.0.1:8053")
+        );
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("1Gi"), Ok(1 << 30));
         assert_eq!(parse_size("512MiB"), Ok(512 << 20));

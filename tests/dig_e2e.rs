@@ -312,6 +312,15 @@ fn bad_input_exits_with_one_clear_line() {
         );
     }
 
+    // A bad flag is one line too, clap's tip included, without the usage.
+    let output = run(&["--listn", "x"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr_of(&output),
+        "headless-dns: unexpected argument '--listn' found; tip: a similar argument exists: \
+         '--listen' (headless-dns --help lists the flags)\n"
+    );
+
     // A bad zone's offending character is shown, escaped, with its position.
     let output = run(
         &[

@@ -104,6 +104,23 @@ fn dig_prints_why_a_name_does_not_resolve() {
     }
 }
 
+/// `--explain off`: no reason for a name outside the zone either, and none over HTTP.
+#[tokio::test]
+async fn explain_off_keeps_the_reasons_from_everyone() {
+    let quiet = serve(&["--explain", "off"]);
+    let reply = dig(&quiet, "nginx-svc");
+    assert!(
+        reply.contains("status: REFUSED") && ede_lines(&reply).is_empty(),
+        "{reply}"
+    );
+    let (status, _, body) = http_exchange(quiet.http, &format!("/explain?name={WEB2}")).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("--explain off") && !body.contains("web-2"),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn explain_on_http_and_on_the_command_line_agree() {
     let server = serve(&[]);
@@ -128,12 +145,7 @@ async fn explain_on_http_and_on_the_command_line_agree() {
     );
 
     // The command reads the same file and says the same, as text or as the same JSON.
-    let text = run(&[
-        "explain",
-        "web-2.nginx-svc.default.svc",
-        "--manifests",
-        DEMO,
-    ]);
+    let text = run(&["explain", WEB2, "--manifests", DEMO]);
     assert!(text.status.success(), "{text:?}");
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(
@@ -153,6 +165,31 @@ async fn explain_on_http_and_on_the_command_line_agree() {
         report
     };
     assert_eq!(without_serial(from_command), without_serial(over_http));
+
+    // A name is read as dig reads it: a short one is outside the zone, and refused, with the
+    // full name it likely means; dig gets the same.
+    let short = run(&[
+        "explain",
+        "web-2.nginx-svc.default.svc",
+        "--manifests",
+        DEMO,
+    ]);
+    let short = String::from_utf8(short.stdout).unwrap();
+    let likely = "not in cluster.local: did you mean web-2.nginx-svc.default.svc.cluster.local?";
+    assert!(
+        short.starts_with("web-2.nginx-svc.default.svc. A: REFUSED\n")
+            && short.ends_with(&format!("why: {likely} (EDE 20)\n")),
+        "{short}"
+    );
+    for transport in ["", "+nocookie", "+tcp"] {
+        let reply = dig(&server, &format!("{transport} web-2.nginx-svc.default.svc"));
+        assert!(reply.contains("status: REFUSED"), "{reply}");
+        assert_eq!(
+            ede_lines(&reply),
+            [format!("; EDE: 20 (Not Authoritative): ({likely})")],
+            "{transport}: {reply}"
+        );
+    }
 
     // An address is asked by its reverse name; an answer has records and no EDE.
     let (_, _, body) = http_get_json(server.http, "/explain?name=10.244.1.10").await;

@@ -32,13 +32,30 @@ fn musl_client(dir: &Path) -> std::path::PathBuf {
 /// resolv.conf over `/etc/resolv.conf`, and headless-dns serving `manifests` on 127.0.0.1:53;
 /// returns what it printed.
 fn in_pod_namespace(dir: &Path, manifests: &str, script: &str) -> String {
+    in_namespace_with(
+        dir,
+        manifests,
+        POD_RESOLV_CONF,
+        "--listen 127.0.0.1:53",
+        script,
+    )
+}
+
+/// As [`in_pod_namespace`], with `resolv_conf` and the server's listening flags given.
+fn in_namespace_with(
+    dir: &Path,
+    manifests: &str,
+    resolv_conf: &str,
+    listen_flags: &str,
+    script: &str,
+) -> String {
     std::fs::write(dir.join("cluster.yaml"), manifests).unwrap();
-    std::fs::write(dir.join("resolv.conf"), POD_RESOLV_CONF).unwrap();
+    std::fs::write(dir.join("resolv.conf"), resolv_conf).unwrap();
     let setup = format!(
         r#"set -eu
 ip link set lo up
 mount --bind "$DIR/resolv.conf" /etc/resolv.conf
-"{BINARY}" --manifests "$DIR/cluster.yaml" --listen 127.0.0.1:53 --http-listen 127.0.0.1:0 \
+"{BINARY}" --manifests "$DIR/cluster.yaml" {listen_flags} --http-listen 127.0.0.1:0 \
   2>"$DIR/server.log" &
 server=$!
 trap 'kill $server' EXIT
@@ -192,4 +209,102 @@ echo "== glibc missing"; getent ahosts nothing-here || echo "failed"
         section("glibc missing"),
         BTreeSet::from(["failed".to_string()])
     );
+}
+
+/// `config/sidecar-example.yaml`'s documents, as JSON.
+fn sidecar_example() -> Vec<serde_json::Value> {
+    use serde::Deserialize;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sidecar-example.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    yaml_serde::Deserializer::from_str(&text)
+        .map(|doc| serde_json::Value::deserialize(doc).unwrap())
+        .collect()
+}
+
+/// The resolv.conf the kubelet writes for a pod with `dnsPolicy: None` and this `dnsConfig`.
+fn resolv_conf_of(dns_config: &serde_json::Value) -> String {
+    let words = |key: &str| -> Vec<String> {
+        dns_config[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut conf = format!("search {}\n", words("searches").join(" "));
+    for server in words("nameservers") {
+        conf.push_str(&format!("nameserver {server}\n"));
+    }
+    let options: Vec<String> = dns_config["options"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| match o["value"].as_str() {
+            Some(value) => format!("{}:{value}", o["name"].as_str().unwrap()),
+            None => o["name"].as_str().unwrap().to_string(),
+        })
+        .collect();
+    conf.push_str(&format!("options {}\n", options.join(" ")));
+    conf
+}
+
+/// The sidecar example's own pod, as its app container sees DNS: the resolv.conf its
+/// `dnsConfig` makes, headless-dns on the sidecar's `--listen`, serving the example's objects
+/// (its pod Running and Ready at an address, as the kubelet would report it). Its Service
+/// resolves by short name through the search path and by full name, for glibc and musl.
+#[test]
+fn the_sidecar_examples_resolv_conf_finds_its_namespace() {
+    let mut objects = sidecar_example();
+    let pod = objects
+        .iter_mut()
+        .find(|o| o["kind"] == "Pod")
+        .expect("the example has a pod");
+    let resolv_conf = resolv_conf_of(&pod["spec"]["dnsConfig"]);
+    assert!(
+        resolv_conf.contains("nameserver 127.0.0.1\n"),
+        "{resolv_conf}"
+    );
+    let sidecar = &pod["spec"]["initContainers"][0];
+    assert_eq!(sidecar["restartPolicy"], "Always", "a native sidecar");
+    let args: Vec<&str> = sidecar["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let listen = args[args.iter().position(|a| *a == "--listen").unwrap() + 1].to_string();
+    assert_eq!(listen, "127.0.0.1:53", "resolv.conf names no port");
+    pod["status"] = serde_json::json!({
+        "phase": "Running",
+        "podIP": "10.244.50.7",
+        "podIPs": [{"ip": "10.244.50.7"}],
+        "conditions": [{"type": "Ready", "status": "True"}],
+    });
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    let dir = tempfile::tempdir().unwrap();
+    let musl = musl_client(dir.path());
+    let script = format!(
+        r#"echo "== glibc short"; getent ahosts sidecar-example-dns
+echo "== musl short"; "{musl}" sidecar-example-dns
+echo "== glibc fqdn"; getent ahosts sidecar-example-dns.sidecar-demo.svc.cluster.local.
+"#,
+        musl = musl.display()
+    );
+    let output = in_namespace_with(
+        dir.path(),
+        &list.to_string(),
+        &resolv_conf,
+        &format!("--listen {listen}"),
+        &script,
+    );
+    let sections = sections(&output);
+    assert_eq!(sections.len(), 3, "{output}");
+    for (label, addresses) in sections {
+        let addresses: BTreeSet<String> = addresses.into_iter().collect();
+        assert_eq!(
+            addresses,
+            BTreeSet::from(["10.244.50.7".to_string()]),
+            "{label}: {output}"
+        );
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::CNAME;
-use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_of};
 use crate::dns::rules::{self, PodRecords, Reply, Zone};
@@ -401,11 +401,7 @@ fn likely_name(view: &View, zone: &Zone, labels: &[&[u8]]) -> Option<String> {
             .chain(&origin)
             .copied()
             .collect();
-        let found = candidate.len() <= MAX_LABELS
-            && matches!(
-                rules::resolve(view, zone, &candidate, RecordType::A, DNSClass::IN),
-                rules::Resolution::Exists(..)
-            );
+        let found = candidate.len() <= MAX_LABELS && names_something(view, zone, &candidate);
         found.then(|| {
             let text: Vec<_> = candidate
                 .iter()
@@ -424,6 +420,43 @@ fn likely_name(view: &View, zone: &Zone, labels: &[&[u8]]) -> Option<String> {
         })?;
         exists(&[namespace.as_bytes(), b"svc"])
     })
+}
+
+/// Whether a name in the zone (its labels) belongs to a Service or namespace that exists: worth
+/// suggesting even when it holds nothing now (a pod not Ready yet), since its own answer then
+/// says why.
+fn names_something(view: &View, zone: &Zone, labels: &[&[u8]]) -> bool {
+    match classify(zone, labels) {
+        Question::OutOfZone | Question::NoSuchName => false,
+        Question::Service { namespace, name }
+        | Question::Endpoint {
+            namespace,
+            service: name,
+            ..
+        }
+        | Question::SrvProtocol {
+            namespace,
+            service: name,
+            ..
+        }
+        | Question::Srv {
+            namespace,
+            service: name,
+            ..
+        } => view.service(namespace, name).is_some(),
+        Question::Namespace(namespace)
+        | Question::PodNamespace(namespace)
+        | Question::PodAddress { namespace, .. } => view.namespace_exists(namespace),
+        Question::Apex
+        | Question::Services
+        | Question::Pods
+        | Question::Dns
+        | Question::Nameserver
+        | Question::Version
+        | Question::ReverseApex(_)
+        | Question::Reverse(..)
+        | Question::ReverseOther(_) => true,
+    }
 }
 
 /// Ends with the reason when `namespace` does not exist or is not watched.

@@ -1100,8 +1100,10 @@ fn names_outside_the_zone_say_what_they_likely_mean() {
         // Only in another namespace.
         ("solo.", A, "not in cluster.local: did you mean solo.other.svc.cluster.local?"),
         ("NGINX-SVC.", A, "not in cluster.local: did you mean nginx-svc.default.svc.cluster.local?"),
+        // A name under a Service that exists, though it holds nothing (its answer says why).
+        ("web-2.nginx-svc.default.svc.", A, "not in cluster.local: did you mean web-2.nginx-svc.default.svc.cluster.local?"),
         // Nothing in the zone that it could mean.
-        ("web-9.nginx-svc.", A, "not in cluster.local nor a reverse zone: refused"),
+        ("default.nowhere.", A, "not in cluster.local nor a reverse zone: refused"),
         ("example.com.", A, "not in cluster.local nor a reverse zone: refused"),
         ("nowhere.", A, "not in cluster.local nor a reverse zone: refused"),
     ] {

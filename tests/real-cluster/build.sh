@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver, kube-controller-manager and CoreDNS at the versions in
+# Builds etcd, kube-apiserver, kube-controller-manager, kubectl and CoreDNS at the versions in
 # versions.env, from the Go module proxy, into a cache directory named after those versions,
 # and prints the directory. A second run with the same versions builds nothing.
 #
@@ -64,8 +64,8 @@ if [ ! -x "$bin/etcd" ]; then
   say "building etcd $ETCD_VERSION"
   (cd "$here/go/etcd" && go build -ldflags="-s -w" -o "$bin/etcd.tmp" . && mv "$bin/etcd.tmp" "$bin/etcd")
 fi
-if [ ! -x "$bin/kube-apiserver" ] || [ ! -x "$bin/kube-controller-manager" ]; then
-  say "building kube-apiserver and kube-controller-manager $KUBERNETES_VERSION"
+if [ ! -x "$bin/kube-apiserver" ] || [ ! -x "$bin/kube-controller-manager" ] || [ ! -x "$bin/kubectl" ]; then
+  say "building kube-apiserver, kube-controller-manager and kubectl $KUBERNETES_VERSION"
   minor=${KUBERNETES_VERSION#v1.}
   minor=${minor%%.*}
   version_flags="-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION"
@@ -73,8 +73,9 @@ if [ ! -x "$bin/kube-apiserver" ] || [ ! -x "$bin/kube-controller-manager" ]; th
   (
     cd "$here/go/kubernetes"
     go build -ldflags="-s -w $version_flags" -o "$bin/tmp/" \
-      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-    mv "$bin/tmp/kube-apiserver" "$bin/tmp/kube-controller-manager" "$bin/"
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kubectl
+    mv "$bin/tmp/kube-apiserver" "$bin/tmp/kube-controller-manager" "$bin/tmp/kubectl" "$bin/"
     rmdir "$bin/tmp"
   )
 fi

@@ -11,10 +11,10 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::Env;
 use crate::api::{self, PodSpec, ServiceSpec};
 use crate::dns::{self, Asker, Reply, Transport};
 use crate::servers::{apply_rbac, deployment_rbac, ready, start_headless_dns, token};
+use crate::{Env, shipped};
 
 pub async fn run_all(env: &mut Env, only: &[String]) -> (usize, usize) {
     let mut passed = 0;
@@ -63,6 +63,18 @@ pub async fn run_all(env: &mut Env, only: &[String]) -> (usize, usize) {
     );
     case!("fault: kube-apiserver restarted", apiserver_restart(env));
     case!("fault: etcd compaction (410), re-list", compacted(env));
+    case!(
+        "shipped manifests: kubectl apply, Pod Security restricted",
+        shipped::apply_the_shipped_manifests(env)
+    );
+    case!(
+        "shipped manifests: the sidecar's namespaced Role is enough",
+        shipped::sidecar_role_is_enough(env)
+    );
+    case!(
+        "in-cluster configuration, token rotated on disk",
+        shipped::in_cluster_token_rotated(env)
+    );
     (passed, failed)
 }
 
@@ -97,7 +109,7 @@ fn reverse(ip: &str) -> String {
 }
 
 /// Polls `check` until it holds or `limit` passes; the last error if it never does.
-async fn eventually<F, Fut>(limit: Duration, mut check: F) -> Result<Duration, String>
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> Result<Duration, String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), String>>,
@@ -900,7 +912,7 @@ async fn rbac(env: &mut Env) -> Result<String, String> {
     let role = shipped
         .iter()
         .find(|o| o["kind"] == "ClusterRole")
-        .ok_or("no ClusterRole in config/deployment.yaml")?
+        .ok_or("no ClusterRole in config/deploy/headless-dns.yaml")?
         .clone();
     let mut variants = Vec::new();
     for (r, rule) in role["rules"]

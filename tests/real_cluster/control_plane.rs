@@ -40,9 +40,6 @@ impl Process {
         program: &Path,
         args: &[String],
     ) -> Result<Self, String> {
-        let log = work.join(format!("{name}.log"));
-        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
         let mut command = match cpus {
             // taskset execs the program: the pid stays the program's.
             Some(cpus) => {
@@ -52,6 +49,15 @@ impl Process {
             }
             None => Command::new(program),
         };
+        command.args(args);
+        Self::spawn(work, name, command)
+    }
+
+    /// Starts `command` (its program, arguments and environment as given).
+    pub fn spawn(work: &Path, name: &str, mut command: Command) -> Result<Self, String> {
+        let log = work.join(format!("{name}.log"));
+        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
         // Killed with this process however it ends (Ctrl-C or a kill included, where no Drop
         // runs): nothing is left listening after a run.
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
@@ -62,12 +68,11 @@ impl Process {
             });
         }
         let child = command
-            .args(args)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+            .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))?;
         Ok(Self {
             name: name.to_string(),
             child,
@@ -375,7 +380,7 @@ impl ControlPlane {
     fn start_controllers(&mut self) -> Result<(), String> {
         let args: Vec<String> = vec![
             format!("--kubeconfig={}", self.admin.display()),
-            "--controllers=endpointslice,serviceaccount,namespace".into(),
+            "--controllers=endpointslice,serviceaccount,namespace,deployment,replicaset".into(),
             "--leader-elect=false".into(),
             "--secure-port=0".into(),
             "--use-service-account-credentials=false".into(),

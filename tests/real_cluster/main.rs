@@ -4,7 +4,7 @@
 //! (`cargo test --test real_cluster -- BIN_DIR`), not by a plain `cargo test`.
 //!
 //! headless-dns runs as a user deploys it: the ServiceAccount, ClusterRole and binding of
-//! `config/deployment.yaml` are applied, and it reads the API with that account's token through
+//! `config/deploy/headless-dns.yaml` are applied, and it reads the API with that account's token through
 //! a kubeconfig. CoreDNS (kubernetes plugin, no cache, the same zone and TTL, `pods verified`)
 //! follows the same API server. Each case prints one line; the run ends with `N passed, M
 //! failed` and fails if any case did.
@@ -14,6 +14,7 @@ mod cases;
 mod control_plane;
 mod dns;
 mod servers;
+mod shipped;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

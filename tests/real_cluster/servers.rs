@@ -1,5 +1,5 @@
 //! The DNS servers under test, started as users run them against the real API server:
-//! headless-dns with the ServiceAccount, ClusterRole and binding of `config/deployment.yaml`
+//! headless-dns with the ServiceAccount, ClusterRole and binding of `config/deploy/headless-dns.yaml`
 //! (and that account's token), CoreDNS with its kubernetes plugin. Shared by the real-cluster
 //! tier and the side-by-side benchmark (`benches/coredns.rs`).
 
@@ -96,10 +96,10 @@ pub fn start_coredns(plane: &ControlPlane, cpus: Option<&str>) -> Result<Server,
     })
 }
 
-/// The objects of `config/deployment.yaml` that grant headless-dns its access: the Namespace,
+/// The objects of `config/deploy/headless-dns.yaml` that grant headless-dns its access: the Namespace,
 /// ServiceAccount, ClusterRole and ClusterRoleBinding, as JSON.
 pub fn deployment_rbac() -> Vec<Value> {
-    let text = include_str!("../../config/deployment.yaml");
+    let text = include_str!("../../config/deploy/headless-dns.yaml");
     yaml_documents(text)
         .into_iter()
         .filter(|doc| {
@@ -166,7 +166,7 @@ pub async fn token(client: &Client, namespace: &str, account: &str) -> Result<St
         .ok_or_else(|| format!("no token in {response}"))
 }
 
-/// headless-dns reading the API as the ServiceAccount of `config/deployment.yaml`: applies its
+/// headless-dns reading the API as the ServiceAccount of `config/deploy/headless-dns.yaml`: applies its
 /// RBAC objects and writes a kubeconfig with the account's token; returns the kubeconfig's path.
 pub async fn deployed_account(
     plane: &ControlPlane,

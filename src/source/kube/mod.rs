@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use crate::cluster::ClusterEvent;
-use crate::records::ObjectKind;
+use crate::records::{ClusterObject, ObjectKind};
 use crate::source::objects::SERVICE_NAME_LABEL;
 use crate::source::stats::SourceStats;
 pub use split::{ListSplitter, NotAList};
@@ -136,32 +136,41 @@ pub fn spawn_watchers(
             .map(|ns| Some(Arc::from(ns.as_str())))
             .collect()
     };
-    let source = Arc::new(Source::new(
-        client,
-        events,
-        scopes.len() * ObjectKind::ALL.len(),
-        stats,
-    ));
-    let mut tasks = Vec::new();
+    let mut watches = Vec::new();
     for scope in scopes {
         for kind in ObjectKind::ALL {
-            let (label_selector, field_selector) = match kind {
-                // A namespace scope watches its own Namespace object only.
-                ObjectKind::Namespace => {
-                    (None, scope.as_ref().map(|ns| format!("metadata.name={ns}")))
-                }
-                ObjectKind::Service => (options.service_selector.clone(), None),
-                ObjectKind::Pod => (None, None),
-                ObjectKind::EndpointSlice => (Some(SERVICE_NAME_LABEL.into()), None),
+            let label_selector = match kind {
+                // Namespaces named by --namespace are taken to exist: reading Namespace objects
+                // needs cluster-wide access, and a Role in each namespace is then enough.
+                ObjectKind::Namespace if scope.is_some() => continue,
+                ObjectKind::Namespace | ObjectKind::Pod => None,
+                ObjectKind::Service => options.service_selector.clone(),
+                ObjectKind::EndpointSlice => Some(SERVICE_NAME_LABEL.into()),
             };
-            let watched = Watched {
+            watches.push(Watched {
                 kind,
                 scope: scope.clone(),
                 label_selector,
-                field_selector,
-            };
-            tasks.push(tokio::spawn(follow(source.clone(), watched)));
+            });
         }
     }
+    if !options.namespaces.is_empty() {
+        let named = ClusterEvent::Resync {
+            kinds: vec![ObjectKind::Namespace],
+            namespace: None,
+            objects: options
+                .namespaces
+                .iter()
+                .map(|ns| ClusterObject::Namespace(ns.as_str().into()))
+                .collect(),
+        };
+        // The queue is new and empty: this is the first event, before any watch's list.
+        let _ = events.try_send(named);
+    }
+    let source = Arc::new(Source::new(client, events, watches.len(), stats));
+    let tasks = watches
+        .into_iter()
+        .map(|watched| tokio::spawn(follow(source.clone(), watched)))
+        .collect();
     (tasks, source)
 }

@@ -117,7 +117,6 @@ pub struct Watched {
     /// The namespace watched; `None`: all.
     pub scope: Option<Arc<str>>,
     pub label_selector: Option<String>,
-    pub field_selector: Option<String>,
 }
 
 impl Watched {
@@ -421,7 +420,6 @@ async fn list(
     loop {
         let params = ListParams {
             label_selector: watched.label_selector.clone(),
-            field_selector: watched.field_selector.clone(),
             limit: Some(PAGE_SIZE),
             continue_token: continue_token.take(),
             ..ListParams::default()
@@ -511,7 +509,6 @@ async fn watch(
 ) -> WatchEnd {
     let params = WatchParams {
         label_selector: watched.label_selector.clone(),
-        field_selector: watched.field_selector.clone(),
         timeout: Some(WATCH_SECONDS),
         bookmarks: true,
         ..WatchParams::default()

@@ -1,0 +1,446 @@
+//! The README's commands and configurations, run as written: its first command on a desktop
+//! where an mDNS responder holds 5353 and a web server 8080; every command of "Asking it",
+//! "Debugging a name" and "Flags" against it, their output compared with what the README shows;
+//! the Knot DNS secondary recipe (plain and with TSIG) on loopback; and the systemd-resolved
+//! drop-in's syntax.
+//!
+//! The commands name fixed ports (the defaults, Knot's 5300) and `/tmp/knot-secondary`, so they
+//! run in a network and mount namespace of their own (`unshare`; as root, or in a user
+//! namespace), with `headless-dns` on the `PATH` and the repository's `config/` beside them.
+
+use std::path::Path;
+use std::process::Command;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_headless-dns");
+const REPOSITORY: &str = env!("CARGO_MANIFEST_DIR");
+
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(REPOSITORY).join("README.md")).unwrap()
+}
+
+/// The text of the README section under `heading` (a `## ` line), up to the next `## `.
+fn section<'a>(readme: &'a str, heading: &str) -> &'a str {
+    let start = readme
+        .find(&format!("\n## {heading}\n"))
+        .unwrap_or_else(|| panic!("no section {heading:?} in the README"));
+    let body = &readme[start + 4 + heading.len()..];
+    &body[..body.find("\n## ").unwrap_or(body.len())]
+}
+
+/// A command the README shows, and the output it shows after it.
+#[derive(Debug)]
+struct Shown {
+    command: String,
+    output: Vec<String>,
+}
+
+/// The `$ ` commands of a section, with their outputs: in ```console blocks and in blocks
+/// indented by four spaces.
+fn shown_commands(text: &str) -> Vec<Shown> {
+    let mut shown: Vec<Shown> = Vec::new();
+    let mut in_console = false;
+    let mut open = false;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            in_console = line == "```console";
+            open = false;
+            continue;
+        }
+        let body = if in_console {
+            Some(line)
+        } else {
+            line.strip_prefix("    ")
+        };
+        match body {
+            Some(body) if body.starts_with("$ ") => {
+                shown.push(Shown {
+                    command: body[2..].to_string(),
+                    output: Vec::new(),
+                });
+                open = true;
+            }
+            Some(body) if open && !body.trim().is_empty() => {
+                shown.last_mut().unwrap().output.push(body.to_string())
+            }
+            // A blank line inside an indented block belongs to it (dig's output has some);
+            // outside one it ends the output.
+            Some(_) if open && !in_console && line.is_empty() => {}
+            _ if !in_console && !line.starts_with("    ") && !line.is_empty() => open = false,
+            _ if in_console && line.is_empty() => open = false,
+            _ => {}
+        }
+    }
+    shown
+}
+
+/// The indented block that follows the paragraph containing `marker`.
+fn block_after(text: &str, marker: &str) -> String {
+    let from = text.find(marker).unwrap_or_else(|| panic!("no {marker:?}"));
+    text[from..]
+        .lines()
+        .skip_while(|line| !line.starts_with("    "))
+        .take_while(|line| line.starts_with("    ") || line.is_empty())
+        .map(|line| line.strip_prefix("    ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim_end()
+        .to_string()
+        + "\n"
+}
+
+/// What may differ between runs: query IDs, SOA serials, runs of blanks.
+fn normalized(line: &str) -> String {
+    let words: Vec<String> = line
+        .split_whitespace()
+        .map(|word| {
+            let digits = word.trim_matches(|c: char| !c.is_ascii_digit());
+            if digits.len() == 10 && digits.chars().all(|c| c.is_ascii_digit()) {
+                word.replace(digits, "SERIAL")
+            } else {
+                word.to_string()
+            }
+        })
+        .collect();
+    let line = words.join(" ");
+    match line.find("id: ") {
+        Some(at) => {
+            let end = line[at + 4..]
+                .find(|c: char| !c.is_ascii_digit())
+                .map_or(line.len(), |e| at + 4 + e);
+            format!("{}id: N{}", &line[..at], &line[end..])
+        }
+        None => line,
+    }
+}
+
+/// Whether every line the README shows appears in what the command printed, in order; for
+/// `+short` and `+noall` digs (whose output the README shows whole), nothing else either.
+fn matches(shown: &Shown, printed: &str) -> Result<(), String> {
+    let printed: Vec<String> = printed
+        .lines()
+        .map(normalized)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let wanted: Vec<String> = shown.output.iter().map(|l| normalized(l)).collect();
+    let whole = shown.command.contains("+short") || shown.command.contains("+noall");
+    if whole && printed != wanted {
+        return Err(format!("printed {printed:#?}\nREADME shows {wanted:#?}"));
+    }
+    let mut rest = printed.iter();
+    for line in &wanted {
+        if !rest.any(|p| p == line) {
+            return Err(format!(
+                "the README's line {line:?} is not in what it printed: {printed:#?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A directory for the commands: `bin/headless-dns` (the built binary), `config/` (the
+/// repository's), and the files the test writes.
+fn workplace() -> tempfile::TempDir {
+    // Not under /tmp: the namespace mounts its own /tmp (for /tmp/knot-secondary).
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::create_dir(work.path().join("bin")).unwrap();
+    std::os::unix::fs::symlink(BINARY, work.path().join("bin/headless-dns")).unwrap();
+    std::os::unix::fs::symlink(
+        Path::new(REPOSITORY).join("config"),
+        work.path().join("config"),
+    )
+    .unwrap();
+    work
+}
+
+/// Runs `script` (bash) in a new network and mount namespace with loopback up, a private
+/// /tmp, `dir` as the working directory and `dir/bin` first on the PATH; returns its output.
+fn in_namespace(dir: &Path, script: &str) -> String {
+    let setup = r#"set -u
+ip link set lo up
+mount -t tmpfs tmpfs /tmp
+cd "$DIR"
+export PATH="$DIR/bin:/usr/sbin:/sbin:$PATH"
+"#;
+    let mut command = Command::new("unshare");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        command.args(["--user", "--map-root-user"]);
+    }
+    let output = command
+        .args(["--mount", "--net", "--fork", "bash", "-c"])
+        .arg(format!("{setup}{script}"))
+        .env("DIR", dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("unshare runs (util-linux)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "the namespace's script failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The output of the script between `==== name` markers.
+fn outputs(printed: &str) -> Vec<(String, String)> {
+    let mut parts: Vec<(String, String)> = Vec::new();
+    for line in printed.lines() {
+        match line.strip_prefix("==== ") {
+            Some(name) => parts.push((name.to_string(), String::new())),
+            None => {
+                if let Some((_, text)) = parts.last_mut() {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+    }
+    parts
+}
+
+/// Squatters as on a desktop: an mDNS responder's socket on 0.0.0.0:5353 (SO_REUSEADDR, as
+/// avahi-daemon binds it) and a web server on 127.0.0.1:8080.
+const SQUATTERS: &str = r#"
+import socket, sys, time
+mdns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+mdns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+mdns.bind(("0.0.0.0", 5353))
+web = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+web.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+web.bind(("127.0.0.1", 8080))
+web.listen(16)
+print("squatting", flush=True)
+time.sleep(3600)
+"#;
+
+/// A shell word: the value in single quotes.
+fn quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// Runs `shown.command` as the README writes it, its output (stdout and stderr) after a
+/// marker; with `retry`, again until it prints what the README shows (a secondary still
+/// transferring), for up to 15 s.
+fn step(script: &mut String, name: &str, shown: &Shown, retry: bool) {
+    script.push_str(&format!("echo {}\n", quoted(&format!("==== {name}"))));
+    if retry {
+        let wanted = shown.output.join("\n");
+        script.push_str(&format!(
+            "for i in $(seq 150); do out=$({} 2>&1); [ \"$out\" = {} ] && break; sleep 0.1; done\n\
+             printf '%s\\n' \"$out\"\n",
+            shown.command,
+            quoted(&wanted)
+        ));
+    } else {
+        script.push_str(&format!("{} 2>&1\n", shown.command));
+    }
+}
+
+/// Starts the command the README runs in the background (ending in `&`), its output in a log.
+fn background(script: &mut String, command: &str, log: &str) {
+    let command = command.trim_end().trim_end_matches('&').trim_end();
+    script.push_str(&format!("{command} >{log} 2>&1 &\n"));
+}
+
+const WAIT_FOR_DEMO: &str = r#"for i in $(seq 300); do
+  dig +short +time=1 +tries=1 @127.0.0.1 -p 1053 dns-version.cluster.local TXT 2>/dev/null | grep -q 1.1.0 && break
+  sleep 0.1
+done
+"#;
+
+#[test]
+fn the_readme_runs_as_written() {
+    let readme = readme();
+    let work = workplace();
+    let mut script = String::new();
+    let mut checks: Vec<(String, Shown, bool)> = Vec::new();
+
+    std::fs::write(work.path().join("squatters.py"), SQUATTERS).unwrap();
+    script.push_str(
+        "python3 squatters.py >squatters.log 2>&1 &\n\
+         for i in $(seq 100); do grep -q squatting squatters.log && break; sleep 0.05; done\n\
+         echo '==== squatters'; cat squatters.log\n",
+    );
+    // The squatters hold the ports of the old defaults: each would stop a server, naming its flag.
+    for (name, flags) in [
+        (
+            "dns squatted",
+            "--listen 127.0.0.1:5353 --http-listen 127.0.0.1:0",
+        ),
+        (
+            "http squatted",
+            "--listen 127.0.0.1:0 --http-listen 127.0.0.1:8080",
+        ),
+    ] {
+        script.push_str(&format!(
+            "echo '==== {name}'; headless-dns --manifests config/demo-cluster.yaml {flags} 2>&1; \
+             echo \"exit $?\"\n"
+        ));
+    }
+
+    // The Quick start's first command, with `cargo run --release --` as the built binary.
+    let quick = section(&readme, "Quick start");
+    let first = quick
+        .lines()
+        .find_map(|l| l.strip_prefix("    cargo run --release -- "))
+        .expect("the Quick start runs the demo with cargo run");
+    background(&mut script, &format!("headless-dns {first}"), "demo.log");
+    script.push_str("demo=$!\n");
+    script.push_str(WAIT_FOR_DEMO);
+
+    let mut count = 0;
+    for heading in ["Asking it", "Debugging a name", "Flags"] {
+        for shown in shown_commands(section(&readme, heading)) {
+            count += 1;
+            let name = format!("{heading} {count}");
+            step(&mut script, &name, &shown, false);
+            checks.push((name, shown, false));
+        }
+    }
+    script.push_str("kill $demo; wait $demo 2>/dev/null\n");
+
+    // The secondary: knot.conf as the README gives it, then its commands; then with TSIG.
+    let many = section(&readme, "Serving from many machines");
+    let plain = block_after(many, "This `knot.conf` runs as written");
+    assert!(plain.contains("ip6.arpa"), "{plain}");
+    let secret = "c2VjcmV0IGZvciB0aGUgUkVBRE1FIHRlc3Qgb2YgVFNJRw==";
+    let signed = block_after(many, "and the Knot configuration above with the key")
+        .replace("<secret>", secret);
+    let recipe = shown_commands(many);
+    assert!(
+        recipe
+            .iter()
+            .any(|s| s.command.starts_with("knotd -c knot.conf")),
+        "{recipe:?}"
+    );
+    for (variant, conf, environment) in [
+        ("knot", &plain, String::new()),
+        (
+            "knot with TSIG",
+            &signed,
+            format!("export HEADLESS_DNS_TSIG_KEY=transfer-key:hmac-sha256:{secret}\n"),
+        ),
+    ] {
+        std::fs::write(
+            work.path()
+                .join(format!("{variant}.conf").replace(' ', "-")),
+            conf,
+        )
+        .unwrap();
+        script.push_str(&format!(
+            "rm -rf /tmp/knot-secondary; cp {} knot.conf\n{environment}",
+            format!("{variant}.conf").replace(' ', "-")
+        ));
+        for (i, shown) in recipe.iter().enumerate() {
+            if shown.command.ends_with('&') {
+                background(
+                    &mut script,
+                    &shown.command,
+                    &format!("{variant}-{i}.log").replace(' ', "-"),
+                );
+            } else {
+                let name = format!("{variant}: {}", shown.command);
+                step(&mut script, &name, shown, shown.command.starts_with("dig"));
+                checks.push((
+                    name,
+                    Shown {
+                        command: shown.command.clone(),
+                        output: shown.output.clone(),
+                    },
+                    true,
+                ));
+            }
+        }
+        // Every job ends here, the squatters with the first variant's (done with by then).
+        script.push_str(
+            "kill $(jobs -p) 2>/dev/null; wait 2>/dev/null\nunset HEADLESS_DNS_TSIG_KEY\n",
+        );
+    }
+    let printed = in_namespace(work.path(), &script);
+    let parts = outputs(&printed);
+    let part = |name: &str| -> &str {
+        parts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, text)| text.as_str())
+            .unwrap_or_else(|| panic!("no output for {name:?} in:\n{printed}"))
+    };
+
+    assert_eq!(part("squatters").trim(), "squatting", "{printed}");
+    for (name, flag) in [
+        ("dns squatted", "--listen"),
+        ("http squatted", "--http-listen"),
+    ] {
+        let out = part(name);
+        assert!(out.trim_end().ends_with("exit 1"), "{name}: {out}");
+        assert!(
+            out.contains("Address already in use")
+                && out.contains(&format!("choose another with {flag}")),
+            "{name}: {out}"
+        );
+        assert!(
+            !out.contains("answering DNS"),
+            "{name} answered before it stopped: {out}"
+        );
+    }
+    let mut failures = Vec::new();
+    for (name, shown, _) in &checks {
+        if let Err(e) = matches(shown, part(name)) {
+            failures.push(format!("{name}: $ {}\n{e}", shown.command));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} README commands print otherwise:\n{}",
+        failures.len(),
+        checks.len(),
+        failures.join("\n\n")
+    );
+    eprintln!(
+        "{} README commands ran as written and printed what it shows",
+        checks.len()
+    );
+}
+
+/// The drop-in the README's `printf` writes, checked against resolved.conf(5): one `[Resolve]`
+/// section, `DNS=` an address with a port (systemd 246+), `Domains=` a routing-only domain (`~`)
+/// naming the zone.
+#[test]
+fn the_systemd_resolved_drop_in_is_well_formed() {
+    let readme = readme();
+    let kind = section(&readme, "In a kind cluster, and as a sidecar");
+    let printf = kind
+        .lines()
+        .find(|l| l.starts_with("printf '[Resolve]"))
+        .expect("the drop-in's printf");
+    let printf = printf.trim_end().trim_end_matches('|').trim_end();
+    let output = Command::new("sh").args(["-c", printf]).output().unwrap();
+    let file = String::from_utf8(output.stdout).unwrap();
+    let mut lines = file.lines();
+    assert_eq!(lines.next(), Some("[Resolve]"), "{file}");
+    let mut keys = Vec::new();
+    for line in lines {
+        let (key, value) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("not KEY=VALUE: {line:?}"));
+        keys.push(key);
+        match key {
+            "DNS" => {
+                let address: std::net::SocketAddr = value
+                    .parse()
+                    .unwrap_or_else(|e| panic!("DNS={value}: not ADDRESS:PORT ({e})"));
+                assert_eq!(address.port(), 30053, "the kind NodePort");
+            }
+            "Domains" => {
+                for domain in value.split_whitespace() {
+                    let name = domain.strip_prefix('~').expect("a routing-only domain");
+                    assert_eq!(name, "cluster.local");
+                }
+            }
+            other => panic!("resolved.conf has no key {other:?} in [Resolve] here"),
+        }
+    }
+    assert_eq!(keys, ["DNS", "Domains"]);
+    assert!(file.ends_with('\n'));
+}
