@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use apiserver::FakeApi;
 use headless_dns::cluster::{ClusterEvent, ClusterState};
-use headless_dns::dns::rules::{PodRecords, Zone};
+use headless_dns::dns::zone::{PodRecords, Zone};
 use headless_dns::records::ClusterObject;
 use headless_dns::source::manifests;
 

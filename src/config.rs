@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::dns::rules::{EndpointNames, PodRecords, Scope};
+use crate::dns::zone::{EndpointNames, PodRecords, Scope};
 use crate::source::kube::KubeOptions;
 use crate::transfer::Network;
 use crate::transfer::tsig::TsigKey;

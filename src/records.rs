@@ -382,6 +382,16 @@ pub struct ServicePort {
     pub target: TargetPort,
 }
 
+impl ServicePort {
+    /// The target when it is a number; `0` (not served) for a name nothing resolved.
+    pub fn numbered_target(&self) -> u16 {
+        match &self.target {
+            TargetPort::Number(n) => *n,
+            TargetPort::Name(_) => 0,
+        }
+    }
+}
+
 /// A named container port, kept only to resolve a Service's named `targetPort`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContainerPort {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use headless_dns::cluster::{ClusterEvent, ClusterState};
-use headless_dns::dns::rules::{PodRecords, Zone};
+use headless_dns::dns::zone::{PodRecords, Zone};
 use headless_dns::dns::view::SharedView;
 use headless_dns::server::handler::Handler;
 use headless_dns::source::manifests;

@@ -1,6 +1,7 @@
 //! The cluster state: the Services and Pods the sources report, and the indices that tell which
 //! names a change touches. It is the view's only writer.
 
+pub mod journal;
 mod pods;
 pub mod programming;
 
@@ -17,9 +18,10 @@ use pods::PodTable;
 use programming::ProgrammingTimes;
 use tracing::{debug, info};
 
-use crate::dns::journal;
-use crate::dns::rules::{self, EndpointNames, Zone};
+use crate::dns::backing;
+use crate::dns::journal::Journal;
 use crate::dns::view::{SharedView, View};
+use crate::dns::zone::{EndpointNames, Zone};
 use crate::records::{
     Addresses, ClusterObject, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord, PodTemplate,
     ServiceRecord,
@@ -211,7 +213,7 @@ impl ClusterState {
                 &journaling.zone,
                 keys,
                 addresses,
-                journal::Journal::MAX_RECORDS,
+                Journal::MAX_RECORDS,
             );
             match change {
                 Some(change) if change.is_empty() => {}
@@ -402,10 +404,14 @@ impl ClusterState {
         }
         let service = &ns.services[&key.name];
         ns.held_back.remove(&key.name);
-        if rules::lists_endpoints(service) {
+        if backing::lists_endpoints(service) {
             let (mut backing, mut held_back) = (BTreeSet::new(), BTreeSet::new());
-            for pod in ns.pods.values().filter(|pod| rules::selects(service, pod)) {
-                match rules::held_back(service, pod) {
+            for pod in ns
+                .pods
+                .values()
+                .filter(|pod| backing::selects(service, pod))
+            {
+                match backing::held_back(service, pod) {
                     None => backing.insert(pod.name.clone()),
                     Some(_) => held_back.insert(pod.name.clone()),
                 };
@@ -430,7 +436,7 @@ impl ClusterState {
         let subdomain_service = ns.services.get(&service.name);
         for pod in ns.pods.values() {
             if pod.subdomain() == Some(&*service.name) {
-                let stray = rules::stray(pod, subdomain_service);
+                let stray = backing::stray(pod, subdomain_service);
                 self.view.set_stray(&service.namespace, &pod.name, stray);
             }
         }
@@ -443,7 +449,7 @@ impl ClusterState {
         };
         let stray = ns.pods.get(&key.name).and_then(|pod| {
             let subdomain_service = pod.subdomain().and_then(|name| ns.services.get(name));
-            rules::stray(pod, subdomain_service)
+            backing::stray(pod, subdomain_service)
         });
         self.view.set_stray(&key.namespace, &key.name, stray);
     }
@@ -558,8 +564,8 @@ impl ClusterState {
             let pod = ns
                 .pods
                 .get(&key.name)
-                .filter(|pod| rules::selects(service, pod));
-            let held = pod.and_then(|pod| rules::held_back(service, pod));
+                .filter(|pod| backing::selects(service, pod));
+            let held = pod.and_then(|pod| backing::held_back(service, pod));
             let (now_backing, now_held) = (pod.is_some() && held.is_none(), held.is_some());
             let was_backing = if now_backing {
                 !backing.insert(key.name.clone())
@@ -652,7 +658,7 @@ impl ClusterState {
         let backing = ns.backing.get(&key.name).into_iter().flatten();
         let held_back = ns.held_back.get(&key.name).into_iter().flatten();
         let slices = ns.slices_by_service.get(&key.name).into_iter().flatten();
-        let view = rules::service_view(
+        let view = backing::service_view(
             service,
             backing.filter_map(|name| ns.pods.get(name)),
             held_back.filter_map(|name| ns.pods.get(name)),

@@ -13,7 +13,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::*;
-use crate::dns::rules::EndpointNames;
+use crate::dns::zone::EndpointNames;
 use crate::records::{
     IpFamilies, Labels, PodHostname, Protocol, ServiceKind, ServicePort, SliceEndpoint, SlicePort,
     TargetPort,

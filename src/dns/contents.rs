@@ -10,8 +10,9 @@ use std::net::IpAddr;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 
-use crate::dns::rules::{self, Apex, PodRecords, Zone, dashed};
+use crate::dns::answer;
 use crate::dns::view::View;
+use crate::dns::zone::{Apex, PodRecords, Zone, dashed};
 use crate::records::ServiceKind;
 
 /// One step of a walk over a zone.
@@ -164,7 +165,7 @@ fn below<S: AsRef<str>>(zone: &Zone, labels: &[S]) -> Option<Name> {
 /// The records of type `rtype` the rules answer at `name` with (owned by `name` itself: not
 /// the targets of a CNAME followed).
 fn answers(view: &View, zone: &Zone, name: &Name, rtype: RecordType, out: &mut Vec<Record>) {
-    let reply = rules::answer(view, zone, &name.to_lowercase(), name, rtype, DNSClass::IN);
+    let reply = answer::answer(view, zone, &name.to_lowercase(), name, rtype, DNSClass::IN);
     if reply.rcode == ResponseCode::NoError {
         out.extend(
             reply

@@ -15,103 +15,28 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{Name, RData, RecordType};
 
+use crate::dns::answer::{self, Reply};
+use crate::dns::diagnosis::{HeldBack, Stray, StrayWhy};
 use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_of};
-use crate::dns::rules::{self, PodRecords, Reply, Zone};
 use crate::dns::view::{ServiceView, View};
-use crate::records::{Addresses, ServiceKind};
+use crate::dns::zone::{PodRecords, Zone, parse_dashed};
+use crate::message::rcode_name;
+use crate::records::ServiceKind;
 
 /// RFC 8914 INFO-CODE "Other Error": the reason is in the text.
 pub const OTHER: u16 = 0;
+
 /// RFC 8914 INFO-CODE "Not Ready": no complete state of the cluster yet.
 pub const NOT_READY: u16 = 14;
+
 /// RFC 8914 INFO-CODE "Not Authoritative".
 pub const NOT_AUTHORITATIVE: u16 = 20;
+
 /// The EDNS option code of an Extended DNS Error.
 pub const EDE_OPTION: u16 = 15;
+
 /// The longest reason sent in an answer, in bytes: a line, not a report.
 pub const MAX_REASON: usize = 240;
-
-/// Why a pod a Service selects is not one of its endpoints.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeldBack {
-    NotReady,
-    Terminating,
-    NoAddress,
-    /// Phase Succeeded or Failed.
-    Finished,
-}
-
-impl HeldBack {
-    fn says(self) -> &'static str {
-        match self {
-            HeldBack::NotReady => "is not Ready",
-            HeldBack::Terminating => "is terminating",
-            HeldBack::NoAddress => "has no IP address yet",
-            HeldBack::Finished => "has finished (Succeeded or Failed)",
-        }
-    }
-
-    fn adjective(self) -> &'static str {
-        match self {
-            HeldBack::NotReady => "not Ready",
-            HeldBack::Terminating => "terminating",
-            HeldBack::NoAddress => "without an IP",
-            HeldBack::Finished => "finished",
-        }
-    }
-}
-
-/// A pod the Service selects but does not list, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeldBackPod {
-    pub pod: Arc<str>,
-    pub hostname: Option<Arc<str>>,
-    pub ips: Addresses,
-    pub why: HeldBack,
-}
-
-/// A backing pod with a hostname or a subdomain naming the Service, which is named by address
-/// all the same (it lacks the other half, or its subdomain names another Service).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MisnamedPod {
-    pub pod: Arc<str>,
-    pub hostname: Option<Arc<str>>,
-    pub subdomain: Option<Arc<str>>,
-    /// The StatefulSet whose `spec.serviceName` set the subdomain.
-    pub statefulset: Option<Arc<str>>,
-}
-
-/// Why a Service that lists endpoints has fewer than it might: present only when it has none,
-/// holds some selected pods back, or names some by address that asked for a hostname.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServiceDiagnosis {
-    /// `key=value,...`; empty for a Service without a selector.
-    pub selector: Box<str>,
-    pub held_back: Box<[HeldBackPod]>,
-    pub misnamed: Box<[MisnamedPod]>,
-    /// Endpoints of its EndpointSlices that are not ready (a Service without a selector).
-    pub slice_endpoints_not_ready: u32,
-}
-
-/// Why no Service answers for a pod's `spec.subdomain`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StrayWhy {
-    NoService,
-    /// The Service's selector (given) does not match the pod.
-    NotSelected(Box<str>),
-    NoSelector,
-    ExternalName,
-}
-
-/// A pod whose `spec.subdomain` no Service of that name answers for by selecting it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stray {
-    pub hostname: Option<Arc<str>>,
-    pub subdomain: Arc<str>,
-    /// The StatefulSet whose `spec.serviceName` set the subdomain.
-    pub statefulset: Option<Arc<str>>,
-    pub why: StrayWhy,
-}
 
 /// The reason for an answer, and with detail the facts that led there.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -283,7 +208,7 @@ fn reason(
             holds(view, zone, labels, qtype)
         }
         Question::PodAddress { namespace, label } => {
-            let Some(ip) = rules::parse_dashed(label) else {
+            let Some(ip) = parse_dashed(label) else {
                 return Err((
                     OTHER,
                     format!("{label} is not an IP address written with dashes, like 10-244-1-5"),
@@ -627,7 +552,7 @@ fn no_endpoint(
     if matches!(service.kind, ServiceKind::ExternalName(_)) {
         return format!("Service {name} is an ExternalName Service: it has no endpoint names");
     }
-    let ip = rules::parse_dashed(label);
+    let ip = parse_dashed(label);
     let is = |pod: &str, hostname: Option<&Arc<str>>| {
         pod == label || hostname.is_some_and(|h| **h == *label)
     };
@@ -755,7 +680,7 @@ fn no_port(name: &str, service: &ServiceView, port: Option<&str>, protocol: &str
 
 /// For a name that exists: what it holds, or which types it has when not the one asked for.
 fn holds(view: &View, zone: &Zone, labels: &[&[u8]], qtype: RecordType) -> Result<String, Stop> {
-    let held = rules::record_types(view, zone, labels);
+    let held = answer::record_types(view, zone, labels);
     let types = held
         .iter()
         .map(RecordType::to_string)
@@ -849,26 +774,6 @@ fn edit_distance(a: &str, b: &str, bound: usize) -> Option<usize> {
         std::mem::swap(&mut previous, &mut current);
     }
     Some(previous[b.len()]).filter(|&d| d <= bound)
-}
-
-/// A Service's diagnosis from what the cluster knows; `None` when there is nothing to say
-/// (then its selector is not even written out).
-pub fn diagnose(
-    selector: impl FnOnce() -> Option<String>,
-    endpoints_empty: bool,
-    held_back: Vec<HeldBackPod>,
-    misnamed: Vec<MisnamedPod>,
-    slice_endpoints_not_ready: u32,
-) -> Option<Box<ServiceDiagnosis>> {
-    if !endpoints_empty && held_back.is_empty() && misnamed.is_empty() {
-        return None;
-    }
-    Some(Box::new(ServiceDiagnosis {
-        selector: selector().unwrap_or_default().into(),
-        held_back: held_back.into(),
-        misnamed: misnamed.into(),
-        slice_endpoints_not_ready,
-    }))
 }
 
 /// The reason for `reply` to the question `lower` (lower case) if it is empty or negative:
@@ -971,7 +876,7 @@ pub fn parse_question(name: &str, qtype: &str) -> Result<(Name, RecordType), Str
 /// The answer to `name` and `qtype` from `view`, with the reason and the facts behind it.
 pub fn report(view: &View, zone: &Zone, name: &Name, qtype: RecordType) -> Report {
     let lower = name.to_lowercase();
-    let reply = rules::answer(
+    let reply = answer::answer(
         view,
         zone,
         &lower,
@@ -997,7 +902,7 @@ pub fn report(view: &View, zone: &Zone, name: &Name, qtype: RecordType) -> Repor
     Report {
         name: name.to_string(),
         qtype: qtype.to_string(),
-        rcode: rules::rcode_name(u16::from(reply.rcode)).to_owned(),
+        rcode: rcode_name(u16::from(reply.rcode)).to_owned(),
         answers: lines(&reply.answers),
         authority: lines(&reply.authority),
         additionals: lines(&reply.additionals),

@@ -1,21 +1,12 @@
 //! The transfer journal: the records each published change removed and added, between serials,
 //! so that an IXFR (RFC 1995) gets the differences since the client's serial rather than the
 //! whole zone. Bounded: the oldest changes go once the journal holds [`Journal::MAX_RECORDS`].
-//!
-//! A change is worked out at publication from the Services and addresses it touched, by making
-//! their records from the previous snapshot and from the new one (the rules' own answers, as a
-//! transfer makes them), so it is exact: a change that alters no record has no differences, and
-//! the serial does not move for it.
+//! The writer works each change out ([`crate::cluster::journal`]); the view keeps them.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::rr::Record;
-
-use crate::dns::contents;
-use crate::dns::rules::Zone;
-use crate::dns::view::View;
 
 /// The records one publication removed and added, from serial `from` to serial `to`.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -31,7 +22,7 @@ impl Change {
         self.removed.is_empty() && self.added.is_empty()
     }
 
-    fn records(&self) -> usize {
+    pub fn records(&self) -> usize {
         self.removed.len() + self.added.len()
     }
 }
@@ -85,74 +76,6 @@ impl Journal {
 
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
-    }
-}
-
-/// The records that differ between `old` and `new` for the Services and addresses a change
-/// touched (serials left at 0: the caller numbers it); `None` once more than `limit` records
-/// differ, which the journal could not hold: working out the rest of a change that large (a
-/// re-list after most of 100,000 pods changed) would hold the publication for seconds.
-pub fn diff<'a>(
-    old: &View,
-    new: &View,
-    zone: &Zone,
-    services: impl IntoIterator<Item = (&'a str, &'a str)>,
-    addresses: impl IntoIterator<Item = IpAddr>,
-    limit: usize,
-) -> Option<Change> {
-    let mut change = Change::default();
-    let (mut before, mut after) = (Vec::new(), Vec::new());
-    // One Service or address at a time: no two of them own the same name, so each one's
-    // records can be compared on their own, and the work stops as soon as the limit is passed.
-    let compare = |before: &mut Vec<Record>, after: &mut Vec<Record>, change: &mut Change| {
-        differences(before, after, &mut change.removed, &mut change.added);
-        change.records() <= limit
-    };
-    for (namespace, name) in services {
-        contents::service_records(old, zone, namespace, name, &mut before);
-        contents::service_records(new, zone, namespace, name, &mut after);
-        if !compare(&mut before, &mut after, &mut change) {
-            return None;
-        }
-    }
-    for ip in addresses {
-        contents::address_records(old, zone, ip, &mut before);
-        contents::address_records(new, zone, ip, &mut after);
-        if !compare(&mut before, &mut after, &mut change) {
-            return None;
-        }
-    }
-    // In a stable order, whatever order the touched names came in.
-    change.removed.sort();
-    change.added.sort();
-    Some(change)
-}
-
-/// Moves what is only in `before` to `removed` and what is only in `after` to `added`,
-/// leaving both empty.
-fn differences(
-    before: &mut Vec<Record>,
-    after: &mut Vec<Record>,
-    removed: &mut Vec<Record>,
-    added: &mut Vec<Record>,
-) {
-    before.sort();
-    before.dedup();
-    after.sort();
-    after.dedup();
-    let (mut b, mut a) = (before.drain(..).peekable(), after.drain(..).peekable());
-    loop {
-        match (b.peek(), a.peek()) {
-            (Some(x), Some(y)) if x == y => {
-                b.next();
-                a.next();
-            }
-            (Some(x), Some(y)) if x < y => removed.extend(b.next()),
-            (Some(_), Some(_)) => added.extend(a.next()),
-            (Some(_), None) => removed.extend(b.next()),
-            (None, Some(_)) => added.extend(a.next()),
-            (None, None) => break,
-        }
     }
 }
 

@@ -1,9 +1,20 @@
-//! DNS: the view of the cluster as names, and the rules that answer questions from it.
+//! DNS: the view of the cluster as names, and the rules that answer questions from it — zone
+//! settings and labels (`zone`), which pods back a Service (`backing`, the writer's half), the
+//! snapshot readers answer from (`view`, in `sharded` maps, with the `journal` of its changes and
+//! the `diagnosis` of what it leaves out), question names (`question`), what each question gets
+//! (`answer`), the zone as records (`contents`), and why an answer is empty (`explain`).
 
+pub mod answer;
+pub mod backing;
 pub mod contents;
+pub mod diagnosis;
 pub mod explain;
 pub mod journal;
 pub mod question;
-pub mod rules;
 pub mod sharded;
 pub mod view;
+pub mod zone;
+
+#[cfg(test)]
+#[rustfmt::skip]
+mod tests;

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::rr::Name;
 
-use crate::dns::rules::Zone;
+use crate::dns::zone::Zone;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReverseZone {
@@ -74,6 +74,7 @@ const MAX_DEPTH: usize = 5;
 pub const MAX_LABELS: usize = 127;
 
 const IN_ADDR_ARPA: [&[u8]; 2] = [b"in-addr", b"arpa"];
+
 const IP6_ARPA: [&[u8]; 2] = [b"ip6", b"arpa"];
 
 /// The labels of `name`, leftmost first and without the root, in `buffer`.
@@ -212,31 +213,4 @@ fn parse_octet(label: &[u8]) -> Option<u8> {
         return None;
     }
     std::str::from_utf8(label).ok()?.parse().ok()
-}
-
-/// The type of the first question of a wire-format message, read without parsing it (for
-/// counting, and to pick out zone transfer requests before a full parse).
-pub fn wire_question_type(message: &[u8]) -> Option<u16> {
-    if message.len() < 12 || u16::from_be_bytes([message[4], message[5]]) == 0 {
-        return None;
-    }
-    let end = wire_name_end(message, 12)?;
-    Some(u16::from_be_bytes([
-        *message.get(end)?,
-        *message.get(end + 1)?,
-    ]))
-}
-
-/// Where the wire-format name starting at `at` in `message` ends (past a compression pointer,
-/// which ends a name).
-pub fn wire_name_end(message: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let length = *message.get(at)?;
-        match length {
-            0 => return Some(at + 1),
-            l if l & 0xc0 == 0xc0 => return Some(at + 2),
-            l if l & 0xc0 == 0 => at += 1 + usize::from(l),
-            _ => return None,
-        }
-    }
 }

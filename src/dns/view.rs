@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hashbrown::Equivalent;
 
-use crate::dns::explain::{ServiceDiagnosis, Stray};
+use crate::dns::diagnosis::{ServiceDiagnosis, Stray};
 use crate::dns::journal::{Change, Journal};
 use crate::dns::sharded::{self, ShardedMap};
 use crate::records::{Addresses, ObjectKey, ServiceKind, ServicePort};
@@ -46,6 +46,17 @@ impl ServiceView {
             .binary_search_by(|e| (*e.label).cmp(label))
             .ok()
             .map(|i| &self.endpoints[i])
+    }
+
+    /// The port the `endpoint`th endpoint serves for the Service's `index`th port, if it serves
+    /// it.
+    pub fn endpoint_port(&self, index: usize, endpoint: usize) -> Option<u16> {
+        let row = endpoint * self.ports.len();
+        let port = match self.endpoint_ports.get(row + index) {
+            Some(&resolved) => resolved,
+            None => self.ports[index].numbered_target(),
+        };
+        (port != 0).then_some(port)
     }
 
     /// Every address this Service puts in reverse DNS.

@@ -2,33 +2,26 @@
 //! around the DNS rules, which answer from the current view; the one place every transport
 //! answers from.
 
-use std::iter;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::Record;
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, ResponseInfo};
-use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use tracing::debug;
 
+use crate::dns::answer::{self, Reply};
 use crate::dns::explain::{self, EDE_OPTION};
-use crate::dns::rules::{self, Reply, Zone};
 use crate::dns::view::SharedView;
-use crate::server::truncation;
+use crate::dns::zone::Zone;
+use crate::message::{MAX_UDP_PAYLOAD, udp_limit};
+use crate::server::responder::Responder;
+use crate::server::truncation::Prepared;
 use crate::server::wire::{self, WireZone};
 use crate::transfer::tsig::{self, ResponseSigner, Signature, TsigKey};
 use crate::transfer::{self, Transfer, TransferPolicy};
-
-/// The largest UDP answer we send, whatever the client offers (the DNS flag day 2020 value,
-/// which avoids IP fragmentation).
-pub const MAX_UDP_PAYLOAD: u16 = 1232;
-
-/// Without EDNS a UDP message may not exceed this (RFC 1035 §4.2.1).
-pub const CLASSIC_UDP_PAYLOAD: u16 = 512;
 
 #[derive(Clone)]
 pub struct Handler {
@@ -36,58 +29,6 @@ pub struct Handler {
     zone: Arc<Zone>,
     wire: Arc<WireZone>,
     transfers: Arc<TransferPolicy>,
-}
-
-/// A response decided but not yet sent: everything the wire message needs.
-pub struct Prepared {
-    pub(super) metadata: Metadata,
-    pub(super) reply: Reply,
-    pub(super) edns: Option<Edns>,
-}
-
-impl Prepared {
-    /// The wire message, as both UDP paths and TCP encode it.
-    pub fn message<'q>(
-        &'q self,
-        request: &'q Request,
-    ) -> MessageResponse<
-        'q,
-        'q,
-        impl Iterator<Item = &'q Record> + Send + 'q,
-        impl Iterator<Item = &'q Record> + Send + 'q,
-        impl Iterator<Item = &'q Record> + Send + 'q,
-        impl Iterator<Item = &'q Record> + Send + 'q,
-    > {
-        let mut builder = MessageResponseBuilder::new(&request.queries, None);
-        if let Some(edns) = &self.edns {
-            builder.edns(edns);
-        }
-        builder.build(
-            self.metadata,
-            self.reply.answers.iter(),
-            self.reply.authority.iter(),
-            iter::empty(),
-            self.reply.additionals.iter(),
-        )
-    }
-
-    /// Cuts the response to encode within `limit` bytes (see [`truncation`]).
-    pub fn fit(&mut self, request: &Request, limit: u16) {
-        truncation::fit(self, request, limit);
-    }
-
-    /// Takes the Extended DNS Error out; `false` if there was none. A reason is sent only with
-    /// an answer it fits beside whole: it is worth less than any record.
-    pub fn drop_explanation(&mut self) -> bool {
-        let code = EdnsCode::from(EDE_OPTION);
-        match &mut self.edns {
-            Some(edns) if edns.options().get(code).is_some() => {
-                edns.options_mut().remove(code);
-                true
-            }
-            _ => false,
-        }
-    }
 }
 
 impl Handler {
@@ -238,7 +179,7 @@ impl Handler {
         };
         let reply = {
             let view = self.view.load();
-            let reply = rules::answer(
+            let reply = answer::answer(
                 &view,
                 &self.zone,
                 query.name(),
@@ -315,9 +256,26 @@ fn encode(
         .ok()
 }
 
-/// The client's EDNS payload size, at least 512 and at most [`MAX_UDP_PAYLOAD`].
-pub fn udp_limit(edns: Option<&Edns>) -> u16 {
-    edns.map_or(CLASSIC_UDP_PAYLOAD, |e| {
-        e.max_payload().clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD)
-    })
+impl Responder for Handler {
+    fn answer_datagram(&self, datagram: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+        if self.answer_directly(datagram, out) {
+            return true;
+        }
+        out.clear();
+        self.respond(datagram, src, Protocol::Udp, out)
+    }
+
+    fn respond(
+        &self,
+        message: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        Handler::respond(self, message, src, protocol, out)
+    }
+
+    fn transfer(&self, message: &[u8], src: SocketAddr) -> Option<Transfer> {
+        Handler::transfer(self, message, src)
+    }
 }

@@ -11,12 +11,8 @@ use std::time::Duration;
 
 use hickory_server::net::xfer::Protocol;
 
-use crate::cluster::programming::{self, ProgrammingTimes};
-use crate::dns::question::{wire_name_end, wire_question_type};
-use crate::dns::rules::RCODES;
-pub use crate::dns::rules::rcode_name;
-use crate::dns::view::SharedView;
-use crate::source::stats::SourceStats;
+pub use crate::message::rcode_name;
+use crate::message::{RCODES, wire_name_end, wire_question_type};
 
 /// Rows of counters; threads beyond this share rows (still correct, only contended).
 const ROWS: usize = 16;
@@ -35,6 +31,7 @@ const TYPES: [(u16, &str); 11] = [
     (252, "AXFR"),
     (251, "IXFR"),
 ];
+
 const TYPE_SLOTS: usize = TYPES.len() + 1;
 
 const RCODE_SLOTS: usize = RCODES.len() + 1;
@@ -47,9 +44,11 @@ const DURATION_BUCKETS: usize = 21;
 const SIZE_BOUNDS: [u64; 14] = [
     0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16_000, 32_000, 48_000, 64_000,
 ];
+
 const SIZE_SLOTS: usize = SIZE_BOUNDS.len() + 1;
 
 const PROTOCOLS: [&str; 2] = ["udp", "tcp"];
+
 const FAMILIES: [&str; 2] = ["1", "2"];
 
 /// One message as the servers saw it: enough to count it and to log it.
@@ -180,7 +179,7 @@ impl DnsMetrics {
     }
 
     /// Writes every DNS metric.
-    fn write(&self, out: &mut Exposition) {
+    pub fn write(&self, out: &mut Exposition) {
         let (server, zone) = (self.server.as_str(), self.zone.as_str());
         let base = [("server", server), ("zone", zone), ("view", "")];
 
@@ -289,18 +288,23 @@ impl DnsMetrics {
 /// what `promtool check metrics` lints and CoreDNS serves. (prometheus-client writes only
 /// OpenMetrics, whose counter families are named without `_total`, which promtool rejects.)
 #[derive(Default)]
-struct Exposition {
-    text: String,
+pub struct Exposition {
+    pub text: String,
 }
 
 impl Exposition {
-    fn family(&mut self, name: &str, help: &str, kind: &str) {
+    pub fn family(&mut self, name: &str, help: &str, kind: &str) {
         use std::fmt::Write;
         let help = help.replace('\\', "\\\\").replace('\n', "\\n");
         let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
-    fn sample(&mut self, name: &str, labels: &[&[(&str, &str)]], value: impl std::fmt::Display) {
+    pub fn sample(
+        &mut self,
+        name: &str,
+        labels: &[&[(&str, &str)]],
+        value: impl std::fmt::Display,
+    ) {
         use std::fmt::Write;
         self.text.push_str(name);
         let mut first = true;
@@ -319,14 +323,14 @@ impl Exposition {
         let _ = writeln!(self.text, " {value}");
     }
 
-    fn single(&mut self, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
+    pub fn single(&mut self, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
         self.family(name, help, kind);
         self.sample(name, &[], value);
     }
 
     /// One histogram series from per-bucket counts (the last bucket's bound is +Inf); nothing
     /// when it has counted nothing.
-    fn histogram(
+    pub fn histogram(
         &mut self,
         name: &str,
         labels: &[&[(&str, &str)]],
@@ -364,141 +368,6 @@ pub struct OpenConnections(pub Arc<dyn Fn() -> usize + Send + Sync>);
 impl std::fmt::Debug for OpenConnections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "OpenConnections({})", (self.0)())
-    }
-}
-
-/// Everything `/metrics` shows, read at each scrape.
-#[derive(Clone, Debug)]
-pub struct Scrape {
-    pub dns: Arc<DnsMetrics>,
-    pub view: SharedView,
-    pub source: Arc<SourceStats>,
-    pub programming: Arc<ProgrammingTimes>,
-    /// TCP connections open now.
-    pub tcp_connections: OpenConnections,
-}
-
-impl Scrape {
-    /// The Prometheus text of every metric.
-    pub fn render(&self) -> String {
-        let mut out = Exposition::default();
-        self.dns.write(&mut out);
-        out.family(
-            "coredns_kubernetes_dns_programming_duration_seconds",
-            "Time from a change reaching the cluster state to the published answers, by the kind \
-             of Service it rebuilt.",
-            "histogram",
-        );
-        for (kind, label) in programming::KINDS.iter().enumerate() {
-            let (counts, sum) = self.programming.snapshot(kind);
-            out.histogram(
-                "coredns_kubernetes_dns_programming_duration_seconds",
-                &[&[("service_kind", label)]],
-                (0..=programming::BUCKETS).map(programming::bound),
-                &counts,
-                sum,
-            );
-        }
-        let view = self.view.load();
-        let counts = view.counts();
-        out.family(
-            "headless_dns_services",
-            "Services served, by kind.",
-            "gauge",
-        );
-        for (kind, count) in [
-            ("headless", counts.headless_services),
-            ("cluster_ip", counts.cluster_ip_services),
-            ("external_name", counts.external_name_services),
-        ] {
-            out.sample("headless_dns_services", &[&[("kind", kind)]], count);
-        }
-        for (name, help, value) in [
-            (
-                "headless_dns_synced",
-                "1 once the first complete state of the cluster is served.",
-                usize::from(view.synced()),
-            ),
-            (
-                "headless_dns_namespaces",
-                "Namespaces that exist.",
-                counts.namespaces,
-            ),
-            (
-                "headless_dns_endpoint_names",
-                "Names below Services (pods and endpoints), each with its addresses.",
-                counts.endpoints,
-            ),
-            (
-                "headless_dns_reverse_addresses",
-                "Addresses with a PTR name.",
-                counts.addresses,
-            ),
-            (
-                "headless_dns_tcp_connections",
-                "TCP connections open.",
-                (self.tcp_connections.0)(),
-            ),
-        ] {
-            out.single(name, help, "gauge", value);
-        }
-        out.single(
-            "headless_dns_seconds_behind_source",
-            "0 while what is served is the source's state; during an API outage or after a \
-             refused reload, the seconds since it began; before the first complete state, since \
-             start.",
-            "gauge",
-            self.source.behind().as_secs_f64(),
-        );
-        let stats = &self.source;
-        for (name, help, counter) in [
-            (
-                "headless_dns_kubernetes_lists_total",
-                "Complete lists of a resource received from the Kubernetes API.",
-                &stats.lists,
-            ),
-            (
-                "headless_dns_kubernetes_relists_total",
-                "Lists after a resource's first (after 410 Gone).",
-                &stats.relists,
-            ),
-            (
-                "headless_dns_kubernetes_watch_restarts_total",
-                "Watch requests that ended and were made again.",
-                &stats.watch_restarts,
-            ),
-            (
-                "headless_dns_manifests_reloads_total",
-                "Manifests files read again after a change.",
-                &stats.reloads,
-            ),
-            (
-                "headless_dns_manifests_reload_failures_total",
-                "Changed manifests files refused (invalid, empty, unreadable); the last state kept.",
-                &stats.reload_failures,
-            ),
-        ] {
-            out.single(name, help, "counter", counter.load(Ordering::Relaxed));
-        }
-        out.family(
-            "headless_dns_kubernetes_api_errors_total",
-            "Failed requests to the Kubernetes API, by cause.",
-            "counter",
-        );
-        for (cause, count) in stats.api_errors() {
-            out.sample(
-                "headless_dns_kubernetes_api_errors_total",
-                &[&[("cause", cause)]],
-                count,
-            );
-        }
-        out.single(
-            "headless_dns_panics_total",
-            "Panics while answering (each lost only its message; a bug: please report it).",
-            "counter",
-            super::contained_panics(),
-        );
-        out.text
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use hickory_server::net::xfer::Protocol;
 
-use super::Responder;
-use super::metrics::{DnsMetrics, Exchange, rcode_name, summarize};
+use crate::server::metrics::{DnsMetrics, Exchange, rcode_name, summarize};
+use crate::server::responder::Responder;
 use crate::transfer::Transfer;
 
 /// The log target of query lines, enabled by `--log-queries` whatever `RUST_LOG` says.

@@ -14,8 +14,8 @@ use proptest::prelude::*;
 
 use crate::cluster::proptests::{ADDRESSES, NAMESPACES, object};
 use crate::cluster::{ClusterEvent, ClusterState};
-use crate::dns::rules::{PodRecords, Zone, dashed};
 use crate::dns::view::SharedView;
+use crate::dns::zone::{PodRecords, Zone, dashed};
 use crate::records::{
     ClusterObject, Labels, ObjectKey, ObjectKind, PodHostname, PodRecord, PodTemplate, ServiceKind,
     ServiceRecord,

@@ -23,7 +23,7 @@ use tracing::debug;
 
 use crate::server::accept::AcceptBackoff;
 use crate::server::metrics::OpenConnections;
-use crate::server::{DnsOptions, Responder, contained};
+use crate::server::responder::{Responder, contained};
 
 /// Connections waiting to be accepted: bursts of TC retries arrive together (the kernel caps
 /// this at `net.core.somaxconn`).
@@ -50,16 +50,17 @@ impl TcpServer {
     pub fn spawn<R: Responder>(
         listener: std::net::TcpListener,
         responder: R,
-        options: DnsOptions,
+        connections: usize,
+        idle: Duration,
     ) -> io::Result<Self> {
         let listener = TcpListener::from_std(listener)?;
-        let connections = Arc::new(Connections::new(options.tcp_connections.max(1)));
+        let connections = Arc::new(Connections::new(connections.max(1)));
         let (shutdown, stopping) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(
             listener,
             responder,
             connections.clone(),
-            options.tcp_idle,
+            idle,
             stopping,
         ));
         Ok(Self {

@@ -10,15 +10,74 @@
 //! TCP on TC (glibc, musl ≥ 1.2.4) get the whole answer there. CoreDNS and BIND cut alike.
 //!
 //! The direct UDP writer ([`crate::server::wire`]) cuts address answers by the same rules and
-//! must produce the same bytes; [`rotation`] is the one both use.
+//! must produce the same bytes; [`rotation`] is the one both use. The general path cuts a
+//! [`Prepared`] response: one decided by the handler and not yet encoded.
 
 use std::cell::RefCell;
+use std::iter;
 
+use hickory_proto::op::{Edns, Metadata};
+use hickory_proto::rr::rdata::opt::EdnsCode;
 use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::server::{Request, ResponseInfo};
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 
-use crate::server::handler::{MAX_UDP_PAYLOAD, Prepared};
+use crate::dns::answer::Reply;
+use crate::dns::explain::EDE_OPTION;
+use crate::message::MAX_UDP_PAYLOAD;
+
+/// A response decided but not yet sent: everything the wire message needs.
+pub struct Prepared {
+    pub(super) metadata: Metadata,
+    pub(super) reply: Reply,
+    pub(super) edns: Option<Edns>,
+}
+
+impl Prepared {
+    /// The wire message, as both UDP paths and TCP encode it.
+    pub fn message<'q>(
+        &'q self,
+        request: &'q Request,
+    ) -> MessageResponse<
+        'q,
+        'q,
+        impl Iterator<Item = &'q Record> + Send + 'q,
+        impl Iterator<Item = &'q Record> + Send + 'q,
+        impl Iterator<Item = &'q Record> + Send + 'q,
+        impl Iterator<Item = &'q Record> + Send + 'q,
+    > {
+        let mut builder = MessageResponseBuilder::new(&request.queries, None);
+        if let Some(edns) = &self.edns {
+            builder.edns(edns);
+        }
+        builder.build(
+            self.metadata,
+            self.reply.answers.iter(),
+            self.reply.authority.iter(),
+            iter::empty(),
+            self.reply.additionals.iter(),
+        )
+    }
+
+    /// Cuts the response to encode within `limit` bytes (see [`truncation`]).
+    pub fn fit(&mut self, request: &Request, limit: u16) {
+        fit(self, request, limit);
+    }
+
+    /// Takes the Extended DNS Error out; `false` if there was none. A reason is sent only with
+    /// an answer it fits beside whole: it is worth less than any record.
+    pub fn drop_explanation(&mut self) -> bool {
+        let code = EdnsCode::from(EDE_OPTION);
+        match &mut self.edns {
+            Some(edns) if edns.options().get(code).is_some() => {
+                edns.options_mut().remove(code);
+                true
+            }
+            _ => false,
+        }
+    }
+}
 
 /// The first of `records` answer records a cut answer keeps, for the query with ID `id`.
 pub fn rotation(id: u16, records: usize) -> usize {
@@ -30,7 +89,7 @@ thread_local! {
 }
 
 /// Cuts `prepared` until its message encodes within `limit` bytes; leaves it alone if it does.
-pub(super) fn fit(prepared: &mut Prepared, request: &Request, limit: u16) {
+fn fit(prepared: &mut Prepared, request: &Request, limit: u16) {
     if encodes_whole(prepared, request, limit) {
         return;
     }

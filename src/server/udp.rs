@@ -17,7 +17,7 @@ use hickory_server::net::xfer::Protocol;
 use socket2::{Domain, Socket, Type};
 use tracing::debug;
 
-use crate::server::{Responder, contained};
+use crate::server::responder::{Responder, contained};
 
 /// Large enough for any query; what does not fit is cut and answered FORMERR, as hickory does.
 const RECEIVE_BUFFER: usize = 4096;

@@ -11,11 +11,12 @@ use std::net::IpAddr;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use tracing::debug;
 
+use crate::dns::answer::{AddressSet, Node, Resolution, resolve};
 use crate::dns::explain::{EDE_OPTION, explain};
 use crate::dns::question::{MAX_LABELS, Question, classify};
-use crate::dns::rules::{AddressSet, Apex, Node, Resolution, Zone, resolve};
 use crate::dns::view::View;
-use crate::server::handler::{CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD};
+use crate::dns::zone::{Apex, Zone};
+use crate::message::{CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD};
 use crate::server::truncation::rotation;
 
 const HEADER_LEN: usize = 12;
@@ -513,8 +514,8 @@ mod tests {
 
     use super::*;
     use crate::cluster::{ClusterEvent, ClusterState};
-    use crate::dns::rules::PodRecords;
     use crate::dns::view::SharedView;
+    use crate::dns::zone::PodRecords;
     use crate::server::handler::Handler;
     use crate::source::manifests;
     use hickory_server::net::xfer::Protocol;

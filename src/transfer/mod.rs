@@ -21,9 +21,9 @@ use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::dns::contents::{self, Part};
-use crate::dns::question::wire_question_type;
-use crate::dns::rules::{Apex, Zone};
 use crate::dns::view::View;
+use crate::dns::zone::{Apex, Zone};
+use crate::message::wire_question_type;
 use tsig::{ResponseSigner, Signature, TsigKey};
 
 /// A message of a transfer is closed once its records reach this many bytes (uncompressed):
@@ -357,9 +357,9 @@ mod tests {
     use hickory_proto::rr::rdata::SOA;
 
     use super::*;
+    use crate::cluster::journal;
     use crate::cluster::{ClusterEvent, ClusterState};
-    use crate::dns::journal;
-    use crate::dns::rules::PodRecords;
+    use crate::dns::zone::PodRecords;
     use crate::source::manifests;
 
     #[test]

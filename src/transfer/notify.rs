@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::dns::rules::{Apex, Zone};
 use crate::dns::view::SharedView;
+use crate::dns::zone::{Apex, Zone};
 use crate::transfer::tsig::{self, TsigKey};
 
 /// How often the serial is looked at; changes within one period are one NOTIFY.
@@ -244,8 +244,8 @@ mod tests {
     use hickory_proto::op::Message;
 
     use super::*;
-    use crate::dns::rules::PodRecords;
     use crate::dns::view::View;
+    use crate::dns::zone::PodRecords;
     use crate::transfer::tsig::{Signature, TsigKey};
 
     fn synced(serial: u32) -> View {

@@ -20,6 +20,7 @@ use crate::cluster::ClusterEvent;
 use crate::records::{ClusterObject, ObjectKind};
 use crate::source::objects::SERVICE_NAME_LABEL;
 use crate::source::stats::SourceStats;
+use faults::chain;
 pub use split::{ListSplitter, NotAList};
 pub use watch::{Line, Source, read_line};
 use watch::{Watched, follow};
@@ -102,21 +103,6 @@ fn has_context(kubeconfig: &Kubeconfig, context: Option<&str>, place: &str) -> R
     Err(format!(
         "--context {context}: no such context in {place} ({known})"
     ))
-}
-
-/// An error and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Starts a watch of every resource in every scope; they run until the cluster state stops

@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 use crate::cluster::ClusterEvent;
 use crate::records::{ClusterObject, ObjectKey, ObjectKind};
 use crate::source::kube::decode::{Identity, ListPage, Status, WatchLine};
-use crate::source::kube::faults::{Backoff, Fault, Outages, shorten};
+use crate::source::kube::faults::{Backoff, Fault, Outages, chain, shorten};
 use crate::source::kube::kinds::{self, Decoded};
 use crate::source::kube::split::ListSplitter;
 use crate::source::stats::SourceStats;
@@ -378,16 +378,7 @@ async fn send(
 
 /// The fault a client error means: the credentials could not be had, or no answer came.
 fn client_fault(error: &kube::Error) -> Fault {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = cause.source();
-    }
+    let text = chain(error);
     match error {
         kube::Error::Auth(_) => Fault::Unauthorized(shorten(&text)),
         _ => Fault::Unreachable(shorten(&text)),

@@ -1,7 +1,10 @@
-//! HTTP: the probes `/healthz` (the process is alive) and `/readyz` (the first complete state of
-//! the cluster is being served, and the server is not shutting down), for Kubernetes liveness
-//! and readiness probes; `/metrics` for Prometheus; and `/explain?name=&type=`, what a name gets
-//! and why, as JSON.
+//! HTTP, the stage over all the others: the probes `/healthz` (the process is alive) and
+//! `/readyz` (the first complete state of the cluster is being served, and the server is not
+//! shutting down), for Kubernetes liveness and readiness probes; `/metrics` for Prometheus
+//! ([`metrics`]); and `/explain?name=&type=`, what a name gets and why, as JSON ([`explain`]).
+
+mod explain;
+pub mod metrics;
 
 use std::convert::Infallible;
 use std::io;
@@ -21,11 +24,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use crate::dns;
-use crate::dns::rules::Zone;
 use crate::dns::view::SharedView;
+use crate::dns::zone::Zone;
+use crate::http::metrics::Scrape;
 use crate::server::accept::AcceptBackoff;
-use crate::server::metrics::Scrape;
 
 pub struct HttpServer {
     local_addr: SocketAddr,
@@ -158,74 +160,16 @@ fn respond(request: &Request<Incoming>, probes: &Probes) -> Response<Full<Bytes>
             StatusCode::NOT_FOUND,
             "not found: explanations are turned off (--explain off)\n",
         ),
-        "/explain" => explain(request.uri().query().unwrap_or(""), probes),
+        "/explain" => explain::respond(
+            request.uri().query().unwrap_or(""),
+            &probes.view.load(),
+            &probes.zone,
+        ),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /healthz, /readyz, /metrics or /explain?name=NAME&type=TYPE\n",
         ),
     }
-}
-
-/// `/explain?name=NAME&type=TYPE` (type `A` if absent): the report `headless-dns explain`
-/// prints, as JSON; a bad question is a 400 with `{"error": ...}`.
-fn explain(query: &str, probes: &Probes) -> Response<Full<Bytes>> {
-    let mut name = None;
-    let mut qtype = String::from("A");
-    for pair in query.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
-            "name" => name = Some(percent_decoded(value)),
-            "type" => qtype = percent_decoded(value),
-            _ => {}
-        }
-    }
-    let error = |error: String| {
-        let body = serde_json::json!({ "error": error });
-        (StatusCode::BAD_REQUEST, format!("{body:#}"))
-    };
-    let (status, body) = match name
-        .as_deref()
-        .map(|name| dns::explain::parse_question(name, &qtype))
-    {
-        None => error("give the name: /explain?name=NAME&type=TYPE".into()),
-        Some(Err(message)) => error(message),
-        Some(Ok((name, qtype))) => {
-            let report = dns::explain::report(&probes.view.load(), &probes.zone, &name, qtype);
-            // The report's own field order: the answer first, then why.
-            let body = serde_json::to_string_pretty(&report).unwrap_or_default();
-            (StatusCode::OK, body)
-        }
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body + "\n")));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// A query-string value with `+` and `%XX` decoded; bytes that are not UTF-8 are replaced.
-fn percent_decoded(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        let hex = || {
-            let digits = std::str::from_utf8(bytes.get(at + 1..at + 3)?).ok()?;
-            u8::from_str_radix(digits, 16).ok()
-        };
-        match bytes[at] {
-            b'+' => decoded.push(b' '),
-            b'%' if hex().is_some() => {
-                decoded.extend(hex());
-                at += 2;
-            }
-            other => decoded.push(other),
-        }
-        at += 1;
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

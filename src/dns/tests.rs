@@ -1,4 +1,4 @@
-//! Table-driven tests of the DNS rules: `(qname, qtype) → (rcode, answers, authority)` over a
+//! Table-driven tests of the DNS rules (backing, answers, reasons): `(qname, qtype) → (rcode, answers, authority)` over a
 //! small cluster built from plain records.
 
 use std::net::IpAddr;
@@ -7,10 +7,12 @@ use std::sync::Arc;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 
-use super::*;
-use crate::dns::explain;
-use crate::records::*;
 use crate::cluster::{ClusterEvent, ClusterState};
+use crate::dns::answer::{MAX_CNAME_CHAIN, Reply, answer};
+use crate::dns::explain;
+use crate::dns::view::View;
+use crate::dns::zone::{EndpointNames, PodRecords, Scope, Zone, dashed, parse_dashed};
+use crate::records::*;
 
 fn ips(list: &[&str]) -> Box<[IpAddr]> {
     list.iter().map(|ip| ip.parse().unwrap()).collect()

@@ -1,0 +1,147 @@
+//! `/metrics`: every stage's figures in the Prometheus text format, read at each scrape — the
+//! DNS server's counters ([`crate::server::metrics`]), what the view serves, what the source
+//! has done, how long changes took to be published, and the panics contained.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::cluster::programming::{self, ProgrammingTimes};
+use crate::dns::view::SharedView;
+use crate::server::metrics::{DnsMetrics, Exposition, OpenConnections};
+use crate::server::responder::contained_panics;
+use crate::source::stats::SourceStats;
+
+/// Everything `/metrics` shows, read at each scrape.
+#[derive(Clone, Debug)]
+pub struct Scrape {
+    pub dns: Arc<DnsMetrics>,
+    pub view: SharedView,
+    pub source: Arc<SourceStats>,
+    pub programming: Arc<ProgrammingTimes>,
+    /// TCP connections open now.
+    pub tcp_connections: OpenConnections,
+}
+
+impl Scrape {
+    /// The Prometheus text of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Exposition::default();
+        self.dns.write(&mut out);
+        out.family(
+            "coredns_kubernetes_dns_programming_duration_seconds",
+            "Time from a change reaching the cluster state to the published answers, by the kind \
+             of Service it rebuilt.",
+            "histogram",
+        );
+        for (kind, label) in programming::KINDS.iter().enumerate() {
+            let (counts, sum) = self.programming.snapshot(kind);
+            out.histogram(
+                "coredns_kubernetes_dns_programming_duration_seconds",
+                &[&[("service_kind", label)]],
+                (0..=programming::BUCKETS).map(programming::bound),
+                &counts,
+                sum,
+            );
+        }
+        let view = self.view.load();
+        let counts = view.counts();
+        out.family(
+            "headless_dns_services",
+            "Services served, by kind.",
+            "gauge",
+        );
+        for (kind, count) in [
+            ("headless", counts.headless_services),
+            ("cluster_ip", counts.cluster_ip_services),
+            ("external_name", counts.external_name_services),
+        ] {
+            out.sample("headless_dns_services", &[&[("kind", kind)]], count);
+        }
+        for (name, help, value) in [
+            (
+                "headless_dns_synced",
+                "1 once the first complete state of the cluster is served.",
+                usize::from(view.synced()),
+            ),
+            (
+                "headless_dns_namespaces",
+                "Namespaces that exist.",
+                counts.namespaces,
+            ),
+            (
+                "headless_dns_endpoint_names",
+                "Names below Services (pods and endpoints), each with its addresses.",
+                counts.endpoints,
+            ),
+            (
+                "headless_dns_reverse_addresses",
+                "Addresses with a PTR name.",
+                counts.addresses,
+            ),
+            (
+                "headless_dns_tcp_connections",
+                "TCP connections open.",
+                (self.tcp_connections.0)(),
+            ),
+        ] {
+            out.single(name, help, "gauge", value);
+        }
+        out.single(
+            "headless_dns_seconds_behind_source",
+            "0 while what is served is the source's state; during an API outage or after a \
+             refused reload, the seconds since it began; before the first complete state, since \
+             start.",
+            "gauge",
+            self.source.behind().as_secs_f64(),
+        );
+        let stats = &self.source;
+        for (name, help, counter) in [
+            (
+                "headless_dns_kubernetes_lists_total",
+                "Complete lists of a resource received from the Kubernetes API.",
+                &stats.lists,
+            ),
+            (
+                "headless_dns_kubernetes_relists_total",
+                "Lists after a resource's first (after 410 Gone).",
+                &stats.relists,
+            ),
+            (
+                "headless_dns_kubernetes_watch_restarts_total",
+                "Watch requests that ended and were made again.",
+                &stats.watch_restarts,
+            ),
+            (
+                "headless_dns_manifests_reloads_total",
+                "Manifests files read again after a change.",
+                &stats.reloads,
+            ),
+            (
+                "headless_dns_manifests_reload_failures_total",
+                "Changed manifests files refused (invalid, empty, unreadable); the last state kept.",
+                &stats.reload_failures,
+            ),
+        ] {
+            out.single(name, help, "counter", counter.load(Ordering::Relaxed));
+        }
+        out.family(
+            "headless_dns_kubernetes_api_errors_total",
+            "Failed requests to the Kubernetes API, by cause.",
+            "counter",
+        );
+        for (cause, count) in stats.api_errors() {
+            out.sample(
+                "headless_dns_kubernetes_api_errors_total",
+                &[&[("cause", cause)]],
+                count,
+            );
+        }
+        out.single(
+            "headless_dns_panics_total",
+            "Panics while answering (each lost only its message; a bug: please report it).",
+            "counter",
+            contained_panics(),
+        );
+        out.text
+    }
+}

@@ -1,0 +1,17 @@
+//! The manifests source: Kubernetes objects (Services, Pods, EndpointSlices, Namespaces) from a
+//! file — `kubectl get -o yaml|json` output, multi-document YAML, or single objects — read
+//! (`file`), parsed (`parse`, a document at a time in `document`), and reloaded whenever the
+//! file changes (`watch`).
+
+mod document;
+mod file;
+mod parse;
+mod watch;
+
+pub use document::ParseError;
+pub use file::{Fingerprint, Input, Loaded, fingerprint, load};
+pub use parse::{parse, resync};
+pub use watch::watch;
+
+#[cfg(test)]
+mod tests;
