@@ -24,10 +24,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use apiserver::FakeApi;
-use headless_dns::cluster::{ClusterEvent, ClusterState};
-use headless_dns::dns::zone::{PodRecords, Zone};
-use headless_dns::records::ClusterObject;
-use headless_dns::source::manifests;
+use headless_dns::manifests;
+use headless_dns::{ClusterEvent, ClusterObject, ClusterState, PodRecords, Zone};
 
 use apiserver::BENCH_PODS_PER_SERVICE as PODS_PER_SERVICE;
 const CHANGES_PER_SECOND: u64 = 1000;

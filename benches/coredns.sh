@@ -6,7 +6,7 @@
 #   benches/coredns.sh                                   # 1,000 x 10 = 10,000 pods
 #   MIXES= P99_MIXES= FLIPS=0 SERVICES=10000 benches/coredns.sh   # 100,000 pods: start and RSS
 #
-# The control plane is the real-cluster tier's (tests/real-cluster/build.sh, cached). Both
+# The control plane is the real-cluster tier's (tests/real_cluster/build.sh, cached). Both
 # servers run on SERVER_CPU from their start; dnsperf, the control plane and the bench's own
 # probes on CLIENT_CPU. Printed for both: start to the first complete answer (START_ROUNDS
 # starts each, alternating) with RSS then and the peak until then, queries/s per mix and the
@@ -30,7 +30,7 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-bin=$(tests/real-cluster/build.sh)
+bin=$(tests/real_cluster/build.sh)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 benches/gen_cluster.py "$work" "$SERVICES" "$PODS" >&2

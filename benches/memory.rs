@@ -6,9 +6,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use headless_dns::cluster::{ClusterEvent, ClusterState};
-use headless_dns::records::ClusterObject;
-use headless_dns::source::manifests::{self, Input};
+use headless_dns::manifests::{self, Input};
+use headless_dns::{ClusterEvent, ClusterObject, ClusterState};
 
 struct Counting;
 

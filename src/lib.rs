@@ -2,23 +2,40 @@
 //!
 //! One data flow, one module per stage:
 //! `source` (Kubernetes API watch | manifests file) → `cluster` (state, single writer) →
-//! `dns` (view and rules) → `server` (DNS over UDP/TCP, HTTP probes).
+//! `dns` (view and rules) → `server` (DNS over UDP/TCP) and `transfer` (AXFR/IXFR, NOTIFY),
+//! with `http` (probes, `/metrics`, `/explain`) over them all.
 //!
-//! `records` (the few fields an object contributes) sits below every stage; a stage imports only
-//! the stages below it: `dns` knows nothing of `cluster`, which writes `dns`'s view, and
-//! `source` speaks `cluster`'s events.
+//! `records` (the few fields an object contributes) and `message` (what a DNS message may hold)
+//! sit below every stage; a stage uses only the stages below it (`tests/architecture.rs` checks
+//! it): `dns` knows nothing of `cluster`, which writes `dns`'s view, and `source` speaks
+//! `cluster`'s events. `config`, `logging` and this file put the stages together.
+//!
+//! The modules are private; what the binary, the tests, the benches and the fuzz targets use is
+//! re-exported below, and nothing else is public.
 
-pub mod cluster;
+#![warn(unreachable_pub)]
+
+mod cluster;
 pub mod config;
-pub mod dns;
-pub mod http;
+mod dns;
+mod http;
 pub mod logging;
-pub mod memory;
-pub mod message;
-pub mod records;
-pub mod server;
-pub mod source;
-pub mod transfer;
+mod memory;
+mod message;
+mod records;
+mod server;
+mod source;
+mod transfer;
+
+pub use cluster::{ClusterEvent, ClusterState};
+pub use dns::view::SharedView;
+pub use dns::zone::{PodRecords, Zone};
+pub use records::{ClusterObject, ObjectKind};
+pub use server::accept::raise_descriptor_limit;
+pub use server::handler::Handler;
+pub use source::kube::{Fault, Line, ListSplitter, NotAList, read_line};
+pub use source::manifests;
+pub use transfer::TransferPolicy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,18 +46,14 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use cluster::programming::ProgrammingTimes;
-use cluster::{ClusterEvent, ClusterState};
 use config::{Config, Switch};
 use dns::explain::Report;
-use dns::view::SharedView;
-use dns::zone::Zone;
 use http::HttpServer;
 use http::metrics::Scrape;
-use server::handler::Handler;
 use server::metrics::DnsMetrics;
 use server::observe::Observed;
 use server::{DnsOptions, DnsServer};
-use source::manifests::{self, Input};
+use source::manifests::Input;
 use source::stats::SourceStats;
 
 /// Events queued between the sources and the cluster state before sources wait.

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     log_panics_sparingly();
-    match headless_dns::server::accept::raise_descriptor_limit() {
+    match headless_dns::raise_descriptor_limit() {
         Ok((limit, Some(before))) => {
             tracing::info!(from = before, to = limit, "raised the open-file limit")
         }
@@ -151,7 +151,7 @@ async fn shutdown_signal() {
 
 /// Panics go to the log (not raw to stderr), at most one a minute: a message that makes the
 /// server panic may be sent again and again, and each costs only itself (see
-/// `headless_dns::server::contained`).
+/// headless-dns's `server::responder::contained`).
 fn log_panics_sparingly() {
     use std::sync::Mutex;
     use std::time::{Duration, Instant};

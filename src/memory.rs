@@ -6,7 +6,7 @@
 //! Under another global allocator (tests, benches) this only tidies mimalloc's unused heap.
 
 /// Returns the memory freed so far by this thread, and by threads that have exited, to the system.
-pub fn release_freed() {
+pub(crate) fn release_freed() {
     // SAFETY: mi_collect has no preconditions; it may be called from any thread at any time.
     unsafe { libmimalloc_sys::mi_collect(true) }
 }

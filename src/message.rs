@@ -6,13 +6,13 @@ use hickory_proto::op::Edns;
 
 /// The largest UDP answer we send, whatever the client offers (the DNS flag day 2020 value,
 /// which avoids IP fragmentation).
-pub const MAX_UDP_PAYLOAD: u16 = 1232;
+pub(crate) const MAX_UDP_PAYLOAD: u16 = 1232;
 
 /// Without EDNS a UDP message may not exceed this (RFC 1035 §4.2.1).
-pub const CLASSIC_UDP_PAYLOAD: u16 = 512;
+pub(crate) const CLASSIC_UDP_PAYLOAD: u16 = 512;
 
 /// The client's EDNS payload size, at least 512 and at most [`MAX_UDP_PAYLOAD`].
-pub fn udp_limit(edns: Option<&Edns>) -> u16 {
+pub(crate) fn udp_limit(edns: Option<&Edns>) -> u16 {
     edns.map_or(CLASSIC_UDP_PAYLOAD, |e| {
         e.max_payload().clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD)
     })
@@ -20,7 +20,7 @@ pub fn udp_limit(edns: Option<&Edns>) -> u16 {
 
 /// Response codes by name, as `dig` prints them (BADVERS is extended: its upper bits travel in
 /// the OPT record).
-pub const RCODES: [(u16, &str); 8] = [
+pub(crate) const RCODES: [(u16, &str); 8] = [
     (0, "NOERROR"),
     (1, "FORMERR"),
     (2, "SERVFAIL"),
@@ -33,7 +33,7 @@ pub const RCODES: [(u16, &str); 8] = [
 ];
 
 /// An rcode's name as `dig` prints it (`other` for the rest), for logs, metrics and reports.
-pub fn rcode_name(rcode: u16) -> &'static str {
+pub(crate) fn rcode_name(rcode: u16) -> &'static str {
     RCODES
         .iter()
         .find(|(code, _)| *code == rcode)
@@ -42,7 +42,7 @@ pub fn rcode_name(rcode: u16) -> &'static str {
 
 /// The type of the first question of a wire-format message, read without parsing it (for
 /// counting, and to pick out zone transfer requests before a full parse).
-pub fn wire_question_type(message: &[u8]) -> Option<u16> {
+pub(crate) fn wire_question_type(message: &[u8]) -> Option<u16> {
     if message.len() < 12 || u16::from_be_bytes([message[4], message[5]]) == 0 {
         return None;
     }
@@ -55,7 +55,7 @@ pub fn wire_question_type(message: &[u8]) -> Option<u16> {
 
 /// Where the wire-format name starting at `at` in `message` ends (past a compression pointer,
 /// which ends a name).
-pub fn wire_name_end(message: &[u8], mut at: usize) -> Option<usize> {
+pub(crate) fn wire_name_end(message: &[u8], mut at: usize) -> Option<usize> {
     loop {
         let length = *message.get(at)?;
         match length {

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use hickory_proto::rr::Name;
 
 /// A DNS-1123 label: what Kubernetes accepts for the names that become DNS labels.
-pub fn is_dns_label(value: &str) -> bool {
+pub(crate) fn is_dns_label(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 63
         && value
@@ -283,7 +283,7 @@ enum AddressesRepr {
 }
 
 /// The addresses of an [`Addresses`], in order.
-pub type AddressIter<'a> = std::iter::Chain<
+pub(crate) type AddressIter<'a> = std::iter::Chain<
     std::option::IntoIter<IpAddr>,
     std::iter::Copied<std::slice::Iter<'a, IpAddr>>,
 >;

@@ -5,12 +5,10 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use headless_dns::cluster::{ClusterEvent, ClusterState};
-use headless_dns::dns::zone::{PodRecords, Zone};
-use headless_dns::dns::view::SharedView;
-use headless_dns::server::handler::Handler;
-use headless_dns::source::manifests;
-use headless_dns::transfer::TransferPolicy;
+use headless_dns::manifests;
+use headless_dns::{
+    ClusterEvent, ClusterState, Handler, PodRecords, SharedView, TransferPolicy, Zone,
+};
 use hickory_proto::op::Message;
 
 pub const SRC: &str = "192.0.2.1:5300";

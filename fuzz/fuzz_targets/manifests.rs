@@ -2,8 +2,8 @@
 //! and what parses is applied to a cluster state and published.
 #![no_main]
 
-use headless_dns::cluster::{ClusterEvent, ClusterState};
-use headless_dns::source::manifests;
+use headless_dns::manifests;
+use headless_dns::{ClusterEvent, ClusterState};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

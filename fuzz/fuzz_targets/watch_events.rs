@@ -4,9 +4,7 @@
 //! the input chooses: the items and metadata must be what serde_json reads from the whole body.
 #![no_main]
 
-use headless_dns::cluster::{ClusterEvent, ClusterState};
-use headless_dns::records::ObjectKind;
-use headless_dns::source::kube::{Line, ListSplitter, read_line};
+use headless_dns::{ClusterEvent, ClusterState, Line, ListSplitter, ObjectKind, read_line};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use serde_json::value::RawValue;

@@ -17,7 +17,7 @@ use crate::dns::zone::Zone;
 /// touched (serials left at 0: the caller numbers it); `None` once more than `limit` records
 /// differ, which the journal could not hold: working out the rest of a change that large (a
 /// re-list after most of 100,000 pods changed) would hold the publication for seconds.
-pub fn diff<'a>(
+pub(crate) fn diff<'a>(
     old: &View,
     new: &View,
     zone: &Zone,

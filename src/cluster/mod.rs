@@ -1,9 +1,9 @@
 //! The cluster state: the Services and Pods the sources report, and the indices that tell which
 //! names a change touches. It is the view's only writer.
 
-pub mod journal;
+pub(crate) mod journal;
 mod pods;
-pub mod programming;
+pub(crate) mod programming;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap, HashSet};

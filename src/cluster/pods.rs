@@ -12,7 +12,7 @@ use hashbrown::HashTable;
 use crate::records::PodRecord;
 
 #[derive(Debug, Default)]
-pub struct PodTable {
+pub(super) struct PodTable {
     records: Vec<PodRecord>,
     /// Positions in `records`, hashed by pod name.
     index: HashTable<u32>,
@@ -20,15 +20,15 @@ pub struct PodTable {
 }
 
 impl PodTable {
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.records.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
 
-    pub fn values(&self) -> std::slice::Iter<'_, PodRecord> {
+    pub(super) fn values(&self) -> std::slice::Iter<'_, PodRecord> {
         self.records.iter()
     }
 
@@ -40,13 +40,13 @@ impl PodTable {
             .map(|&at| at as usize)
     }
 
-    pub fn get(&self, name: &str) -> Option<&PodRecord> {
+    pub(super) fn get(&self, name: &str) -> Option<&PodRecord> {
         let at = self.position(name, self.hasher.hash_one(name))?;
         Some(&self.records[at])
     }
 
     /// Adds `pod`, or replaces the pod of the same name and returns it.
-    pub fn insert(&mut self, pod: PodRecord) -> Option<PodRecord> {
+    pub(super) fn insert(&mut self, pod: PodRecord) -> Option<PodRecord> {
         let hash = self.hasher.hash_one(&*pod.name);
         if let Some(at) = self.position(&pod.name, hash) {
             return Some(std::mem::replace(&mut self.records[at], pod));
@@ -63,7 +63,7 @@ impl PodTable {
         None
     }
 
-    pub fn remove(&mut self, name: &str) -> Option<PodRecord> {
+    pub(super) fn remove(&mut self, name: &str) -> Option<PodRecord> {
         let hash = self.hasher.hash_one(name);
         let at = self.position(name, hash)?;
         if let Ok(entry) = self.index.find_entry(hash, |&i| i as usize == at) {

@@ -9,17 +9,17 @@ use std::time::Duration;
 use crate::records::{ServiceKind, ServiceRecord};
 
 /// CoreDNS's `service_kind` values.
-pub const KINDS: [&str; 3] = [
+pub(crate) const KINDS: [&str; 3] = [
     "cluster_ip",
     "headless_with_selector",
     "headless_without_selector",
 ];
 
 /// Bucket bounds: 10 µs doubling 20 times (to about 5 s); the last bucket is +Inf.
-pub const BUCKETS: usize = 20;
+pub(crate) const BUCKETS: usize = 20;
 
 /// The `KINDS` index of a Service, if it is one CoreDNS counts (not ExternalName).
-pub fn kind_of(service: &ServiceRecord) -> Option<usize> {
+pub(crate) fn kind_of(service: &ServiceRecord) -> Option<usize> {
     match (&service.kind, &service.selector) {
         (ServiceKind::ClusterIp(_), _) => Some(0),
         (ServiceKind::Headless, Some(_)) => Some(1),
@@ -55,7 +55,7 @@ impl ProgrammingTimes {
 }
 
 /// The upper bound of bucket `b` in seconds.
-pub fn bound(b: usize) -> f64 {
+pub(crate) fn bound(b: usize) -> f64 {
     if b == BUCKETS {
         f64::INFINITY
     } else {

@@ -15,7 +15,7 @@ use crate::records::{Addresses, ServiceKind};
 
 /// A complete answer, ready to be put on the wire.
 #[derive(Debug, Default, PartialEq)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub rcode: ResponseCode,
     pub authoritative: bool,
     pub answers: Vec<Record>,
@@ -33,7 +33,7 @@ impl Reply {
 }
 
 /// What a name in our zones is, once it is known to exist.
-pub enum Node<'a> {
+pub(crate) enum Node<'a> {
     Apex,
     ReverseApex,
     Version,
@@ -53,7 +53,7 @@ pub enum Node<'a> {
 
 /// The addresses a name answers A and AAAA questions with.
 #[derive(Clone, Copy)]
-pub enum AddressSet<'a> {
+pub(crate) enum AddressSet<'a> {
     List(&'a [IpAddr]),
     One(IpAddr),
     /// One endpoint's addresses.
@@ -63,10 +63,10 @@ pub enum AddressSet<'a> {
 }
 
 impl AddressSet<'_> {
-    pub const NONE: AddressSet<'static> = AddressSet::List(&[]);
+    pub(crate) const NONE: AddressSet<'static> = AddressSet::List(&[]);
 
     /// Calls `f` with each address of the family `qtype` asks for (`ANY`: both), in answer order.
-    pub fn for_each_of_type(self, qtype: RecordType, f: impl FnMut(IpAddr)) {
+    pub(crate) fn for_each_of_type(self, qtype: RecordType, f: impl FnMut(IpAddr)) {
         let asked = |ip: &IpAddr| {
             matches!(
                 (ip, qtype),
@@ -88,7 +88,7 @@ impl AddressSet<'_> {
 }
 
 /// Where a question leads, before any record is built.
-pub enum Resolution<'a> {
+pub(crate) enum Resolution<'a> {
     /// Not ours to answer: another zone or class, or a zone transfer.
     Refused,
     /// No complete state yet: nothing is known to be absent.
@@ -100,13 +100,13 @@ pub enum Resolution<'a> {
 }
 
 #[derive(Clone, Copy)]
-pub struct ServiceName<'a> {
+pub(crate) struct ServiceName<'a> {
     namespace: &'a str,
     name: &'a str,
 }
 
 /// CNAMEs followed within the zone for one question; a longer chain ends after this many.
-pub const MAX_CNAME_CHAIN: usize = 8;
+pub(crate) const MAX_CNAME_CHAIN: usize = 8;
 
 /// Answers one question. `lower` is the question name in lower case (for matching), `asked` as it
 /// was asked (answers keep its case).
@@ -114,7 +114,7 @@ pub const MAX_CNAME_CHAIN: usize = 8;
 /// An ExternalName Service whose target lies in the zone is followed there, as an authoritative
 /// server does (RFC 1034 §4.3.2): the CNAME, then what the target answers, its rcode included
 /// (RFC 6604). A chain ends at a name it has already passed, or after [`MAX_CNAME_CHAIN`].
-pub fn answer(
+pub(crate) fn answer(
     view: &View,
     zone: &Zone,
     lower: &Name,
@@ -202,7 +202,7 @@ fn follows_aliases(qtype: RecordType) -> bool {
 }
 
 /// Decides what a question (its lower-case labels, leftmost first) leads to.
-pub fn resolve<'a>(
+pub(crate) fn resolve<'a>(
     view: &'a View,
     zone: &'a Zone,
     labels: &[&'a [u8]],
@@ -325,7 +325,7 @@ fn find<'a>(
 }
 
 /// The types of the records a name (lower-case labels) holds, for explanations.
-pub fn record_types(view: &View, zone: &Zone, labels: &[&[u8]]) -> Vec<RecordType> {
+pub(crate) fn record_types(view: &View, zone: &Zone, labels: &[&[u8]]) -> Vec<RecordType> {
     let mut types = Vec::new();
     if let Resolution::Exists(node, _) = resolve(view, zone, labels, RecordType::A, DNSClass::IN) {
         match node {

@@ -14,14 +14,8 @@ use crate::records::{
     TargetPort, is_dns_label,
 };
 
-/// Whether `pod`, a pod of the Service's namespace, is an endpoint of `service`, as the
-/// EndpointSlice controller decides it.
-pub fn backs(service: &ServiceRecord, pod: &PodRecord) -> bool {
-    selects(service, pod) && held_back(service, pod).is_none()
-}
-
 /// Whether the Service's selector matches the pod (a Service without one selects none).
-pub fn selects(service: &ServiceRecord, pod: &PodRecord) -> bool {
+pub(crate) fn selects(service: &ServiceRecord, pod: &PodRecord) -> bool {
     service
         .selector
         .as_ref()
@@ -29,7 +23,7 @@ pub fn selects(service: &ServiceRecord, pod: &PodRecord) -> bool {
 }
 
 /// Why the Service would not list the pod were it selected; `None`: it would.
-pub fn held_back(service: &ServiceRecord, pod: &PodRecord) -> Option<HeldBack> {
+pub(crate) fn held_back(service: &ServiceRecord, pod: &PodRecord) -> Option<HeldBack> {
     if pod.finished {
         Some(HeldBack::Finished)
     } else if pod.ips.is_empty() {
@@ -47,7 +41,7 @@ pub fn held_back(service: &ServiceRecord, pod: &PodRecord) -> Option<HeldBack> {
 
 /// Why no Service answers for the pod's `spec.subdomain`, given the Service of that name in its
 /// namespace; `None` when it has no subdomain or that Service selects it.
-pub fn stray(pod: &PodRecord, subdomain_service: Option<&ServiceRecord>) -> Option<Stray> {
+pub(crate) fn stray(pod: &PodRecord, subdomain_service: Option<&ServiceRecord>) -> Option<Stray> {
     let subdomain = pod.template.subdomain.as_ref()?;
     let why = match subdomain_service {
         None => StrayWhy::NoService,
@@ -69,7 +63,7 @@ pub fn stray(pod: &PodRecord, subdomain_service: Option<&ServiceRecord>) -> Opti
 }
 
 /// `key=value,...`, as `kubectl` prints a selector.
-pub fn selector_text(service: &ServiceRecord) -> Option<String> {
+pub(crate) fn selector_text(service: &ServiceRecord) -> Option<String> {
     let selector = service.selector.as_ref()?;
     let pairs: Vec<String> = selector.pairs().map(|(k, v)| format!("{k}={v}")).collect();
     Some(pairs.join(","))
@@ -78,14 +72,14 @@ pub fn selector_text(service: &ServiceRecord) -> Option<String> {
 /// Whether a Service's answers depend on the pods behind it: every Service with a selector but
 /// an ExternalName one names its endpoints (`<endpoint>.<svc>.<ns>.svc.<zone>`, and their PTR);
 /// a ClusterIP Service's own name still answers with its cluster IPs.
-pub fn lists_endpoints(service: &ServiceRecord) -> bool {
+pub(crate) fn lists_endpoints(service: &ServiceRecord) -> bool {
     service.selector.is_some() && !matches!(service.kind, ServiceKind::ExternalName(_))
 }
 
 /// What `service` answers, given the pods that back it, the pods it selects but holds back, and
 /// its EndpointSlices. A Service with a selector lists its pods; one without (but an
 /// ExternalName one) its slices' ready endpoints.
-pub fn service_view<'p, 's>(
+pub(crate) fn service_view<'p, 's>(
     service: &ServiceRecord,
     backing_pods: impl IntoIterator<Item = &'p PodRecord>,
     held_back_pods: impl IntoIterator<Item = &'p PodRecord>,

@@ -17,7 +17,7 @@ use crate::records::ServiceKind;
 
 /// One step of a walk over a zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Part {
+pub(crate) enum Part {
     /// The apex's NS, the name server's address, `dns-version`.
     Apex,
     /// Every name of the Services of one step of [`View::services_in`].
@@ -29,7 +29,7 @@ pub enum Part {
 }
 
 /// The steps of a walk over the zone `apex`, in the order a transfer sends them.
-pub fn parts(zone: &Zone, apex: Apex) -> Vec<Part> {
+pub(crate) fn parts(zone: &Zone, apex: Apex) -> Vec<Part> {
     let mut parts = vec![Part::Apex];
     match apex {
         Apex::Zone => {
@@ -48,7 +48,7 @@ pub fn parts(zone: &Zone, apex: Apex) -> Vec<Part> {
 
 /// Appends the records of `part` of zone `apex` to `out` (the apex's SOA excepted: a transfer
 /// puts it first and last).
-pub fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &mut Vec<Record>) {
+pub(crate) fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &mut Vec<Record>) {
     match part {
         Part::Apex => {
             let origin = zone.apex(apex).clone();
@@ -87,7 +87,7 @@ pub fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &mut Vec<
 
 /// The names `ip` holds: `<a-b-c-d>.<ns>.pod.<zone>` for each namespace with a pod on it
 /// (with `--pod-records verified`), and its PTR name.
-pub fn address_records(view: &View, zone: &Zone, ip: IpAddr, out: &mut Vec<Record>) {
+pub(crate) fn address_records(view: &View, zone: &Zone, ip: IpAddr, out: &mut Vec<Record>) {
     if zone.pod_records == PodRecords::Verified {
         pod_address_records(view, zone, ip, out);
     }
@@ -104,14 +104,14 @@ fn pod_address_records(view: &View, zone: &Zone, ip: IpAddr, out: &mut Vec<Recor
 }
 
 /// The SOA of zone `apex`, which a transfer begins and ends with.
-pub fn soa(view: &View, zone: &Zone, apex: Apex) -> Option<Record> {
+pub(crate) fn soa(view: &View, zone: &Zone, apex: Apex) -> Option<Record> {
     let mut out = Vec::new();
     answers(view, zone, zone.apex(apex), RecordType::SOA, &mut out);
     out.pop()
 }
 
 /// Every name of one Service: its own (addresses or CNAME, SRV), its endpoints', its ports'.
-pub fn service_records(
+pub(crate) fn service_records(
     view: &View,
     zone: &Zone,
     namespace: &str,

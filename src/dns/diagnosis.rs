@@ -92,7 +92,7 @@ pub struct Stray {
 
 /// A Service's diagnosis from what the cluster knows; `None` when there is nothing to say
 /// (then its selector is not even written out).
-pub fn diagnose(
+pub(crate) fn diagnose(
     selector: impl FnOnce() -> Option<String>,
     endpoints_empty: bool,
     held_back: Vec<HeldBackPod>,

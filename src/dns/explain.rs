@@ -24,23 +24,23 @@ use crate::message::rcode_name;
 use crate::records::ServiceKind;
 
 /// RFC 8914 INFO-CODE "Other Error": the reason is in the text.
-pub const OTHER: u16 = 0;
+pub(crate) const OTHER: u16 = 0;
 
 /// RFC 8914 INFO-CODE "Not Ready": no complete state of the cluster yet.
-pub const NOT_READY: u16 = 14;
+pub(crate) const NOT_READY: u16 = 14;
 
 /// RFC 8914 INFO-CODE "Not Authoritative".
-pub const NOT_AUTHORITATIVE: u16 = 20;
+pub(crate) const NOT_AUTHORITATIVE: u16 = 20;
 
 /// The EDNS option code of an Extended DNS Error.
-pub const EDE_OPTION: u16 = 15;
+pub(crate) const EDE_OPTION: u16 = 15;
 
 /// The longest reason sent in an answer, in bytes: a line, not a report.
-pub const MAX_REASON: usize = 240;
+pub(crate) const MAX_REASON: usize = 240;
 
 /// The reason for an answer, and with detail the facts that led there.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Explanation {
+pub(crate) struct Explanation {
     /// The RFC 8914 INFO-CODE.
     pub code: u16,
     pub reason: String,
@@ -51,7 +51,7 @@ pub struct Explanation {
 impl Explanation {
     /// The option data of an Extended DNS Error: INFO-CODE, then the reason, cut to
     /// [`MAX_REASON`] bytes at a character boundary.
-    pub fn option_data(&self) -> Vec<u8> {
+    pub(crate) fn option_data(&self) -> Vec<u8> {
         let mut end = self.reason.len().min(MAX_REASON);
         while !self.reason.is_char_boundary(end) {
             end -= 1;
@@ -82,7 +82,7 @@ type Stop = (u16, String);
 
 /// Explains what the question (its lower-case labels, leftmost first) gets: why it is empty,
 /// or, for a name that answers, what it holds. `detail` adds the facts looked at on the way.
-pub fn explain(
+pub(crate) fn explain(
     view: &View,
     zone: &Zone,
     labels: &[&[u8]],
@@ -716,7 +716,10 @@ fn list(names: &[&str], shown: usize) -> String {
 
 /// The candidate most like `name`, if one is close: at most two edits away (one for names of
 /// up to four characters), or `name` with a `-suffix` added or removed (`nginx` for `nginx-svc`).
-pub fn closest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+pub(crate) fn closest<'c>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
     let bound = if name.len() <= 4 { 1 } else { 2 };
     let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {
@@ -780,7 +783,7 @@ fn edit_distance(a: &str, b: &str, bound: usize) -> Option<usize> {
 /// NXDOMAIN, NODATA (also at the end of a CNAME chain within the zone), SERVFAIL before the
 /// first sync, or REFUSED for a name outside our zones. `None` for answers with records, other
 /// refusals and format errors.
-pub fn for_reply(
+pub(crate) fn for_reply(
     view: &View,
     zone: &Zone,
     lower: &Name,
@@ -857,7 +860,7 @@ pub struct Ede {
 /// name `nginx-svc.`, as dig sends it, so both get the same answer: REFUSED, with the full name
 /// it likely means), or an IP address (its reverse name; then `A` means `PTR`); the type by its
 /// mnemonic.
-pub fn parse_question(name: &str, qtype: &str) -> Result<(Name, RecordType), String> {
+pub(crate) fn parse_question(name: &str, qtype: &str) -> Result<(Name, RecordType), String> {
     let mut qtype: RecordType = qtype
         .to_ascii_uppercase()
         .parse()
@@ -874,7 +877,7 @@ pub fn parse_question(name: &str, qtype: &str) -> Result<(Name, RecordType), Str
 }
 
 /// The answer to `name` and `qtype` from `view`, with the reason and the facts behind it.
-pub fn report(view: &View, zone: &Zone, name: &Name, qtype: RecordType) -> Report {
+pub(crate) fn report(view: &View, zone: &Zone, name: &Name, qtype: RecordType) -> Report {
     let lower = name.to_lowercase();
     let reply = answer::answer(
         view,

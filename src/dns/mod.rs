@@ -4,16 +4,16 @@
 //! the `diagnosis` of what it leaves out), question names (`question`), what each question gets
 //! (`answer`), the zone as records (`contents`), and why an answer is empty (`explain`).
 
-pub mod answer;
-pub mod backing;
-pub mod contents;
-pub mod diagnosis;
-pub mod explain;
-pub mod journal;
-pub mod question;
-pub mod sharded;
-pub mod view;
-pub mod zone;
+pub(crate) mod answer;
+pub(crate) mod backing;
+pub(crate) mod contents;
+pub(crate) mod diagnosis;
+pub(crate) mod explain;
+pub(crate) mod journal;
+pub(crate) mod question;
+pub(crate) mod sharded;
+pub(crate) mod view;
+pub(crate) mod zone;
 
 #[cfg(test)]
 #[rustfmt::skip]

@@ -8,14 +8,14 @@ use hickory_proto::rr::Name;
 use crate::dns::zone::Zone;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReverseZone {
+pub(crate) enum ReverseZone {
     V4,
     V6,
 }
 
 /// The shape of a question name; whether the named thing exists is decided later, by the view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Question<'a> {
+pub(crate) enum Question<'a> {
     /// Neither in the zone nor in a reverse zone.
     OutOfZone,
     /// In the zone, but no name of this shape can exist.
@@ -71,14 +71,17 @@ pub enum Question<'a> {
 const MAX_DEPTH: usize = 5;
 
 /// A name of at most 255 wire bytes has at most 127 labels.
-pub const MAX_LABELS: usize = 127;
+pub(crate) const MAX_LABELS: usize = 127;
 
 const IN_ADDR_ARPA: [&[u8]; 2] = [b"in-addr", b"arpa"];
 
 const IP6_ARPA: [&[u8]; 2] = [b"ip6", b"arpa"];
 
 /// The labels of `name`, leftmost first and without the root, in `buffer`.
-pub fn labels_of<'a, 'b>(name: &'a Name, buffer: &'b mut [&'a [u8]; MAX_LABELS]) -> &'b [&'a [u8]] {
+pub(crate) fn labels_of<'a, 'b>(
+    name: &'a Name,
+    buffer: &'b mut [&'a [u8]; MAX_LABELS],
+) -> &'b [&'a [u8]] {
     let mut count = 0;
     for (slot, label) in buffer.iter_mut().zip(name.iter()) {
         *slot = label;
@@ -89,7 +92,7 @@ pub fn labels_of<'a, 'b>(name: &'a Name, buffer: &'b mut [&'a [u8]; MAX_LABELS])
 
 /// Classifies a lower-case question name, given as its labels (leftmost first, no root): both
 /// hickory's parsed names and the UDP path's raw question bytes come down to these.
-pub fn classify<'a>(zone: &Zone, labels: &[&'a [u8]]) -> Question<'a> {
+pub(crate) fn classify<'a>(zone: &Zone, labels: &[&'a [u8]]) -> Question<'a> {
     let origin = usize::from(zone.origin.num_labels());
     if let Some(depth) = labels.len().checked_sub(origin)
         && labels[depth..]

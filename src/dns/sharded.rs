@@ -14,13 +14,13 @@ use hashbrown::hash_table::Entry;
 use hashbrown::{Equivalent, HashTable};
 
 /// With 256 shards a write at 100k keys copies about 400 entries.
-pub const SHARDS: usize = 256;
+pub(crate) const SHARDS: usize = 256;
 
 /// One shard, shared by snapshots until a write copies it.
 type Shard<K, V> = Arc<HashTable<(K, V)>>;
 
 #[derive(Debug)]
-pub struct ShardedMap<K, V> {
+pub(crate) struct ShardedMap<K, V> {
     shards: Arc<Vec<Shard<K, V>>>,
     hasher: RandomState,
 }
@@ -53,18 +53,21 @@ fn shard_of(hash: u64) -> usize {
 
 impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
     /// The value at `key`: anything that hashes as the key does and can be compared with it.
-    pub fn get<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<&V> {
+    pub(crate) fn get<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<&V> {
         self.get_key_value(key).map(|(_, value)| value)
     }
 
-    pub fn get_key_value<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<(&K, &V)> {
+    pub(crate) fn get_key_value<Q: Hash + Equivalent<K> + ?Sized>(
+        &self,
+        key: &Q,
+    ) -> Option<(&K, &V)> {
         let hash = self.hasher.hash_one(key);
         self.shards[shard_of(hash)]
             .find(hash, |(k, _)| key.equivalent(k))
             .map(|(k, v)| (k, v))
     }
 
-    pub fn contains_key<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> bool {
+    pub(crate) fn contains_key<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> bool {
         self.get(key).is_some()
     }
 
@@ -76,7 +79,7 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
         shard.entry(hash, |(k, _)| k == key, |(k, _)| hasher.hash_one(k))
     }
 
-    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
         let hash = self.hasher.hash_one(&key);
         match self.entry(hash, &key) {
             Entry::Occupied(mut entry) => Some(std::mem::replace(&mut entry.get_mut().1, value)),
@@ -87,7 +90,7 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
         }
     }
 
-    pub fn remove(&mut self, key: &K) -> Option<V> {
+    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
         if !self.contains_key(key) {
             return None;
         }
@@ -99,7 +102,7 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
     }
 
     /// Replaces the value at `key` with what `change` makes of it (`None`: absent).
-    pub fn update(&mut self, key: K, change: impl FnOnce(Option<V>) -> Option<V>) {
+    pub(crate) fn update(&mut self, key: K, change: impl FnOnce(Option<V>) -> Option<V>) {
         let hash = self.hasher.hash_one(&key);
         match self.entry(hash, &key) {
             Entry::Occupied(entry) => {
@@ -117,26 +120,22 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
     }
 
     /// Every entry, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.shards
             .iter()
             .flat_map(|shard| shard.iter().map(|(k, v)| (k, v)))
     }
 
     /// The entries of shard `index` (of [`SHARDS`]), in no particular order: a walk in steps.
-    pub fn shard(&self, index: usize) -> impl Iterator<Item = (&K, &V)> {
+    pub(crate) fn shard(&self, index: usize) -> impl Iterator<Item = (&K, &V)> {
         self.shards
             .get(index)
             .into_iter()
             .flat_map(|shard| shard.iter().map(|(k, v)| (k, v)))
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -1,5 +1,6 @@
-//! Table-driven tests of the DNS rules (backing, answers, reasons): `(qname, qtype) → (rcode, answers, authority)` over a
-//! small cluster built from plain records.
+//! Table-driven tests of the DNS rules — which pods back a Service, what each question gets,
+//! and why an answer is empty: `(qname, qtype) → (rcode, answers, authority)` and `(qname,
+//! qtype) → reason` over a small cluster built from plain records.
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -775,7 +775,7 @@ mod tests {
         assert_eq!(services(&view, ip), ["a/web"]);
         view.remove_service_ip(&web, ip);
         view.remove_pod_ip(&a, ip); // already gone: no effect
-        assert!(view.holders(ip).is_none() && view.holders_v4.is_empty());
+        assert!(view.holders(ip).is_none() && view.holders_v4.len() == 0);
 
         // The Service leaves before the pod: the pod's name stays.
         view.add_pod_ip(&a, ip);
@@ -783,7 +783,7 @@ mod tests {
         view.remove_service_ip(&web, ip);
         assert!(view.has_pod_ip("a", ip) && services(&view, ip).is_empty());
         view.remove_pod_ip(&a, ip);
-        assert!(view.holders_v4.is_empty());
+        assert!(view.holders_v4.len() == 0);
 
         // A Service alone, then a pod of another namespace joins it.
         let v6: IpAddr = "fd00::1".parse().unwrap();
@@ -793,7 +793,7 @@ mod tests {
         assert_eq!(services(&view, v6), ["b/web"]);
         view.remove_service_ip(&other, v6);
         view.remove_pod_ip(&a, v6);
-        assert!(view.holders_v6.is_empty());
+        assert!(view.holders_v6.len() == 0);
 
         // 100k of these make the address tables: what they cost depends on this.
         assert_eq!(std::mem::size_of::<(u32, Holders)>(), 24);

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use hickory_proto::rr::Name;
 
 /// The `dns-version` TXT answer: the schema of the Kubernetes DNS spec these rules follow.
-pub const SCHEMA_VERSION: &str = "1.1.0";
+pub(crate) const SCHEMA_VERSION: &str = "1.1.0";
 
 /// How `<a-b-c-d>.<ns>.pod.<zone>` is answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -140,7 +140,7 @@ pub enum Apex {
 /// `10.0.0.1` → `10-0-0-1`; `fd00::1` → `fd00--1`. A label may not begin or end with `-`, so
 /// an IPv6 address that begins or ends with `::` gets a `0` there (`2001:db8::` →
 /// `2001-db8--0`, as CoreDNS names it; `::1` → `0--1`): each still reads back as the address.
-pub fn dashed(ip: IpAddr) -> String {
+pub(crate) fn dashed(ip: IpAddr) -> String {
     let mut label = ip.to_string().replace(['.', ':'], "-");
     if label.starts_with('-') {
         label.insert(0, '0');
@@ -152,7 +152,7 @@ pub fn dashed(ip: IpAddr) -> String {
 }
 
 /// The inverse of [`dashed`]; `None` for anything that is not an address.
-pub fn parse_dashed(label: &str) -> Option<IpAddr> {
+pub(crate) fn parse_dashed(label: &str) -> Option<IpAddr> {
     if label.len() > 45 {
         return None;
     }

@@ -13,7 +13,7 @@ use crate::source::stats::SourceStats;
 
 /// Everything `/metrics` shows, read at each scrape.
 #[derive(Clone, Debug)]
-pub struct Scrape {
+pub(crate) struct Scrape {
     pub dns: Arc<DnsMetrics>,
     pub view: SharedView,
     pub source: Arc<SourceStats>,
@@ -24,7 +24,7 @@ pub struct Scrape {
 
 impl Scrape {
     /// The Prometheus text of every metric.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = Exposition::default();
         self.dns.write(&mut out);
         out.family(

@@ -4,7 +4,7 @@
 //! ([`metrics`]); and `/explain?name=&type=`, what a name gets and why, as JSON ([`explain`]).
 
 mod explain;
-pub mod metrics;
+pub(crate) mod metrics;
 
 use std::convert::Infallible;
 use std::io;
@@ -29,24 +29,20 @@ use crate::dns::zone::Zone;
 use crate::http::metrics::Scrape;
 use crate::server::accept::AcceptBackoff;
 
-pub struct HttpServer {
+pub(crate) struct HttpServer {
     local_addr: SocketAddr,
     task: JoinHandle<()>,
     stopping: Arc<AtomicBool>,
 }
 
 /// The HTTP listener, bound but not yet serving (see [`crate::server::DnsSockets`]).
-pub struct HttpListener {
+pub(crate) struct HttpListener {
     listener: TcpListener,
     local_addr: SocketAddr,
 }
 
 impl HttpListener {
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    pub fn serve(self, view: SharedView, zone: Arc<Zone>, scrape: Scrape) -> HttpServer {
+    pub(crate) fn serve(self, view: SharedView, zone: Arc<Zone>, scrape: Scrape) -> HttpServer {
         let stopping = Arc::new(AtomicBool::new(false));
         let probes = Probes {
             view,
@@ -63,7 +59,7 @@ impl HttpListener {
 }
 
 impl HttpServer {
-    pub async fn bind(listen: SocketAddr) -> io::Result<HttpListener> {
+    pub(crate) async fn bind(listen: SocketAddr) -> io::Result<HttpListener> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
         Ok(HttpListener {
@@ -72,17 +68,17 @@ impl HttpServer {
         })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
     /// From now on `/readyz` answers 503, so that load balancers and Services stop sending
     /// queries here while DNS still answers the ones already on their way.
-    pub fn stop_being_ready(&self) {
+    pub(crate) fn stop_being_ready(&self) {
         self.stopping.store(true, Ordering::Relaxed);
     }
 
-    pub fn shutdown(self) {
+    pub(crate) fn shutdown(self) {
         self.task.abort();
     }
 }

@@ -17,7 +17,7 @@ const RECOVERY: Duration = Duration::from_secs(5);
 
 /// Descriptors kept for everything but TCP clients (sockets, listeners, the API's connections,
 /// the manifests file) when `--tcp-connections` is fitted to the limit.
-pub const RESERVED_DESCRIPTORS: u64 = 64;
+pub(crate) const RESERVED_DESCRIPTORS: u64 = 64;
 
 /// Raises the soft limit on open descriptors to the hard limit (as nginx and CoreDNS's Go
 /// runtime do): a default soft limit of 1024 would cap TCP clients near a thousand. Returns the
@@ -48,7 +48,7 @@ pub fn raise_descriptor_limit() -> io::Result<(u64, Option<u64>)> {
 }
 
 /// The soft limit on open descriptors.
-pub fn descriptor_limit() -> u64 {
+pub(crate) fn descriptor_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -62,7 +62,7 @@ pub fn descriptor_limit() -> u64 {
 
 /// Whether `error` means the process or the system ran out of file descriptors (or, the same
 /// thing for accept, of socket buffers).
-pub fn is_exhaustion(error: &io::Error) -> bool {
+pub(crate) fn is_exhaustion(error: &io::Error) -> bool {
     matches!(
         error.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
@@ -70,7 +70,7 @@ pub fn is_exhaustion(error: &io::Error) -> bool {
 }
 
 /// The state of one accept loop.
-pub struct AcceptBackoff {
+pub(crate) struct AcceptBackoff {
     /// What accepts, for the log: `DNS over TCP`, `HTTP`.
     what: &'static str,
     delay: Duration,
@@ -81,7 +81,7 @@ pub struct AcceptBackoff {
 }
 
 impl AcceptBackoff {
-    pub fn new(what: &'static str) -> Self {
+    pub(crate) fn new(what: &'static str) -> Self {
         Self {
             what,
             delay: MIN_DELAY,
@@ -93,7 +93,7 @@ impl AcceptBackoff {
 
     /// Records a failed accept; returns how long to wait before the next one, and whether the
     /// failure was exhaustion (the caller may free a descriptor).
-    pub fn failed(&mut self, error: &io::Error) -> (Duration, bool) {
+    pub(crate) fn failed(&mut self, error: &io::Error) -> (Duration, bool) {
         if !is_exhaustion(error) {
             // The connection went away before we took it (ECONNABORTED), a signal, a firewall:
             // the listener itself is fine. A short pause still keeps an unexpected persistent
@@ -125,7 +125,7 @@ impl AcceptBackoff {
     }
 
     /// Records an accepted connection.
-    pub fn accepted(&mut self) {
+    pub(crate) fn accepted(&mut self) {
         if self.in_episode
             && self
                 .last_exhausted

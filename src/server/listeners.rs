@@ -18,7 +18,7 @@ const EPHEMERAL_ATTEMPTS: usize = 16;
 
 /// How DNS is served; see the `--udp-threads` and `--tcp-connections` flags.
 #[derive(Clone, Copy, Debug)]
-pub struct DnsOptions {
+pub(crate) struct DnsOptions {
     /// UDP fast-path threads; 0: one async task instead.
     pub udp_threads: usize,
     /// TCP connections open at once; past this the least recently active one is closed.
@@ -27,7 +27,7 @@ pub struct DnsOptions {
     pub tcp_idle: Duration,
 }
 
-pub struct DnsServer {
+pub(crate) struct DnsServer {
     udp: Udp,
     tcp: TcpServer,
     local_addr: SocketAddr,
@@ -40,7 +40,7 @@ enum Udp {
 
 /// The DNS sockets, bound but not yet answering: every listener is bound before any answers, so
 /// a port that cannot be had stops the start before a single query is answered.
-pub struct DnsSockets {
+pub(crate) struct DnsSockets {
     udp: BoundUdp,
     tcp: std::net::TcpListener,
     local_addr: SocketAddr,
@@ -48,12 +48,8 @@ pub struct DnsSockets {
 }
 
 impl DnsSockets {
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
     /// Starts answering on the sockets.
-    pub fn serve<R: Responder>(self, responder: R) -> io::Result<DnsServer> {
+    pub(crate) fn serve<R: Responder>(self, responder: R) -> io::Result<DnsServer> {
         let tcp = TcpServer::spawn(
             self.tcp,
             responder.clone(),
@@ -75,7 +71,7 @@ impl DnsSockets {
 impl DnsServer {
     /// Binds UDP and TCP on `listen` (with port 0, one ephemeral port free for both), to answer
     /// once [`DnsSockets::serve`] is called.
-    pub async fn bind(listen: SocketAddr, options: DnsOptions) -> io::Result<DnsSockets> {
+    pub(crate) async fn bind(listen: SocketAddr, options: DnsOptions) -> io::Result<DnsSockets> {
         let (udp, tcp) = bind_pair(listen, options).await?;
         let local_addr = tcp.local_addr()?;
         Ok(DnsSockets {
@@ -86,21 +82,16 @@ impl DnsServer {
         })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    /// TCP connections open now.
-    pub fn tcp_connections(&self) -> usize {
-        self.tcp.open_connections()
-    }
-
     /// Reads the TCP connections open, for the metrics.
-    pub fn tcp_connections_reader(&self) -> OpenConnections {
+    pub(crate) fn tcp_connections_reader(&self) -> OpenConnections {
         self.tcp.open_connections_reader()
     }
 
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         self.tcp.shutdown().await;
         match self.udp {
             Udp::Async(task) => task.stop(),

@@ -1,8 +1,7 @@
-//! `/metrics`: what the DNS servers have answered, counted in rows of relaxed atomic counters
-//! (one row per answering thread, so that no two threads write the same cache line), and the
-//! Prometheus text of everything — those counters, the view's size, the source's and the
-//! cluster state's figures — written only when scraped. Names and labels are CoreDNS's where a
-//! CoreDNS dashboard looks for them (`coredns_*`).
+//! What the DNS server has answered, counted in rows of relaxed atomic counters (one row per
+//! answering thread, so that no two threads write the same cache line), and the Prometheus
+//! text format they are written in when `/metrics` is scraped ([`crate::http::metrics`]).
+//! Names and labels are CoreDNS's where a CoreDNS dashboard looks for them (`coredns_*`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use std::time::Duration;
 
 use hickory_server::net::xfer::Protocol;
 
-pub use crate::message::rcode_name;
+pub(crate) use crate::message::rcode_name;
 use crate::message::{RCODES, wire_name_end, wire_question_type};
 
 /// Rows of counters; threads beyond this share rows (still correct, only contended).
@@ -53,7 +52,7 @@ const FAMILIES: [&str; 2] = ["1", "2"];
 
 /// One message as the servers saw it: enough to count it and to log it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     pub protocol: Protocol,
     pub client: SocketAddr,
     pub qtype: u16,
@@ -64,7 +63,7 @@ pub struct Exchange {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReplySummary {
+pub(crate) struct ReplySummary {
     pub rcode: u16,
     pub answers: u16,
     pub truncated: bool,
@@ -107,7 +106,7 @@ fn add(counter: &AtomicU64, n: u64) {
 }
 
 /// The DNS servers' counters, shared by every transport.
-pub struct DnsMetrics {
+pub(crate) struct DnsMetrics {
     rows: Box<[Row]>,
     /// `server` label: `dns://ADDRESS`, as CoreDNS names a server block's listener.
     server: String,
@@ -132,7 +131,7 @@ thread_local! {
 }
 
 impl DnsMetrics {
-    pub fn new(listen: SocketAddr, zone: &str) -> Self {
+    pub(crate) fn new(listen: SocketAddr, zone: &str) -> Self {
         let mut zone = zone.to_ascii_lowercase();
         if !zone.ends_with('.') {
             zone.push('.');
@@ -145,7 +144,7 @@ impl DnsMetrics {
     }
 
     /// Counts one message; a few relaxed additions to this thread's row.
-    pub fn record(&self, exchange: &Exchange) {
+    pub(crate) fn record(&self, exchange: &Exchange) {
         let row = &self.rows[ROW.with(|row| *row)];
         let protocol = usize::from(exchange.protocol == Protocol::Tcp);
         let family = usize::from(exchange.client.is_ipv6());
@@ -179,7 +178,7 @@ impl DnsMetrics {
     }
 
     /// Writes every DNS metric.
-    pub fn write(&self, out: &mut Exposition) {
+    pub(crate) fn write(&self, out: &mut Exposition) {
         let (server, zone) = (self.server.as_str(), self.zone.as_str());
         let base = [("server", server), ("zone", zone), ("view", "")];
 
@@ -288,18 +287,18 @@ impl DnsMetrics {
 /// what `promtool check metrics` lints and CoreDNS serves. (prometheus-client writes only
 /// OpenMetrics, whose counter families are named without `_total`, which promtool rejects.)
 #[derive(Default)]
-pub struct Exposition {
+pub(crate) struct Exposition {
     pub text: String,
 }
 
 impl Exposition {
-    pub fn family(&mut self, name: &str, help: &str, kind: &str) {
+    pub(crate) fn family(&mut self, name: &str, help: &str, kind: &str) {
         use std::fmt::Write;
         let help = help.replace('\\', "\\\\").replace('\n', "\\n");
         let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
-    pub fn sample(
+    pub(crate) fn sample(
         &mut self,
         name: &str,
         labels: &[&[(&str, &str)]],
@@ -323,14 +322,20 @@ impl Exposition {
         let _ = writeln!(self.text, " {value}");
     }
 
-    pub fn single(&mut self, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
+    pub(crate) fn single(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: &str,
+        value: impl std::fmt::Display,
+    ) {
         self.family(name, help, kind);
         self.sample(name, &[], value);
     }
 
     /// One histogram series from per-bucket counts (the last bucket's bound is +Inf); nothing
     /// when it has counted nothing.
-    pub fn histogram(
+    pub(crate) fn histogram(
         &mut self,
         name: &str,
         labels: &[&[(&str, &str)]],
@@ -363,7 +368,7 @@ impl Exposition {
 
 /// Reads how many TCP connections are open.
 #[derive(Clone)]
-pub struct OpenConnections(pub Arc<dyn Fn() -> usize + Send + Sync>);
+pub(crate) struct OpenConnections(pub Arc<dyn Fn() -> usize + Send + Sync>);
 
 impl std::fmt::Debug for OpenConnections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -423,7 +428,7 @@ fn size_bound(slot: usize) -> f64 {
 
 /// What a reply's bytes say about it, and the question's type: read from the reply when there
 /// is one (our own bytes, well formed), else from the message as received.
-pub fn summarize(message: &[u8], reply: Option<&[u8]>) -> (u16, Option<ReplySummary>) {
+pub(crate) fn summarize(message: &[u8], reply: Option<&[u8]>) -> (u16, Option<ReplySummary>) {
     let Some(reply) = reply else {
         return (wire_question_type(message).unwrap_or(0), None);
     };

@@ -6,19 +6,18 @@
 //! encoded by hickory, cut to the client's limit over UDP (`truncation`); each exchange counted
 //! and logged (`observe`, `metrics`).
 
-pub mod accept;
-pub mod handler;
-pub mod listeners;
-pub mod metrics;
-pub mod observe;
-pub mod responder;
-pub mod tcp;
-pub mod truncation;
-pub mod udp;
-pub mod wire;
+pub(crate) mod accept;
+pub(crate) mod handler;
+pub(crate) mod listeners;
+pub(crate) mod metrics;
+pub(crate) mod observe;
+pub(crate) mod responder;
+pub(crate) mod tcp;
+pub(crate) mod truncation;
+pub(crate) mod udp;
+pub(crate) mod wire;
 
-pub use listeners::{DnsOptions, DnsServer, DnsSockets};
-pub use responder::{Responder, contained, contained_panics};
+pub(crate) use listeners::{DnsOptions, DnsServer};
 
 #[cfg(test)]
 mod proptests;

@@ -13,17 +13,17 @@ use crate::server::responder::Responder;
 use crate::transfer::Transfer;
 
 /// The log target of query lines, enabled by `--log-queries` whatever `RUST_LOG` says.
-pub const QUERY_LOG_TARGET: &str = "headless_dns::queries";
+pub(crate) const QUERY_LOG_TARGET: &str = "headless_dns::queries";
 
 #[derive(Clone)]
-pub struct Observed<R> {
+pub(crate) struct Observed<R> {
     inner: R,
     metrics: Arc<DnsMetrics>,
     log_queries: bool,
 }
 
 impl<R> Observed<R> {
-    pub fn new(inner: R, metrics: Arc<DnsMetrics>, log_queries: bool) -> Self {
+    pub(crate) fn new(inner: R, metrics: Arc<DnsMetrics>, log_queries: bool) -> Self {
         Self {
             inner,
             metrics,

@@ -12,7 +12,7 @@ use crate::transfer::Transfer;
 
 /// What answers DNS messages on every transport: the [`Handler`](crate::server::handler::Handler)
 /// (in the transports' own tests, a stand-in).
-pub trait Responder: Clone + Send + Sync + 'static {
+pub(crate) trait Responder: Clone + Send + Sync + 'static {
     /// A datagram on the UDP fast path: a plain query written straight into wire format, the
     /// rest by [`Responder::respond`]. `false`: nothing to send.
     fn answer_datagram(&self, datagram: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool;
@@ -35,7 +35,7 @@ pub trait Responder: Clone + Send + Sync + 'static {
 
 /// Runs `answer`; a panic in it costs that one message (no response), not the thread that runs
 /// it. (The binary's panic hook logs panics, at most once a minute.)
-pub fn contained(answer: impl FnOnce() -> bool) -> bool {
+pub(crate) fn contained(answer: impl FnOnce() -> bool) -> bool {
     // What a panic can leave behind is per message: the response buffer (cleared before every
     // use) and thread-local scratch buffers behind RefCells, whose guards unwind.
     catch_unwind(AssertUnwindSafe(answer)).unwrap_or_else(|_| {
@@ -47,6 +47,6 @@ pub fn contained(answer: impl FnOnce() -> bool) -> bool {
 static PANICS: AtomicU64 = AtomicU64::new(0);
 
 /// Panics contained so far while answering (see [`contained`]).
-pub fn contained_panics() -> u64 {
+pub(crate) fn contained_panics() -> u64 {
     PANICS.load(Ordering::Relaxed)
 }

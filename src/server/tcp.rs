@@ -27,10 +27,10 @@ use crate::server::responder::{Responder, contained};
 
 /// Connections waiting to be accepted: bursts of TC retries arrive together (the kernel caps
 /// this at `net.core.somaxconn`).
-pub const LISTEN_BACKLOG: i32 = 1024;
+pub(crate) const LISTEN_BACKLOG: i32 = 1024;
 
 /// A TCP listener on `addr`, with [`LISTEN_BACKLOG`].
-pub fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+pub(crate) fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
@@ -39,7 +39,7 @@ pub fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-pub struct TcpServer {
+pub(crate) struct TcpServer {
     connections: Arc<Connections>,
     accept: JoinHandle<()>,
     shutdown: watch::Sender<bool>,
@@ -47,7 +47,7 @@ pub struct TcpServer {
 
 impl TcpServer {
     /// Accepts on `listener` until [`TcpServer::shutdown`].
-    pub fn spawn<R: Responder>(
+    pub(crate) fn spawn<R: Responder>(
         listener: std::net::TcpListener,
         responder: R,
         connections: usize,
@@ -70,18 +70,14 @@ impl TcpServer {
         })
     }
 
-    pub fn open_connections(&self) -> usize {
-        self.connections.len()
-    }
-
     /// A reader of [`TcpServer::open_connections`] that outlives a borrow of the server.
-    pub fn open_connections_reader(&self) -> OpenConnections {
+    pub(crate) fn open_connections_reader(&self) -> OpenConnections {
         let connections = self.connections.clone();
         OpenConnections(Arc::new(move || connections.len()))
     }
 
     /// Stops accepting and closes every connection.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.accept.await;
     }

@@ -80,7 +80,7 @@ impl Prepared {
 }
 
 /// The first of `records` answer records a cut answer keeps, for the query with ID `id`.
-pub fn rotation(id: u16, records: usize) -> usize {
+pub(crate) fn rotation(id: u16, records: usize) -> usize {
     usize::from(id) % records.max(1)
 }
 

@@ -30,13 +30,13 @@ const SOCKET_BUFFER: usize = 4 << 20;
 /// How often an idle worker looks whether it should stop.
 const STOP_CHECK: Duration = Duration::from_millis(200);
 
-pub struct UdpWorkers {
+pub(crate) struct UdpWorkers {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
 /// `count` sockets sharing `listen` (its port resolved from the first if 0).
-pub fn bind_sockets(listen: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
+pub(crate) fn bind_sockets(listen: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
     let mut sockets = Vec::with_capacity(count);
     let mut addr = listen;
     for _ in 0..count.max(1) {
@@ -54,7 +54,7 @@ pub fn bind_sockets(listen: SocketAddr, count: usize) -> io::Result<Vec<UdpSocke
 }
 
 impl UdpWorkers {
-    pub fn spawn<R: Responder>(sockets: Vec<UdpSocket>, responder: R) -> io::Result<Self> {
+    pub(crate) fn spawn<R: Responder>(sockets: Vec<UdpSocket>, responder: R) -> io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::with_capacity(sockets.len());
         for (i, socket) in sockets.into_iter().enumerate() {
@@ -69,7 +69,7 @@ impl UdpWorkers {
         Ok(Self { stop, threads })
     }
 
-    pub fn stop(self) {
+    pub(crate) fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         for thread in self.threads {
             let _ = thread.join();
@@ -150,7 +150,7 @@ mod batch {
     /// is answered as soon as it arrives (`MSG_WAITFORONE`).
     const SIZE: usize = 32;
 
-    pub struct Batch {
+    pub(super) struct Batch {
         datagrams: Vec<Vec<u8>>,
         lengths: [usize; SIZE],
         /// Source addresses as the kernel wrote them; replies go back to the same bytes.
@@ -163,7 +163,7 @@ mod batch {
     }
 
     impl Batch {
-        pub fn new() -> Self {
+        pub(super) fn new() -> Self {
             Self {
                 datagrams: vec![vec![0u8; RECEIVE_BUFFER]; SIZE],
                 lengths: [0; SIZE],
@@ -180,7 +180,7 @@ mod batch {
 
         /// Waits for at least one datagram (up to the socket's read timeout), then takes
         /// whatever else is already queued, up to the batch size.
-        pub fn receive(&mut self, socket: &UdpSocket) -> io::Result<()> {
+        pub(super) fn receive(&mut self, socket: &UdpSocket) -> io::Result<()> {
             // SAFETY: iovec and mmsghdr are plain old data; all zeroes is a valid value.
             let mut iovecs: [libc::iovec; SIZE] = unsafe { zeroed() };
             let mut headers: [libc::mmsghdr; SIZE] = unsafe { zeroed() };
@@ -228,7 +228,7 @@ mod batch {
         }
 
         /// Fills in the response to each received datagram; `respond` returns whether there is one.
-        pub fn answer_all(
+        pub(super) fn answer_all(
             &mut self,
             mut respond: impl FnMut(&[u8], SocketAddr, &mut Vec<u8>) -> bool,
         ) {
@@ -247,7 +247,7 @@ mod batch {
         }
 
         /// Sends every response; one that cannot be sent is logged and skipped.
-        pub fn send(&mut self, socket: &UdpSocket) {
+        pub(super) fn send(&mut self, socket: &UdpSocket) {
             // SAFETY: as in `receive`.
             let mut iovecs: [libc::iovec; SIZE] = unsafe { zeroed() };
             let mut headers: [libc::mmsghdr; SIZE] = unsafe { zeroed() };
@@ -289,18 +289,18 @@ mod batch {
 }
 
 /// `--udp-threads 0`: one task on the async runtime, every datagram answered the general way.
-pub struct UdpAsync {
+pub(crate) struct UdpAsync {
     task: tokio::task::JoinHandle<()>,
 }
 
 impl UdpAsync {
-    pub fn spawn<R: Responder>(socket: tokio::net::UdpSocket, responder: R) -> Self {
+    pub(crate) fn spawn<R: Responder>(socket: tokio::net::UdpSocket, responder: R) -> Self {
         Self {
             task: tokio::spawn(serve_async(socket, responder)),
         }
     }
 
-    pub fn stop(self) {
+    pub(crate) fn stop(self) {
         self.task.abort();
     }
 }

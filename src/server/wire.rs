@@ -86,7 +86,7 @@ struct NameRef<'a> {
 
 /// The zone's fixed names in wire form, encoded once at startup.
 #[derive(Debug)]
-pub struct WireZone {
+pub(crate) struct WireZone {
     origin: WireName,
     in_addr_arpa: WireName,
     ip6_arpa: WireName,
@@ -95,7 +95,7 @@ pub struct WireZone {
 }
 
 impl WireZone {
-    pub fn new(zone: &Zone) -> Self {
+    pub(crate) fn new(zone: &Zone) -> Self {
         Self {
             origin: WireName::of(zone.apex(Apex::Zone)),
             in_addr_arpa: WireName::of(zone.apex(Apex::InAddrArpa)),
@@ -283,7 +283,7 @@ impl<'a> Suffixes<'a> {
 
 /// Writes the response to `datagram` into `out` when it is one this module answers; `false`
 /// leaves the datagram to the general path (and `out` in an unspecified state).
-pub fn answer(
+pub(crate) fn answer(
     view: &View,
     zone: &Zone,
     wire: &WireZone,

@@ -20,11 +20,11 @@ use crate::records::{
 use crate::source::pod::DnsPod;
 
 /// The label that ties an EndpointSlice to its Service.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// A field of an object that DNS cannot use.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
+pub(crate) struct FieldError {
     pub field: String,
     pub problem: String,
 }
@@ -137,7 +137,7 @@ fn labels(owner: &str, map: Option<&std::collections::BTreeMap<String, String>>)
     )
 }
 
-pub fn namespace_name(meta: &ObjectMeta) -> Result<Arc<str>, FieldError> {
+pub(crate) fn namespace_name(meta: &ObjectMeta) -> Result<Arc<str>, FieldError> {
     let name = meta
         .name
         .as_deref()
@@ -146,7 +146,7 @@ pub fn namespace_name(meta: &ObjectMeta) -> Result<Arc<str>, FieldError> {
     Ok(name.into())
 }
 
-pub fn service_record(service: &Service) -> Result<ServiceRecord, FieldError> {
+pub(crate) fn service_record(service: &Service) -> Result<ServiceRecord, FieldError> {
     let key = object_key(&service.metadata, true)?;
     let spec = service
         .spec
@@ -266,7 +266,7 @@ fn statefulset_of(metadata: &ObjectMeta) -> Option<Arc<str>> {
         .map(|owner| owner.name.as_str().into())
 }
 
-pub fn pod_object(pod: &DnsPod) -> Result<ClusterObject, FieldError> {
+pub(crate) fn pod_object(pod: &DnsPod) -> Result<ClusterObject, FieldError> {
     // Pod names may contain dots; they never become DNS labels themselves.
     let key = object_key(&pod.metadata, false)?;
     let spec = pod.spec.as_ref();
@@ -414,7 +414,7 @@ fn recent_template(template: PodTemplate) -> Arc<PodTemplate> {
 
 /// A slice's addresses and names, or `None` for a slice DNS ignores (no Service label, or FQDN
 /// addresses).
-pub fn endpoint_slice_record(
+pub(crate) fn endpoint_slice_record(
     slice: &EndpointSlice,
 ) -> Result<Option<EndpointSliceRecord>, FieldError> {
     let key = object_key(&slice.metadata, false)?;

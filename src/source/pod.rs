@@ -12,7 +12,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct DnsPod {
+pub(crate) struct DnsPod {
     #[serde(default, deserialize_with = "metadata")]
     pub metadata: ObjectMeta,
     #[serde(default)]
@@ -23,20 +23,20 @@ pub struct DnsPod {
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DnsPodSpec {
+pub(crate) struct DnsPodSpec {
     pub hostname: Option<String>,
     pub subdomain: Option<String>,
     pub containers: Option<Vec<DnsContainer>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct DnsContainer {
+pub(crate) struct DnsContainer {
     pub ports: Option<Vec<DnsContainerPort>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DnsContainerPort {
+pub(crate) struct DnsContainerPort {
     pub name: Option<String>,
     pub container_port: i32,
     pub protocol: Option<String>,
@@ -44,7 +44,7 @@ pub struct DnsContainerPort {
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DnsPodStatus {
+pub(crate) struct DnsPodStatus {
     pub phase: Option<String>,
     #[serde(rename = "podIP")]
     pub pod_ip: Option<String>,
@@ -54,12 +54,12 @@ pub struct DnsPodStatus {
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct DnsPodIp {
+pub(crate) struct DnsPodIp {
     pub ip: String,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct DnsPodCondition {
+pub(crate) struct DnsPodCondition {
     #[serde(rename = "type")]
     pub type_: String,
     pub status: String,

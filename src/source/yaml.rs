@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 /// One piece of a YAML text.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Piece<'a> {
+pub(crate) struct Piece<'a> {
     pub text: Cow<'a, str>,
     /// Lines of the input before the piece: add to the line numbers of its errors.
     pub lines_before: usize,
@@ -24,7 +24,7 @@ pub struct Piece<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PieceKind {
+pub(crate) enum PieceKind {
     /// Whole documents.
     Documents,
     /// A document with the items of its `items:` list cut out (its `items` is empty), its
@@ -37,7 +37,7 @@ pub enum PieceKind {
 
 /// Cuts `text` into pieces of about `size` bytes (a document or item larger than that is a piece
 /// of its own), in order.
-pub fn pieces(text: &str, size: usize) -> Vec<Piece<'_>> {
+pub(crate) fn pieces(text: &str, size: usize) -> Vec<Piece<'_>> {
     let mut pieces = Vec::new();
     let mut run = Run::new(0, 0);
     let mut start = 0;
@@ -214,7 +214,7 @@ fn count_lines(text: &str) -> usize {
 
 /// `message` with `lines` added to every `line N column M` in it (the parser's positions, which
 /// count from the start of the piece).
-pub fn shift_lines(message: &str, lines: usize) -> String {
+pub(crate) fn shift_lines(message: &str, lines: usize) -> String {
     const LINE: &str = "line ";
     let mut out = String::with_capacity(message.len() + 8);
     let mut rest = message;

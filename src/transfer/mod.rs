@@ -10,8 +10,8 @@
 //! whole zone, as RFC 1995 §4 allows. With `--tsig-key` a request must be signed with the
 //! key, and every message of the transfer is ([`tsig`]).
 
-pub mod notify;
-pub mod tsig;
+pub(crate) mod notify;
+pub(crate) mod tsig;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -116,7 +116,7 @@ pub struct Request {
 
 /// The transfer request `message` is, if it may be served. Any other (a question, a refused or
 /// badly signed transfer) is for the handler, which refuses it or answers NOTAUTH.
-pub fn request(
+pub(crate) fn request(
     message: &[u8],
     client: SocketAddr,
     policy: &TransferPolicy,
@@ -345,7 +345,7 @@ fn client_serial(request: &Message) -> Option<u32> {
 }
 
 /// RFC 1982 serial number arithmetic: whether `a` comes before `b`.
-pub fn serial_less(a: u32, b: u32) -> bool {
+pub(crate) fn serial_less(a: u32, b: u32) -> bool {
     a != b && b.wrapping_sub(a) < 1 << 31
 }
 

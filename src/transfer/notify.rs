@@ -25,13 +25,13 @@ use crate::dns::zone::{Apex, Zone};
 use crate::transfer::tsig::{self, TsigKey};
 
 /// How often the serial is looked at; changes within one period are one NOTIFY.
-pub const COALESCE: Duration = Duration::from_millis(200);
+pub(crate) const COALESCE: Duration = Duration::from_millis(200);
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LONGEST_RETRY: Duration = Duration::from_secs(60);
 
 /// Starts notifying `targets` of every change of the zones' serial (from the first complete
 /// state on), signing with `key` if given; the tasks run until aborted.
-pub fn spawn(
+pub(crate) fn spawn(
     view: SharedView,
     zone: Arc<Zone>,
     targets: Vec<SocketAddr>,

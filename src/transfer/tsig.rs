@@ -18,7 +18,7 @@ use hickory_proto::rr::{Name, Record, TSigVerifier, TSigner};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 /// How far, in seconds, a signature's time may be from ours (RFC 8945 §10 recommends 300).
-pub const FUDGE: u16 = 300;
+pub(crate) const FUDGE: u16 = 300;
 
 /// The algorithms a key may use (those hickory-proto computes), with their MACs' length.
 const ALGORITHMS: [(&str, TsigAlgorithm, usize); 3] = [
@@ -293,7 +293,7 @@ impl ResponseSigner {
 }
 
 /// Seconds since the epoch, the clock TSIG times are on.
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())

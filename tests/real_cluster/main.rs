@@ -1,6 +1,6 @@
 //! The real-cluster tier: headless-dns against a real kube-apiserver, beside the real
 //! EndpointSlice controller and CoreDNS, all started here from binaries that
-//! `tests/real-cluster/build.sh` built at pinned versions. Run by `tests/real-cluster/run.sh`
+//! `tests/real_cluster/build.sh` built at pinned versions. Run by `tests/real_cluster/run.sh`
 //! (`cargo test --test real_cluster -- BIN_DIR`), not by a plain `cargo test`.
 //!
 //! headless-dns runs as a user deploys it: the ServiceAccount, ClusterRole and binding of
@@ -95,7 +95,7 @@ fn main() -> ExitCode {
     let Some(bin) = args.next() else {
         eprintln!(
             "real_cluster: give the directory of the control plane's binaries \
-             (tests/real-cluster/run.sh builds them and passes it)"
+             (tests/real_cluster/run.sh builds them and passes it)"
         );
         return ExitCode::FAILURE;
     };

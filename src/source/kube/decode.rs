@@ -12,13 +12,13 @@ use crate::source::kube::faults::shorten;
 
 /// What a list page says besides its items (which [`super::split::ListSplitter`] cuts out).
 #[derive(Deserialize)]
-pub struct ListPage {
+pub(super) struct ListPage {
     #[serde(default)]
     pub metadata: ListMeta,
 }
 
 #[derive(Default, Deserialize)]
-pub struct ListMeta {
+pub(super) struct ListMeta {
     #[serde(rename = "resourceVersion")]
     pub resource_version: Option<String>,
     #[serde(rename = "continue")]
@@ -27,7 +27,7 @@ pub struct ListMeta {
 
 /// One line of a watch stream: its object still raw.
 #[derive(Deserialize)]
-pub struct WatchLine<'a> {
+pub(super) struct WatchLine<'a> {
     #[serde(rename = "type", borrow)]
     pub kind: Cow<'a, str>,
     #[serde(borrow)]
@@ -37,13 +37,13 @@ pub struct WatchLine<'a> {
 /// The metadata every object and bookmark carries, read on its own: to name an object that
 /// does not decode, and to follow a bookmark's resourceVersion.
 #[derive(Default, Deserialize)]
-pub struct Identity {
+pub(super) struct Identity {
     #[serde(default)]
     pub metadata: IdentityMeta,
 }
 
 #[derive(Default, Deserialize)]
-pub struct IdentityMeta {
+pub(super) struct IdentityMeta {
     pub name: Option<String>,
     pub namespace: Option<String>,
     #[serde(rename = "resourceVersion")]
@@ -52,12 +52,12 @@ pub struct IdentityMeta {
 
 impl Identity {
     /// What little of `raw` can be read; nothing if even that fails.
-    pub fn of(raw: &RawValue) -> Self {
+    pub(super) fn of(raw: &RawValue) -> Self {
         serde_json::from_str(raw.get()).unwrap_or_default()
     }
 
     /// `namespace/name`, as far as known.
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let meta = &self.metadata;
         match (&meta.namespace, &meta.name) {
             (Some(ns), Some(name)) => format!("{ns}/{name}"),
@@ -69,20 +69,20 @@ impl Identity {
 
 /// The `code` of a watch ERROR event's `metav1.Status` (410: the version is gone).
 #[derive(Default, Deserialize)]
-pub struct Status {
+pub(super) struct Status {
     #[serde(default)]
     pub code: u16,
 }
 
 /// An object that did not decode: who it is, and the field at fault.
 #[derive(Debug)]
-pub struct Undecodable {
+pub(super) struct Undecodable {
     pub object: String,
     pub error: String,
 }
 
 /// Decodes one raw object into `K`; on failure, names it and the field at fault.
-pub fn object<K: DeserializeOwned>(raw: &RawValue) -> Result<K, Undecodable> {
+pub(super) fn object<K: DeserializeOwned>(raw: &RawValue) -> Result<K, Undecodable> {
     // Tracking the path costs every object; only one that fails is read again to name the field.
     if let Ok(object) = serde_json::from_str(raw.get()) {
         return Ok(object);

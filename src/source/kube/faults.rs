@@ -32,7 +32,7 @@ pub enum Fault {
 
 /// The kinds of [`Fault`], for counting and for the log's `cause` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Cause {
+pub(crate) enum Cause {
     Unreachable,
     Timeout,
     Unauthorized,
@@ -42,7 +42,7 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub const ALL: [Cause; 6] = [
+    pub(crate) const ALL: [Cause; 6] = [
         Cause::Unreachable,
         Cause::Timeout,
         Cause::Unauthorized,
@@ -51,7 +51,7 @@ impl Cause {
         Cause::Rejected,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Cause::Unreachable => "unreachable",
             Cause::Timeout => "timeout",
@@ -64,7 +64,7 @@ impl Cause {
 }
 
 impl Fault {
-    pub fn cause(&self) -> Cause {
+    pub(crate) fn cause(&self) -> Cause {
         match self {
             Fault::Unreachable(_) => Cause::Unreachable,
             Fault::Timeout(_) => Cause::Timeout,
@@ -77,13 +77,13 @@ impl Fault {
 
     /// Whether the server may be answering again without us knowing: worth a cheap probe while
     /// waiting, rather than the whole backoff (a refusal would only be refused again).
-    pub fn is_connectivity(&self) -> bool {
+    pub(crate) fn is_connectivity(&self) -> bool {
         matches!(self, Fault::Unreachable(_) | Fault::Timeout(_))
     }
 
     /// The fault an HTTP status and its body (a `metav1.Status`, usually) mean; `attempt`
     /// names what was asked, as in `list pods (cluster scope)`.
-    pub fn from_status(code: u16, body: &str, attempt: &str) -> Fault {
+    pub(crate) fn from_status(code: u16, body: &str, attempt: &str) -> Fault {
         let message = status_message(body);
         match code {
             401 => Fault::Unauthorized(message),
@@ -136,7 +136,7 @@ fn status_message(body: &str) -> String {
 }
 
 /// At most 300 characters of `text`, on one line.
-pub fn shorten(text: &str) -> String {
+pub(crate) fn shorten(text: &str) -> String {
     let one_line: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -150,20 +150,20 @@ pub fn shorten(text: &str) -> String {
 /// Retry delays: about 1 s doubling to 30 s, each ±25% (so that many servers restarted together
 /// do not all come back in step), until [`Backoff::reset`].
 #[derive(Debug)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     failures: u32,
 }
 
-pub const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+pub(crate) const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 impl Backoff {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { failures: 0 }
     }
 
     /// The wait before the next attempt after one more failure.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let base = BACKOFF_FIRST
             .saturating_mul(1 << self.failures.min(5))
             .min(BACKOFF_MAX);
@@ -172,7 +172,7 @@ impl Backoff {
     }
 
     /// After a successful list: the next failure starts from the first delay again.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.failures = 0;
     }
 }
@@ -193,10 +193,10 @@ fn jitter() -> f64 {
 }
 
 /// One watch (a resource in a scope), as the outage log tells them apart.
-pub type WatchName = String;
+pub(crate) type WatchName = String;
 
 /// The outage log shared by every watch of one API server.
-pub struct Outages {
+pub(crate) struct Outages {
     state: Mutex<Option<Outage>>,
     /// Failures by cause since start, for the metrics.
     counts: HashMap<Cause, AtomicU64>,
@@ -211,10 +211,10 @@ struct Outage {
 }
 
 /// How often an ongoing outage is mentioned again.
-pub const REMINDER: Duration = Duration::from_secs(60);
+pub(crate) const REMINDER: Duration = Duration::from_secs(60);
 
 impl Outages {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             state: Mutex::new(None),
             counts: Cause::ALL
@@ -225,13 +225,14 @@ impl Outages {
     }
 
     /// Failures with `cause` so far.
-    pub fn count(&self, cause: Cause) -> u64 {
+    #[cfg(test)]
+    fn count(&self, cause: Cause) -> u64 {
         self.counts[&cause].load(Ordering::Relaxed)
     }
 
     /// Records a failure of `watch`. `serving` says whether a complete state is being served
     /// (else names in the zone answer SERVFAIL).
-    pub fn failed(&self, watch: &str, fault: &Fault, serving: bool) {
+    pub(crate) fn failed(&self, watch: &str, fault: &Fault, serving: bool) {
         self.counts[&fault.cause()].fetch_add(1, Ordering::Relaxed);
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -276,7 +277,7 @@ impl Outages {
 
     /// Records that `watch` has listed, or had a watch request accepted: the API answers it
     /// again. The outage ends when no watch is failing any more.
-    pub fn succeeded(&self, watch: &str) {
+    pub(crate) fn succeeded(&self, watch: &str) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let Some(outage) = &mut *state else {
             return;
@@ -293,7 +294,7 @@ impl Outages {
     }
 
     /// Whether an outage is under way.
-    pub fn ongoing(&self) -> bool {
+    pub(crate) fn ongoing(&self) -> bool {
         self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -308,7 +309,7 @@ impl Default for Outages {
 }
 
 /// An error and its causes on one line.
-pub fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

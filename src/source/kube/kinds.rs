@@ -17,7 +17,7 @@ use crate::source::pod::DnsPod;
 
 /// One object as the API sent it, read.
 #[derive(Debug)]
-pub struct Decoded {
+pub(super) struct Decoded {
     /// The record, `None` for an object DNS need not keep (an EndpointSlice of no Service), or
     /// why DNS cannot use it (it is then removed).
     pub record: Result<Option<ClusterObject>, FieldError>,
@@ -27,7 +27,7 @@ pub struct Decoded {
 }
 
 /// Reads one object of `kind` from its JSON text, as a list's items are cut out.
-pub fn decode_bytes(kind: ObjectKind, text: &[u8]) -> Result<Decoded, Undecodable> {
+pub(super) fn decode_bytes(kind: ObjectKind, text: &[u8]) -> Result<Decoded, Undecodable> {
     let raw = std::str::from_utf8(text)
         .map_err(|e| e.to_string())
         .and_then(|text| serde_json::from_str::<&RawValue>(text).map_err(|e| e.to_string()));
@@ -41,7 +41,7 @@ pub fn decode_bytes(kind: ObjectKind, text: &[u8]) -> Result<Decoded, Undecodabl
 }
 
 /// Reads one raw object of `kind`.
-pub fn decode(kind: ObjectKind, raw: &RawValue) -> Result<Decoded, Undecodable> {
+pub(super) fn decode(kind: ObjectKind, raw: &RawValue) -> Result<Decoded, Undecodable> {
     match kind {
         ObjectKind::Namespace => read::<Namespace>(raw, kind, |ns| {
             objects::namespace_name(&ns.metadata).map(|n| Some(ClusterObject::Namespace(n)))
@@ -78,7 +78,7 @@ fn read<K: Resource + DeserializeOwned>(
 }
 
 /// The API path of `kind`'s objects in `namespace` (all namespaces: `None`).
-pub fn url_path(kind: ObjectKind, namespace: Option<&str>) -> String {
+pub(super) fn url_path(kind: ObjectKind, namespace: Option<&str>) -> String {
     match kind {
         ObjectKind::Namespace => Namespace::url_path(&(), None),
         ObjectKind::Service => Service::url_path(&(), namespace),
@@ -88,7 +88,7 @@ pub fn url_path(kind: ObjectKind, namespace: Option<&str>) -> String {
 }
 
 /// The resource as RBAC names it: `pods`, `endpointslices.discovery.k8s.io`.
-pub fn resource(kind: ObjectKind) -> &'static str {
+pub(super) fn resource(kind: ObjectKind) -> &'static str {
     match kind {
         ObjectKind::Namespace => "namespaces",
         ObjectKind::Service => "services",
@@ -98,6 +98,6 @@ pub fn resource(kind: ObjectKind) -> &'static str {
 }
 
 /// The resource's plural alone, for logs: `pods`, `endpointslices`.
-pub fn plural(kind: ObjectKind) -> &'static str {
+pub(super) fn plural(kind: ObjectKind) -> &'static str {
     resource(kind).split('.').next().unwrap_or_default()
 }

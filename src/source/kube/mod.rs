@@ -3,7 +3,7 @@
 //! waited out ([`faults`]); objects read one at a time ([`decode`]).
 
 mod decode;
-pub mod faults;
+pub(crate) mod faults;
 mod kinds;
 mod split;
 mod watch;
@@ -20,9 +20,11 @@ use crate::cluster::ClusterEvent;
 use crate::records::{ClusterObject, ObjectKind};
 use crate::source::objects::SERVICE_NAME_LABEL;
 use crate::source::stats::SourceStats;
+pub use faults::Fault;
 use faults::chain;
 pub use split::{ListSplitter, NotAList};
-pub use watch::{Line, Source, read_line};
+pub(crate) use watch::Source;
+pub use watch::{Line, read_line};
 use watch::{Watched, follow};
 
 /// How to reach the API and what to watch.
@@ -38,7 +40,7 @@ pub struct KubeOptions {
 
 /// Connects like kubectl: `--kubeconfig`/`--context` if given, else `KUBECONFIG` or
 /// `~/.kube/config`, else the in-cluster service account.
-pub async fn connect(options: &KubeOptions) -> Result<Client, String> {
+pub(crate) async fn connect(options: &KubeOptions) -> Result<Client, String> {
     let config_options = KubeConfigOptions {
         context: options.context.clone(),
         ..KubeConfigOptions::default()
@@ -107,7 +109,7 @@ fn has_context(kubeconfig: &Kubeconfig, context: Option<&str>, place: &str) -> R
 
 /// Starts a watch of every resource in every scope; they run until the cluster state stops
 /// listening, counting what they do in `stats`. Returns their tasks and what they share.
-pub fn spawn_watchers(
+pub(crate) fn spawn_watchers(
     client: Client,
     options: &KubeOptions,
     events: mpsc::Sender<ClusterEvent>,

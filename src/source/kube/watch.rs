@@ -34,13 +34,13 @@ use crate::source::stats::SourceStats;
 /// Objects per list page: large pages make the first sync of a big cluster fast.
 const PAGE_SIZE: u32 = 5000;
 /// How long a request may take to be answered (its status and headers).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one list page may take to arrive whole.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The server ends each watch after this long, sending a bookmark two seconds before.
-pub const WATCH_SECONDS: u32 = 20;
+pub(super) const WATCH_SECONDS: u32 = 20;
 /// A watch that brings nothing (no event, no bookmark, no end) for this long is given up.
-pub const WATCH_IDLE: Duration = Duration::from_secs(25);
+pub(super) const WATCH_IDLE: Duration = Duration::from_secs(25);
 /// While the API is unreachable or silent, it is probed this often during the backoff.
 const PROBE_EVERY: Duration = Duration::from_secs(2);
 /// The longest watch line taken: an object larger than this is not a Service, Pod or slice.
@@ -49,7 +49,7 @@ const MAX_LINE: usize = 64 << 20;
 const SKIPS_NAMED: u32 = 5;
 
 /// What every watch of one API server shares.
-pub struct Source {
+pub(crate) struct Source {
     pub client: Client,
     pub events: mpsc::Sender<ClusterEvent>,
     pub outages: Outages,
@@ -61,7 +61,7 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn new(
+    pub(crate) fn new(
         client: Client,
         events: mpsc::Sender<ClusterEvent>,
         watches: usize,
@@ -112,7 +112,7 @@ impl Source {
 }
 
 /// One resource in one scope, as watched.
-pub struct Watched {
+pub(super) struct Watched {
     pub kind: ObjectKind,
     /// The namespace watched; `None`: all.
     pub scope: Option<Arc<str>>,
@@ -258,7 +258,7 @@ enum WatchEnd {
 }
 
 /// Follows `watched` until the cluster state stops listening.
-pub async fn follow(source: Arc<Source>, watched: Watched) {
+pub(super) async fn follow(source: Arc<Source>, watched: Watched) {
     let name = watched.name();
     let mut backoff = Backoff::new();
     let mut skips = SkipLog::new(&name);

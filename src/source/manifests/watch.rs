@@ -21,7 +21,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// being written — `kubectl get ... > file` writes in several pieces — is not served
 /// half-written. Writing a temporary file and renaming it over the old one is still the way
 /// to change it in one step.
-pub const QUIET_PERIOD: Duration = Duration::from_secs(1);
+pub(super) const QUIET_PERIOD: Duration = Duration::from_secs(1);
 
 /// Polls `path` and sends a resync when it has changed and then stayed unchanged for
 /// [`QUIET_PERIOD`]. Invalid content is logged and ignored, so the last good state keeps being

@@ -3,8 +3,8 @@
 # versions.env, from the Go module proxy, into a cache directory named after those versions,
 # and prints the directory. A second run with the same versions builds nothing.
 #
-#   tests/real-cluster/build.sh          # build (or find) the binaries; print their directory
-#   tests/real-cluster/build.sh --pin    # after editing versions.env: rewrite the Go modules
+#   tests/real_cluster/build.sh          # build (or find) the binaries; print their directory
+#   tests/real_cluster/build.sh --pin    # after editing versions.env: rewrite the Go modules
 #
 # The cache is $HDNS_REAL_CLUSTER_CACHE, else ~/.cache/headless-dns/real-cluster.
 set -euo pipefail

@@ -4,9 +4,9 @@
 # line per case, ending with `N passed, M failed`. Exits non-zero if a case fails or if the
 # control plane cannot be built or started (the reason is printed).
 #
-#   tests/real-cluster/run.sh                 # every case
-#   tests/real-cluster/run.sh parity rbac     # the cases whose names contain these words
-#   REAL_CLUSTER_KEEP=1 tests/real-cluster/run.sh   # keep the work directory (logs, certs)
+#   tests/real_cluster/run.sh                 # every case
+#   tests/real_cluster/run.sh parity rbac     # the cases whose names contain these words
+#   REAL_CLUSTER_KEEP=1 tests/real_cluster/run.sh   # keep the work directory (logs, certs)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."
