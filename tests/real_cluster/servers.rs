@@ -153,9 +153,26 @@ pub async fn apply_rbac(client: &Client, objects: &[Value]) -> Result<(), String
 
 /// A token of `account` in `namespace`, from the TokenRequest API.
 pub async fn token(client: &Client, namespace: &str, account: &str) -> Result<String, String> {
+    requested_token(
+        client,
+        namespace,
+        account,
+        serde_json::json!({"expirationSeconds": 7200}),
+    )
+    .await
+}
+
+/// A token of `account` in `namespace` for the TokenRequest `spec` (its lifetime, the object it
+/// is bound to).
+pub async fn requested_token(
+    client: &Client,
+    namespace: &str,
+    account: &str,
+    spec: Value,
+) -> Result<String, String> {
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let request = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                                     "spec": {"expirationSeconds": 7200}});
+                                     "spec": spec});
     let response: Value = api
         .create_subresource("token", account, &PostParams::default(), &request)
         .await

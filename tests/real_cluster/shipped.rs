@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use kube::api::{Api, DeleteParams, PostParams};
-use serde_json::{Value, json};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams};
+use serde_json::json;
 
 use crate::Env;
 use crate::api::{self, PodSpec, ServiceSpec};
@@ -21,6 +21,13 @@ use crate::dns::{Asker, Transport};
 use crate::servers::{self, Server, ready};
 
 const REPOSITORY: &str = env!("CARGO_MANIFEST_DIR");
+/// The sidecar example's header says to apply it so.
+const SIDECAR_APPLY: [&str; 4] = [
+    "apply",
+    "--server-side",
+    "-f",
+    "config/sidecar-example.yaml",
+];
 const BINARY: &str = env!("CARGO_BIN_EXE_headless-dns");
 
 /// The control plane's kubectl as the admin, run from the repository (paths as the README gives
@@ -138,15 +145,7 @@ pub async fn apply_the_shipped_manifests(env: &mut Env) -> Result<String, String
     if kind != "NodePort 30053 30053" {
         return Err(format!("config/kind's Service is {kind:?}"));
     }
-    kubectl(
-        env,
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            "config/sidecar-example.yaml",
-        ],
-    )?;
+    kubectl(env, &SIDECAR_APPLY)?;
     kubectl(
         env,
         &["-n", "sidecar-demo", "get", "pod", "sidecar-example"],
@@ -163,15 +162,7 @@ pub async fn apply_the_shipped_manifests(env: &mut Env) -> Result<String, String
 /// Role, `--namespace sidecar-demo`. The example's Service answers with the example pod's
 /// address, and no permission is found missing.
 pub async fn sidecar_role_is_enough(env: &mut Env) -> Result<String, String> {
-    kubectl(
-        env,
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            "config/sidecar-example.yaml",
-        ],
-    )?;
+    kubectl(env, &SIDECAR_APPLY)?;
     // Play the kubelet: the example pod runs, Ready, at an address.
     let mut pod = PodSpec::new("sidecar-example", "sidecar-example", &["10.244.50.7"]);
     pod.ports.clear();
@@ -241,18 +232,9 @@ async fn bound_token(env: &Env, secret: &str) -> Result<String, String> {
     let secrets: Api<Secret> = Api::namespaced(env.admin.clone(), "headless-dns");
     let created = api::create(&secrets, json!({"metadata": {"name": secret}})).await?;
     let uid = created.metadata.uid.unwrap_or_default();
-    let accounts: Api<ServiceAccount> = Api::namespaced(env.admin.clone(), "headless-dns");
-    let request = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-        "spec": {"expirationSeconds": 3600,
-                 "boundObjectRef": {"apiVersion": "v1", "kind": "Secret", "name": secret, "uid": uid}}});
-    let response: Value = accounts
-        .create_subresource("token", "headless-dns", &PostParams::default(), &request)
-        .await
-        .map_err(|e| e.to_string())?;
-    response["status"]["token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("no token in {response}"))
+    let spec = json!({"expirationSeconds": 3600,
+                      "boundObjectRef": {"apiVersion": "v1", "kind": "Secret", "name": secret, "uid": uid}});
+    servers::requested_token(&env.admin, "headless-dns", "headless-dns", spec).await
 }
 
 /// headless-dns in a private mount namespace where the account's files are at the in-cluster
