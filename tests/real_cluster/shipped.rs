@@ -348,6 +348,12 @@ pub async fn in_cluster_token_rotated(env: &mut Env) -> Result<String, String> {
     tokio::time::sleep(Duration::from_secs(65)).await;
     const REFUSED: &str = "headless_dns_kubernetes_api_errors_total{cause=\"unauthorized\"}";
     const RESTARTS: &str = "headless_dns_kubernetes_watch_restarts_total";
+    // An outage the revoked token caused before the re-read ends once every watch that failed
+    // is answered again (they back off up to 30 s).
+    wait_for(Duration::from_secs(90), "the source to catch up", || {
+        metric(&server, "headless_dns_seconds_behind_source") == Some(0.0)
+    })
+    .map_err(|e| format!("{e}: {}", server.process.tail(5)))?;
     let refused_before = metric(&server, REFUSED).unwrap_or(0.0);
     let restarts_before = metric(&server, RESTARTS).ok_or("no watch restarts in /metrics")?;
     // Every watch (4 kinds) made again after that, each with the token now in the file.
