@@ -1,6 +1,12 @@
 //! What each question gets: a name resolved to what it holds (or to its absence), then the
 //! records of the answer, CNAMEs followed within the zone, and the SOA of negative answers.
 //! Plain functions over the view: no sockets, no async, no locks.
+//!
+//! The rules produce records as descriptions borrowed from the view ([`Owner`], [`Data`]),
+//! handed to a [`Sink`] in the order they are answered: the wire writer
+//! ([`crate::server::wire`]) spells them straight into a message, and [`answer`] makes them
+//! hickory records — for hickory's encoder, the reference the writer's bytes are checked
+//! against, and for transfers and explanations. One set of rules, two ways of spelling them.
 
 use std::net::IpAddr;
 
@@ -13,7 +19,8 @@ use crate::dns::view::{Endpoint, ServiceView, View};
 use crate::dns::zone::{Apex, PodRecords, SCHEMA_VERSION, Zone, parse_dashed};
 use crate::records::{Addresses, ServiceKind};
 
-/// A complete answer, ready to be put on the wire.
+/// A complete answer as hickory records: for hickory's encoder (the reference the wire writer is
+/// checked against, and the path of rare messages), transfers and explanations.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Reply {
     pub rcode: ResponseCode,
@@ -21,34 +28,101 @@ pub(crate) struct Reply {
     pub answers: Vec<Record>,
     pub authority: Vec<Record>,
     pub additionals: Vec<Record>,
+    /// The name (lower case) an empty or negative answer is about: the question's, or the
+    /// in-zone CNAME target its chain ended at (see [`Outcome::empty_at`]).
+    pub empty_at: Option<Name>,
 }
 
-impl Reply {
-    fn refused() -> Self {
-        Self {
-            rcode: ResponseCode::Refused,
-            ..Self::default()
-        }
-    }
+/// A name in an answer, as the rules know it; spelled only when it is written out.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Owner<'a> {
+    /// The question's name, as asked (its case kept).
+    Asked,
+    /// A name the view holds: an ExternalName's target, followed within the zone.
+    Held(&'a Name),
+    /// `[<label>.]<service>.<namespace>.svc.<zone>`.
+    Service {
+        key: ServiceName<'a>,
+        label: Option<&'a str>,
+    },
+    /// `ns.dns.<zone>`.
+    Nameserver,
+    /// A zone's apex.
+    Apex(Apex),
+}
+
+/// A record's type and data, as the rules know it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Data<'a> {
+    /// A or AAAA.
+    Address(IpAddr),
+    Cname(&'a Name),
+    Srv {
+        weight: u16,
+        port: u16,
+        target: Owner<'a>,
+    },
+    Ptr(Owner<'a>),
+    /// The schema version, `dns-version.<zone>`'s TXT.
+    Version,
+    /// The zone's SOA (serial from the view, timers from the zone).
+    Soa,
+    /// `ns.dns.<zone>`, the NS of every apex.
+    Ns,
+}
+
+/// The section of the message a record goes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Section {
+    Answer,
+    Authority,
+    Additional,
+}
+
+/// Takes an answer's records as the rules produce them, in answer order. A record borrows
+/// from the view and the question; a sink spells or copies what it keeps.
+pub(crate) trait Sink {
+    fn record(&mut self, section: Section, owner: Owner<'_>, data: Data<'_>);
+}
+
+/// The name an empty or negative answer is about.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum About<'a> {
+    Question,
+    /// An in-zone CNAME target a chain ended at.
+    Target(&'a Name),
+}
+
+/// What a question got besides its records.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Outcome<'a> {
+    pub rcode: ResponseCode,
+    pub authoritative: bool,
+    /// What an empty or negative answer is about; `None` when the answer ends with what was
+    /// asked for.
+    pub empty_at: Option<About<'a>>,
+    /// Records in the answer section.
+    pub answers: usize,
 }
 
 /// What a name in our zones is, once it is known to exist.
-pub(crate) enum Node<'a> {
+pub(crate) enum Node<'v, 'q> {
     Apex,
     ReverseApex,
     Version,
     /// A name whose only records are addresses; none for a name that exists but holds no records
     /// of its own (`svc.<zone>`, `<ns>.svc.<zone>`, ...).
-    Addresses(AddressSet<'a>),
-    Alias(&'a Name),
+    Addresses(AddressSet<'v>),
+    Alias(&'v Name),
     /// SRV records of one port (`_<port>._<proto>.<svc>`), or of every port (the Service's
     /// own name, as CoreDNS answers it).
     Srv {
-        key: ServiceName<'a>,
-        service: &'a ServiceView,
+        key: ServiceName<'q>,
+        service: &'v ServiceView,
         port: Option<usize>,
     },
-    Pointers(Vec<Name>),
+    /// The reverse name of an address some Service or endpoint holds.
+    Pointers(IpAddr),
 }
 
 /// The addresses a name answers A and AAAA questions with.
@@ -88,7 +162,7 @@ impl AddressSet<'_> {
 }
 
 /// Where a question leads, before any record is built.
-pub(crate) enum Resolution<'a> {
+pub(crate) enum Resolution<'v, 'q> {
     /// Not ours to answer: another zone or class, or a zone transfer.
     Refused,
     /// No complete state yet: nothing is known to be absent.
@@ -96,10 +170,10 @@ pub(crate) enum Resolution<'a> {
     /// The name does not exist in the zone `Apex`.
     NoSuchName(Apex),
     /// The name exists in the zone `Apex`.
-    Exists(Node<'a>, Apex),
+    Exists(Node<'v, 'q>, Apex),
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct ServiceName<'a> {
     namespace: &'a str,
     name: &'a str,
@@ -108,12 +182,8 @@ pub(crate) struct ServiceName<'a> {
 /// CNAMEs followed within the zone for one question; a longer chain ends after this many.
 pub(crate) const MAX_CNAME_CHAIN: usize = 8;
 
-/// Answers one question. `lower` is the question name in lower case (for matching), `asked` as it
-/// was asked (answers keep its case).
-///
-/// An ExternalName Service whose target lies in the zone is followed there, as an authoritative
-/// server does (RFC 1034 §4.3.2): the CNAME, then what the target answers, its rcode included
-/// (RFC 6604). A chain ends at a name it has already passed, or after [`MAX_CNAME_CHAIN`].
+/// Answers one question with hickory records. `lower` is the question name in lower case (for
+/// matching), `asked` as it was asked (answers keep its case). See [`walk`].
 pub(crate) fn answer(
     view: &View,
     zone: &Zone,
@@ -122,77 +192,254 @@ pub(crate) fn answer(
     qtype: RecordType,
     qclass: DNSClass,
 ) -> Reply {
-    let mut reply = Reply {
-        authoritative: true,
-        ..Reply::default()
+    let mut buffer = [&[][..]; MAX_LABELS];
+    let labels = labels_of(lower, &mut buffer);
+    let mut records = Records {
+        zone,
+        view,
+        asked,
+        reply: Reply::default(),
     };
-    let Some(mut target) = answer_name(view, zone, lower, asked, qtype, qclass, &mut reply) else {
-        return reply;
-    };
-    let mut passed = vec![lower.clone()];
-    while passed.len() < MAX_CNAME_CHAIN {
-        let lower = target.to_lowercase();
-        if passed.contains(&lower) {
-            break;
-        }
-        let next = answer_name(view, zone, &lower, &target, qtype, qclass, &mut reply);
-        match next {
-            Some(next) => {
-                passed.push(lower);
-                target = next;
-            }
-            None => break,
-        }
-    }
+    let outcome = walk(view, zone, labels, qtype, qclass, None, &mut records);
+    let mut reply = records.reply;
+    reply.rcode = outcome.rcode;
+    reply.authoritative = outcome.authoritative;
+    reply.empty_at = outcome.empty_at.map(|about| match about {
+        About::Question => lower.clone(),
+        About::Target(target) => target.to_lowercase(),
+    });
     reply
 }
 
-/// Adds what the name `lower` (asked as `owner`) holds for `qtype` to `reply`; returns the
-/// target of a CNAME it added that is to be followed within the zone.
-fn answer_name(
-    view: &View,
-    zone: &Zone,
-    lower: &Name,
-    owner: &Name,
+/// Makes hickory records of what the rules answer.
+struct Records<'z> {
+    zone: &'z Zone,
+    view: &'z View,
+    asked: &'z Name,
+    reply: Reply,
+}
+
+impl Sink for Records<'_> {
+    fn record(&mut self, section: Section, owner: Owner<'_>, data: Data<'_>) {
+        let zone = self.zone;
+        let name = |owner: Owner<'_>| spelled(zone, owner, self.asked);
+        let rdata = match data {
+            Data::Address(IpAddr::V4(v4)) => RData::A(A(v4)),
+            Data::Address(IpAddr::V6(v6)) => RData::AAAA(AAAA(v6)),
+            Data::Cname(target) => RData::CNAME(CNAME(target.clone())),
+            Data::Srv {
+                weight,
+                port,
+                target,
+            } => RData::SRV(SRV::new(0, weight, port, name(target))),
+            Data::Ptr(target) => RData::PTR(PTR(name(target))),
+            Data::Version => RData::TXT(TXT::new(vec![SCHEMA_VERSION.into()])),
+            Data::Soa => soa_data(self.view, zone),
+            Data::Ns => RData::NS(NS(zone.nameserver().clone())),
+        };
+        let record = Record::from_rdata(name(owner), zone.ttl, rdata);
+        match section {
+            Section::Answer => self.reply.answers.push(record),
+            Section::Authority => self.reply.authority.push(record),
+            Section::Additional => self.reply.additionals.push(record),
+        }
+    }
+}
+
+/// `owner` spelled out as a name (`asked`: the question's).
+pub(crate) fn spelled(zone: &Zone, owner: Owner<'_>, asked: &Name) -> Name {
+    match owner {
+        Owner::Asked => asked.clone(),
+        Owner::Held(name) => name.clone(),
+        Owner::Service { key, label } => {
+            let labels = label.into_iter().chain([key.name, key.namespace, "svc"]);
+            Name::from_labels(labels.map(str::as_bytes))
+                .and_then(|n| n.append_domain(&zone.origin))
+                // A Service's names fit: its labels are DNS labels, and the view keeps no
+                // name that would pass 255 bytes (see `service_fits`).
+                .unwrap_or_else(|_| zone.origin.clone())
+        }
+        Owner::Nameserver => zone.nameserver().clone(),
+        Owner::Apex(apex) => zone.apex(apex).clone(),
+    }
+}
+
+/// Whether `[<label>.]<service>.<namespace>.svc.<zone>` stays within 255 bytes on the wire.
+fn service_fits(zone: &Zone, key: ServiceName<'_>, label: Option<&str>) -> bool {
+    let mut length = 1 + zone.origin.len();
+    for part in label.into_iter().chain([key.name, key.namespace, "svc"]) {
+        length += 1 + part.len();
+    }
+    length <= 255
+}
+
+/// What `labels` (a question's name in lower case, leftmost first) gets for `qtype`, handed to
+/// `sink` record by record; `only`, if given, limits the records to one section.
+///
+/// An ExternalName Service whose target lies in the zone is followed there, as an authoritative
+/// server does (RFC 1034 §4.3.2): the CNAME, then what the target answers, its rcode included
+/// (RFC 6604). A chain ends at a name it has already passed, or after [`MAX_CNAME_CHAIN`].
+pub(crate) fn walk<'a>(
+    view: &'a View,
+    zone: &'a Zone,
+    labels: &[&[u8]],
     qtype: RecordType,
     qclass: DNSClass,
-    reply: &mut Reply,
-) -> Option<Name> {
-    let mut buffer = [&[][..]; MAX_LABELS];
-    let labels = labels_of(lower, &mut buffer);
-    let (node, apex) = match resolve(view, zone, labels, qtype, qclass) {
-        Resolution::Refused => {
-            *reply = Reply::refused();
-            return None;
-        }
-        Resolution::NotReady => {
-            *reply = Reply {
-                rcode: ResponseCode::ServFail,
-                ..Reply::default()
-            };
-            return None;
-        }
-        Resolution::NoSuchName(apex) => (None, apex),
-        Resolution::Exists(node, apex) => (Some(node), apex),
+    only: Option<Section>,
+    sink: &mut impl Sink,
+) -> Outcome<'a> {
+    let mut chain = Chain {
+        view,
+        zone,
+        question: labels,
+        qtype,
+        qclass,
+        passed: [None; MAX_CNAME_CHAIN],
+        outcome: Outcome {
+            rcode: ResponseCode::NoError,
+            authoritative: true,
+            empty_at: Some(About::Question),
+            answers: 0,
+        },
     };
-    let before = reply.answers.len();
-    match node {
-        Some(Node::Alias(target)) if follows_aliases(qtype) && zone.origin.zone_of(target) => {
-            let cname = RData::CNAME(CNAME(target.clone()));
-            reply
-                .answers
-                .push(Record::from_rdata(owner.clone(), zone.ttl, cname));
-            return Some(target.clone());
+    let mut filtered = Filtered {
+        only,
+        sink,
+        answers: 0,
+    };
+    chain.link(0, labels, Owner::Asked, &mut filtered);
+    chain.outcome.answers = filtered.answers;
+    chain.outcome
+}
+
+/// One question's answer, link by link of its CNAME chain.
+struct Chain<'a, 'q> {
+    view: &'a View,
+    zone: &'a Zone,
+    question: &'q [&'q [u8]],
+    qtype: RecordType,
+    qclass: DNSClass,
+    /// The targets followed so far.
+    passed: [Option<&'a Name>; MAX_CNAME_CHAIN],
+    outcome: Outcome<'a>,
+}
+
+impl<'a> Chain<'a, '_> {
+    /// Answers the name `labels` (owned by `owner`), the `link`th of the chain, and follows an
+    /// in-zone alias from there.
+    fn link<S: Sink>(
+        &mut self,
+        link: usize,
+        labels: &[&[u8]],
+        owner: Owner<'a>,
+        sink: &mut Filtered<'_, S>,
+    ) {
+        let (view, zone, qtype) = (self.view, self.zone, self.qtype);
+        let before = sink.answers;
+        let (node, apex) = match resolve(view, zone, labels, qtype, self.qclass) {
+            Resolution::Refused => {
+                self.outcome.rcode = ResponseCode::Refused;
+                self.outcome.authoritative = false;
+                return;
+            }
+            Resolution::NotReady => {
+                self.outcome.rcode = ResponseCode::ServFail;
+                self.outcome.authoritative = false;
+                return;
+            }
+            Resolution::NoSuchName(apex) => (None, apex),
+            Resolution::Exists(node, apex) => (Some(node), apex),
+        };
+        let target = match node {
+            Some(Node::Alias(target)) if follows_aliases(qtype) && zone.origin.zone_of(target) => {
+                sink.record(Section::Answer, owner, Data::Cname(target));
+                target
+            }
+            Some(node) => {
+                records(&node, view, zone, owner, qtype, sink);
+                return self.ended(owner, apex, sink.answers > before, sink);
+            }
+            None => {
+                self.outcome.rcode = ResponseCode::NXDomain;
+                return self.ended(owner, apex, false, sink);
+            }
+        };
+        // The alias answered; the answer goes on at its target, unless the chain comes back to
+        // a name it passed or is long enough. Either way, what is left is about the target.
+        self.outcome.empty_at = Some(About::Target(target));
+        let mut lower = [0u8; 255];
+        let mut buffer = [&[][..]; MAX_LABELS];
+        let next = lowercase_labels(target, &mut lower, &mut buffer);
+        let back =
+            next == self.question || self.passed[..link].iter().flatten().any(|p| *p == target);
+        self.passed[link] = Some(target);
+        if !back && link + 1 < MAX_CNAME_CHAIN {
+            self.link(link + 1, next, Owner::Held(target), sink);
         }
-        Some(node) => records(&node, view, zone, owner, qtype, reply),
-        None => reply.rcode = ResponseCode::NXDomain,
     }
-    if reply.answers.len() == before {
-        reply
-            .authority
-            .push(soa(view, zone, zone.apex(apex).clone()));
+
+    /// The chain ends at `owner`: with what it holds, or empty (NXDOMAIN, NODATA: the SOA).
+    fn ended<S: Sink>(
+        &mut self,
+        owner: Owner<'a>,
+        apex: Apex,
+        answered: bool,
+        sink: &mut Filtered<'_, S>,
+    ) {
+        if answered {
+            self.outcome.empty_at = None;
+            return;
+        }
+        sink.record(Section::Authority, Owner::Apex(apex), Data::Soa);
+        self.outcome.empty_at = Some(match owner {
+            Owner::Held(target) => About::Target(target),
+            _ => About::Question,
+        });
     }
-    None
+}
+
+/// The labels of `name` in lower case, written into `lower`; their slices in `buffer`.
+fn lowercase_labels<'b>(
+    name: &Name,
+    lower: &'b mut [u8; 255],
+    buffer: &'b mut [&'b [u8]; MAX_LABELS],
+) -> &'b [&'b [u8]] {
+    let mut ends = [0usize; MAX_LABELS];
+    let (mut at, mut count) = (0, 0);
+    for label in name.iter().take(MAX_LABELS) {
+        let end = (at + label.len()).min(lower.len());
+        for (to, from) in lower[at..end].iter_mut().zip(label) {
+            *to = from.to_ascii_lowercase();
+        }
+        at = end;
+        ends[count] = end;
+        count += 1;
+    }
+    let lower: &'b [u8; 255] = lower;
+    let mut start = 0;
+    for (slot, &end) in buffer.iter_mut().zip(&ends[..count]) {
+        *slot = &lower[start..end];
+        start = end;
+    }
+    &buffer[..count]
+}
+
+/// Passes on the records of one section (or all), counting the answers.
+struct Filtered<'s, S> {
+    only: Option<Section>,
+    sink: &'s mut S,
+    answers: usize,
+}
+
+impl<S: Sink> Sink for Filtered<'_, S> {
+    fn record(&mut self, section: Section, owner: Owner<'_>, data: Data<'_>) {
+        if section == Section::Answer {
+            self.answers += 1;
+        }
+        if self.only.is_none_or(|only| only == section) {
+            self.sink.record(section, owner, data);
+        }
+    }
 }
 
 /// Whether a CNAME is followed for `qtype`: not when the CNAME itself is asked for (`CNAME`,
@@ -202,13 +449,13 @@ fn follows_aliases(qtype: RecordType) -> bool {
 }
 
 /// Decides what a question (its lower-case labels, leftmost first) leads to.
-pub(crate) fn resolve<'a>(
-    view: &'a View,
-    zone: &'a Zone,
-    labels: &[&'a [u8]],
+pub(crate) fn resolve<'v, 'q>(
+    view: &'v View,
+    zone: &'v Zone,
+    labels: &[&'q [u8]],
     qtype: RecordType,
     qclass: DNSClass,
-) -> Resolution<'a> {
+) -> Resolution<'v, 'q> {
     let question = classify(zone, labels);
     if question == Question::OutOfZone || qclass != DNSClass::IN {
         return Resolution::Refused;
@@ -236,12 +483,12 @@ pub(crate) fn resolve<'a>(
 
 /// Resolves a question to the node it names, or `None` when the name does not exist. `qtype`
 /// only picks what a Service's own name holds: addresses, or SRV records of all its ports.
-fn find<'a>(
-    view: &'a View,
-    zone: &'a Zone,
-    question: Question<'a>,
+fn find<'v, 'q>(
+    view: &'v View,
+    zone: &'v Zone,
+    question: Question<'q>,
     qtype: RecordType,
-) -> Option<Node<'a>> {
+) -> Option<Node<'v, 'q>> {
     let pods_enabled = zone.pod_records != PodRecords::Disabled;
     let empty = Node::Addresses(AddressSet::NONE);
     Some(match question {
@@ -318,8 +565,9 @@ fn find<'a>(
         Question::ReverseApex(_) => Node::ReverseApex,
         Question::ReverseOther(_) => return None,
         Question::Reverse(ip, _) => {
-            let names = pointer_targets(view, zone, ip);
-            (!names.is_empty()).then_some(Node::Pointers(names))?
+            let mut any = false;
+            pointer_targets(view, zone, ip, |_| any = true);
+            any.then_some(Node::Pointers(ip))?
         }
     })
 }
@@ -364,61 +612,51 @@ fn srv_capable<'v>(view: &'v View, namespace: &str, name: &str) -> Option<&'v Se
     }
 }
 
-/// Every name that holds `ip`: cluster IPs name their Service, pod IPs each of their names.
-fn pointer_targets(view: &View, zone: &Zone, ip: IpAddr) -> Vec<Name> {
-    let mut names = Vec::new();
+/// Every name that holds `ip`: cluster IPs name their Service, pod IPs each of their names
+/// (those that fit in a name).
+fn pointer_targets(view: &View, zone: &Zone, ip: IpAddr, mut found: impl FnMut(Owner<'_>)) {
     for (namespace, name) in view.services_at(ip) {
         let Some(service) = view.service(namespace, name) else {
             continue;
         };
-        let name = ServiceName { namespace, name };
+        let key = ServiceName { namespace, name };
         if let ServiceKind::ClusterIp(ips) = &service.kind
             && ips.contains(&ip)
+            && service_fits(zone, key, None)
         {
-            names.extend(service_name(zone, name, None));
+            found(Owner::Service { key, label: None });
         }
         for endpoint in service.endpoints.iter().filter(|e| e.ips.contains(ip)) {
-            names.extend(service_name(zone, name, Some(&endpoint.label)));
+            let label = Some(&*endpoint.label);
+            if service_fits(zone, key, label) {
+                found(Owner::Service { key, label });
+            }
         }
     }
-    names
 }
 
-/// `[<label>.]<service>.<namespace>.svc.<zone>`; `None` only if it would exceed 255 bytes.
-fn service_name(zone: &Zone, service: ServiceName<'_>, label: Option<&str>) -> Option<Name> {
-    let labels = label
-        .into_iter()
-        .chain([service.name, service.namespace, "svc"]);
-    Name::from_labels(labels.map(str::as_bytes))
-        .and_then(|n| n.append_domain(&zone.origin))
-        .ok()
-}
-
-/// Fills `reply` with the records of `node` for `qtype` (none: NODATA).
+/// Hands `sink` the records of `node` (owned by `owner`) for `qtype`; none: NODATA.
 fn records(
-    node: &Node<'_>,
+    node: &Node<'_, '_>,
     view: &View,
     zone: &Zone,
-    owner: &Name,
+    owner: Owner<'_>,
     qtype: RecordType,
-    reply: &mut Reply,
+    sink: &mut impl Sink,
 ) {
-    let ttl = zone.ttl;
-    let record = |rdata: RData| Record::from_rdata(owner.clone(), ttl, rdata);
     let any = qtype == RecordType::ANY;
-    let answers = &mut reply.answers;
-    match node {
+    match *node {
         Node::Apex | Node::ReverseApex => {
             if any || qtype == RecordType::SOA {
-                answers.push(soa(view, zone, owner.clone()));
+                sink.record(Section::Answer, owner, Data::Soa);
             }
             if any || qtype == RecordType::NS {
-                answers.push(record(RData::NS(NS(zone.nameserver().clone()))));
+                sink.record(Section::Answer, owner, Data::Ns);
                 if let Some(ip) = zone.ns_address {
                     push_addresses(
-                        &mut reply.additionals,
-                        zone.nameserver(),
-                        ttl,
+                        sink,
+                        Section::Additional,
+                        Owner::Nameserver,
                         AddressSet::One(ip),
                         RecordType::ANY,
                     );
@@ -427,19 +665,21 @@ fn records(
         }
         Node::Version => {
             if any || qtype == RecordType::TXT {
-                answers.push(record(RData::TXT(TXT::new(vec![SCHEMA_VERSION.into()]))));
+                sink.record(Section::Answer, owner, Data::Version);
             }
         }
-        Node::Addresses(set) => push_addresses(answers, owner, ttl, *set, qtype),
-        Node::Alias(target) => answers.push(record(RData::CNAME(CNAME((*target).clone())))),
+        Node::Addresses(set) => push_addresses(sink, Section::Answer, owner, set, qtype),
+        Node::Alias(target) => sink.record(Section::Answer, owner, Data::Cname(target)),
         Node::Srv { key, service, port } => {
             if any || qtype == RecordType::SRV {
-                srv_records(zone, *key, service, *port, owner, reply);
+                srv_records(zone, key, service, port, owner, sink);
             }
         }
-        Node::Pointers(names) => {
+        Node::Pointers(ip) => {
             if any || qtype == RecordType::PTR {
-                answers.extend(names.iter().map(|n| record(RData::PTR(PTR(n.clone())))));
+                pointer_targets(view, zone, ip, |target| {
+                    sink.record(Section::Answer, owner, Data::Ptr(target));
+                });
             }
         }
     }
@@ -447,75 +687,89 @@ fn records(
 
 /// One SRV per target and port: the Service name for a ClusterIP Service, each endpoint for a
 /// headless one; of the port `port`, or of every port. The targets' addresses go in the
-/// additional section. Weights split 100 evenly among the records sent.
-fn srv_records(
+/// additional section, once per target. Weights split 100 evenly among the records sent.
+fn srv_records<'a>(
     zone: &Zone,
-    key: ServiceName<'_>,
-    service: &ServiceView,
+    key: ServiceName<'a>,
+    service: &'a ServiceView,
     port: Option<usize>,
-    owner: &Name,
-    reply: &mut Reply,
+    owner: Owner<'_>,
+    sink: &mut impl Sink,
 ) {
-    let ttl = zone.ttl;
     let ports = match port {
         Some(index) => index..index + 1,
         None => 0..service.ports.len(),
     };
-    let mut targets: Vec<(Name, u16, AddressSet)> = Vec::new();
-    for port_index in ports {
-        match &service.kind {
-            ServiceKind::ClusterIp(ips) => {
-                let (ips, number) = (AddressSet::List(ips), service.ports[port_index].port);
-                targets.extend(service_name(zone, key, None).map(|n| (n, number, ips)));
-            }
-            _ => {
-                for (position, endpoint) in service.endpoints.iter().enumerate() {
-                    let Some(number) = service.endpoint_port(port_index, position) else {
-                        continue;
-                    };
-                    if let Some(name) = service_name(zone, key, Some(&endpoint.label)) {
-                        targets.push((name, number, AddressSet::Endpoint(&endpoint.ips)));
+    // Each target with its port, and whether it is the target's first record (its addresses go
+    // with that one).
+    let each = |found: &mut dyn FnMut(Owner<'a>, u16, AddressSet<'a>, bool)| {
+        for port_index in ports.clone() {
+            match &service.kind {
+                ServiceKind::ClusterIp(ips) => {
+                    if service_fits(zone, key, None) {
+                        let target = Owner::Service { key, label: None };
+                        let first = port_index == ports.start;
+                        found(
+                            target,
+                            service.ports[port_index].port,
+                            AddressSet::List(ips),
+                            first,
+                        );
+                    }
+                }
+                _ => {
+                    for (position, endpoint) in service.endpoints.iter().enumerate() {
+                        let Some(number) = service.endpoint_port(port_index, position) else {
+                            continue;
+                        };
+                        let label = Some(&*endpoint.label);
+                        if !service_fits(zone, key, label) {
+                            continue;
+                        }
+                        let first = (ports.start..port_index)
+                            .all(|earlier| service.endpoint_port(earlier, position).is_none());
+                        let target = Owner::Service { key, label };
+                        found(target, number, AddressSet::Endpoint(&endpoint.ips), first);
                     }
                 }
             }
         }
-    }
-    let weight = u16::try_from(100 / targets.len().max(1))
-        .unwrap_or(1)
-        .max(1);
-    for (i, (target, number, ips)) in targets.iter().enumerate() {
-        // A target named for several ports has its addresses listed once.
-        if !targets[..i].iter().any(|(earlier, ..)| earlier == target) {
-            push_addresses(&mut reply.additionals, target, ttl, *ips, RecordType::ANY);
+    };
+    let mut count = 0usize;
+    each(&mut |_, _, _, _| count += 1);
+    let weight = u16::try_from(100 / count.max(1)).unwrap_or(1).max(1);
+    each(&mut |target, port, ips, first| {
+        if first {
+            push_addresses(sink, Section::Additional, target, ips, RecordType::ANY);
         }
-        let srv = SRV::new(0, weight, *number, target.clone());
-        reply
-            .answers
-            .push(Record::from_rdata(owner.clone(), ttl, RData::SRV(srv)));
-    }
+        sink.record(
+            Section::Answer,
+            owner,
+            Data::Srv {
+                weight,
+                port,
+                target,
+            },
+        );
+    });
 }
 
 /// A and/or AAAA records for the addresses of the asked family (`ANY`: both).
 fn push_addresses(
-    out: &mut Vec<Record>,
-    owner: &Name,
-    ttl: u32,
+    sink: &mut impl Sink,
+    section: Section,
+    owner: Owner<'_>,
     set: AddressSet<'_>,
     qtype: RecordType,
 ) {
-    set.for_each_of_type(qtype, |ip| {
-        let rdata = match ip {
-            IpAddr::V4(v4) => RData::A(A(v4)),
-            IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
-        };
-        out.push(Record::from_rdata(owner.clone(), ttl, rdata));
-    });
+    set.for_each_of_type(qtype, |ip| sink.record(section, owner, Data::Address(ip)));
 }
 
-fn soa(view: &View, zone: &Zone, owner: Name) -> Record {
+/// The zone's SOA record data: serial from the view, timers from the zone.
+fn soa_data(view: &View, zone: &Zone) -> RData {
     let [refresh, retry, expire, minimum] = zone.soa_timers();
     let seconds = |s: u32| i32::try_from(s).unwrap_or(i32::MAX);
-    let soa = SOA::new(
+    RData::SOA(SOA::new(
         zone.nameserver().clone(),
         zone.hostmaster().clone(),
         view.serial(),
@@ -523,6 +777,5 @@ fn soa(view: &View, zone: &Zone, owner: Name) -> Record {
         seconds(retry),
         seconds(expire),
         minimum,
-    );
-    Record::from_rdata(owner, zone.ttl, RData::SOA(soa))
+    ))
 }

@@ -12,8 +12,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::CNAME;
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{Name, RecordType};
 
 use crate::dns::answer::{self, Reply};
 use crate::dns::diagnosis::{HeldBack, Stray, StrayWhy};
@@ -790,45 +789,30 @@ pub(crate) fn for_reply(
     qtype: RecordType,
     reply: &Reply,
 ) -> Option<Explanation> {
-    let about = empty_at(view, zone, lower, qtype, reply)?;
+    let about = reply.empty_at.as_ref()?;
     let mut buffer = [&[][..]; MAX_LABELS];
-    let labels = labels_of(&about, &mut buffer);
-    Some(explain(view, zone, labels, qtype, false))
-}
-
-/// The name (lower case) an empty or negative `reply` is about: the question's, or the last
-/// CNAME target within the zone; `None` when the reply has what was asked for.
-fn empty_at(
-    view: &View,
-    zone: &Zone,
-    lower: &Name,
-    qtype: RecordType,
-    reply: &Reply,
-) -> Option<Name> {
-    let empty = match reply.rcode {
-        ResponseCode::NXDomain | ResponseCode::NoError => true,
-        ResponseCode::ServFail => !view.synced(),
-        // Outside our zones; not a zone transfer over UDP, which is in them.
-        ResponseCode::Refused => {
-            let mut buffer = [&[][..]; MAX_LABELS];
-            classify(zone, labels_of(lower, &mut buffer)) == Question::OutOfZone
-        }
-        _ => false,
-    };
-    if !empty {
+    if !tells_why(view, zone, labels_of(lower, &mut buffer), reply.rcode) {
         return None;
     }
-    match reply.answers.last() {
-        None => Some(lower.clone()),
-        Some(record) => match &record.data {
-            RData::CNAME(CNAME(target))
-                if !matches!(qtype, RecordType::CNAME | RecordType::ANY)
-                    && zone.origin.zone_of(target) =>
-            {
-                Some(target.to_lowercase())
-            }
-            _ => None,
-        },
+    let mut buffer = [&[][..]; MAX_LABELS];
+    Some(explain(
+        view,
+        zone,
+        labels_of(about, &mut buffer),
+        qtype,
+        false,
+    ))
+}
+
+/// Whether an empty answer with `rcode` to the question `labels` (lower case) has a reason to
+/// give: NXDOMAIN and NODATA, SERVFAIL before the first complete state, and a refusal of a name
+/// outside our zones (not a zone transfer over UDP, nor another class, which are in them).
+pub(crate) fn tells_why(view: &View, zone: &Zone, labels: &[&[u8]], rcode: ResponseCode) -> bool {
+    match rcode {
+        ResponseCode::NXDomain | ResponseCode::NoError => true,
+        ResponseCode::ServFail => !view.synced(),
+        ResponseCode::Refused => classify(zone, labels) == Question::OutOfZone,
+        _ => false,
     }
 }
 
@@ -887,7 +871,11 @@ pub(crate) fn report(view: &View, zone: &Zone, name: &Name, qtype: RecordType) -
         qtype,
         hickory_proto::rr::DNSClass::IN,
     );
-    let about = empty_at(view, zone, &lower, qtype, &reply);
+    let mut buffer = [&[][..]; MAX_LABELS];
+    let about = reply
+        .empty_at
+        .clone()
+        .filter(|_| tells_why(view, zone, labels_of(&lower, &mut buffer), reply.rcode));
     let explained = about.as_ref().unwrap_or(&lower);
     let mut buffer = [&[][..]; MAX_LABELS];
     let labels = labels_of(explained, &mut buffer);
