@@ -103,6 +103,12 @@ pub(crate) struct Outcome<'a> {
     pub empty_at: Option<About<'a>>,
     /// Records in the answer section.
     pub answers: usize,
+    /// The CNAMEs the answer section starts with.
+    pub aliases: usize,
+    /// Records in the additional section.
+    pub additionals: usize,
+    /// The apex whose SOA is the authority section (a negative answer's).
+    pub soa: Option<Apex>,
 }
 
 /// What a name in our zones is, once it is known to exist.
@@ -177,6 +183,16 @@ pub(crate) enum Resolution<'v, 'q> {
 pub(crate) struct ServiceName<'a> {
     namespace: &'a str,
     name: &'a str,
+}
+
+impl<'a> ServiceName<'a> {
+    pub(crate) fn namespace(&self) -> &'a str {
+        self.namespace
+    }
+
+    pub(crate) fn name(&self) -> &'a str {
+        self.name
+    }
 }
 
 /// CNAMEs followed within the zone for one question; a longer chain ends after this many.
@@ -300,15 +316,22 @@ pub(crate) fn walk<'a>(
             authoritative: true,
             empty_at: Some(About::Question),
             answers: 0,
+            aliases: 0,
+            additionals: 0,
+            soa: None,
         },
     };
     let mut filtered = Filtered {
         only,
         sink,
         answers: 0,
+        aliases: 0,
+        additionals: 0,
     };
     chain.link(0, labels, Owner::Asked, &mut filtered);
     chain.outcome.answers = filtered.answers;
+    chain.outcome.aliases = filtered.aliases;
+    chain.outcome.additionals = filtered.additionals;
     chain.outcome
 }
 
@@ -391,6 +414,7 @@ impl<'a> Chain<'a, '_> {
             return;
         }
         sink.record(Section::Authority, Owner::Apex(apex), Data::Soa);
+        self.outcome.soa = Some(apex);
         self.outcome.empty_at = Some(match owner {
             Owner::Held(target) => About::Target(target),
             _ => About::Question,
@@ -424,17 +448,26 @@ fn lowercase_labels<'b>(
     &buffer[..count]
 }
 
-/// Passes on the records of one section (or all), counting the answers.
+/// Passes on the records of one section (or all), counting them all.
 struct Filtered<'s, S> {
     only: Option<Section>,
     sink: &'s mut S,
     answers: usize,
+    aliases: usize,
+    additionals: usize,
 }
 
 impl<S: Sink> Sink for Filtered<'_, S> {
     fn record(&mut self, section: Section, owner: Owner<'_>, data: Data<'_>) {
-        if section == Section::Answer {
-            self.answers += 1;
+        match section {
+            Section::Answer => {
+                if self.aliases == self.answers && matches!(data, Data::Cname(_)) {
+                    self.aliases += 1;
+                }
+                self.answers += 1;
+            }
+            Section::Additional => self.additionals += 1,
+            Section::Authority => {}
         }
         if self.only.is_none_or(|only| only == section) {
             self.sink.record(section, owner, data);

@@ -19,7 +19,7 @@ use crate::dns::zone::Zone;
 use crate::message::{MAX_UDP_PAYLOAD, udp_limit};
 use crate::server::responder::Responder;
 use crate::server::truncation::Prepared;
-use crate::server::wire::{self, WireZone};
+use crate::server::wire::{self, Transport, WireZone};
 use crate::transfer::tsig::{self, ResponseSigner, Signature, TsigKey};
 use crate::transfer::{self, Transfer, TransferPolicy};
 
@@ -55,9 +55,37 @@ impl Handler {
         Transfer::new(self.view.load_full(), self.zone.clone(), request)
     }
 
-    /// Answers a plain UDP query straight into `out`; `false` when it needs [`Handler::respond`].
-    pub fn answer_directly(&self, datagram: &[u8], out: &mut Vec<u8>) -> bool {
-        wire::answer(&self.view.load(), &self.zone, &self.wire, datagram, out)
+    /// Writes the answer to a query received over `protocol` straight into `out` (the wire
+    /// writer, [`wire`]); `false` when the message is one it leaves to [`Handler::respond`].
+    pub fn answer_directly(&self, message: &[u8], protocol: Protocol, out: &mut Vec<u8>) -> bool {
+        let transport = match protocol {
+            Protocol::Udp => Transport::Udp,
+            _ => Transport::Tcp,
+        };
+        wire::answer(
+            &self.view.load(),
+            &self.zone,
+            &self.wire,
+            message,
+            transport,
+            out,
+        )
+    }
+
+    /// Writes the response to any message: a query by the wire writer, what it leaves (other
+    /// opcodes, signed messages, malformed ones) by hickory ([`Handler::respond`]).
+    pub fn answer(
+        &self,
+        message: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if self.answer_directly(message, protocol, out) {
+            return true;
+        }
+        out.clear();
+        self.respond(message, src, protocol, out)
     }
 
     /// Encodes the response to one message into `out`: hickory parses, [`Handler::prepare`]
@@ -257,22 +285,14 @@ fn encode(
 }
 
 impl Responder for Handler {
-    fn answer_datagram(&self, datagram: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
-        if self.answer_directly(datagram, out) {
-            return true;
-        }
-        out.clear();
-        self.respond(datagram, src, Protocol::Udp, out)
-    }
-
-    fn respond(
+    fn answer(
         &self,
         message: &[u8],
         src: SocketAddr,
         protocol: Protocol,
         out: &mut Vec<u8>,
     ) -> bool {
-        Handler::respond(self, message, src, protocol, out)
+        Handler::answer(self, message, src, protocol, out)
     }
 
     fn transfer(&self, message: &[u8], src: SocketAddr) -> Option<Transfer> {

@@ -157,11 +157,7 @@ mod tests {
     struct Fragile;
 
     impl Responder for Fragile {
-        fn answer_datagram(&self, datagram: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
-            self.respond(datagram, src, Protocol::Udp, out)
-        }
-
-        fn respond(&self, message: &[u8], _: SocketAddr, _: Protocol, out: &mut Vec<u8>) -> bool {
+        fn answer(&self, message: &[u8], _: SocketAddr, _: Protocol, out: &mut Vec<u8>) -> bool {
             assert_ne!(message.first(), Some(&0xEE), "injected panic");
             out.extend_from_slice(message);
             true

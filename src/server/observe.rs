@@ -61,13 +61,7 @@ impl<R> Observed<R> {
 }
 
 impl<R: Responder> Responder for Observed<R> {
-    fn answer_datagram(&self, datagram: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
-        self.observed(Protocol::Udp, src, datagram, out, |out| {
-            self.inner.answer_datagram(datagram, src, out)
-        })
-    }
-
-    fn respond(
+    fn answer(
         &self,
         message: &[u8],
         src: SocketAddr,
@@ -75,7 +69,7 @@ impl<R: Responder> Responder for Observed<R> {
         out: &mut Vec<u8>,
     ) -> bool {
         self.observed(protocol, src, message, out, |out| {
-            self.inner.respond(message, src, protocol, out)
+            self.inner.answer(message, src, protocol, out)
         })
     }
 

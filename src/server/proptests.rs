@@ -171,7 +171,7 @@ proptest! {
             let limit = edns.map_or(512, |(size, _)| usize::from(size.clamp(512, 1232)));
             prop_assert!(general.len() <= limit, "{} bytes over {limit}", general.len());
             let mut direct = Vec::new();
-            if handler.answer_directly(&datagram, &mut direct) {
+            if handler.answer_directly(&datagram, Protocol::Udp, &mut direct) {
                 prop_assert_eq!(&direct, &general, "{:?}", message.queries);
             }
         }

@@ -13,12 +13,10 @@ use crate::transfer::Transfer;
 /// What answers DNS messages on every transport: the [`Handler`](crate::server::handler::Handler)
 /// (in the transports' own tests, a stand-in).
 pub(crate) trait Responder: Clone + Send + Sync + 'static {
-    /// A datagram on the UDP fast path: a plain query written straight into wire format, the
-    /// rest by [`Responder::respond`]. `false`: nothing to send.
-    fn answer_datagram(&self, datagram: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool;
-
-    /// Any message, parsed and encoded by hickory (see `Handler::respond`).
-    fn respond(
+    /// Writes the response to one message, received over `protocol`, into `out`: a query
+    /// by the wire writer, anything else by hickory (see `Handler::answer`). `false`: nothing
+    /// to send.
+    fn answer(
         &self,
         message: &[u8],
         src: SocketAddr,
@@ -27,7 +25,7 @@ pub(crate) trait Responder: Clone + Send + Sync + 'static {
     ) -> bool;
 
     /// A zone transfer a client asked for over TCP and may have: its messages, made one at a
-    /// time. `None`: the message is answered by [`Responder::respond`] like any other.
+    /// time. `None`: the message is answered by [`Responder::answer`] like any other.
     fn transfer(&self, _message: &[u8], _src: SocketAddr) -> Option<Transfer> {
         None
     }

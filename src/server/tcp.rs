@@ -166,7 +166,7 @@ async fn serve_connection<R: Responder>(
             continue;
         }
         response.clear();
-        if !contained(|| responder.respond(&message, peer, Protocol::Tcp, &mut response)) {
+        if !contained(|| responder.answer(&message, peer, Protocol::Tcp, &mut response)) {
             continue;
         }
         if !send(&mut writer, &mut frame, &response, peer, idle).await {

@@ -105,7 +105,7 @@ fn serve<R: Responder>(socket: &UdpSocket, responder: &R, stop: &AtomicBool) {
         }
         response.clear();
         let datagram = &datagram[..len];
-        if contained(|| responder.answer_datagram(datagram, src, &mut response))
+        if contained(|| responder.answer(datagram, src, Protocol::Udp, &mut response))
             && let Err(error) = socket.send_to(&response, src)
         {
             debug!(%error, %src, "UDP send failed");
@@ -127,7 +127,7 @@ fn serve<R: Responder>(socket: &UdpSocket, responder: &R, stop: &AtomicBool) {
             }
         }
         batch.answer_all(|datagram, src, response| {
-            contained(|| responder.answer_datagram(datagram, src, response))
+            contained(|| responder.answer(datagram, src, Protocol::Udp, response))
         });
         batch.send(socket);
     }
@@ -323,7 +323,7 @@ async fn serve_async<R: Responder>(socket: tokio::net::UdpSocket, responder: R) 
         }
         response.clear();
         let message = &datagram[..len];
-        if contained(|| responder.respond(message, src, Protocol::Udp, &mut response))
+        if contained(|| responder.answer(message, src, Protocol::Udp, &mut response))
             && let Err(error) = socket.send_to(&response, src).await
         {
             debug!(%error, %src, "UDP send failed");
