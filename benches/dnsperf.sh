@@ -6,12 +6,18 @@
 #
 # Both servers start on the whole machine (as a user would run them; the time to the first answer
 # is measured then, by one probing process), then every thread of both is pinned to SERVER_CPU,
-# dnsperf to CLIENT_CPU (one thread). For each of three
-# query mixes (pod names; Service names with PODS answers; a mix with 10% NXDOMAIN) it prints
-# queries/s of both, the ratio headless-dns/Knot (median of ROUNDS), server CPU per query, and
-# p99 latency at a fixed FIXED_QPS (median of ROUNDS alternating runs); then both servers' RSS
-# and the time from start to first answer. It installs dnsperf and knot if missing and stops
-# every process it started.
+# dnsperf to CLIENT_CPU (one thread). For each query mix it prints queries/s of both, the ratio
+# headless-dns/Knot (median of ROUNDS), server CPU per query, and p99 latency at a fixed
+# FIXED_QPS (median of ROUNDS alternating runs); then both servers' RSS and the time from start
+# to first answer. It installs dnsperf and knot if missing and stops every process it started.
+#
+# The mixes (MIXES, P99_MIXES): pods (A of pod names, one answer), svcs (A of headless Service
+# names, PODS answers), mix (both, 10% names that do not exist), aaaa (AAAA of dual-stack pods),
+# srv (SRV of a Service's port: PODS targets and their addresses), ptr (reverse names of pods),
+# cname (ExternalName Services whose target is in the zone: the CNAME and the target's address),
+# edns (the mix with EDNS and a COOKIE option, as a forwarding resolver sends it), nx (names that
+# do not exist, with EDNS: headless-dns's answers carry the reason), soa (SOA and NS of the zone);
+# tcp-pods and tcp-srv (pods and srv over TCP: 8 connections, queries pipelined on each).
 set -euo pipefail
 
 SERVICES=${SERVICES:-1000}
@@ -21,8 +27,8 @@ DURATION=${DURATION:-10}
 FIXED_QPS=${FIXED_QPS:-20000}
 CPU_SECONDS=${CPU_SECONDS:-5}
 # The mixes measured for queries/s and CPU per query (empty: none), and for p99 latency.
-MIXES=${MIXES-pods svcs mix}
-P99_MIXES=${P99_MIXES-pods svcs mix}
+MIXES=${MIXES-pods svcs mix aaaa srv ptr cname edns nx soa tcp-pods tcp-srv}
+P99_MIXES=${P99_MIXES-$MIXES}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 HDNS_PORT=${HDNS_PORT:-5391}
@@ -63,7 +69,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-python3 benches/gen_cluster.py "$work" "$SERVICES" "$PODS"
+python3 benches/gen_cluster.py "$work" "$SERVICES" "$PODS" full
 mkdir -p "$work/knot-db"
 cat >"$work/knot.conf" <<EOF
 server:
@@ -86,7 +92,26 @@ template:
 zone:
   - domain: cluster.local
     file: $work/zone.txt
+  - domain: in-addr.arpa
+    file: $work/zone-reverse.txt
 EOF
+
+# The query file of a mix, and what dnsperf sends besides.
+mix_file() {
+  case $1 in
+    edns) echo "$work/q-mix.txt" ;;
+    tcp-*) echo "$work/q-${1#tcp-}.txt" ;;
+    *) echo "$work/q-$1.txt" ;;
+  esac
+}
+mix_args() {
+  case $1 in
+    edns) echo "-c 1 -e -E 10:0123456789abcdef" ;;
+    nx) echo "-c 1 -e" ;;
+    tcp-*) echo "-m tcp -c 8" ;;
+    *) echo "-c 1" ;;
+  esac
+}
 
 now_ms() { date +%s%3N; }
 
@@ -143,17 +168,19 @@ threads_cpus() {
   echo "${list[*]}"
 }
 
-# Queries/s of dnsperf's run against port $1 with query file $2.
+# Queries/s of dnsperf's run against port $1 with mix $2.
 qps() {
-  taskset -c "$CLIENT_CPU" dnsperf $DNSPERF_ARGS -s 127.0.0.1 -p "$1" -d "$2" -l "$DURATION" -T 1 -c 1 -q 500 \
-    2>/dev/null | awk '/Queries per second/ {print int($4)}'
+  # shellcheck disable=SC2046
+  taskset -c "$CLIENT_CPU" dnsperf $DNSPERF_ARGS $(mix_args "$2") -s 127.0.0.1 -p "$1" -d "$(mix_file "$2")" \
+    -l "$DURATION" -T 1 -q 500 2>/dev/null | awk '/Queries per second/ {print int($4)}'
 }
 
 # p99 latency in ms at a fixed rate: dnsperf -v reports every response's latency. It writes to a
 # file: through a pipe, dnsperf stalls on the pipe and its latencies grow a hundredfold.
 p99_at_fixed_rate() {
-  taskset -c "$CLIENT_CPU" dnsperf $DNSPERF_ARGS -s 127.0.0.1 -p "$1" -d "$2" -l 5 -T 1 -c 1 -Q "$FIXED_QPS" -v \
-    >"$work/verbose.txt" 2>/dev/null
+  # shellcheck disable=SC2046
+  taskset -c "$CLIENT_CPU" dnsperf $DNSPERF_ARGS $(mix_args "$2") -s 127.0.0.1 -p "$1" -d "$(mix_file "$2")" \
+    -l 5 -T 1 -Q "$FIXED_QPS" -v >"$work/verbose.txt" 2>/dev/null
   awk '$1 == ">" {print $NF}' "$work/verbose.txt" | sort -g |
     awk '{v[NR] = $1} END {if (NR == 0) print "n/a"; else printf "%.3f", v[int(NR * 0.99)] * 1000}'
 }
@@ -161,15 +188,16 @@ p99_at_fixed_rate() {
 # Server CPU time (user + system, in clock ticks) of process $1.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# Microseconds of server CPU per query over CPU_SECONDS of query file $3 against pid $1 / port $2:
+# Microseconds of server CPU per query over CPU_SECONDS of mix $3 against pid $1 / port $2:
 # steadier than queries/s on a shared machine, where the other tenants' load moves wall time.
 # (/proc counts in clock ticks of 10 ms: the run must be seconds long to resolve microseconds.)
 cpu_us_per_query() {
   local before after queries hz
   hz=$(getconf CLK_TCK)
   before=$(cpu_ticks "$1")
-  queries=$(taskset -c "$CLIENT_CPU" dnsperf $DNSPERF_ARGS -s 127.0.0.1 -p "$2" -d "$3" -l "$CPU_SECONDS" -T 1 -c 1 -q 500 2>/dev/null |
-    awk '/Queries completed/ {print $3}')
+  # shellcheck disable=SC2046
+  queries=$(taskset -c "$CLIENT_CPU" dnsperf $DNSPERF_ARGS $(mix_args "$3") -s 127.0.0.1 -p "$2" -d "$(mix_file "$3")" \
+    -l "$CPU_SECONDS" -T 1 -q 500 2>/dev/null | awk '/Queries completed/ {print $3}')
   after=$(cpu_ticks "$1")
   awk -v t=$((after - before)) -v q="$queries" -v hz="$hz" 'BEGIN {printf "%.2f", (q > 0 ? t / hz * 1e6 / q : 0)}'
 }
@@ -183,8 +211,8 @@ rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 alternate() {
   a_runs=() b_runs=()
   for _ in $(seq 1 "$ROUNDS"); do
-    a_runs+=("$("$1" "$HDNS_PORT" "$work/q-$2.txt")")
-    b_runs+=("$("$1" "$KNOT_PORT" "$work/q-$2.txt")")
+    a_runs+=("$("$1" "$HDNS_PORT" "$2")")
+    b_runs+=("$("$1" "$KNOT_PORT" "$2")")
   done
 }
 
@@ -192,28 +220,28 @@ echo
 echo "cluster: $SERVICES headless Services x $PODS pods (+$((SERVICES / 10 > 0 ? SERVICES / 10 : 1)) ClusterIP); $ROUNDS rounds of ${DURATION}s, A B A B"
 echo "server CPU $SERVER_CPU, dnsperf CPU $CLIENT_CPU; $(nproc) CPUs; $(uname -r)"
 echo "CPUs allowed per thread: headless-dns $(threads_cpus "$hdns_pid"); knot $(threads_cpus "$knot_pid")"
-printf '%-6s %14s %14s %8s   %s\n' mix "headless q/s" "knot q/s" ratio "rounds (headless/knot)"
+printf '%-8s %14s %14s %8s   %s\n' mix "headless q/s" "knot q/s" ratio "rounds (headless/knot)"
 for mix in $MIXES; do
   alternate qps "$mix"
   a=$(printf '%s\n' "${a_runs[@]}" | median)
   b=$(printf '%s\n' "${b_runs[@]}" | median)
   ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
-  printf '%-6s %14s %14s %8s   %s / %s\n' "$mix" "$a" "$b" "$ratio" "${a_runs[*]}" "${b_runs[*]}"
+  printf '%-8s %14s %14s %8s   %s / %s\n' "$mix" "$a" "$b" "$ratio" "${a_runs[*]}" "${b_runs[*]}"
 done
 echo
-printf '%-6s %22s %22s %8s\n' mix "headless CPU us/query" "knot CPU us/query" "ratio"
+printf '%-8s %22s %22s %8s\n' mix "headless CPU us/query" "knot CPU us/query" "ratio"
 for mix in $MIXES; do
-  a=$(cpu_us_per_query "$hdns_pid" "$HDNS_PORT" "$work/q-$mix.txt")
-  b=$(cpu_us_per_query "$knot_pid" "$KNOT_PORT" "$work/q-$mix.txt")
-  printf '%-6s %22s %22s %8s\n' "$mix" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", (a > 0 ? b / a : 0)}')"
+  a=$(cpu_us_per_query "$hdns_pid" "$HDNS_PORT" "$mix")
+  b=$(cpu_us_per_query "$knot_pid" "$KNOT_PORT" "$mix")
+  printf '%-8s %22s %22s %8s\n' "$mix" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", (a > 0 ? b / a : 0)}')"
 done
 echo "(ratio: knot's CPU per query / headless-dns's, so above 1.0 means headless-dns does less work)"
 # One 5 s run's p99 moves with any stall of the shared host: A B A B, and the median of each.
 echo
-printf '%-6s %22s %22s   %s\n' mix "headless p99 (ms)" "knot p99 (ms)" "rounds (headless/knot)"
+printf '%-8s %22s %22s   %s\n' mix "headless p99 (ms)" "knot p99 (ms)" "rounds (headless/knot)"
 for mix in $P99_MIXES; do
   alternate p99_at_fixed_rate "$mix"
-  printf '%-6s %22s %22s   %s / %s\n' "$mix" "$(printf '%s\n' "${a_runs[@]}" | median)" \
+  printf '%-8s %22s %22s   %s / %s\n' "$mix" "$(printf '%s\n' "${a_runs[@]}" | median)" \
     "$(printf '%s\n' "${b_runs[@]}" | median)" "${a_runs[*]}" "${b_runs[*]}"
 done
 echo "(p99 latency at a fixed $FIXED_QPS q/s, median of $ROUNDS runs of 5 s each)"

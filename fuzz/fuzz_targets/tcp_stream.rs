@@ -1,6 +1,8 @@
 //! A TCP connection's bytes, cut into length-prefixed messages as the TCP server reads them,
-//! each answered: the query's ID, QR set, a message that parses, whole (no cut); a response
-//! gets none. The client may transfer (without a key): each message of an AXFR or IXFR too.
+//! each answered by the wire writer and by hickory's parser and encoder: the writer's bytes,
+//! when it answers, are hickory's; the query's ID, QR set, a message that parses, whole (no
+//! cut); a response gets none. The client may transfer (without a key): each message of an AXFR
+//! or IXFR too.
 #![no_main]
 
 use hickory_server::net::xfer::Protocol;
@@ -24,6 +26,11 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         let answered = handler.respond(message, common::src(), Protocol::Tcp, &mut reply);
+        let mut direct = Vec::new();
+        if handler.answer_directly(message, Protocol::Tcp, &mut direct) {
+            assert!(answered, "the writer answered what hickory would not");
+            assert_eq!(direct, reply, "the writer's bytes differ from hickory's");
+        }
         common::check_reply(message, answered.then_some(&reply[..]), usize::from(u16::MAX));
     }
 });

@@ -1,6 +1,9 @@
-//! The request handler: message-level checks (opcode, question count, EDNS, UDP size, TSIG)
-//! around the DNS rules, which answer from the current view; the one place every transport
-//! answers from.
+//! The request handler, the one place every transport answers from: a query goes to the wire
+//! writer ([`crate::server::wire`]); the rest — other opcodes, signed messages (TSIG), malformed
+//! ones, EDNS versions above 0 — is parsed by hickory, checked here (opcode, question count,
+//! EDNS, UDP size, TSIG), answered by the same rules and encoded by hickory-server's
+//! `MessageResponse`. That path, kept for those rare messages, is also the reference the
+//! writer's bytes are tested against (unit tables, the property test, the fuzz targets).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

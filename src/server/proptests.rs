@@ -1,12 +1,13 @@
-//! Property test of the UDP fast path: for random questions over random clusters, whenever the
-//! direct writer answers, its bytes are exactly those of hickory's parser and encoder
-//! ([`Handler::respond`]) — answers, NXDOMAIN, NODATA, refusals, and answers cut to the client's
-//! limit at a rotating start.
+//! Property test of the wire writer: for random questions over random clusters, over UDP and
+//! TCP, with and without EDNS and its options, the writer answers, and its bytes are exactly
+//! those of hickory's parser and encoder ([`Handler::respond`]) — answers of every type,
+//! NXDOMAIN, NODATA, refusals, and UDP answers cut to the client's limit at a rotating start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, RecordType};
 use hickory_server::net::xfer::Protocol;
 use proptest::collection::vec;
@@ -75,6 +76,8 @@ fn qname() -> impl Strategy<Value = String> {
         1 => (label.clone(), label.clone(), namespace())
             .prop_map(|(e, s, ns)| format!("{e}.{s}.{ns}.svc.cluster.local.")),
         1 => (label.clone(), namespace()).prop_map(|(l, ns)| format!("{l}.{ns}.pod.cluster.local.")),
+        1 => (prop::sample::select(&["_http", "_dns", "_web", "_x"][..]), prop::sample::select(&["_tcp", "_udp"][..]), label.clone(), namespace())
+            .prop_map(|(p, proto, s, ns)| format!("{p}.{proto}.{s}.{ns}.svc.cluster.local.")),
         1 => namespace().prop_map(|ns| format!("{ns}.svc.cluster.local.")),
         1 => prop::sample::select(&ADDRESSES[..]).prop_map(|ip| {
             let ip: std::net::IpAddr = ip.parse().unwrap();
@@ -143,7 +146,8 @@ proptest! {
         questions in vec(
             (qname(), vec(any::<bool>(), 1..8), qtype(),
              prop::option::of((prop::sample::select(&[0u16, 512, 600, 900, 1232, 4096][..]), any::<bool>())),
-             any::<u16>(), any::<bool>(), any::<bool>()),
+             any::<u16>(), any::<bool>(), any::<bool>(), any::<bool>(),
+             vec((prop::sample::select(&[10u16, 11, 12, 15, 65001][..]), vec(any::<u8>(), 0..40)), 0..3)),
             1..40,
         ),
     ) {
@@ -154,7 +158,7 @@ proptest! {
         objects.retain(|o| seen.insert((o.kind(), o.namespace().to_string(), o.name().to_string())));
         let handler = handler(objects);
         let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
-        for (name, flips, qtype, edns, id, rd, cd) in questions {
+        for (name, flips, qtype, edns, id, rd, cd, tcp, options) in questions {
             let Ok(name) = Name::from_ascii(recase(&name, &flips)) else { continue };
             let mut message = Message::new(id, MessageType::Query, OpCode::Query);
             message.metadata.recursion_desired = rd;
@@ -163,17 +167,27 @@ proptest! {
             if let Some((size, dnssec_ok)) = edns {
                 let mut opt = Edns::new();
                 opt.set_max_payload(size).set_dnssec_ok(dnssec_ok);
+                // Options a client may send: the writer and hickory ignore them alike.
+                for (code, data) in &options {
+                    opt.options_mut().insert(EdnsOption::Unknown(*code, data.clone()));
+                }
                 message.set_edns(opt);
             }
-            let datagram = message.to_vec().unwrap();
+            let Ok(query) = message.to_vec() else { continue };
+            let protocol = if tcp { Protocol::Tcp } else { Protocol::Udp };
             let mut general = Vec::new();
-            prop_assert!(handler.respond(&datagram, src, Protocol::Udp, &mut general));
-            let limit = edns.map_or(512, |(size, _)| usize::from(size.clamp(512, 1232)));
+            prop_assert!(handler.respond(&query, src, protocol, &mut general));
+            let limit = match (tcp, edns) {
+                (true, _) => usize::from(u16::MAX),
+                (false, edns) => edns.map_or(512, |(size, _)| usize::from(size.clamp(512, 1232))),
+            };
             prop_assert!(general.len() <= limit, "{} bytes over {limit}", general.len());
             let mut direct = Vec::new();
-            if handler.answer_directly(&datagram, Protocol::Udp, &mut direct) {
-                prop_assert_eq!(&direct, &general, "{:?}", message.queries);
-            }
+            prop_assert!(
+                handler.answer_directly(&query, protocol, &mut direct),
+                "the writer declined {:?}", message.queries
+            );
+            prop_assert_eq!(&direct, &general, "{:?} over {:?}", message.queries, protocol);
         }
     }
 }

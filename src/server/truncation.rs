@@ -9,9 +9,9 @@
 //! of such clients spreads over every endpoint, not the first few dozen. Clients that retry over
 //! TCP on TC (glibc, musl ≥ 1.2.4) get the whole answer there. CoreDNS and BIND cut alike.
 //!
-//! The direct UDP writer ([`crate::server::wire`]) cuts address answers by the same rules and
-//! must produce the same bytes; [`rotation`] is the one both use. The general path cuts a
-//! [`Prepared`] response: one decided by the handler and not yet encoded.
+//! The wire writer ([`crate::server::wire`]) cuts answers by the same rules and must produce the
+//! same bytes; [`rotation`] is the one both use. hickory's path cuts a [`Prepared`] response: one
+//! decided by the handler and not yet encoded.
 
 use std::cell::RefCell;
 use std::iter;

@@ -1,10 +1,8 @@
 //! DNS over UDP. The fast path: one thread per core, each on its own `SO_REUSEPORT` socket,
 //! taking datagrams in batches (`recvmmsg`/`sendmmsg` on Linux: one system call per batch each
-//! way, not per datagram) and answering each in place; plain questions are written directly
-//! ([`crate::server::wire`]), the rest parsed, decided and encoded by hickory
-//! ([`crate::server::handler::Handler::respond`]). With `--udp-threads 0`, one task on the async
-//! runtime answers every datagram the general way instead: no threads of its own, for sidecars,
-//! and the reference the fast path is compared with.
+//! way, not per datagram) and answering each in place through the handler (queries by the wire
+//! writer, [`crate::server::wire`]). With `--udp-threads 0`, one task on the async runtime
+//! answers instead: no threads of its own, for sidecars.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};

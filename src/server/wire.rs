@@ -10,7 +10,9 @@
 //! question name with a compression pointer, a class other than IN, EDNS versions above 0) and
 //! signed ones (TSIG), which are rare and whose answers must be signed. EDNS options in a query
 //! (COOKIE, padding, any other) are ignored, as RFC 6891 §6.1.2 allows; a server that does not
-//! implement cookies ignores them (RFC 7873 §5.2), and so does the hickory path.
+//! implement cookies ignores them (RFC 7873 §5.2), and so does the hickory path. The few options
+//! hickory's parser checks (NSID, DAU/DHU/N3U, client subnet), rare in a cluster, take its path,
+//! so that a malformed one gets the FORMERR it gives.
 //!
 //! hickory's encoder is the reference: the bytes must be exactly what it would send for the
 //! same records, name compression and where it cuts included. This module's tests compare the
@@ -41,6 +43,9 @@ const COMPRESSED_NAMES: usize = 120;
 const POINTER_REACH: usize = 0x3FFF;
 
 const TYPE_OPT: u16 = 41;
+/// The EDNS options hickory's parser reads rather than carries (NSID, DAU, DHU, N3U, client
+/// subnet), answering FORMERR when one is malformed: a query with one goes its way.
+const CHECKED_OPTIONS: [u16; 5] = [3, 5, 6, 7, 8];
 const FLAG_DO: u8 = 0x80;
 /// The TC bit, in the third byte of the header.
 const FLAG_TC: u8 = 0x02;
@@ -213,6 +218,9 @@ fn opt(rest: &[u8]) -> Option<(Option<u16>, u8)> {
     let mut at = 0;
     while at < options.len() {
         let header = options.get(at..at + 4)?;
+        if CHECKED_OPTIONS.contains(&u16::from_be_bytes([header[0], header[1]])) {
+            return None;
+        }
         at += 4 + usize::from(u16::from_be_bytes([header[2], header[3]]));
     }
     if at != options.len() {
@@ -868,6 +876,13 @@ mod tests {
         text
     }
 
+    fn external(name: &str, target: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
+             spec: {{type: ExternalName, externalName: {target}}}\n"
+        )
+    }
+
     fn headless(name: &str) -> String {
         format!(
             "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
@@ -894,12 +909,26 @@ mod tests {
             pod("web-0", "web", &["10.0.0.1", "fd00::1"], Some(("web-0", "web"))),
             pod("web-1", "web", &["10.0.0.2"], Some(("web-1", "web"))),
             "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: default}\n\
-             spec: {clusterIP: 10.96.0.20, clusterIPs: [10.96.0.20, \"fd00::20\"], selector: {app: api}}\n"
+             spec: {clusterIP: 10.96.0.20, clusterIPs: [10.96.0.20, \"fd00::20\"], selector: {app: api}, \
+             ports: [{name: http, port: 8080}, {name: dns, port: 53, protocol: UDP}]}\n"
                 .to_string(),
             headless("mid"),
             headless("big"),
             headless("pair"),
+            headless("huge"),
+            // CNAMEs: to a name in the zone, along a chain, round a loop, and out of the zone.
+            external("alias", "web.default.svc.cluster.local"),
+            external("chain-1", "chain-2.default.svc.cluster.local"),
+            external("chain-2", "ALIAS.default.svc.cluster.local"),
+            external("loop-1", "loop-2.default.svc.cluster.local"),
+            external("loop-2", "loop-1.default.svc.cluster.local"),
+            external("missing", "nothing.default.svc.cluster.local"),
+            external("db", "db.example.com"),
         ];
+        for i in 0..150 {
+            let ip = format!("10.4.{}.{}", i / 200, i % 200);
+            parts.push(pod(&format!("huge-{i}"), "huge", &[&ip], None));
+        }
         for (service, count, network) in [("mid", 40, "10.2.0"), ("big", 80, "10.1.0")] {
             for i in 0..count {
                 let ip = format!("{network}.{i}");
@@ -934,15 +963,20 @@ mod tests {
     /// Every datagram goes both ways; those the direct writer takes must come out identical.
     /// Returns the datagrams it took.
     fn compare(handler: &Handler, datagrams: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        compare_over(handler, datagrams, Protocol::Udp)
+    }
+
+    /// As [`compare`], the messages received over `protocol`.
+    fn compare_over(handler: &Handler, messages: &[Vec<u8>], protocol: Protocol) -> Vec<Vec<u8>> {
         let src = "127.0.0.1:5300".parse().unwrap();
         let mut taken = Vec::new();
-        for datagram in datagrams {
+        for message in messages {
             let mut direct = Vec::new();
-            if handler.answer_directly(datagram, Protocol::Udp, &mut direct) {
+            if handler.answer_directly(message, protocol, &mut direct) {
                 let mut general = Vec::new();
-                assert!(handler.respond(datagram, src, Protocol::Udp, &mut general));
-                assert_eq!(direct, general, "reply to {datagram:?}");
-                taken.push(datagram.clone());
+                assert!(handler.respond(message, src, protocol, &mut general));
+                assert_eq!(direct, general, "reply over {protocol:?} to {message:?}");
+                taken.push(message.clone());
             }
         }
         taken
@@ -971,6 +1005,21 @@ mod tests {
             "9.9.9.9.in-addr.arpa.",
             "x.IN-ADDR.arpa.",
             "example.com.",
+            "_web._tcp.web.default.svc.cluster.local.",
+            "_http._tcp.API.default.svc.cluster.local.",
+            "_dns._udp.api.default.svc.cluster.local.",
+            "_tcp.api.default.svc.cluster.local.",
+            "1.0.0.10.in-addr.arpa.",
+            "20.0.96.10.IN-ADDR.ARPA.",
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.",
+            "in-addr.arpa.",
+            "dns-version.cluster.local.",
+            "alias.default.svc.cluster.local.",
+            "chain-1.default.svc.cluster.local.",
+            "loop-1.default.svc.cluster.local.",
+            "missing.default.svc.cluster.local.",
+            "db.default.svc.cluster.local.",
+            "huge.default.svc.cluster.local.",
         ];
         let qtypes = [
             RecordType::A,
@@ -980,6 +1029,9 @@ mod tests {
             RecordType::SRV,
             RecordType::PTR,
             RecordType::SOA,
+            RecordType::NS,
+            RecordType::TXT,
+            RecordType::CNAME,
         ];
         let mut datagrams = Vec::new();
         for name in names {
@@ -1000,6 +1052,34 @@ mod tests {
                 }
             }
         }
+        // EDNS options a forwarding resolver sends (a client cookie, padding) and ones nobody
+        // knows, alone and together: ignored, whatever the answer.
+        for name in [
+            "web.default.svc.cluster.local.",
+            "nothing.default.svc.cluster.local.",
+            "_web._tcp.web.default.svc.cluster.local.",
+            "example.com.",
+        ] {
+            for options in [
+                &[(10u16, &[1u8, 2, 3, 4, 5, 6, 7, 8][..])][..],
+                &[(12, &[0; 37][..])],
+                &[(65001, &[][..]), (10, &[9; 24][..]), (12, &[0; 3][..])],
+            ] {
+                for dnssec_ok in [false, true] {
+                    let mut message = query(name, RecordType::SRV, Some((1232, dnssec_ok)));
+                    let edns = message.edns.as_mut().unwrap();
+                    for (code, data) in options {
+                        edns.options_mut().insert(
+                            hickory_proto::rr::rdata::opt::EdnsOption::Unknown(
+                                *code,
+                                data.to_vec(),
+                            ),
+                        );
+                    }
+                    datagrams.push(message.to_vec().unwrap());
+                }
+            }
+        }
         // Cut answers start at a record picked by the query's ID: many IDs, both ways.
         for id in 0..200u16 {
             for (name, qtype) in [
@@ -1014,6 +1094,12 @@ mod tests {
             }
         }
         let taken = compare(&handler, &datagrams);
+        // Over TCP the same, whole: the largest answers name more than the 120 names hickory's
+        // encoder compresses.
+        assert_eq!(
+            compare_over(&handler, &datagrams, Protocol::Tcp).len(),
+            datagrams.len()
+        );
         let responses: Vec<Message> = taken
             .iter()
             .map(|d| {
