@@ -13,7 +13,11 @@
 #
 # The mixes (MIXES, P99_MIXES): pods (A of pod names, one answer), svcs (A of headless Service
 # names, PODS answers), mix (both, 10% names that do not exist), aaaa (AAAA of dual-stack pods),
-# srv (SRV of a Service's port: PODS targets and their addresses), ptr (reverse names of pods),
+# srv (SRV of a Service's port with EDNS, as resolvers ask: PODS targets and their addresses),
+# srv512 (the same without EDNS, as old stub resolvers ask: past 512 bytes Knot answers an empty
+# truncated message, headless-dns as many whole targets as fit, rotated, since musl <= 1.2.3 never
+# retries over TCP -- see src/server/truncation.rs -- so the two do different work), ptr (reverse
+# names of pods),
 # cname (ExternalName Services whose target is in the zone: the CNAME and the target's address),
 # edns (the mix with EDNS and a COOKIE option, as a forwarding resolver sends it), nx (names that
 # do not exist, with EDNS: headless-dns's answers carry the reason), soa (SOA and NS of the zone);
@@ -27,7 +31,7 @@ DURATION=${DURATION:-10}
 FIXED_QPS=${FIXED_QPS:-20000}
 CPU_SECONDS=${CPU_SECONDS:-5}
 # The mixes measured for queries/s and CPU per query (empty: none), and for p99 latency.
-MIXES=${MIXES-pods svcs mix aaaa srv ptr cname edns nx soa tcp-pods tcp-srv}
+MIXES=${MIXES-pods svcs mix aaaa srv srv512 ptr cname edns nx soa tcp-pods tcp-srv}
 P99_MIXES=${P99_MIXES-$MIXES}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
@@ -100,6 +104,7 @@ EOF
 mix_file() {
   case $1 in
     edns) echo "$work/q-mix.txt" ;;
+    srv512) echo "$work/q-srv.txt" ;;
     tcp-*) echo "$work/q-${1#tcp-}.txt" ;;
     *) echo "$work/q-$1.txt" ;;
   esac
@@ -107,7 +112,7 @@ mix_file() {
 mix_args() {
   case $1 in
     edns) echo "-c 1 -e -E 10:0123456789abcdef" ;;
-    nx) echo "-c 1 -e" ;;
+    nx | srv) echo "-c 1 -e" ;;
     tcp-*) echo "-m tcp -c 8" ;;
     *) echo "-c 1" ;;
   esac

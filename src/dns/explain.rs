@@ -751,31 +751,60 @@ fn edit_distance(a: &str, b: &str, bound: usize) -> Option<usize> {
     if a.len().abs_diff(b.len()) > bound || a.len() > 63 || b.len() > 63 {
         return None;
     }
-    // Rows i-2, i-1 and i of the table, for prefixes of `a` against every prefix of `b`.
-    let mut before: [usize; 64] = [0; 64];
-    let mut previous: [usize; 64] = std::array::from_fn(|i| i);
-    let mut current = [0usize; 64];
+    // Each letter one name has and the other lacks takes an edit: most candidates are ruled
+    // out here, before the table (letters sharing a bit only make the count lower).
+    let letters = |name: &[u8]| name.iter().fold(0u64, |set, &c| set | 1 << (c & 63));
+    let (in_a, in_b) = (letters(a), letters(b));
+    if (in_a & !in_b).count_ones().max((in_b & !in_a).count_ones()) as usize > bound {
+        return None;
+    }
+    // Rows i-2, i-1 and i of the table (prefixes of `a` against every prefix of `b`), taken in
+    // turn from `rows`. A cell further than `bound` from the diagonal costs more than `bound`,
+    // so only that band is computed (this runs for every candidate of every miss); cells
+    // around it read as FAR.
+    const FAR: u8 = 64;
+    let mut rows = [[FAR; 65]; 3];
+    for (j, cell) in rows[0].iter_mut().enumerate().take(bound.min(b.len()) + 1) {
+        *cell = j as u8;
+    }
     for (i, &ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        let mut row_min = current[0];
-        for (j, &cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            let mut best = (previous[j] + cost)
-                .min(previous[j + 1] + 1)
-                .min(current[j] + 1);
-            if i > 0 && j > 0 && ca == b[j - 1] && a[i - 1] == cb {
-                best = best.min(before[j - 1] + 1);
+        let row = i + 1;
+        let [before, previous, current] = three_rows(&mut rows, row);
+        let first = row.saturating_sub(bound);
+        let last = (row + bound).min(b.len());
+        if first > 0 {
+            current[first - 1] = FAR;
+        } else {
+            current[0] = row as u8;
+        }
+        let mut row_min = if first == 0 { row as u8 } else { FAR };
+        for j in first.max(1)..=last {
+            let cb = b[j - 1];
+            let mut best = (previous[j - 1] + u8::from(ca != cb))
+                .min(previous[j] + 1)
+                .min(current[j - 1] + 1);
+            if i > 0 && j > 1 && ca == b[j - 2] && a[i - 1] == cb {
+                best = best.min(before[j - 2] + 1);
             }
-            current[j + 1] = best;
+            current[j] = best;
             row_min = row_min.min(best);
         }
-        if row_min > bound {
+        if usize::from(row_min) > bound {
             return None;
         }
-        before = previous;
-        std::mem::swap(&mut previous, &mut current);
     }
-    Some(previous[b.len()]).filter(|&d| d <= bound)
+    let distance = usize::from(rows[a.len() % 3][b.len()]);
+    (distance <= bound).then_some(distance)
+}
+
+/// Rows `row - 2`, `row - 1` and `row` of [`edit_distance`]'s table, kept three apart.
+fn three_rows(rows: &mut [[u8; 65]; 3], row: usize) -> [&mut [u8; 65]; 3] {
+    let [r0, r1, r2] = rows;
+    match row % 3 {
+        0 => [r1, r2, r0],
+        1 => [r2, r0, r1],
+        _ => [r0, r1, r2],
+    }
 }
 
 /// The reason for `reply` to the question `lower` (lower case) if it is empty or negative:
@@ -925,5 +954,77 @@ impl std::fmt::Display for Report {
             Some(ede) => writeln!(f, "why: {} (EDE {})", ede.text, ede.code),
             None => writeln!(f, "{}", self.reason),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_distance;
+
+    /// The optimal string alignment distance, the whole table: what the banded one must equal.
+    fn full_table(a: &[u8], b: &[u8]) -> usize {
+        let mut d = vec![vec![0; b.len() + 1]; a.len() + 1];
+        for (i, row) in d.iter_mut().enumerate() {
+            row[0] = i;
+        }
+        for (j, cell) in d[0].iter_mut().enumerate() {
+            *cell = j;
+        }
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                d[i][j] = (d[i - 1][j - 1] + cost)
+                    .min(d[i - 1][j] + 1)
+                    .min(d[i][j - 1] + 1);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+                }
+            }
+        }
+        d[a.len()][b.len()]
+    }
+
+    /// Every string of up to five letters from a three-letter alphabet.
+    fn words() -> Vec<String> {
+        let mut words = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..5 {
+            last = last
+                .iter()
+                .flat_map(|w| ['a', 'b', 'c'].map(|c| format!("{w}{c}")))
+                .collect();
+            words.extend(last.iter().cloned());
+        }
+        words
+    }
+
+    #[test]
+    fn the_band_gives_the_distance_of_the_whole_table() {
+        let words = words();
+        for a in &words {
+            for b in &words {
+                let distance = full_table(a.as_bytes(), b.as_bytes());
+                for bound in 0..4 {
+                    assert_eq!(
+                        edit_distance(a, b, bound),
+                        (distance <= bound).then_some(distance),
+                        "{a:?} {b:?} within {bound}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_names_and_transpositions() {
+        assert_eq!(edit_distance("shpo", "shop", 1), Some(1));
+        assert_eq!(edit_distance("defualt", "default", 2), Some(1));
+        let long = "a".repeat(63);
+        assert_eq!(
+            edit_distance(&long, &format!("{}b", &long[1..]), 2),
+            Some(1)
+        );
+        assert_eq!(edit_distance(&long, &"b".repeat(63), 2), None);
+        assert_eq!(edit_distance(&"a".repeat(64), &long, 2), None);
     }
 }

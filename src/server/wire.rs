@@ -318,15 +318,19 @@ struct Written {
     overflow: bool,
 }
 
-/// Which records an attempt writes.
+/// Where the whole attempt's sections ended, when they were written whole: the first two cuts
+/// keep such a prefix.
+#[derive(Clone, Copy, Default)]
+struct Ends {
+    answers: Option<End>,
+    /// The end of the authority section (the answers' too, when there is none).
+    authority: Option<End>,
+}
+
 #[derive(Clone, Copy)]
-struct Attempt {
-    additionals: bool,
-    authority: bool,
-    /// Answer records from this one on (after any CNAMEs), wrapping round; `None`: in order.
-    rotation: Option<usize>,
-    /// Cut: room is kept for the OPT record, and TC is set.
-    cut: bool,
+struct End {
+    out: usize,
+    written: Written,
 }
 
 impl<'m> Message<'m, '_> {
@@ -335,13 +339,7 @@ impl<'m> Message<'m, '_> {
     /// section, then without the authority section, then with as many answer records as fit
     /// beside the OPT record, rotated by the query's ID.
     fn write(&mut self, labels: &[&[u8]]) -> bool {
-        let whole = Attempt {
-            additionals: true,
-            authority: true,
-            rotation: None,
-            cut: false,
-        };
-        let Some((outcome, written)) = self.records(labels, whole, None) else {
+        let Some((outcome, written, ends)) = self.records(labels, None) else {
             return false;
         };
         debug!(
@@ -362,35 +360,20 @@ impl<'m> Message<'m, '_> {
                 return true;
             }
         }
-        for attempt in [
-            Attempt {
-                additionals: false,
-                cut: true,
-                ..whole
-            },
-            Attempt {
-                additionals: false,
-                authority: false,
-                cut: true,
-                ..whole
-            },
-        ] {
-            if let Some((_, written)) = self.records(labels, attempt, Some(&outcome))
-                && !written.overflow
-                && self.finish(written, None, true)
-            {
-                return true;
+        // The next cuts keep a prefix of the whole attempt: without the additional section,
+        // then without the authority section too. Each is that prefix if it was written whole
+        // and leaves room for the OPT record.
+        let opt = self.query.edns_limit.map_or(0, |_| OPT_LEN);
+        for end in [ends.authority, ends.answers].into_iter().flatten() {
+            if end.out + opt <= self.limit {
+                self.out.truncate(end.out);
+                return self.finish(end.written, None, true);
             }
         }
         let rotating = outcome.answers - outcome.aliases;
-        let cut = Attempt {
-            additionals: false,
-            authority: false,
-            rotation: Some(rotation(self.query.id(), rotating)),
-            cut: true,
-        };
-        match self.records(labels, cut, Some(&outcome)) {
-            Some((_, written)) => self.finish(written, None, true),
+        let start = rotation(self.query.id(), rotating);
+        match self.records(labels, Some((start, &outcome))) {
+            Some((_, written, _)) => self.finish(written, None, true),
             None => false,
         }
     }
@@ -413,15 +396,15 @@ impl<'m> Message<'m, '_> {
         Some(explain::explain(view, zone, about, self.query.qtype, false).option_data())
     }
 
-    /// Writes the header, the question and the records `attempt` asks for (a rotation needs
-    /// the outcome of an earlier attempt); `None` when not even the header, the question and
+    /// Writes the header, the question and the records: all of them, or (`rotated`: the first
+    /// answer record to write, and the outcome of the whole attempt) only the answers, rotated,
+    /// as many as fit beside the OPT record; `None` when not even the header, the question and
     /// the OPT record fit.
     fn records(
         &mut self,
         labels: &[&[u8]],
-        attempt: Attempt,
-        known: Option<&Outcome<'_>>,
-    ) -> Option<(Outcome<'m>, Written)> {
+        rotated: Option<(usize, &Outcome<'_>)>,
+    ) -> Option<(Outcome<'m>, Written, Ends)> {
         let query = self.query;
         self.out.clear();
         let opt = query.edns_limit.map_or(0, |_| OPT_LEN);
@@ -437,6 +420,10 @@ impl<'m> Message<'m, '_> {
         names.store_never_matching();
         let (view, zone, qtype): (&'m View, &'m Zone, RecordType) =
             (self.view, self.zone, query.qtype);
+        // Taken from this thread's buffer for the time of the attempt (and given back), so that
+        // it lives beside the writer.
+        let mut deferred = DEFERRED.with_borrow_mut(std::mem::take);
+        deferred.clear();
         let mut writer = RecordWriter {
             out: &mut *self.out,
             names,
@@ -444,23 +431,33 @@ impl<'m> Message<'m, '_> {
             view,
             wire: self.wire,
             asked: query.asked_name(),
-            limit: if attempt.cut {
-                self.limit - opt
-            } else {
-                self.limit
-            },
+            limit: self.limit,
             written: Written::default(),
+            deferred: None,
+            ends: Ends::default(),
         };
-        let answers = Some(Section::Answer);
-        let outcome = match (attempt.rotation, known) {
-            (Some(start), Some(known)) => {
+        let outcome = match rotated {
+            // The whole answer in one walk of the rules: the answers written as they come, the
+            // SOA of a negative answer after them, the additional records kept back until then.
+            None => {
+                writer.deferred = Some(&mut deferred);
+                let outcome = walk(view, zone, labels, qtype, DNSClass::IN, None, &mut writer);
+                writer.end_sections();
+                if let Some(deferred) = writer.deferred.take() {
+                    writer.write_deferred(deferred);
+                }
+                outcome
+            }
+            Some((start, whole)) => {
+                writer.limit -= opt;
                 let mut rotated = Rotated {
                     inner: &mut writer,
-                    aliases: known.aliases,
+                    aliases: whole.aliases,
                     start,
                     pass: 0,
                     seen: 0,
                 };
+                let answers = Some(Section::Answer);
                 walk(
                     view,
                     zone,
@@ -482,36 +479,11 @@ impl<'m> Message<'m, '_> {
                     &mut rotated,
                 )
             }
-            _ => walk(
-                view,
-                zone,
-                labels,
-                qtype,
-                DNSClass::IN,
-                answers,
-                &mut writer,
-            ),
         };
-        if attempt.authority
-            && let Some(apex) = outcome.soa
-        {
-            writer.record(Section::Authority, Owner::Apex(apex), Data::Soa);
-        }
-        if attempt.additionals && outcome.additionals > 0 {
-            let additionals = Some(Section::Additional);
-            walk(
-                view,
-                zone,
-                labels,
-                qtype,
-                DNSClass::IN,
-                additionals,
-                &mut writer,
-            );
-        }
-        let written = writer.written;
+        let (written, ends) = (writer.written, writer.ends);
+        DEFERRED.with_borrow_mut(|kept| *kept = deferred);
         self.write_header(&outcome);
-        Some((outcome, written))
+        Some((outcome, written, ends))
     }
 
     /// Ends the message: the OPT record (with the reason, if given) when the query had EDNS,
@@ -564,6 +536,12 @@ impl<'m> Message<'m, '_> {
     }
 }
 
+thread_local! {
+    /// The additional records kept back while the answers are written (see
+    /// [`RecordWriter::deferred`]): one buffer per answering thread, reused.
+    static DEFERRED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The OPT record we send: root owner, type 41, our payload size, extended rcode 0, version 0,
 /// the flags (DO copied in at [`OPT_FLAGS`]), no options.
 #[rustfmt::skip]
@@ -614,12 +592,39 @@ struct RecordWriter<'w> {
     /// Once a record does not fit, none is written after it: a whole answer then fails, and
     /// a cut one keeps the answers before it.
     written: Written,
+    /// The additional records, as the rules give them interleaved with the answers: kept here
+    /// (owner name uncompressed, type, address) until the answers are written, then written
+    /// after them, compressed in their place. `None`: written as they come.
+    deferred: Option<&'w mut Vec<u8>>,
+    ends: Ends,
 }
 
 impl Sink for RecordWriter<'_> {
     fn record(&mut self, section: Section, owner: Owner<'_>, data: Data<'_>) {
+        if let (Section::Additional, Some(deferred), Data::Address(ip)) =
+            (section, self.deferred.as_deref_mut(), data)
+        {
+            let at = deferred.len();
+            deferred.push(0);
+            spell(deferred, owner, self.asked, self.wire);
+            deferred[at] = (deferred.len() - at - 1) as u8;
+            match ip {
+                IpAddr::V4(v4) => {
+                    deferred.push(4);
+                    deferred.extend_from_slice(&v4.octets());
+                }
+                IpAddr::V6(v6) => {
+                    deferred.push(16);
+                    deferred.extend_from_slice(&v6.octets());
+                }
+            }
+            return;
+        }
         if self.written.overflow {
             return;
+        }
+        if section == Section::Authority && self.ends.answers.is_none() {
+            self.ends.answers = Some(self.end());
         }
         let mark = (self.out.len(), self.names.len(), self.names.compressed);
         if self.write_record(owner, data).is_none() || self.out.len() > self.limit {
@@ -638,6 +643,22 @@ impl Sink for RecordWriter<'_> {
 }
 
 impl RecordWriter<'_> {
+    fn end(&self) -> End {
+        End {
+            out: self.out.len(),
+            written: self.written,
+        }
+    }
+
+    /// Notes where the answer and authority sections ended, if they were written whole.
+    fn end_sections(&mut self) {
+        if !self.written.overflow {
+            let end = self.end();
+            self.ends.answers.get_or_insert(end);
+            self.ends.authority = Some(end);
+        }
+    }
+
     /// One record; `None` if it does not fit (as hickory decides it: a name's labels are
     /// written whole before they are compressed).
     fn write_record(&mut self, owner: Owner<'_>, data: Data<'_>) -> Option<()> {
@@ -691,28 +712,48 @@ impl RecordWriter<'_> {
     /// longest suffix already written; `None` if the labels, whole, pass the limit.
     fn name(&mut self, owner: Owner<'_>, compress: bool) -> Option<()> {
         let start = self.out.len();
-        match owner {
-            Owner::Asked => self.out.extend_from_slice(self.asked),
-            Owner::Held(name) => {
-                for label in name.iter() {
-                    self.out.push(label.len() as u8);
-                    self.out.extend_from_slice(label);
-                }
-            }
-            Owner::Service { key, label } => {
-                for part in label
-                    .into_iter()
-                    .chain([key.name(), key.namespace(), "svc"])
-                {
-                    self.out.push(part.len() as u8);
-                    self.out.extend_from_slice(part.as_bytes());
-                }
-                self.out.extend_from_slice(&self.wire.origin.0);
-            }
-            Owner::Nameserver => self.out.extend_from_slice(&self.wire.nameserver.0),
-            Owner::Apex(apex) => self.out.extend_from_slice(self.wire.apex(apex)),
-        }
+        spell(self.out, owner, self.asked, self.wire);
         self.finish_name(start, compress)
+    }
+
+    /// Writes the additional records kept back while the answers were written (see
+    /// [`RecordWriter::deferred`]), each owner compressed where it now stands.
+    fn write_deferred(&mut self, deferred: &[u8]) {
+        let mut at = 0;
+        // Each entry: the name's length, the name, the address's length (4 or 16), the address.
+        while at < deferred.len() && !self.written.overflow {
+            let name_len = usize::from(deferred[at]);
+            let name = &deferred[at + 1..at + 1 + name_len];
+            let address_len = usize::from(deferred[at + 1 + name_len]);
+            let address_at = at + 2 + name_len;
+            let address = &deferred[address_at..address_at + address_len];
+            at = address_at + address_len;
+            let mark = (self.out.len(), self.names.len(), self.names.compressed);
+            if self.deferred_record(name, address).is_none() || self.out.len() > self.limit {
+                self.out.truncate(mark.0);
+                self.names.truncate(mark.1, mark.2);
+                self.written.overflow = true;
+                return;
+            }
+            self.written.additional += 1;
+        }
+    }
+
+    fn deferred_record(&mut self, name: &[u8], address: &[u8]) -> Option<()> {
+        self.name_bytes(name, true)?;
+        let rtype = if address.len() == 4 {
+            RecordType::A
+        } else {
+            RecordType::AAAA
+        };
+        self.out.extend_from_slice(&u16::from(rtype).to_be_bytes());
+        self.out
+            .extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+        self.out.extend_from_slice(&self.zone.ttl.to_be_bytes());
+        self.out
+            .extend_from_slice(&(address.len() as u16).to_be_bytes());
+        self.out.extend_from_slice(address);
+        (self.out.len() <= self.limit).then_some(())
     }
 
     /// Writes a name given in wire form.
@@ -746,6 +787,31 @@ impl RecordWriter<'_> {
         }
         self.out.push(0);
         (self.out.len() <= self.limit).then_some(())
+    }
+}
+
+/// Appends the labels of `owner`'s name (no root) to `out`; `asked`: the question's name.
+fn spell(out: &mut Vec<u8>, owner: Owner<'_>, asked: &[u8], wire: &WireZone) {
+    match owner {
+        Owner::Asked => out.extend_from_slice(asked),
+        Owner::Held(name) => {
+            for label in name.iter() {
+                out.push(label.len() as u8);
+                out.extend_from_slice(label);
+            }
+        }
+        Owner::Service { key, label } => {
+            for part in label
+                .into_iter()
+                .chain([key.name(), key.namespace(), "svc"])
+            {
+                out.push(part.len() as u8);
+                out.extend_from_slice(part.as_bytes());
+            }
+            out.extend_from_slice(&wire.origin.0);
+        }
+        Owner::Nameserver => out.extend_from_slice(&wire.nameserver.0),
+        Owner::Apex(apex) => out.extend_from_slice(wire.apex(apex)),
     }
 }
 
