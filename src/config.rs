@@ -140,9 +140,9 @@ pub struct Config {
           value_name = "ADDR", help_heading = LISTENERS, value_parser = http_address)]
     pub http_listen: SocketAddr,
 
-    /// Threads answering UDP on the fast path, each on its own SO_REUSEPORT socket (default:
-    /// one per available CPU). 0: one task on the async runtime answers UDP instead, with no
-    /// threads of its own.
+    /// Threads answering UDP, each on its own SO_REUSEPORT socket, taking datagrams in batches
+    /// (default: one per available CPU). 0: one task on the async runtime answers UDP instead,
+    /// with no threads of its own.
     #[arg(long, env = "HEADLESS_DNS_UDP_THREADS", value_name = "N", help_heading = LISTENERS)]
     pub udp_threads: Option<usize>,
 
