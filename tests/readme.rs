@@ -154,10 +154,17 @@ fn workplace() -> tempfile::TempDir {
 
 /// Runs `script` (bash) in a new network and mount namespace with loopback up, a private
 /// /tmp, `dir` as the working directory and `dir/bin` first on the PATH; returns its output.
+/// A repository cloned under /tmp (the binary and `config/` that `dir` links to) stays
+/// reachable: it is bound back into the private /tmp, through a descriptor opened before.
 fn in_namespace(dir: &Path, script: &str) -> String {
     let setup = r#"set -u
 ip link set lo up
+exec 3<"$REPOSITORY"
 mount -t tmpfs tmpfs /tmp
+case $REPOSITORY in
+/tmp/*) mkdir -p "$REPOSITORY" && mount --no-canonicalize --bind /proc/self/fd/3 "$REPOSITORY" ;;
+esac
+exec 3<&-
 cd "$DIR"
 export PATH="$DIR/bin:/usr/sbin:/sbin:$PATH"
 "#;
@@ -170,6 +177,7 @@ export PATH="$DIR/bin:/usr/sbin:/sbin:$PATH"
         .args(["--mount", "--net", "--fork", "bash", "-c"])
         .arg(format!("{setup}{script}"))
         .env("DIR", dir)
+        .env("REPOSITORY", REPOSITORY)
         .env_remove("RUST_LOG")
         .output()
         .expect("unshare runs (util-linux)");
