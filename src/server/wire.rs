@@ -435,6 +435,7 @@ impl<'m> Message<'m, '_> {
             written: Written::default(),
             deferred: None,
             ends: Ends::default(),
+            asked_at: None,
         };
         let outcome = match rotated {
             // The whole answer in one walk of the rules: the answers written as they come, the
@@ -597,6 +598,10 @@ struct RecordWriter<'w> {
     /// after them, compressed in their place. `None`: written as they come.
     deferred: Option<&'w mut Vec<u8>>,
     ends: Ends,
+    /// Where a compressed question name now points, once one was written: the first remembered
+    /// suffix that matches a name stays the first, so every later one points there too (a
+    /// Service's answers all have the question's name).
+    asked_at: Option<u16>,
 }
 
 impl Sink for RecordWriter<'_> {
@@ -628,9 +633,7 @@ impl Sink for RecordWriter<'_> {
         }
         let mark = (self.out.len(), self.names.len(), self.names.compressed);
         if self.write_record(owner, data).is_none() || self.out.len() > self.limit {
-            self.out.truncate(mark.0);
-            self.names.truncate(mark.1, mark.2);
-            self.written.overflow = true;
+            self.take_back(mark);
             return;
         }
         let count = match section {
@@ -643,6 +646,17 @@ impl Sink for RecordWriter<'_> {
 }
 
 impl RecordWriter<'_> {
+    /// Takes back the record begun at `mark` (output length, names remembered, names
+    /// compressed), which did not fit: nothing is written after it.
+    fn take_back(&mut self, (out, names, compressed): (usize, usize, usize)) {
+        self.out.truncate(out);
+        self.names.truncate(names, compressed);
+        if self.asked_at.is_some_and(|at| usize::from(at) >= out) {
+            self.asked_at = None;
+        }
+        self.written.overflow = true;
+    }
+
     fn end(&self) -> End {
         End {
             out: self.out.len(),
@@ -712,8 +726,30 @@ impl RecordWriter<'_> {
     /// longest suffix already written; `None` if the labels, whole, pass the limit.
     fn name(&mut self, owner: Owner<'_>, compress: bool) -> Option<()> {
         let start = self.out.len();
+        // Only while names are compressed: a name written whole is not looked up.
+        let asked =
+            compress && matches!(owner, Owner::Asked) && self.names.compressed < COMPRESSED_NAMES;
+        if asked && let Some(at) = self.asked_at {
+            // What the scan would find again; the labels, whole, must still fit (hickory
+            // writes them before it compresses).
+            if start + self.asked.len() > self.limit {
+                return None;
+            }
+            self.names.compressed += 1;
+            self.out.extend_from_slice(&(0xC000 | at).to_be_bytes());
+            return (self.out.len() <= self.limit).then_some(());
+        }
+        let remembered = self.names.len();
         spell(self.out, owner, self.asked, self.wire);
-        self.finish_name(start, compress)
+        self.finish_name(start, compress)?;
+        if asked {
+            self.asked_at = if self.out[start] & 0xC0 == 0xC0 {
+                Some(u16::from_be_bytes([self.out[start], self.out[start + 1]]) & 0x3FFF)
+            } else {
+                self.names.starts_at(remembered, start)
+            };
+        }
+        Some(())
     }
 
     /// Writes the additional records kept back while the answers were written (see
@@ -730,9 +766,7 @@ impl RecordWriter<'_> {
             at = address_at + address_len;
             let mark = (self.out.len(), self.names.len(), self.names.compressed);
             if self.deferred_record(name, address).is_none() || self.out.len() > self.limit {
-                self.out.truncate(mark.0);
-                self.names.truncate(mark.1, mark.2);
-                self.written.overflow = true;
+                self.take_back(mark);
                 return;
             }
             self.written.additional += 1;
@@ -849,6 +883,11 @@ impl Names {
 
     fn len(&self) -> usize {
         self.len
+    }
+
+    /// `at`, if the suffix stored at index `index` starts there.
+    fn starts_at(&self, index: usize, at: usize) -> Option<u16> {
+        (index < self.len && usize::from(self.entries[index].0) == at).then_some(at as u16)
     }
 
     /// Forgets what was stored after the first `len` (by records taken back).
