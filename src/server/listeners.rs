@@ -164,11 +164,12 @@ mod tests {
         }
     }
 
-    async fn udp_exchange(server: SocketAddr, message: &[u8]) -> Option<Vec<u8>> {
+    /// The reply to `message`, if one comes within `wait`.
+    async fn udp_exchange(server: SocketAddr, message: &[u8], wait: Duration) -> Option<Vec<u8>> {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         socket.send_to(message, server).await.unwrap();
         let mut reply = vec![0; 512];
-        let received = tokio::time::timeout(Duration::from_millis(300), socket.recv(&mut reply));
+        let received = tokio::time::timeout(wait, socket.recv(&mut reply));
         let len = received.await.ok()?.ok()?;
         Some(reply[..len].to_vec())
     }
@@ -191,9 +192,15 @@ mod tests {
                 .unwrap();
             let addr = server.local_addr();
             let before = contained_panics();
+            // A reply may wait long: the thread first writes the panic's backtrace (with
+            // RUST_BACKTRACE set, resolving the first one's symbols takes a while on a busy host).
+            let (none, reply) = (Duration::from_millis(300), Duration::from_secs(20));
             for _ in 0..3 {
-                assert_eq!(udp_exchange(addr, &[0xEE, 1, 2]).await, None);
-                assert_eq!(udp_exchange(addr, &[1, 2, 3]).await, Some(vec![1, 2, 3]));
+                assert_eq!(udp_exchange(addr, &[0xEE, 1, 2], none).await, None);
+                assert_eq!(
+                    udp_exchange(addr, &[1, 2, 3], reply).await,
+                    Some(vec![1, 2, 3])
+                );
             }
             let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
             for message in [[0xEE, 5], [7, 8], [0xEE, 6], [9, 10]] {
