@@ -133,44 +133,37 @@ with open(f"{out}/manifests.json", "w") as f:
 
 rng = random.Random(42)
 QUERIES = 200_000
-with open(f"{out}/q-pods.txt", "w") as f:
-    for _ in range(QUERIES):
-        f.write(f"{rng.choice(pod_names)} A\n")
-with open(f"{out}/q-svcs.txt", "w") as f:
-    for _ in range(QUERIES):
-        f.write(f"{rng.choice(svc_names)} A\n")
-with open(f"{out}/q-mix.txt", "w") as f:
-    for i in range(QUERIES):
-        r = rng.random()
-        if r < 0.10:
-            f.write(f"nope-{i}.{rng.choice(svc_names)} A\n")
-        elif r < 0.55:
-            f.write(f"{rng.choice(pod_names)} A\n")
-        else:
-            f.write(f"{rng.choice(svc_names)} A\n")
+
+
+def write_queries(mix, query):
+    """q-MIX.txt: QUERIES lines, query(i) each (called in order: the random draws, and so the
+    files, stay the same from run to run)."""
+    with open(f"{out}/q-{mix}.txt", "w") as f:
+        for i in range(QUERIES):
+            f.write(query(i) + "\n")
+
+
+def mixed(i):
+    r = rng.random()
+    if r < 0.10:
+        return f"nope-{i}.{rng.choice(svc_names)} A"
+    return f"{rng.choice(pod_names if r < 0.55 else svc_names)} A"
+
+
+write_queries("pods", lambda i: f"{rng.choice(pod_names)} A")
+write_queries("svcs", lambda i: f"{rng.choice(svc_names)} A")
+write_queries("mix", mixed)
 # Last, so that the files above stay as they were.
-with open(f"{out}/q-srv.txt", "w") as f:
-    for _ in range(QUERIES):
-        f.write(f"_web._tcp.{rng.choice(svc_names)} SRV\n")
+write_queries("srv", lambda i: f"_web._tcp.{rng.choice(svc_names)} SRV")
 if full:
     with open(f"{out}/zone-reverse.txt", "w") as z:
         z.write("$ORIGIN in-addr.arpa.\n$TTL 5\n")
         z.write(f"@ SOA ns.dns.{zone}. hostmaster.{zone}. 1 7200 1800 86400 5\n@ NS ns.dns.{zone}.\n")
         for ip, name in reverse:
             z.write(f"{reverse_name(ip)}. PTR {name}\n")
-    with open(f"{out}/q-aaaa.txt", "w") as f:
-        for _ in range(QUERIES):
-            f.write(f"{rng.choice(dual_names)} AAAA\n")
-    with open(f"{out}/q-ptr.txt", "w") as f:
-        for _ in range(QUERIES):
-            f.write(f"{reverse_name(rng.choice(reverse)[0])} PTR\n")
-    with open(f"{out}/q-cname.txt", "w") as f:
-        for _ in range(QUERIES):
-            f.write(f"{rng.choice(aliases)} A\n")
-    with open(f"{out}/q-nx.txt", "w") as f:
-        for i in range(QUERIES):
-            f.write(f"nope-{i}.{rng.choice(svc_names)} A\n")
-    with open(f"{out}/q-soa.txt", "w") as f:
-        for i in range(QUERIES):
-            f.write(f"{zone} {'SOA' if i % 2 else 'NS'}\n")
+    write_queries("aaaa", lambda i: f"{rng.choice(dual_names)} AAAA")
+    write_queries("ptr", lambda i: f"{reverse_name(rng.choice(reverse)[0])} PTR")
+    write_queries("cname", lambda i: f"{rng.choice(aliases)} A")
+    write_queries("nx", lambda i: f"nope-{i}.{rng.choice(svc_names)} A")
+    write_queries("soa", lambda i: f"{zone} {'SOA' if i % 2 else 'NS'}")
 print(f"{out}: {services} headless services x {pods} pods, {n} pods, {len(svc_names) // 10 or 1} ClusterIP services")
