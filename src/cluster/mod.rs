@@ -197,15 +197,8 @@ impl ClusterState {
             return Some(self.view.clone());
         };
         let services = std::mem::take(&mut journaling.services);
-        let mut addresses = std::mem::take(&mut journaling.addresses);
+        let addresses = std::mem::take(&mut journaling.addresses);
         if journaling.published.synced() && self.view.synced() {
-            for key in &services {
-                for view in [&journaling.published, &self.view] {
-                    if let Some(service) = view.service(&key.namespace, &key.name) {
-                        addresses.extend(service.reverse_ips());
-                    }
-                }
-            }
             let keys = services.iter().map(|k| (&*k.namespace, &*k.name));
             let change = journal::diff(
                 &journaling.published,

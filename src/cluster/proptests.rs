@@ -13,7 +13,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::*;
-use crate::dns::zone::EndpointNames;
+use crate::dns::contents;
+use crate::dns::zone::{Apex, EndpointNames, PodRecords};
 use crate::records::{
     IpFamilies, Labels, PodHostname, Protocol, ServiceKind, ServicePort, SliceEndpoint, SlicePort,
     TargetPort,
@@ -220,6 +221,45 @@ fn state(names: EndpointNames) -> ClusterState {
     ClusterState::new(1).with_endpoint_names(names)
 }
 
+/// Applies `change` to `state`, and to `model`, the objects that remain.
+fn apply(state: &mut ClusterState, model: &mut BTreeMap<Identity, ClusterObject>, change: Change) {
+    match change {
+        Change::Upsert(object) => {
+            model.insert(identity(&object), object.clone());
+            state.apply(ClusterEvent::Upsert(object));
+        }
+        Change::Delete(object) => {
+            model.remove(&identity(&object));
+            state.apply(ClusterEvent::Delete(object.kind(), object.key()));
+        }
+        Change::Resync(kinds, scope, objects) => {
+            let objects: BTreeMap<Identity, ClusterObject> = objects
+                .into_iter()
+                .filter(|o| covered(o, &kinds, scope.as_deref()))
+                .map(|o| (identity(&o), o))
+                .collect();
+            model.retain(|_, o| !covered(o, &kinds, scope.as_deref()));
+            model.extend(objects.clone());
+            state.apply(ClusterEvent::Resync {
+                kinds,
+                namespace: scope,
+                objects: objects.into_values().collect(),
+            });
+        }
+    }
+}
+
+/// Every record of every zone (the SOAs aside), in `Record`'s order.
+fn whole_zone(view: &View, zone: &Zone) -> std::collections::BTreeSet<hickory_proto::rr::Record> {
+    let mut records = Vec::new();
+    for apex in [Apex::Zone, Apex::InAddrArpa, Apex::Ip6Arpa] {
+        for part in contents::parts(zone, apex) {
+            contents::records(view, zone, apex, &part, &mut records);
+        }
+    }
+    records.into_iter().collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
 
@@ -243,30 +283,7 @@ proptest! {
         model.extend(initial);
         // Views are published now and then, as bursts of events end.
         for (i, change) in changes.into_iter().enumerate() {
-            match change {
-                Change::Upsert(object) => {
-                    model.insert(identity(&object), object.clone());
-                    kept.apply(ClusterEvent::Upsert(object));
-                }
-                Change::Delete(object) => {
-                    model.remove(&identity(&object));
-                    kept.apply(ClusterEvent::Delete(object.kind(), object.key()));
-                }
-                Change::Resync(kinds, scope, objects) => {
-                    let objects: BTreeMap<Identity, ClusterObject> = objects
-                        .into_iter()
-                        .filter(|o| covered(o, &kinds, scope.as_deref()))
-                        .map(|o| (identity(&o), o))
-                        .collect();
-                    model.retain(|_, o| !covered(o, &kinds, scope.as_deref()));
-                    model.extend(objects.clone());
-                    kept.apply(ClusterEvent::Resync {
-                        kinds,
-                        namespace: scope,
-                        objects: objects.into_values().collect(),
-                    });
-                }
-            }
+            apply(&mut kept, &mut model, change);
             if i % 3 == 0 {
                 kept.publish();
             }
@@ -281,5 +298,48 @@ proptest! {
         scratch.apply(ClusterEvent::Synced);
         scratch.publish();
         prop_assert_eq!(kept.view().contents(), scratch.view().contents());
+    }
+
+    /// With transfers allowed, each publication's journaled change is exactly the difference
+    /// between the whole zones before and after (and the serial moves only with one): the
+    /// journal works out only the names a change may touch, and must miss none.
+    #[test]
+    fn the_journal_is_the_whole_zones_difference(
+        initial in vec(object(), 0..20),
+        changes in vec(change(), 1..30),
+        by_pod_name in any::<bool>(),
+    ) {
+        let names = if by_pod_name { EndpointNames::PodName } else { EndpointNames::Hostname };
+        let zone = Arc::new(Zone::new("cluster.local.", 5, PodRecords::Verified, None).unwrap());
+        let mut state = state(names).with_journal(zone.clone());
+        let mut model = BTreeMap::new();
+        let initial: Vec<ClusterObject> = initial;
+        state.apply(ClusterEvent::Resync {
+            kinds: ObjectKind::ALL.to_vec(),
+            namespace: None,
+            objects: initial,
+        });
+        state.apply(ClusterEvent::Synced);
+        let mut published = state.publish().unwrap();
+        for (i, change) in changes.into_iter().enumerate() {
+            apply(&mut state, &mut model, change);
+            if i % 2 == 1 {
+                continue;
+            }
+            let Some(view) = state.publish() else { continue };
+            let (before, after) = (whole_zone(&published, &zone), whole_zone(&view, &zone));
+            let removed: Vec<_> = before.difference(&after).cloned().collect();
+            let added: Vec<_> = after.difference(&before).cloned().collect();
+            if removed.is_empty() && added.is_empty() {
+                prop_assert_eq!(view.serial(), published.serial());
+            } else {
+                prop_assert_eq!(view.serial(), published.serial().wrapping_add(1));
+                let journaled = view.journal().since(published.serial()).unwrap();
+                prop_assert_eq!(journaled.len(), 1);
+                prop_assert_eq!(&journaled[0].removed, &removed);
+                prop_assert_eq!(&journaled[0].added, &added);
+            }
+            published = view;
+        }
     }
 }

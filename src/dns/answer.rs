@@ -71,6 +71,21 @@ pub(crate) enum Data<'a> {
     Ns,
 }
 
+impl Data<'_> {
+    pub(crate) fn record_type(&self) -> RecordType {
+        match self {
+            Data::Address(IpAddr::V4(_)) => RecordType::A,
+            Data::Address(IpAddr::V6(_)) => RecordType::AAAA,
+            Data::Cname(_) => RecordType::CNAME,
+            Data::Srv { .. } => RecordType::SRV,
+            Data::Ptr(_) => RecordType::PTR,
+            Data::Version => RecordType::TXT,
+            Data::Soa => RecordType::SOA,
+            Data::Ns => RecordType::NS,
+        }
+    }
+}
+
 /// The section of the message a record goes in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Section {
@@ -225,6 +240,58 @@ pub(crate) fn answer(
         About::Target(target) => target.to_lowercase(),
     });
     reply
+}
+
+/// The records of type `rtype` the rules answer at `name` with, owned by `name` itself: not a
+/// CNAME target's, nor the additional section's, which are never made. A zone's contents, name
+/// by name (see [`crate::dns::contents`]).
+pub(crate) fn owned_records(
+    view: &View,
+    zone: &Zone,
+    name: &Name,
+    rtype: RecordType,
+    out: &mut Vec<Record>,
+) {
+    let lower = name.to_lowercase();
+    let mut buffer = [&[][..]; MAX_LABELS];
+    let labels = labels_of(&lower, &mut buffer);
+    let mut owned = Owned {
+        rtype,
+        records: Records {
+            zone,
+            view,
+            asked: name,
+            reply: Reply::default(),
+        },
+    };
+    let only = Some(Section::Answer);
+    let outcome = walk(view, zone, labels, rtype, DNSClass::IN, only, &mut owned);
+    if outcome.rcode == ResponseCode::NoError {
+        out.append(&mut owned.records.reply.answers);
+    }
+}
+
+/// Passes on the records of one type owned by the question's name.
+struct Owned<'z> {
+    rtype: RecordType,
+    records: Records<'z>,
+}
+
+impl Sink for Owned<'_> {
+    fn record(&mut self, section: Section, owner: Owner<'_>, data: Data<'_>) {
+        if data.record_type() != self.rtype {
+            return;
+        }
+        let asked = self.records.asked;
+        let own = match owner {
+            Owner::Asked => true,
+            // A chain's target: the question's own name only where a chain comes back to it.
+            other => spelled(self.records.zone, other, asked) == *asked,
+        };
+        if own {
+            self.records.record(section, owner, data);
+        }
+    }
 }
 
 /// Makes hickory records of what the rules answer.

@@ -7,11 +7,10 @@
 
 use std::net::IpAddr;
 
-use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
 
 use crate::dns::answer;
-use crate::dns::view::View;
+use crate::dns::view::{ServiceView, View};
 use crate::dns::zone::{Apex, PodRecords, Zone, dashed};
 use crate::records::ServiceKind;
 
@@ -52,15 +51,15 @@ pub(crate) fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &m
     match part {
         Part::Apex => {
             let origin = zone.apex(apex).clone();
-            answers(view, zone, &origin, RecordType::NS, out);
+            answer::owned_records(view, zone, &origin, RecordType::NS, out);
             if apex == Apex::Zone {
                 let nameserver = zone.nameserver().clone();
-                answers(view, zone, &nameserver, RecordType::A, out);
-                answers(view, zone, &nameserver, RecordType::AAAA, out);
+                answer::owned_records(view, zone, &nameserver, RecordType::A, out);
+                answer::owned_records(view, zone, &nameserver, RecordType::AAAA, out);
                 if let Ok(version) =
                     Name::from_ascii("dns-version").and_then(|n| n.append_domain(&zone.origin))
                 {
-                    answers(view, zone, &version, RecordType::TXT, out);
+                    answer::owned_records(view, zone, &version, RecordType::TXT, out);
                 }
             }
         }
@@ -79,7 +78,7 @@ pub(crate) fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &m
                 .addresses_in(*step)
                 .filter(|(_, _, services)| *services)
             {
-                answers(view, zone, &Name::from(ip), RecordType::PTR, out);
+                answer::owned_records(view, zone, &Name::from(ip), RecordType::PTR, out);
             }
         }
     }
@@ -91,14 +90,14 @@ pub(crate) fn address_records(view: &View, zone: &Zone, ip: IpAddr, out: &mut Ve
     if zone.pod_records == PodRecords::Verified {
         pod_address_records(view, zone, ip, out);
     }
-    answers(view, zone, &Name::from(ip), RecordType::PTR, out);
+    answer::owned_records(view, zone, &Name::from(ip), RecordType::PTR, out);
 }
 
 fn pod_address_records(view: &View, zone: &Zone, ip: IpAddr, out: &mut Vec<Record>) {
     for namespace in view.pod_namespaces(ip) {
         let labels = [dashed(ip), namespace.to_owned(), "pod".to_owned()];
         if let Some(owner) = below(zone, &labels) {
-            answers(view, zone, &owner, address_type(ip), out);
+            answer::owned_records(view, zone, &owner, address_type(ip), out);
         }
     }
 }
@@ -106,7 +105,7 @@ fn pod_address_records(view: &View, zone: &Zone, ip: IpAddr, out: &mut Vec<Recor
 /// The SOA of zone `apex`, which a transfer begins and ends with.
 pub(crate) fn soa(view: &View, zone: &Zone, apex: Apex) -> Option<Record> {
     let mut out = Vec::new();
-    answers(view, zone, zone.apex(apex), RecordType::SOA, &mut out);
+    answer::owned_records(view, zone, zone.apex(apex), RecordType::SOA, &mut out);
     out.pop()
 }
 
@@ -121,29 +120,83 @@ pub(crate) fn service_records(
     let Some(service) = view.service(namespace, name) else {
         return;
     };
+    if name_records(view, zone, namespace, name, service, out) {
+        for endpoint in service.endpoints.iter() {
+            endpoint_records(view, zone, namespace, name, &endpoint.label, out);
+        }
+        port_records(view, zone, namespace, name, service, out);
+    }
+}
+
+/// A Service's names but its endpoints': its own and its ports'. With the names of the endpoints
+/// that changed, what a change of endpoints alone changes.
+pub(crate) fn own_records(
+    view: &View,
+    zone: &Zone,
+    namespace: &str,
+    name: &str,
+    service: &ServiceView,
+    out: &mut Vec<Record>,
+) {
+    if name_records(view, zone, namespace, name, service, out) {
+        port_records(view, zone, namespace, name, service, out);
+    }
+}
+
+/// The Service's name: its addresses and SRV, or its CNAME. Whether names below it may exist
+/// (not below an ExternalName).
+fn name_records(
+    view: &View,
+    zone: &Zone,
+    namespace: &str,
+    name: &str,
+    service: &ServiceView,
+    out: &mut Vec<Record>,
+) -> bool {
     let Some(owner) = below(zone, &[name, namespace, "svc"]) else {
-        return;
+        return false;
     };
     if let ServiceKind::ExternalName(_) = service.kind {
-        answers(view, zone, &owner, RecordType::CNAME, out);
-        return;
+        answer::owned_records(view, zone, &owner, RecordType::CNAME, out);
+        return false;
     }
     for rtype in [RecordType::A, RecordType::AAAA, RecordType::SRV] {
-        answers(view, zone, &owner, rtype, out);
+        answer::owned_records(view, zone, &owner, rtype, out);
     }
-    for endpoint in service.endpoints.iter() {
-        if let Some(owner) = below(zone, &[&endpoint.label, name, namespace, "svc"]) {
-            answers(view, zone, &owner, RecordType::A, out);
-            answers(view, zone, &owner, RecordType::AAAA, out);
-        }
+    true
+}
+
+/// `<label>.<service>.<namespace>.svc`: an endpoint's addresses.
+pub(crate) fn endpoint_records(
+    view: &View,
+    zone: &Zone,
+    namespace: &str,
+    name: &str,
+    label: &str,
+    out: &mut Vec<Record>,
+) {
+    if let Some(owner) = below(zone, &[label, name, namespace, "svc"]) {
+        answer::owned_records(view, zone, &owner, RecordType::A, out);
+        answer::owned_records(view, zone, &owner, RecordType::AAAA, out);
     }
+}
+
+/// `_<port>._<protocol>.<service>.<namespace>.svc` of each named port: its SRV.
+fn port_records(
+    view: &View,
+    zone: &Zone,
+    namespace: &str,
+    name: &str,
+    service: &ServiceView,
+    out: &mut Vec<Record>,
+) {
     for port in service.ports.iter().filter(|p| !p.name.is_empty()) {
         let (port_label, protocol) = (
             format!("_{}", port.name),
             format!("_{}", port.protocol.srv_label()),
         );
         if let Some(owner) = below(zone, &[&port_label, &protocol, name, namespace, "svc"]) {
-            answers(view, zone, &owner, RecordType::SRV, out);
+            answer::owned_records(view, zone, &owner, RecordType::SRV, out);
         }
     }
 }
@@ -160,18 +213,4 @@ fn below<S: AsRef<str>>(zone: &Zone, labels: &[S]) -> Option<Name> {
     Name::from_labels(labels.iter().map(|l| l.as_ref().as_bytes()))
         .and_then(|name| name.append_domain(&zone.origin))
         .ok()
-}
-
-/// The records of type `rtype` the rules answer at `name` with (owned by `name` itself: not
-/// the targets of a CNAME followed).
-fn answers(view: &View, zone: &Zone, name: &Name, rtype: RecordType, out: &mut Vec<Record>) {
-    let reply = answer::answer(view, zone, &name.to_lowercase(), name, rtype, DNSClass::IN);
-    if reply.rcode == ResponseCode::NoError {
-        out.extend(
-            reply
-                .answers
-                .into_iter()
-                .filter(|r| r.record_type() == rtype && r.name == *name),
-        );
-    }
 }

@@ -677,7 +677,7 @@ impl RecordWriter<'_> {
     /// written whole before they are compressed).
     fn write_record(&mut self, owner: Owner<'_>, data: Data<'_>) -> Option<()> {
         self.name(owner, true)?;
-        let (rtype, ttl) = (record_type(&data), self.zone.ttl);
+        let (rtype, ttl) = (data.record_type(), self.zone.ttl);
         self.out.extend_from_slice(&u16::from(rtype).to_be_bytes());
         self.out
             .extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
@@ -846,19 +846,6 @@ fn spell(out: &mut Vec<u8>, owner: Owner<'_>, asked: &[u8], wire: &WireZone) {
         }
         Owner::Nameserver => out.extend_from_slice(&wire.nameserver.0),
         Owner::Apex(apex) => out.extend_from_slice(wire.apex(apex)),
-    }
-}
-
-fn record_type(data: &Data<'_>) -> RecordType {
-    match data {
-        Data::Address(IpAddr::V4(_)) => RecordType::A,
-        Data::Address(IpAddr::V6(_)) => RecordType::AAAA,
-        Data::Cname(_) => RecordType::CNAME,
-        Data::Srv { .. } => RecordType::SRV,
-        Data::Ptr(_) => RecordType::PTR,
-        Data::Version => RecordType::TXT,
-        Data::Soa => RecordType::SOA,
-        Data::Ns => RecordType::NS,
     }
 }
 
