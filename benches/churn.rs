@@ -27,6 +27,10 @@ use apiserver::FakeApi;
 use headless_dns::manifests;
 use headless_dns::{ClusterEvent, ClusterObject, ClusterState, PodRecords, Zone};
 
+/// The allocator the server runs with (`src/main.rs`): the writer's costs are its.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use apiserver::BENCH_PODS_PER_SERVICE as PODS_PER_SERVICE;
 const CHANGES_PER_SECOND: u64 = 1000;
 

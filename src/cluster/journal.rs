@@ -12,17 +12,14 @@
 //! difference` in the cluster's property tests holds this against the whole zone compared).
 
 use std::cmp::Ordering;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use hashbrown::DefaultHashBuilder;
 use hashbrown::HashSet;
-use hickory_proto::rr::rdata::{CNAME, PTR};
-use hickory_proto::rr::{Name, RData, Record};
-use hickory_proto::serialize::binary::BinEncodable;
 
 use crate::dns::contents;
-use crate::dns::journal::Change;
+use crate::dns::journal::{Change, WireRecords};
 use crate::dns::view::{Endpoint, ServiceView, View};
 use crate::dns::zone::Zone;
 use crate::records::ServiceKind;
@@ -42,10 +39,14 @@ pub(crate) fn diff<'a>(
 ) -> Option<Change> {
     let mut change = Change::default();
     let mut addresses: HashSet<IpAddr> = addresses.into_iter().collect();
-    let (mut before, mut after) = (Vec::new(), Vec::new());
+    // Room for the records of a Service of some tens of endpoints without growing.
+    let (mut before, mut after) = (
+        WireRecords::with_capacity(8192),
+        WireRecords::with_capacity(8192),
+    );
     // One Service or address at a time: no two of them own the same name, so each one's
     // records can be compared on their own, and the work stops as soon as the limit is passed.
-    let compare = |before: &mut Vec<Record>, after: &mut Vec<Record>, change: &mut Change| {
+    let compare = |before: &mut WireRecords, after: &mut WireRecords, change: &mut Change| {
         differences(before, after, &mut change.removed, &mut change.added);
         change.records() <= limit
     };
@@ -82,17 +83,16 @@ pub(crate) fn diff<'a>(
             return None;
         }
     }
-    // In the order hickory's `Record` sorts in (RFC 4034's canonical order), whatever order the
-    // touched names came in.
-    sort(&mut change.removed);
-    sort(&mut change.added);
     Some(change)
 }
 
 /// The labels of the endpoints that are not the same in both: gone, new, or other addresses.
 fn changed_endpoints<'v>(was: &'v ServiceView, is: &'v ServiceView) -> Vec<&'v str> {
     let mut changed = Vec::new();
-    let (mut a, mut b) = (was.endpoints.iter().peekable(), is.endpoints.iter().peekable());
+    let (mut a, mut b) = (
+        was.endpoints.iter().peekable(),
+        is.endpoints.iter().peekable(),
+    );
     // Both lists are sorted by label, labels unique.
     loop {
         match (a.peek(), b.peek()) {
@@ -146,211 +146,85 @@ fn moved_addresses(was: Option<&ServiceView>, is: Option<&ServiceView>) -> Vec<I
     moved
 }
 
-/// Sorts `records` as `Record`'s own order would (RFC 4034's canonical order: name, type,
-/// class, TTL, then the data's encoding).
-fn sort(records: &mut [Record]) {
-    records.sort_by(|a, b| {
-        a.name
-            .cmp(&b.name)
-            .then_with(|| a.record_type().cmp(&b.record_type()))
-            .then_with(|| a.dns_class.cmp(&b.dns_class))
-            .then_with(|| a.ttl.cmp(&b.ttl))
-            .then_with(|| data_cmp(&a.data, &b.data))
-    });
-}
-
-/// `RData`'s order, the order of the data's encodings, compared without encoding them for the
-/// data a zone's changes hold (hickory encodes both for every comparison: most of a sort's
-/// time, for SRV records).
-fn data_cmp(a: &RData, b: &RData) -> Ordering {
-    match (a, b) {
-        (RData::A(a), RData::A(b)) => a.octets().cmp(&b.octets()),
-        (RData::AAAA(a), RData::AAAA(b)) => a.octets().cmp(&b.octets()),
-        (RData::SRV(a), RData::SRV(b)) => (a.priority, a.weight, a.port)
-            .cmp(&(b.priority, b.weight, b.port))
-            .then_with(|| wire_cmp(&a.target, &b.target)),
-        (RData::PTR(PTR(a)), RData::PTR(PTR(b))) | (RData::CNAME(CNAME(a)), RData::CNAME(CNAME(b))) => {
-            wire_cmp(a, b)
-        }
-        (a, b) => a.to_bytes().ok().cmp(&b.to_bytes().ok()),
-    }
-}
-
-/// The order of two names' encodings: each label's length, then its bytes, then the root (a
-/// name not fully qualified is written as one that is).
-fn wire_cmp(a: &Name, b: &Name) -> Ordering {
-    fn wire(name: &Name) -> impl Iterator<Item = u8> + '_ {
-        let labels = name
-            .iter()
-            .flat_map(|l| std::iter::once(l.len() as u8).chain(l.iter().copied()));
-        labels.chain([0])
-    }
-    wire(a).cmp(wire(b))
-}
-
-/// A record's hash, as `Record`'s equality compares it (name, case aside; class; data).
-fn hash_of(record: &Record, hasher: &impl BuildHasher) -> u64 {
-    let mut state = hasher.build_hasher();
-    hash_name(&record.name, &mut state);
-    record.dns_class.hash(&mut state);
-    match &record.data {
-        RData::SRV(srv) => {
-            (srv.priority, srv.weight, srv.port).hash(&mut state);
-            hash_name(&srv.target, &mut state);
-        }
-        RData::PTR(PTR(name)) | RData::CNAME(CNAME(name)) => hash_name(name, &mut state),
-        data => data.hash(&mut state),
-    }
-    state.finish()
-}
-
-/// Hashes `name` as its equality compares it (case aside), a label at a time: `Name`'s own
-/// hash feeds the hasher byte by byte.
-fn hash_name<H: Hasher>(name: &Name, state: &mut H) {
-    let mut lower = [0u8; 63];
-    for label in name.iter() {
-        let lower = &mut lower[..label.len().min(63)];
-        for (to, from) in lower.iter_mut().zip(label) {
-            *to = from.to_ascii_lowercase();
-        }
-        state.write_u8(lower.len() as u8);
-        state.write(lower);
-    }
-}
-
 /// Moves what is only in `before` to `removed` and what is only in `after` to `added` (each
-/// record once), leaving both empty. Each record is hashed once and the hashes sorted: sorting
-/// the records themselves cost several times more.
+/// record once), leaving both empty. Records are compared byte for byte: both sides are written
+/// by the same rules from the same kind of data. Each record is hashed once and the hashes
+/// sorted.
 fn differences(
-    before: &mut Vec<Record>,
-    after: &mut Vec<Record>,
-    removed: &mut Vec<Record>,
-    added: &mut Vec<Record>,
+    before: &mut WireRecords,
+    after: &mut WireRecords,
+    removed: &mut WireRecords,
+    added: &mut WireRecords,
 ) {
-    let hasher = DefaultHashBuilder::default();
-    let hashed = |records: &[Record]| {
-        let mut hashes: Vec<(u64, usize)> = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (hash_of(r, &hasher), i))
-            .collect();
+    fn hashed<'r>(records: &'r WireRecords, hasher: &DefaultHashBuilder) -> Vec<(u64, &'r [u8])> {
+        let mut hashes: Vec<(u64, &[u8])> =
+            records.iter().map(|r| (hasher.hash_one(r), r)).collect();
         hashes.sort_unstable();
         hashes
-    };
-    let (b, a) = (hashed(before), hashed(after));
-    let (mut only_before, mut only_after) = (vec![false; before.len()], vec![false; after.len()]);
-    let (mut i, mut j) = (0, 0);
-    while i < b.len() || j < a.len() {
-        let hash = match (b.get(i), a.get(j)) {
-            (Some(x), Some(y)) => x.0.min(y.0),
-            (Some(x), None) => x.0,
-            (None, Some(y)) => y.0,
-            (None, None) => break,
-        };
-        let run = |hashes: &[(u64, usize)], from: usize| {
-            from + hashes[from..].iter().take_while(|(h, _)| *h == hash).count()
-        };
-        let (i_end, j_end) = (run(&b, i), run(&a, j));
-        // Records of one hash, compared by value: equal hashes of unequal records included.
-        mark_unmatched(before, &b[i..i_end], after, &a[j..j_end], &mut only_before);
-        mark_unmatched(after, &a[j..j_end], before, &b[i..i_end], &mut only_after);
-        (i, j) = (i_end, j_end);
     }
-    let keep = |records: &mut Vec<Record>, only: Vec<bool>, to: &mut Vec<Record>| {
-        let kept = records.drain(..).zip(only).filter(|(_, only)| *only);
-        to.extend(kept.map(|(record, _)| record));
-    };
-    keep(before, only_before, removed);
-    keep(after, only_after, added);
+    let hasher = DefaultHashBuilder::default();
+    {
+        let (b, a) = (hashed(before, &hasher), hashed(after, &hasher));
+        let (mut i, mut j) = (0, 0);
+        // Through both in (hash, bytes) order: equal records meet.
+        loop {
+            match (b.get(i), a.get(j)) {
+                (Some(x), Some(y)) if x == y => {
+                    i = skip_repeats(&b, i);
+                    j = skip_repeats(&a, j);
+                }
+                (Some(x), Some(y)) if x > y => {
+                    added.push(y.1);
+                    j = skip_repeats(&a, j);
+                }
+                (Some(x), _) => {
+                    removed.push(x.1);
+                    i = skip_repeats(&b, i);
+                }
+                (None, Some(y)) => {
+                    added.push(y.1);
+                    j = skip_repeats(&a, j);
+                }
+                (None, None) => break,
+            }
+        }
+    }
+    before.clear();
+    after.clear();
 }
 
-/// Marks in `only` the records of `run` (indices into `records`) that no record of `other_run`
-/// equals, each value once.
-fn mark_unmatched(
-    records: &[Record],
-    run: &[(u64, usize)],
-    other: &[Record],
-    other_run: &[(u64, usize)],
-    only: &mut [bool],
-) {
-    for (n, &(_, index)) in run.iter().enumerate() {
-        let record = &records[index];
-        let repeated = run[..n].iter().any(|&(_, earlier)| records[earlier] == *record);
-        let matched = other_run.iter().any(|&(_, k)| other[k] == *record);
-        only[index] = !repeated && !matched;
-    }
+/// The index past `at` and the copies of it that follow.
+fn skip_repeats(sorted: &[(u64, &[u8])], at: usize) -> usize {
+    at + 1
+        + sorted[at + 1..]
+            .iter()
+            .take_while(|e| **e == sorted[at])
+            .count()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::rr::rdata::{A, AAAA, SRV};
 
-    /// Data compared without encoding it sorts as its encodings do, case and lengths included.
-    #[test]
-    fn data_sorts_as_its_encoding() {
-        let name = |text: &str| Name::from_ascii(text).unwrap();
-        let names = [
-            "web-0.web.default.svc.cluster.local.",
-            "Web-0.web.default.svc.cluster.local.",
-            "web-10.web.default.svc.cluster.local.",
-            "web.default.svc.cluster.local.",
-            "a.b.",
-            "ab.",
-            "a.b",
-            "a-b.c.",
-        ];
-        let mut data = vec![
-            RData::A(A::new(10, 0, 0, 1)),
-            RData::A(A::new(10, 0, 0, 12)),
-            RData::A(A::new(9, 255, 0, 1)),
-            RData::AAAA(AAAA::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
-            RData::AAAA(AAAA::new(0xfd00, 0, 0, 0, 0, 0, 1, 0)),
-        ];
-        for target in names {
-            data.push(RData::PTR(PTR(name(target))));
-            data.push(RData::CNAME(CNAME(name(target))));
-            for (weight, port) in [(33, 80), (50, 80), (100, 8080), (33, 443)] {
-                data.push(RData::SRV(SRV::new(0, weight, port, name(target))));
-            }
+    fn records(list: &[&[u8]]) -> WireRecords {
+        let mut records = WireRecords::default();
+        for record in list {
+            records.push(record);
         }
-        for a in &data {
-            for b in &data {
-                if a.record_type() == b.record_type() {
-                    let encoded = a.to_bytes().unwrap().cmp(&b.to_bytes().unwrap());
-                    assert_eq!(data_cmp(a, b), encoded, "{a} against {b}");
-                }
-            }
-        }
+        records
     }
 
     /// What is only on one side moves, once; what both hold stays.
     #[test]
     fn differences_move_what_one_side_alone_holds() {
-        let record = |ip: u8, srv_weight: Option<u16>| {
-            let owner = Name::from_ascii("web.default.svc.cluster.local.").unwrap();
-            let data = match srv_weight {
-                None => RData::A(A::new(10, 0, 0, ip)),
-                Some(weight) => RData::SRV(SRV::new(
-                    0,
-                    weight,
-                    80,
-                    Name::from_ascii(format!("WEB-{ip}.web.default.svc.cluster.local.")).unwrap(),
-                )),
-            };
-            Record::from_rdata(owner, 5, data)
-        };
-        let mut before = vec![record(1, None), record(2, None), record(2, None), record(1, Some(50))];
-        // The same SRV in another case is the same record.
-        let mut lower = record(1, Some(50));
-        if let RData::SRV(srv) = &mut lower.data {
-            srv.target = srv.target.to_lowercase();
-        }
-        let mut after = vec![record(1, None), lower, record(3, None), record(3, None)];
-        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        let mut before = records(&[b"a", b"b", b"b", b"d", b"e"]);
+        let mut after = records(&[b"a", b"c", b"c", b"e", b"a"]);
+        let (mut removed, mut added) = (WireRecords::default(), WireRecords::default());
         differences(&mut before, &mut after, &mut removed, &mut added);
-        assert_eq!(removed, [record(2, None)]);
-        assert_eq!(added, [record(3, None)]);
+        let mut removed: Vec<&[u8]> = removed.iter().collect();
+        removed.sort();
+        assert_eq!(removed, [b"b", b"d"]);
+        assert_eq!(added.iter().collect::<Vec<_>>(), [b"c"]);
         assert!(before.is_empty() && after.is_empty());
     }
 }

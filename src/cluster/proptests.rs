@@ -336,8 +336,8 @@ proptest! {
                 prop_assert_eq!(view.serial(), published.serial().wrapping_add(1));
                 let journaled = view.journal().since(published.serial()).unwrap();
                 prop_assert_eq!(journaled.len(), 1);
-                prop_assert_eq!(&journaled[0].removed, &removed);
-                prop_assert_eq!(&journaled[0].added, &added);
+                prop_assert_eq!(journaled[0].removed.records(), removed);
+                prop_assert_eq!(journaled[0].added.records(), added);
             }
             published = view;
         }

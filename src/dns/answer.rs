@@ -13,7 +13,9 @@ use std::net::IpAddr;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
+use crate::dns::journal::WireRecords;
 use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_of};
 use crate::dns::view::{Endpoint, ServiceView, View};
 use crate::dns::zone::{Apex, PodRecords, SCHEMA_VERSION, Zone, parse_dashed};
@@ -252,46 +254,231 @@ pub(crate) fn owned_records(
     rtype: RecordType,
     out: &mut Vec<Record>,
 ) {
-    let lower = name.to_lowercase();
-    let mut buffer = [&[][..]; MAX_LABELS];
-    let labels = labels_of(&lower, &mut buffer);
-    let mut owned = Owned {
-        rtype,
+    let records = Records {
+        zone,
+        view,
+        asked: name,
+        reply: Reply::default(),
+    };
+    if let Some(mut records) = owned(view, zone, name, rtype, records) {
+        out.append(&mut records.reply.answers);
+    }
+}
+
+/// The records [`owned_records`] makes, uncompressed on the wire: what the transfer journal
+/// keeps of a change.
+pub(crate) fn owned_wire(
+    view: &View,
+    zone: &Zone,
+    name: &Name,
+    rtype: RecordType,
+    out: &mut WireRecords,
+) {
+    let before = out.len();
+    let mut wire = Wire {
         records: Records {
             zone,
             view,
             asked: name,
             reply: Reply::default(),
         },
+        out,
+        asked: Vec::with_capacity(64),
+        suffix: Vec::with_capacity(64),
     };
-    let only = Some(Section::Answer);
-    let outcome = walk(view, zone, labels, rtype, DNSClass::IN, only, &mut owned);
-    if outcome.rcode == ResponseCode::NoError {
-        out.append(&mut owned.records.reply.answers);
+    // A name hickory holds fits.
+    let _ = write_labels(name.iter(), &mut wire.asked);
+    if owned(view, zone, name, rtype, wire).is_none() {
+        out.truncate(before);
     }
 }
 
-/// Passes on the records of one type owned by the question's name.
-struct Owned<'z> {
-    rtype: RecordType,
-    records: Records<'z>,
+/// Walks `name`'s answer for `rtype`, handing `sink` the records `name` owns; the sink back
+/// when the answer is NOERROR.
+fn owned<S: Sink>(view: &View, zone: &Zone, name: &Name, rtype: RecordType, sink: S) -> Option<S> {
+    // The names walked are made from the view's labels, lower case already but for an
+    // origin given otherwise: a copy only then.
+    let lower;
+    let name_lower = if name.iter().flatten().any(u8::is_ascii_uppercase) {
+        lower = name.to_lowercase();
+        &lower
+    } else {
+        name
+    };
+    let mut buffer = [&[][..]; MAX_LABELS];
+    let labels = labels_of(name_lower, &mut buffer);
+    let mut owned = Owned {
+        zone,
+        asked: name,
+        rtype,
+        sink,
+    };
+    let only = Some(Section::Answer);
+    let outcome = walk(view, zone, labels, rtype, DNSClass::IN, only, &mut owned);
+    (outcome.rcode == ResponseCode::NoError).then_some(owned.sink)
 }
 
-impl Sink for Owned<'_> {
+/// Passes on the records of one type owned by the question's name.
+struct Owned<'z, S> {
+    zone: &'z Zone,
+    asked: &'z Name,
+    rtype: RecordType,
+    sink: S,
+}
+
+impl<S: Sink> Sink for Owned<'_, S> {
     fn record(&mut self, section: Section, owner: Owner<'_>, data: Data<'_>) {
         if data.record_type() != self.rtype {
             return;
         }
-        let asked = self.records.asked;
         let own = match owner {
             Owner::Asked => true,
             // A chain's target: the question's own name only where a chain comes back to it.
-            other => spelled(self.records.zone, other, asked) == *asked,
+            other => spelled(self.zone, other, self.asked) == *self.asked,
         };
         if own {
-            self.records.record(section, owner, data);
+            self.sink.record(section, owner, data);
         }
     }
+}
+
+/// Writes records uncompressed on the wire: the common ones directly, the rest (SOA, NS, TXT)
+/// as hickory encodes them.
+struct Wire<'z, 'o> {
+    records: Records<'z>,
+    out: &'o mut WireRecords,
+    /// The question's name on the wire: the owner of every record but a chain's.
+    asked: Vec<u8>,
+    /// `<service>.<namespace>.svc.<zone>` on the wire, of the Service last spelled: the SRV
+    /// targets of one answer share it.
+    suffix: Vec<u8>,
+}
+
+impl Sink for Wire<'_, '_> {
+    fn record(&mut self, section: Section, owner: Owner<'_>, data: Data<'_>) {
+        let Records { zone, asked, .. } = self.records;
+        let suffix = &mut self.suffix;
+        let out = self.out.buffer();
+        let direct = match data {
+            Data::Address(_) | Data::Srv { .. } | Data::Ptr(_) | Data::Cname(_) => {
+                match owner {
+                    Owner::Asked => out.extend_from_slice(&self.asked),
+                    owner => spell_wire(zone, owner, asked, out),
+                }
+                out.extend_from_slice(&u16::from(data.record_type()).to_be_bytes());
+                out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+                out.extend_from_slice(&zone.ttl.to_be_bytes());
+                let length_at = out.len();
+                out.extend_from_slice(&[0, 0]);
+                match data {
+                    Data::Address(IpAddr::V4(v4)) => out.extend_from_slice(&v4.octets()),
+                    Data::Address(IpAddr::V6(v6)) => out.extend_from_slice(&v6.octets()),
+                    Data::Srv {
+                        weight,
+                        port,
+                        target,
+                    } => {
+                        out.extend_from_slice(&[0, 0]);
+                        out.extend_from_slice(&weight.to_be_bytes());
+                        out.extend_from_slice(&port.to_be_bytes());
+                        spell_target(zone, target, asked, suffix, out);
+                    }
+                    Data::Ptr(target) => spell_target(zone, target, asked, suffix, out),
+                    Data::Cname(target) => spell_wire(zone, Owner::Held(target), asked, out),
+                    _ => {}
+                }
+                let length = u16::try_from(out.len() - length_at - 2).unwrap_or(0);
+                out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
+                true
+            }
+            Data::Version | Data::Soa | Data::Ns => false,
+        };
+        if !direct {
+            self.records.record(section, owner, data);
+            let mut encoded = Vec::new();
+            if let Some(record) = self.records.reply.answers.pop() {
+                let _ = record.emit(&mut BinEncoder::new(&mut encoded));
+            }
+            out.extend_from_slice(&encoded);
+        }
+        self.out.end_record();
+    }
+}
+
+/// [`spell_wire`] for a record's target, with the Service's part of the name kept from one
+/// target to the next.
+fn spell_target(
+    zone: &Zone,
+    target: Owner<'_>,
+    asked: &Name,
+    suffix: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
+    let Owner::Service {
+        key,
+        label: Some(label),
+    } = target
+    else {
+        return spell_wire(zone, target, asked, out);
+    };
+    let (name, namespace) = (key.name.as_bytes(), key.namespace.as_bytes());
+    let cached = suffix.len() > 2 + name.len() + namespace.len()
+        && usize::from(suffix[0]) == name.len()
+        && suffix[1..=name.len()] == *name
+        && usize::from(suffix[1 + name.len()]) == namespace.len()
+        && suffix[2 + name.len()..2 + name.len() + namespace.len()] == *namespace;
+    if !cached {
+        suffix.clear();
+        let labels = [name, namespace, b"svc"];
+        if write_labels(labels.into_iter().chain(zone.origin.iter()), suffix).is_none() {
+            suffix.clear();
+            return spell_wire(zone, target, asked, out);
+        }
+    }
+    // Within 255 bytes with the label, as `service_fits` holds for every target the rules name.
+    if label.is_empty() || label.len() > 63 || suffix.len() + 1 + label.len() > 255 {
+        return spell_wire(zone, target, asked, out);
+    }
+    out.push(label.len() as u8);
+    out.extend_from_slice(label.as_bytes());
+    out.extend_from_slice(suffix);
+}
+
+/// `owner` spelled out on the wire, uncompressed, as [`spelled`] spells it.
+fn spell_wire(zone: &Zone, owner: Owner<'_>, asked: &Name, out: &mut Vec<u8>) {
+    let name = match owner {
+        Owner::Asked => asked,
+        Owner::Held(name) => name,
+        Owner::Service { key, label } => {
+            let start = out.len();
+            let labels = label.into_iter().chain([key.name, key.namespace, "svc"]);
+            let labels = labels.map(str::as_bytes).chain(zone.origin.iter());
+            if write_labels(labels, out).is_some() {
+                return;
+            }
+            out.truncate(start);
+            &zone.origin
+        }
+        Owner::Nameserver => zone.nameserver(),
+        Owner::Apex(apex) => zone.apex(apex),
+    };
+    // A name hickory holds fits.
+    let _ = write_labels(name.iter(), out);
+}
+
+/// Appends `labels` and the root to `out` as a name on the wire; `None` (and part of it
+/// written) for an empty label, one past 63 bytes, or a name past 255.
+fn write_labels<'l>(labels: impl IntoIterator<Item = &'l [u8]>, out: &mut Vec<u8>) -> Option<()> {
+    let start = out.len();
+    for label in labels {
+        if label.is_empty() || label.len() > 63 {
+            return None;
+        }
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    (out.len() - start <= 255).then_some(())
 }
 
 /// Makes hickory records of what the rules answer.
@@ -336,15 +523,27 @@ pub(crate) fn spelled(zone: &Zone, owner: Owner<'_>, asked: &Name) -> Name {
         Owner::Held(name) => name.clone(),
         Owner::Service { key, label } => {
             let labels = label.into_iter().chain([key.name, key.namespace, "svc"]);
-            Name::from_labels(labels.map(str::as_bytes))
-                .and_then(|n| n.append_domain(&zone.origin))
+            name_below(labels.map(str::as_bytes), &zone.origin)
                 // A Service's names fit: its labels are DNS labels, and the view keeps no
                 // name that would pass 255 bytes (see `service_fits`).
-                .unwrap_or_else(|_| zone.origin.clone())
+                .unwrap_or_else(|| zone.origin.clone())
         }
         Owner::Nameserver => zone.nameserver().clone(),
         Owner::Apex(apex) => zone.apex(apex).clone(),
     }
+}
+
+/// `labels` (leftmost first) and then `origin`'s as one name, read from its wire form: hickory's
+/// `from_labels` and `append_domain` copy the name once per label, most of the time a transfer
+/// or the journal spends spelling SRV targets. `None` for an empty label, one past 63 bytes, or a
+/// name past 255.
+pub(crate) fn name_below<'l>(
+    labels: impl IntoIterator<Item = &'l [u8]>,
+    origin: &'l Name,
+) -> Option<Name> {
+    let mut wire = Vec::with_capacity(64);
+    write_labels(labels.into_iter().chain(origin.iter()), &mut wire)?;
+    Name::read(&mut BinDecoder::new(&wire)).ok()
 }
 
 /// Whether `[<label>.]<service>.<namespace>.svc.<zone>` stays within 255 bytes on the wire.

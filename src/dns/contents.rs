@@ -10,9 +10,29 @@ use std::net::IpAddr;
 use hickory_proto::rr::{Name, Record, RecordType};
 
 use crate::dns::answer;
+use crate::dns::journal::WireRecords;
 use crate::dns::view::{ServiceView, View};
 use crate::dns::zone::{Apex, PodRecords, Zone, dashed};
 use crate::records::ServiceKind;
+
+/// Where the records of the names walked go: hickory records for a transfer, records on the
+/// wire for the journal.
+pub(crate) trait Out {
+    /// Appends the records of type `rtype` that `name` itself holds.
+    fn owned(&mut self, view: &View, zone: &Zone, name: &Name, rtype: RecordType);
+}
+
+impl Out for Vec<Record> {
+    fn owned(&mut self, view: &View, zone: &Zone, name: &Name, rtype: RecordType) {
+        answer::owned_records(view, zone, name, rtype, self);
+    }
+}
+
+impl Out for WireRecords {
+    fn owned(&mut self, view: &View, zone: &Zone, name: &Name, rtype: RecordType) {
+        answer::owned_wire(view, zone, name, rtype, self);
+    }
+}
 
 /// One step of a walk over a zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,19 +67,19 @@ pub(crate) fn parts(zone: &Zone, apex: Apex) -> Vec<Part> {
 
 /// Appends the records of `part` of zone `apex` to `out` (the apex's SOA excepted: a transfer
 /// puts it first and last).
-pub(crate) fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &mut Vec<Record>) {
+pub(crate) fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &mut impl Out) {
     match part {
         Part::Apex => {
             let origin = zone.apex(apex).clone();
-            answer::owned_records(view, zone, &origin, RecordType::NS, out);
+            out.owned(view, zone, &origin, RecordType::NS);
             if apex == Apex::Zone {
                 let nameserver = zone.nameserver().clone();
-                answer::owned_records(view, zone, &nameserver, RecordType::A, out);
-                answer::owned_records(view, zone, &nameserver, RecordType::AAAA, out);
+                out.owned(view, zone, &nameserver, RecordType::A);
+                out.owned(view, zone, &nameserver, RecordType::AAAA);
                 if let Ok(version) =
                     Name::from_ascii("dns-version").and_then(|n| n.append_domain(&zone.origin))
                 {
-                    answer::owned_records(view, zone, &version, RecordType::TXT, out);
+                    out.owned(view, zone, &version, RecordType::TXT);
                 }
             }
         }
@@ -78,7 +98,7 @@ pub(crate) fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &m
                 .addresses_in(*step)
                 .filter(|(_, _, services)| *services)
             {
-                answer::owned_records(view, zone, &Name::from(ip), RecordType::PTR, out);
+                out.owned(view, zone, &Name::from(ip), RecordType::PTR);
             }
         }
     }
@@ -86,26 +106,26 @@ pub(crate) fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &m
 
 /// The names `ip` holds: `<a-b-c-d>.<ns>.pod.<zone>` for each namespace with a pod on it
 /// (with `--pod-records verified`), and its PTR name.
-pub(crate) fn address_records(view: &View, zone: &Zone, ip: IpAddr, out: &mut Vec<Record>) {
+pub(crate) fn address_records(view: &View, zone: &Zone, ip: IpAddr, out: &mut impl Out) {
     if zone.pod_records == PodRecords::Verified {
         pod_address_records(view, zone, ip, out);
     }
-    answer::owned_records(view, zone, &Name::from(ip), RecordType::PTR, out);
+    out.owned(view, zone, &Name::from(ip), RecordType::PTR);
 }
 
-fn pod_address_records(view: &View, zone: &Zone, ip: IpAddr, out: &mut Vec<Record>) {
+fn pod_address_records(view: &View, zone: &Zone, ip: IpAddr, out: &mut impl Out) {
     for namespace in view.pod_namespaces(ip) {
         let labels = [dashed(ip), namespace.to_owned(), "pod".to_owned()];
         if let Some(owner) = below(zone, &labels) {
-            answer::owned_records(view, zone, &owner, address_type(ip), out);
+            out.owned(view, zone, &owner, address_type(ip));
         }
     }
 }
 
 /// The SOA of zone `apex`, which a transfer begins and ends with.
 pub(crate) fn soa(view: &View, zone: &Zone, apex: Apex) -> Option<Record> {
-    let mut out = Vec::new();
-    answer::owned_records(view, zone, zone.apex(apex), RecordType::SOA, &mut out);
+    let mut out: Vec<Record> = Vec::new();
+    out.owned(view, zone, zone.apex(apex), RecordType::SOA);
     out.pop()
 }
 
@@ -115,7 +135,7 @@ pub(crate) fn service_records(
     zone: &Zone,
     namespace: &str,
     name: &str,
-    out: &mut Vec<Record>,
+    out: &mut impl Out,
 ) {
     let Some(service) = view.service(namespace, name) else {
         return;
@@ -136,7 +156,7 @@ pub(crate) fn own_records(
     namespace: &str,
     name: &str,
     service: &ServiceView,
-    out: &mut Vec<Record>,
+    out: &mut impl Out,
 ) {
     if name_records(view, zone, namespace, name, service, out) {
         port_records(view, zone, namespace, name, service, out);
@@ -151,17 +171,17 @@ fn name_records(
     namespace: &str,
     name: &str,
     service: &ServiceView,
-    out: &mut Vec<Record>,
+    out: &mut impl Out,
 ) -> bool {
     let Some(owner) = below(zone, &[name, namespace, "svc"]) else {
         return false;
     };
     if let ServiceKind::ExternalName(_) = service.kind {
-        answer::owned_records(view, zone, &owner, RecordType::CNAME, out);
+        out.owned(view, zone, &owner, RecordType::CNAME);
         return false;
     }
     for rtype in [RecordType::A, RecordType::AAAA, RecordType::SRV] {
-        answer::owned_records(view, zone, &owner, rtype, out);
+        out.owned(view, zone, &owner, rtype);
     }
     true
 }
@@ -173,11 +193,11 @@ pub(crate) fn endpoint_records(
     namespace: &str,
     name: &str,
     label: &str,
-    out: &mut Vec<Record>,
+    out: &mut impl Out,
 ) {
     if let Some(owner) = below(zone, &[label, name, namespace, "svc"]) {
-        answer::owned_records(view, zone, &owner, RecordType::A, out);
-        answer::owned_records(view, zone, &owner, RecordType::AAAA, out);
+        out.owned(view, zone, &owner, RecordType::A);
+        out.owned(view, zone, &owner, RecordType::AAAA);
     }
 }
 
@@ -188,7 +208,7 @@ fn port_records(
     namespace: &str,
     name: &str,
     service: &ServiceView,
-    out: &mut Vec<Record>,
+    out: &mut impl Out,
 ) {
     for port in service.ports.iter().filter(|p| !p.name.is_empty()) {
         let (port_label, protocol) = (
@@ -196,7 +216,7 @@ fn port_records(
             format!("_{}", port.protocol.srv_label()),
         );
         if let Some(owner) = below(zone, &[&port_label, &protocol, name, namespace, "svc"]) {
-            answer::owned_records(view, zone, &owner, RecordType::SRV, out);
+            out.owned(view, zone, &owner, RecordType::SRV);
         }
     }
 }
@@ -210,7 +230,5 @@ fn address_type(ip: IpAddr) -> RecordType {
 
 /// `labels` (leftmost first) below the zone; `None` if too long for a name.
 fn below<S: AsRef<str>>(zone: &Zone, labels: &[S]) -> Option<Name> {
-    Name::from_labels(labels.iter().map(|l| l.as_ref().as_bytes()))
-        .and_then(|name| name.append_domain(&zone.origin))
-        .ok()
+    answer::name_below(labels.iter().map(|l| l.as_ref().as_bytes()), &zone.origin)
 }

@@ -1139,3 +1139,39 @@ fn suggestions_are_close_names_only() {
         assert_eq!(explain::closest(asked, names), suggested, "{asked}");
     }
 }
+
+/// Names spelled from their labels in one pass are hickory's own, case kept; too long, none.
+#[test]
+fn names_below_an_origin_are_hickorys() {
+    use crate::dns::answer::name_below;
+    for origin in ["cluster.local.", "Cluster.LOCAL.", "example.", "."] {
+        let origin = Name::from_ascii(origin).unwrap();
+        for labels in [
+            &["web-0", "nginx-svc", "default", "svc"][..],
+            &["Web-0", "x"],
+            &["_http", "_tcp", "a", "b", "svc"],
+            &[],
+        ] {
+            let ours = name_below(labels.iter().map(|l| l.as_bytes()), &origin).unwrap();
+            let theirs = Name::from_labels(labels.iter().map(|l| l.as_bytes()))
+                .and_then(|n| n.append_domain(&origin))
+                .unwrap();
+            assert_eq!(ours.to_string(), theirs.to_string());
+            assert_eq!(ours.to_ascii(), theirs.to_ascii());
+            assert!(ours.is_fqdn());
+        }
+    }
+    let origin = Name::from_ascii("cluster.local.").unwrap();
+    // Three labels of 63, one of `n`, cluster.local: 255 bytes on the wire with n = 47.
+    let long = "x".repeat(63);
+    for (n, fits) in [(47, true), (48, false)] {
+        let last = "y".repeat(n);
+        let labels = [long.as_str(), &long, &long, &last];
+        let bytes = || labels.iter().map(|l| l.as_bytes());
+        assert_eq!(name_below(bytes(), &origin).is_some(), fits);
+        let theirs = Name::from_labels(bytes()).and_then(|n| n.append_domain(&origin));
+        assert_eq!(theirs.is_ok(), fits);
+    }
+    assert!(name_below([&[b'x'; 64][..]], &origin).is_none());
+    assert!(name_below([&b""[..]], &origin).is_none());
+}

@@ -233,12 +233,12 @@ impl Transfer {
         } else if let Some(changes) = changes {
             // RFC 1995 §4: for each change, the old SOA, what it removed, the new SOA, what
             // it added; between the current SOA at both ends.
-            let in_zone = |record: &&Record| zone.apex(apex).zone_of(&record.name);
+            let in_zone = |record: &Record| zone.apex(apex).zone_of(&record.name);
             for change in changes {
                 pending.push_back(with_serial(&soa, change.from));
-                pending.extend(change.removed.iter().filter(in_zone).cloned());
+                pending.extend(change.removed.records().into_iter().filter(in_zone));
                 pending.push_back(with_serial(&soa, change.to));
-                pending.extend(change.added.iter().filter(in_zone).cloned());
+                pending.extend(change.added.records().into_iter().filter(in_zone));
             }
             Vec::new()
         } else {
