@@ -266,7 +266,9 @@ pub(crate) fn owned_records(
 }
 
 /// The records [`owned_records`] makes, uncompressed on the wire: what the transfer journal
-/// keeps of a change.
+/// keeps of a change. `ANY` stands for both address types, A and AAAA, made in one walk: the
+/// records of walks for each (the question's type only picks what a Service's name holds
+/// between addresses and SRV records).
 pub(crate) fn owned_wire(
     view: &View,
     zone: &Zone,
@@ -318,7 +320,7 @@ fn owned<S: Sink>(view: &View, zone: &Zone, name: &Name, rtype: RecordType, sink
     (outcome.rcode == ResponseCode::NoError).then_some(owned.sink)
 }
 
-/// Passes on the records of one type owned by the question's name.
+/// Passes on the records of one type owned by the question's name (`ANY`: its addresses).
 struct Owned<'z, S> {
     zone: &'z Zone,
     asked: &'z Name,
@@ -328,7 +330,11 @@ struct Owned<'z, S> {
 
 impl<S: Sink> Sink for Owned<'_, S> {
     fn record(&mut self, section: Section, owner: Owner<'_>, data: Data<'_>) {
-        if data.record_type() != self.rtype {
+        let wanted = match self.rtype {
+            RecordType::ANY => matches!(data, Data::Address(_)),
+            rtype => data.record_type() == rtype,
+        };
+        if !wanted {
             return;
         }
         let own = match owner {

@@ -20,6 +20,12 @@ use crate::records::ServiceKind;
 pub(crate) trait Out {
     /// Appends the records of type `rtype` that `name` itself holds.
     fn owned(&mut self, view: &View, zone: &Zone, name: &Name, rtype: RecordType);
+
+    /// Appends `name`'s addresses: its A records, then its AAAA records.
+    fn owned_addresses(&mut self, view: &View, zone: &Zone, name: &Name) {
+        self.owned(view, zone, name, RecordType::A);
+        self.owned(view, zone, name, RecordType::AAAA);
+    }
 }
 
 impl Out for Vec<Record> {
@@ -31,6 +37,11 @@ impl Out for Vec<Record> {
 impl Out for WireRecords {
     fn owned(&mut self, view: &View, zone: &Zone, name: &Name, rtype: RecordType) {
         answer::owned_wire(view, zone, name, rtype, self);
+    }
+
+    /// In one walk, in the order the name holds them: the journal's order is its own.
+    fn owned_addresses(&mut self, view: &View, zone: &Zone, name: &Name) {
+        answer::owned_wire(view, zone, name, RecordType::ANY, self);
     }
 }
 
@@ -180,9 +191,8 @@ fn name_records(
         out.owned(view, zone, &owner, RecordType::CNAME);
         return false;
     }
-    for rtype in [RecordType::A, RecordType::AAAA, RecordType::SRV] {
-        out.owned(view, zone, &owner, rtype);
-    }
+    out.owned_addresses(view, zone, &owner);
+    out.owned(view, zone, &owner, RecordType::SRV);
     true
 }
 
@@ -196,8 +206,7 @@ pub(crate) fn endpoint_records(
     out: &mut impl Out,
 ) {
     if let Some(owner) = below(zone, &[label, name, namespace, "svc"]) {
-        out.owned(view, zone, &owner, RecordType::A);
-        out.owned(view, zone, &owner, RecordType::AAAA);
+        out.owned_addresses(view, zone, &owner);
     }
 }
 
