@@ -69,6 +69,10 @@ pub fn load(input: &Input, max_size: u64) -> Result<Loaded, String> {
             if meta.len() > max_size {
                 return Err(too_large(meta.len()));
             }
+            // Room for the whole file at once: through `take`, `read_to_string` no longer knows
+            // the size, and grew the text by doubling — each step a copy, the last of a file of
+            // a million pods (570 MB) briefly holding both.
+            text.reserve(usize::try_from(meta.len()).unwrap_or(0));
             std::fs::File::open(path)
                 .and_then(|f| f.take(max_size.saturating_add(1)).read_to_string(&mut text))
         }
