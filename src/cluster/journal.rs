@@ -8,8 +8,8 @@
 //! [`ServiceView`] alone, an endpoint's name of its [`Endpoint`] alone, and an address's names of
 //! the endpoints and pods that hold it. So a pod that turns Ready costs its Service's own names
 //! (addresses, SRV: every weight moves), its endpoint's name and its address's, not the names of
-//! the other endpoints, which are the same in both snapshots (`the_journal_is_the_whole_zones_
-//! difference` in the cluster's property tests holds this against the whole zone compared).
+//! the other endpoints, which are the same in both snapshots. The cluster's property tests
+//! (`the_journal_is_the_whole_zones_difference`) hold this against the whole zones compared.
 
 use std::cmp::Ordering;
 use std::hash::BuildHasher;
