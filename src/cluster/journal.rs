@@ -60,12 +60,10 @@ pub(crate) fn diff<'a>(
             (Some(was), Some(is)) if was.kind == is.kind && was.ports == is.ports => {
                 // The same Service with other endpoints: its own names, and those of the
                 // endpoints that differ.
-                contents::own_records(old, zone, namespace, name, was, &mut before);
-                contents::own_records(new, zone, namespace, name, is, &mut after);
-                for label in changed_endpoints(was, is) {
-                    contents::endpoint_records(old, zone, namespace, name, label, &mut before);
-                    contents::endpoint_records(new, zone, namespace, name, label, &mut after);
-                }
+                let changed = changed_endpoints(was, is);
+                let key = (namespace, name);
+                contents::service_names(old, zone, key, was, changed.iter().copied(), &mut before);
+                contents::service_names(new, zone, key, is, changed.iter().copied(), &mut after);
             }
             _ => {
                 contents::service_records(old, zone, namespace, name, &mut before);

@@ -249,6 +249,16 @@ fn apply(state: &mut ClusterState, model: &mut BTreeMap<Identity, ClusterObject>
     }
 }
 
+/// Makes `objects` the whole of `state`'s cluster, complete.
+fn load(state: &mut ClusterState, objects: Vec<ClusterObject>) {
+    state.apply(ClusterEvent::Resync {
+        kinds: ObjectKind::ALL.to_vec(),
+        namespace: None,
+        objects,
+    });
+    state.apply(ClusterEvent::Synced);
+}
+
 /// Every record of every zone (the SOAs aside), in `Record`'s order.
 fn whole_zone(view: &View, zone: &Zone) -> std::collections::BTreeSet<hickory_proto::rr::Record> {
     let mut records = Vec::new();
@@ -274,12 +284,7 @@ proptest! {
         let mut model: BTreeMap<Identity, ClusterObject> = BTreeMap::new();
         let initial: BTreeMap<Identity, ClusterObject> =
             initial.into_iter().map(|o| (identity(&o), o)).collect();
-        kept.apply(ClusterEvent::Resync {
-            kinds: ObjectKind::ALL.to_vec(),
-            namespace: None,
-            objects: initial.values().cloned().collect(),
-        });
-        kept.apply(ClusterEvent::Synced);
+        load(&mut kept, initial.values().cloned().collect());
         model.extend(initial);
         // Views are published now and then, as bursts of events end.
         for (i, change) in changes.into_iter().enumerate() {
@@ -290,12 +295,7 @@ proptest! {
         }
         kept.publish();
         let mut scratch = state(names);
-        scratch.apply(ClusterEvent::Resync {
-            kinds: ObjectKind::ALL.to_vec(),
-            namespace: None,
-            objects: model.into_values().collect(),
-        });
-        scratch.apply(ClusterEvent::Synced);
+        load(&mut scratch, model.into_values().collect());
         scratch.publish();
         prop_assert_eq!(kept.view().contents(), scratch.view().contents());
     }
@@ -313,13 +313,7 @@ proptest! {
         let zone = Arc::new(Zone::new("cluster.local.", 5, PodRecords::Verified, None).unwrap());
         let mut state = state(names).with_journal(zone.clone());
         let mut model = BTreeMap::new();
-        let initial: Vec<ClusterObject> = initial;
-        state.apply(ClusterEvent::Resync {
-            kinds: ObjectKind::ALL.to_vec(),
-            namespace: None,
-            objects: initial,
-        });
-        state.apply(ClusterEvent::Synced);
+        load(&mut state, initial);
         let mut published = state.publish().unwrap();
         for (i, change) in changes.into_iter().enumerate() {
             apply(&mut state, &mut model, change);

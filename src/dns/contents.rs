@@ -148,77 +148,37 @@ pub(crate) fn service_records(
     name: &str,
     out: &mut impl Out,
 ) {
-    let Some(service) = view.service(namespace, name) else {
-        return;
-    };
-    if name_records(view, zone, namespace, name, service, out) {
-        for endpoint in service.endpoints.iter() {
-            endpoint_records(view, zone, namespace, name, &endpoint.label, out);
-        }
-        port_records(view, zone, namespace, name, service, out);
+    if let Some(service) = view.service(namespace, name) {
+        let labels = service.endpoints.iter().map(|e| &*e.label);
+        service_names(view, zone, (namespace, name), service, labels, out);
     }
 }
 
-/// A Service's names but its endpoints': its own and its ports'. With the names of the endpoints
-/// that changed, what a change of endpoints alone changes.
-pub(crate) fn own_records(
+/// The names of Service `key` (namespace, name) with those of only the endpoints `labels`: its
+/// own (addresses or CNAME, SRV), the endpoints' addresses, its ports' SRV. With the labels of the
+/// endpoints that changed, what a change of endpoints alone changes.
+pub(crate) fn service_names<'l>(
     view: &View,
     zone: &Zone,
-    namespace: &str,
-    name: &str,
+    (namespace, name): (&str, &str),
     service: &ServiceView,
+    labels: impl IntoIterator<Item = &'l str>,
     out: &mut impl Out,
 ) {
-    if name_records(view, zone, namespace, name, service, out) {
-        port_records(view, zone, namespace, name, service, out);
-    }
-}
-
-/// The Service's name: its addresses and SRV, or its CNAME. Whether names below it may exist
-/// (not below an ExternalName).
-fn name_records(
-    view: &View,
-    zone: &Zone,
-    namespace: &str,
-    name: &str,
-    service: &ServiceView,
-    out: &mut impl Out,
-) -> bool {
     let Some(owner) = below(zone, &[name, namespace, "svc"]) else {
-        return false;
+        return;
     };
     if let ServiceKind::ExternalName(_) = service.kind {
         out.owned(view, zone, &owner, RecordType::CNAME);
-        return false;
+        return;
     }
     out.owned_addresses(view, zone, &owner);
     out.owned(view, zone, &owner, RecordType::SRV);
-    true
-}
-
-/// `<label>.<service>.<namespace>.svc`: an endpoint's addresses.
-pub(crate) fn endpoint_records(
-    view: &View,
-    zone: &Zone,
-    namespace: &str,
-    name: &str,
-    label: &str,
-    out: &mut impl Out,
-) {
-    if let Some(owner) = below(zone, &[label, name, namespace, "svc"]) {
-        out.owned_addresses(view, zone, &owner);
+    for label in labels {
+        if let Some(owner) = below(zone, &[label, name, namespace, "svc"]) {
+            out.owned_addresses(view, zone, &owner);
+        }
     }
-}
-
-/// `_<port>._<protocol>.<service>.<namespace>.svc` of each named port: its SRV.
-fn port_records(
-    view: &View,
-    zone: &Zone,
-    namespace: &str,
-    name: &str,
-    service: &ServiceView,
-    out: &mut impl Out,
-) {
     for port in service.ports.iter().filter(|p| !p.name.is_empty()) {
         let (port_label, protocol) = (
             format!("_{}", port.name),
