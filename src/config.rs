@@ -25,6 +25,16 @@ pub enum Switch {
     Off,
 }
 
+/// How lists and watches of the API's own kinds are asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ApiEncoding {
+    /// Protobuf, where the API server offers it (JSON otherwise): a third of the bytes, and
+    /// faster to read.
+    #[default]
+    Protobuf,
+    Json,
+}
+
 #[derive(Clone, Debug, Subcommand)]
 pub enum Command {
     /// Print what a name gets and why, from the source the same flags name, then exit.
@@ -99,6 +109,12 @@ pub struct Config {
     #[arg(long, global = true, env = "HEADLESS_DNS_SELECTOR", value_name = "EXPR",
           help_heading = SOURCE, value_parser = label_selector)]
     pub selector: Option<String>,
+
+    /// How to ask the API for Namespaces, Services, Pods and EndpointSlices: protobuf (JSON
+    /// where the API server does not offer it) or JSON only.
+    #[arg(long, global = true, env = "HEADLESS_DNS_API_ENCODING", value_name = "ENCODING",
+          default_value = "protobuf", help_heading = SOURCE)]
+    pub api_encoding: ApiEncoding,
 
     /// The cluster domain: labels of letters, digits, `-` and `_`.
     #[arg(long, global = true, env = "HEADLESS_DNS_ZONE", default_value = "cluster.local", value_name = "NAME",
@@ -220,6 +236,7 @@ impl Config {
             context: self.context.clone(),
             namespaces: self.namespace.clone(),
             service_selector: self.selector.clone(),
+            protobuf: self.api_encoding == ApiEncoding::Protobuf,
         }
     }
 }

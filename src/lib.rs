@@ -33,7 +33,9 @@ pub use dns::zone::{PodRecords, Zone};
 pub use records::{ClusterObject, ObjectKind};
 pub use server::accept::raise_descriptor_limit;
 pub use server::handler::Handler;
-pub use source::kube::{Fault, Line, ListSplitter, NotAList, read_line};
+pub use source::kube::{
+    Fault, Line, ListMeta, ListSplitter, NotAList, ProtobufListSplitter, read_frame, read_line,
+};
 pub use source::manifests;
 pub use transfer::TransferPolicy;
 

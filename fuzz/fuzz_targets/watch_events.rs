@@ -2,29 +2,62 @@
 //! object JSON into records: never a panic; a change it makes is applied to a cluster state),
 //! and the same bytes as a list body cut into items while it arrives, in two chunks at a place
 //! the input chooses: the items and metadata must be what serde_json reads from the whole body.
+//! The same for protobuf: the bytes as one frame of a watch stream (its event, its object's
+//! envelope and fields), and as a list body, whose items and metadata must not depend on where
+//! the body was cut.
 #![no_main]
 
-use headless_dns::{ClusterEvent, ClusterState, Line, ListSplitter, ObjectKind, read_line};
+use headless_dns::{
+    ClusterEvent, ClusterState, Line, ListSplitter, ObjectKind, ProtobufListSplitter, read_frame,
+    read_line,
+};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 fuzz_target!(|data: &[u8]| {
     list_body(data);
-    let Ok(line) = std::str::from_utf8(data) else {
-        return;
-    };
+    protobuf_list_body(data);
     let mut state = ClusterState::new(1);
     state.apply(ClusterEvent::Synced);
+    let line = std::str::from_utf8(data).ok();
     for kind in ObjectKind::ALL {
-        match read_line(kind, line, "watch (fuzz)") {
-            Line::Change { event, .. } => state.apply(event),
-            Line::Skipped { remove: Some(event), .. } => state.apply(event),
-            _ => {}
+        let lines = line
+            .map(|line| read_line(kind, line, "watch (fuzz)"))
+            .into_iter()
+            .chain([read_frame(kind, data, "watch (fuzz)")]);
+        for line in lines {
+            match line {
+                Line::Change { event, .. } => state.apply(event),
+                Line::Skipped { remove: Some(event), .. } => state.apply(event),
+                _ => {}
+            }
         }
     }
     state.publish();
 });
+
+/// `data` as a protobuf list body, whole and in two chunks cut where its last byte says: the
+/// same items and metadata, or an error both ways.
+fn protobuf_list_body(data: &[u8]) {
+    let split = |cuts: &[usize]| {
+        let mut splitter = ProtobufListSplitter::default();
+        let mut items: Vec<Vec<u8>> = Vec::new();
+        let mut start = 0;
+        for &end in cuts.iter().chain([&data.len()]) {
+            splitter.feed(&data[start..end], |item| items.push(item.to_vec()))?;
+            start = end;
+        }
+        splitter.finish().map(|meta| (items, meta))
+    };
+    let cut = data.last().map_or(0, |b| *b as usize % (data.len() + 1));
+    let whole = split(&[]);
+    let in_two = split(&[cut]);
+    assert_eq!(whole.is_ok(), in_two.is_ok(), "cut at {cut}: {whole:?} / {in_two:?}");
+    if let (Ok(whole), Ok(in_two)) = (whole, in_two) {
+        assert_eq!(whole, in_two, "cut at {cut}");
+    }
+}
 
 fn list_body(data: &[u8]) {
     let cut = data.first().map_or(0, |b| *b as usize % (data.len() + 1));

@@ -102,6 +102,11 @@ impl Scrape {
                 &stats.lists,
             ),
             (
+                "headless_dns_kubernetes_protobuf_lists_total",
+                "Of those lists, the ones the API sent as protobuf (the others came as JSON).",
+                &stats.protobuf_lists,
+            ),
+            (
                 "headless_dns_kubernetes_relists_total",
                 "Lists after a resource's first (after 410 Gone).",
                 &stats.relists,

@@ -13,6 +13,8 @@ pub struct SourceStats {
     pub lists: AtomicU64,
     /// Lists after a resource's first: after `410 Gone` or a watch that could not resume.
     pub relists: AtomicU64,
+    /// Of `lists`, those the API sent as protobuf.
+    pub protobuf_lists: AtomicU64,
     /// Watch requests that ended (closed by the server, failed, expired) and were made again.
     pub watch_restarts: AtomicU64,
     /// Manifests files read again after a change, and those refused (the last state kept).
@@ -30,6 +32,7 @@ impl SourceStats {
             started: Instant::now(),
             lists: AtomicU64::new(0),
             relists: AtomicU64::new(0),
+            protobuf_lists: AtomicU64::new(0),
             watch_restarts: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),

@@ -53,6 +53,10 @@ pub async fn run_all(env: &mut Env, only: &[String]) -> (usize, usize) {
         coredns_parity(env, "gen-")
     );
     case!(
+        "protobuf and JSON from the API give the same answers",
+        protobuf_and_json(env)
+    );
+    case!(
         "RBAC: the shipped ClusterRole is enough, and every rule is needed",
         rbac(env)
     );
@@ -511,6 +515,97 @@ const DELIBERATE: &[Deliberate] = &[
         },
     },
 ];
+
+/// The API's protobuf, as the real kube-apiserver writes it, read into the same state as its
+/// JSON: a second headless-dns with `--api-encoding json` on the same cluster answers every
+/// parity question exactly as the first (protobuf, the default), over UDP; each says in
+/// `/metrics` which encoding its lists came in; and a change made now reaches both through
+/// their watches.
+async fn protobuf_and_json(env: &mut Env) -> Result<String, String> {
+    const PROTOBUF_LISTS: &str = "headless_dns_kubernetes_protobuf_lists_total";
+    const LISTS: &str = "headless_dns_kubernetes_lists_total";
+    let json_server = start_headless_dns(
+        env.work(),
+        "headless-dns-json",
+        &env.hdns_kubeconfig,
+        &["--api-encoding", "json"],
+        None,
+    )?;
+    crate::control_plane::wait_for(
+        Duration::from_secs(30),
+        "the JSON headless-dns to be ready",
+        || ready(&json_server),
+    )?;
+    let counts = |server| {
+        (
+            shipped::metric(server, PROTOBUF_LISTS).unwrap_or(-1.0),
+            shipped::metric(server, LISTS).unwrap_or(-1.0),
+        )
+    };
+    let (protobuf, lists) = counts(&env.hdns);
+    if protobuf < 4.0 || protobuf != lists {
+        return Err(format!(
+            "the default server listed {lists} times, {protobuf} of them as protobuf"
+        ));
+    }
+    let (json_protobuf, json_lists) = counts(&json_server);
+    if json_protobuf != 0.0 || json_lists < 4.0 {
+        return Err(format!(
+            "--api-encoding json listed {json_lists} times, {json_protobuf} of them as protobuf"
+        ));
+    }
+    // Changes after the lists, carried by each server's watches: a namespace, a headless
+    // Service, a dual-stack pod (named, with a named port) behind it.
+    let (c, ns) = (env.admin.clone(), "encodings");
+    api::namespace(&c, ns).await?;
+    api::service(&c, ns, &ServiceSpec::headless("encodings", "enc")).await?;
+    let pod =
+        PodSpec::new("enc-0", "enc", &["10.77.0.1", "fd00:77::1"]).named("enc-0", "encodings");
+    api::pod(&c, ns, "node-a", &pod).await?;
+    let name = fqdn("encodings", ns);
+    let mut questions = Vec::new();
+    for prefix in ["spec", "gen-"] {
+        questions.extend(parity_questions(env, prefix).await?);
+    }
+    for qtype in [RecordType::SRV, RecordType::A, RecordType::AAAA] {
+        questions.push((name.clone(), qtype));
+        questions.push((format!("enc-0.{name}"), qtype));
+    }
+    let ours = Asker::new(env.hdns.dns, Transport::Udp).await?;
+    let theirs = Asker::new(json_server.dns, Transport::Udp).await?;
+    for asker in [&ours, &theirs] {
+        eventually(Duration::from_secs(10), || async {
+            let reply = asker.reply(&name, RecordType::A).await?;
+            (reply.rcode == ResponseCode::NoError && !reply.answers.is_empty())
+                .then_some(())
+                .ok_or(format!("{name} A: {reply}"))
+        })
+        .await?;
+    }
+    let mut differences = Vec::new();
+    for (name, qtype) in &questions {
+        let (a, b) = (
+            ours.reply(name, *qtype).await?,
+            theirs.reply(name, *qtype).await?,
+        );
+        if a.rcode != b.rcode || a.answers != b.answers || a.soa != b.soa {
+            differences.push(format!("{name} {qtype}: protobuf {a} / JSON {b}"));
+        }
+    }
+    if !differences.is_empty() {
+        let shown: Vec<&String> = differences.iter().take(20).collect();
+        return Err(format!(
+            "{} of {} replies differ: {shown:#?}",
+            differences.len(),
+            questions.len()
+        ));
+    }
+    Ok(format!(
+        "{} replies alike; {protobuf} of {lists} lists as protobuf, 0 of {json_lists} with \
+         --api-encoding json",
+        questions.len()
+    ))
+}
 
 async fn coredns_parity(env: &mut Env, prefix: &str) -> Result<String, String> {
     let questions = parity_questions(env, prefix).await?;

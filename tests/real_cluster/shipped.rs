@@ -276,7 +276,7 @@ exec "{BINARY}" --listen 127.0.0.1:{dns_port} --http-listen 127.0.0.1:{http_port
 }
 
 /// A value of the server's `/metrics`: the sample whose name (with labels) is `series`.
-fn metric(server: &Server, series: &str) -> Option<f64> {
+pub fn metric(server: &Server, series: &str) -> Option<f64> {
     let http = server.http?;
     let output = Command::new("curl")
         .args(["-sf", "--max-time", "2"])

@@ -17,8 +17,9 @@ pub(super) struct ListPage {
     pub metadata: ListMeta,
 }
 
-#[derive(Default, Deserialize)]
-pub(super) struct ListMeta {
+/// What a list says besides its items.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct ListMeta {
     #[serde(rename = "resourceVersion")]
     pub resource_version: Option<String>,
     #[serde(rename = "continue")]

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::records::{ClusterObject, ObjectKey, ObjectKind};
 use crate::source::kube::decode::{self, Undecodable};
 use crate::source::kube::faults::shorten;
+use crate::source::kube::protobuf;
 use crate::source::objects::{self, FieldError};
 use crate::source::pod::DnsPod;
 
@@ -43,25 +43,68 @@ pub(super) fn decode_bytes(kind: ObjectKind, text: &[u8]) -> Result<Decoded, Und
 /// Reads one raw object of `kind`.
 pub(super) fn decode(kind: ObjectKind, raw: &RawValue) -> Result<Decoded, Undecodable> {
     match kind {
-        ObjectKind::Namespace => read::<Namespace>(raw, kind, |ns| {
-            objects::namespace_name(&ns.metadata).map(|n| Some(ClusterObject::Namespace(n)))
-        }),
-        ObjectKind::Service => read::<Service>(raw, kind, |s| {
-            objects::service_record(s).map(|r| Some(ClusterObject::Service(r)))
-        }),
-        ObjectKind::Pod => read::<DnsPod>(raw, kind, |p| objects::pod_object(p).map(Some)),
-        ObjectKind::EndpointSlice => read::<EndpointSlice>(raw, kind, |e| {
-            objects::endpoint_slice_record(e).map(|r| r.map(ClusterObject::EndpointSlice))
-        }),
+        ObjectKind::Namespace => decode::object::<Namespace>(raw).map(|o| record(kind, o)),
+        ObjectKind::Service => decode::object::<Service>(raw).map(|o| record(kind, o)),
+        ObjectKind::Pod => decode::object::<DnsPod>(raw).map(|o| record(kind, o)),
+        ObjectKind::EndpointSlice => decode::object::<EndpointSlice>(raw).map(|o| record(kind, o)),
     }
 }
 
-fn read<K: Resource + DeserializeOwned>(
-    raw: &RawValue,
-    kind: ObjectKind,
-    convert: impl FnOnce(&K) -> Result<Option<ClusterObject>, FieldError>,
-) -> Result<Decoded, Undecodable> {
-    let object: K = decode::object(raw)?;
+/// Reads one object of `kind` from its protobuf encoding (a list's item, or a watch event's
+/// object out of its envelope).
+pub(super) fn decode_protobuf(kind: ObjectKind, bytes: &[u8]) -> Result<Decoded, Undecodable> {
+    let decoded = match kind {
+        ObjectKind::Namespace => protobuf::objects::namespace(bytes).map(|o| record(kind, o)),
+        ObjectKind::Service => protobuf::objects::service(bytes).map(|o| record(kind, o)),
+        ObjectKind::Pod => protobuf::objects::pod(bytes).map(|o| record(kind, o)),
+        ObjectKind::EndpointSlice => {
+            protobuf::objects::endpoint_slice(bytes).map(|o| record(kind, o))
+        }
+    };
+    decoded.map_err(|error| {
+        let meta = protobuf::objects::identity(bytes);
+        Undecodable {
+            object: match (&meta.namespace, &meta.name) {
+                (Some(ns), Some(name)) => format!("{ns}/{name}"),
+                (None, Some(name)) => name.clone(),
+                _ => "(unnamed)".into(),
+            },
+            error: shorten(&error.to_string()),
+        }
+    })
+}
+
+/// The objects DNS reads, each with the rule that makes its record.
+trait Kind: Resource {
+    fn record(&self) -> Result<Option<ClusterObject>, FieldError>;
+}
+
+impl Kind for Namespace {
+    fn record(&self) -> Result<Option<ClusterObject>, FieldError> {
+        objects::namespace_name(&self.metadata).map(|n| Some(ClusterObject::Namespace(n)))
+    }
+}
+
+impl Kind for Service {
+    fn record(&self) -> Result<Option<ClusterObject>, FieldError> {
+        objects::service_record(self).map(|r| Some(ClusterObject::Service(r)))
+    }
+}
+
+impl Kind for DnsPod {
+    fn record(&self) -> Result<Option<ClusterObject>, FieldError> {
+        objects::pod_object(self).map(Some)
+    }
+}
+
+impl Kind for EndpointSlice {
+    fn record(&self) -> Result<Option<ClusterObject>, FieldError> {
+        objects::endpoint_slice_record(self).map(|r| r.map(ClusterObject::EndpointSlice))
+    }
+}
+
+/// A decoded object's record, key and version, whichever encoding it came in.
+fn record<K: Kind>(kind: ObjectKind, object: K) -> Decoded {
     let name = object.name_any();
     let key = match kind {
         ObjectKind::Namespace => ObjectKey::of_namespace(&Arc::from(name)),
@@ -70,11 +113,11 @@ fn read<K: Resource + DeserializeOwned>(
             &name,
         ),
     };
-    Ok(Decoded {
-        record: convert(&object),
+    Decoded {
+        record: object.record(),
         key,
         version: object.resource_version(),
-    })
+    }
 }
 
 /// The API path of `kind`'s objects in `namespace` (all namespaces: `None`).

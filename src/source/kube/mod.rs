@@ -5,6 +5,7 @@
 mod decode;
 pub(crate) mod faults;
 mod kinds;
+pub(crate) mod protobuf;
 mod split;
 mod watch;
 
@@ -20,11 +21,13 @@ use crate::cluster::ClusterEvent;
 use crate::records::{ClusterObject, ObjectKind};
 use crate::source::objects::SERVICE_NAME_LABEL;
 use crate::source::stats::SourceStats;
+pub use decode::ListMeta;
 pub use faults::Fault;
 use faults::chain;
+pub use protobuf::list::ProtobufListSplitter;
 pub use split::{ListSplitter, NotAList};
 pub(crate) use watch::Source;
-pub use watch::{Line, read_line};
+pub use watch::{Line, read_frame, read_line};
 use watch::{Watched, follow};
 
 /// How to reach the API and what to watch.
@@ -36,6 +39,8 @@ pub struct KubeOptions {
     pub namespaces: Vec<String>,
     /// A label selector limiting the Services.
     pub service_selector: Option<String>,
+    /// Ask for protobuf, taking JSON where the API server answers with it.
+    pub protobuf: bool,
 }
 
 /// Connects like kubectl: `--kubeconfig`/`--context` if given, else `KUBECONFIG` or
@@ -155,7 +160,13 @@ pub(crate) fn spawn_watchers(
         // The queue is new and empty: this is the first event, before any watch's list.
         let _ = events.try_send(named);
     }
-    let source = Arc::new(Source::new(client, events, watches.len(), stats));
+    let source = Arc::new(Source::new(
+        client,
+        events,
+        watches.len(),
+        stats,
+        options.protobuf,
+    ));
     let tasks = watches
         .into_iter()
         .map(|watched| tokio::spawn(follow(source.clone(), watched)))

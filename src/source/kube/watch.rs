@@ -15,20 +15,22 @@ use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::http;
+use hyper::http::HeaderValue;
 use kube::Client;
 use kube::client::Body;
 use kube::core::Request;
 use kube::core::params::{ListParams, WatchParams};
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::cluster::ClusterEvent;
 use crate::records::{ClusterObject, ObjectKey, ObjectKind};
-use crate::source::kube::decode::{Identity, ListPage, Status, WatchLine};
+use crate::source::kube::decode::{Identity, IdentityMeta, Status, Undecodable, WatchLine};
 use crate::source::kube::faults::{Backoff, Fault, Outages, chain, shorten};
 use crate::source::kube::kinds::{self, Decoded};
-use crate::source::kube::split::ListSplitter;
+use crate::source::kube::protobuf;
+use crate::source::kube::protobuf::frames::FrameSplitter;
+use crate::source::kube::split::{Encoding, ListBody};
 use crate::source::stats::SourceStats;
 
 /// Objects per list page: large pages make the first sync of a big cluster fast.
@@ -58,6 +60,8 @@ pub(crate) struct Source {
     pending_first_lists: AtomicUsize,
     /// Whether the first complete state has been delivered.
     synced: AtomicBool,
+    /// Lists and watches ask for protobuf.
+    protobuf: bool,
 }
 
 impl Source {
@@ -66,6 +70,7 @@ impl Source {
         events: mpsc::Sender<ClusterEvent>,
         watches: usize,
         stats: Arc<SourceStats>,
+        protobuf: bool,
     ) -> Self {
         Self {
             client,
@@ -74,6 +79,7 @@ impl Source {
             stats,
             pending_first_lists: AtomicUsize::new(watches),
             synced: AtomicBool::new(false),
+            protobuf,
         }
     }
 
@@ -182,24 +188,76 @@ pub fn read_line(kind: ObjectKind, line: &str, attempt: &str) -> Line {
             message: format!("{attempt}: a line that is not an event: {}", shorten(line)),
         });
     };
+    let raw = event.object;
+    let change = |deleted| {
+        change(kind, kinds::decode(kind, raw), deleted, || {
+            Identity::of(raw).metadata
+        })
+    };
     match event.kind.as_ref() {
-        "ADDED" | "MODIFIED" => change(kind, event.object, false),
-        "DELETED" => change(kind, event.object, true),
-        "BOOKMARK" => Line::Bookmark(Identity::of(event.object).metadata.resource_version),
+        "ADDED" | "MODIFIED" => change(false),
+        "DELETED" => change(true),
+        "BOOKMARK" => Line::Bookmark(Identity::of(raw).metadata.resource_version),
         "ERROR" => {
-            let status: Status = serde_json::from_str(event.object.get()).unwrap_or_default();
+            let status: Status = serde_json::from_str(raw.get()).unwrap_or_default();
             match status.code {
                 410 => Line::Expired,
-                code => Line::Failed(Fault::from_status(code, event.object.get(), attempt)),
+                code => Line::Failed(Fault::from_status(code, raw.get(), attempt)),
             }
         }
         _ => Line::Ignored,
     }
 }
 
-/// The change an ADDED, MODIFIED or DELETED event of `raw` makes.
-fn change(kind: ObjectKind, raw: &RawValue, deleted: bool) -> Line {
-    match kinds::decode(kind, raw) {
+/// Reads one frame of a protobuf watch stream of `kind`, as [`read_line`] reads a JSON line.
+pub fn read_frame(kind: ObjectKind, frame: &[u8], attempt: &str) -> Line {
+    let event = match protobuf::frames::watch_event(frame) {
+        Ok(event) => event,
+        Err(error) => {
+            return Line::Failed(Fault::Rejected {
+                code: 200,
+                message: format!("{attempt}: a frame that is not an event: {error}"),
+            });
+        }
+    };
+    let object = event.object;
+    let identity = || {
+        let meta = protobuf::objects::identity(object);
+        IdentityMeta {
+            name: meta.name,
+            namespace: meta.namespace,
+            resource_version: meta.resource_version,
+        }
+    };
+    let change = |deleted| {
+        change(
+            kind,
+            kinds::decode_protobuf(kind, object),
+            deleted,
+            identity,
+        )
+    };
+    match event.kind {
+        "ADDED" | "MODIFIED" => change(false),
+        "DELETED" => change(true),
+        "BOOKMARK" => Line::Bookmark(identity().resource_version),
+        "ERROR" => match protobuf::objects::status(object) {
+            (410, _) => Line::Expired,
+            (code, message) => Line::Failed(Fault::from_status(code, &message, attempt)),
+        },
+        _ => Line::Ignored,
+    }
+}
+
+/// The change an ADDED, MODIFIED or DELETED event makes, given its object as decoded and, for
+/// one that did not decode, what can be read of its identity.
+fn change(
+    kind: ObjectKind,
+    decoded: Result<Decoded, Undecodable>,
+    deleted: bool,
+    identity: impl FnOnce() -> IdentityMeta,
+) -> Line {
+    match decoded {
         Ok(Decoded {
             record,
             key,
@@ -228,7 +286,7 @@ fn change(kind: ObjectKind, raw: &RawValue, deleted: bool) -> Line {
             },
         },
         Err(undecodable) => {
-            let identity = Identity::of(raw).metadata;
+            let identity = identity();
             let remove = identity.name.map(|name| {
                 let key = match kind {
                     ObjectKind::Namespace => ObjectKey::of_namespace(&Arc::from(name)),
@@ -273,8 +331,11 @@ pub(super) async fn follow(source: Arc<Source>, watched: Watched) {
         let mut at = match version.take() {
             Some(version) => version,
             None => match list(&source, &watched, freshness, &mut skips).await {
-                Ok((objects, version)) => {
-                    debug!(watch = %name, objects = objects.len(), "listed");
+                Ok((objects, version, encoding)) => {
+                    debug!(watch = %name, objects = objects.len(), ?encoding, "listed");
+                    if encoding == Encoding::Protobuf {
+                        SourceStats::count(&source.stats.protobuf_lists);
+                    }
                     let resync = ClusterEvent::Resync {
                         kinds: vec![watched.kind],
                         namespace: watched.scope.clone(),
@@ -367,10 +428,15 @@ async fn send(
     if status.is_success() {
         return Ok(response);
     }
-    // An error's body is a short metav1.Status; read at most a little of it.
+    // An error's body is a short metav1.Status (in protobuf, if that was asked for); read at
+    // most a little of it.
+    let encoding = Encoding::of(&response);
     let body = http_body_util::Limited::new(response.into_body(), 64 << 10);
     let text = match tokio::time::timeout(REQUEST_TIMEOUT, body.collect()).await {
-        Ok(Ok(body)) => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        Ok(Ok(body)) => match encoding {
+            Encoding::Json => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+            Encoding::Protobuf => protobuf::objects::status_message(&body.to_bytes()),
+        },
         _ => String::new(),
     };
     Err(Fault::from_status(status.as_u16(), &text, attempt))
@@ -398,13 +464,13 @@ enum Freshness {
 }
 
 /// Lists every object of `watched`, page by page, each page decoded while it arrives; returns
-/// their records and the version to watch from.
+/// their records, the version to watch from and the encoding of the last page.
 async fn list(
     source: &Source,
     watched: &Watched,
     freshness: Freshness,
     skips: &mut SkipLog,
-) -> Result<(Vec<ClusterObject>, String), Fault> {
+) -> Result<(Vec<ClusterObject>, String, Encoding), Fault> {
     let attempt = watched.permission("list");
     let mut objects = Vec::new();
     let mut continue_token = None;
@@ -432,13 +498,20 @@ async fn list(
                 *request.uri_mut() = uri;
             }
         }
+        if source.protobuf {
+            request.headers_mut().insert(
+                http::header::ACCEPT,
+                HeaderValue::from_static(protobuf::ACCEPT),
+            );
+        }
         let response = send(&source.client, request, &attempt).await?;
         let not_a_list = |e: &dyn std::fmt::Display| Fault::Rejected {
             code: 200,
             message: format!("the answer to {attempt} is not a list: {e}"),
         };
+        let encoding = Encoding::of(&response);
         let mut body = response.into_body();
-        let mut splitter = ListSplitter::default();
+        let mut splitter = ListBody::new(encoding);
         let deadline = tokio::time::Instant::now() + PAGE_TIMEOUT;
         loop {
             let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
@@ -460,29 +533,26 @@ async fn list(
                 continue;
             };
             splitter
-                .feed(&data, |item| {
-                    match kinds::decode_bytes(watched.kind, item) {
-                        Ok(Decoded {
-                            record: Ok(record), ..
-                        }) => objects.extend(record),
-                        Ok(Decoded {
-                            record: Err(error),
-                            key,
-                            ..
-                        }) => skips.skip(&key.to_string(), &error.to_string()),
-                        Err(undecodable) => skips.skip(&undecodable.object, &undecodable.error),
-                    }
+                .feed(&data, |item| match encoding.decode(watched.kind, item) {
+                    Ok(Decoded {
+                        record: Ok(record), ..
+                    }) => objects.extend(record),
+                    Ok(Decoded {
+                        record: Err(error),
+                        key,
+                        ..
+                    }) => skips.skip(&key.to_string(), &error.to_string()),
+                    Err(undecodable) => skips.skip(&undecodable.object, &undecodable.error),
                 })
                 .map_err(|e| not_a_list(&e))?;
         }
-        let rest = splitter.finish().map_err(|e| not_a_list(&e))?;
-        let page: ListPage = serde_json::from_slice(&rest).map_err(|e| not_a_list(&e))?;
-        match page.metadata.continue_token.filter(|t| !t.is_empty()) {
+        let page = splitter.finish().map_err(|e| not_a_list(&e))?;
+        match page.continue_token.filter(|t| !t.is_empty()) {
             Some(token) => continue_token = Some(token),
             None => {
-                let version = page.metadata.resource_version.unwrap_or_default();
+                let version = page.resource_version.unwrap_or_default();
                 skips.flush();
-                return Ok((objects, version));
+                return Ok((objects, version, encoding));
             }
         }
     }
@@ -504,7 +574,7 @@ async fn watch(
         bookmarks: true,
         ..WatchParams::default()
     };
-    let request = match watched.request().watch(&params, version) {
+    let mut request = match watched.request().watch(&params, version) {
         Ok(request) => request,
         Err(error) => {
             return WatchEnd::Failed(Fault::Rejected {
@@ -513,6 +583,12 @@ async fn watch(
             });
         }
     };
+    if source.protobuf {
+        request.headers_mut().insert(
+            http::header::ACCEPT,
+            HeaderValue::from_static(protobuf::ACCEPT),
+        );
+    }
     let attempt = watched.permission("watch");
     let response = match send(&source.client, request, &attempt).await {
         Ok(response) => response,
@@ -522,7 +598,8 @@ async fn watch(
     // An accepted watch is the API answering us again; the backoff starts afresh only once the
     // watch has brought something (a server that accepts and drops each watch stays backed off).
     source.answered_again(name);
-    let mut lines = Lines::new(response.into_body());
+    let encoding = Encoding::of(&response);
+    let mut lines = Messages::new(response.into_body(), encoding);
     let mut proven = false;
     loop {
         let line = match tokio::time::timeout(WATCH_IDLE, lines.next()).await {
@@ -544,7 +621,11 @@ async fn watch(
             proven = true;
             backoff.reset();
         }
-        let (change, at) = match read_line(watched.kind, &line, &attempt) {
+        let line = match line {
+            Message::Line(line) => read_line(watched.kind, &line, &attempt),
+            Message::Frame(frame) => read_frame(watched.kind, &frame, &attempt),
+        };
+        let (change, at) = match line {
             Line::Change { event, version } => (Some(event), version),
             Line::Bookmark(version) => (None, version),
             Line::Expired => return WatchEnd::Expired,
@@ -574,22 +655,43 @@ async fn watch(
     }
 }
 
-/// A watch response's body, split into lines.
-struct Lines {
-    body: Body,
-    buffer: Vec<u8>,
+/// One message of a watch stream: a JSON line, or a protobuf frame.
+enum Message {
+    Line(String),
+    Frame(Vec<u8>),
 }
 
-impl Lines {
-    fn new(body: Body) -> Self {
+/// A watch response's body, split into its messages.
+struct Messages {
+    body: Body,
+    encoding: Encoding,
+    buffer: Vec<u8>,
+    frames: FrameSplitter,
+}
+
+impl Messages {
+    fn new(body: Body, encoding: Encoding) -> Self {
         Self {
             body,
+            encoding,
             buffer: Vec::new(),
+            frames: FrameSplitter::default(),
+        }
+    }
+
+    /// The next message; `None` at the end of the body.
+    async fn next(&mut self) -> Option<Result<Message, String>> {
+        match self.encoding {
+            Encoding::Json => self.next_line().await.map(|line| line.map(Message::Line)),
+            Encoding::Protobuf => self
+                .next_frame()
+                .await
+                .map(|frame| frame.map(Message::Frame)),
         }
     }
 
     /// The next non-empty line; `None` at the end of the body.
-    async fn next(&mut self) -> Option<Result<String, String>> {
+    async fn next_line(&mut self) -> Option<Result<String, String>> {
         loop {
             if let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buffer.drain(..=end).collect();
@@ -613,6 +715,27 @@ impl Lines {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
                         self.buffer.extend_from_slice(data);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next protobuf frame; `None` at the end of the body.
+    async fn next_frame(&mut self) -> Option<Result<Vec<u8>, String>> {
+        loop {
+            match self.frames.next_frame(MAX_LINE) {
+                Ok(Some(frame)) => return Some(Ok(frame)),
+                Ok(None) => {}
+                Err(error) => return Some(Err(error.to_string())),
+            }
+            match self.body.frame().await {
+                None if self.frames.unfinished() == 0 => return None,
+                None => return Some(Err("the stream ended inside a frame".into())),
+                Some(Err(error)) => return Some(Err(error.to_string())),
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        self.frames.push(data);
                     }
                 }
             }
