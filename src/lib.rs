@@ -35,6 +35,7 @@ pub use server::accept::raise_descriptor_limit;
 pub use server::handler::Handler;
 pub use source::kube::{
     Fault, Line, ListMeta, ListSplitter, NotAList, ProtobufListSplitter, read_frame, read_line,
+    read_protobuf_object,
 };
 pub use source::manifests;
 pub use transfer::TransferPolicy;

@@ -9,7 +9,7 @@
 
 use headless_dns::{
     ClusterEvent, ClusterState, Line, ListSplitter, ObjectKind, ProtobufListSplitter, read_frame,
-    read_line,
+    read_line, read_protobuf_object,
 };
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -56,6 +56,15 @@ fn protobuf_list_body(data: &[u8]) {
     assert_eq!(whole.is_ok(), in_two.is_ok(), "cut at {cut}: {whole:?} / {in_two:?}");
     if let (Ok(whole), Ok(in_two)) = (whole, in_two) {
         assert_eq!(whole, in_two, "cut at {cut}");
+        for item in &whole.0 {
+            for kind in ObjectKind::ALL {
+                let _ = read_protobuf_object(kind, item);
+            }
+        }
+    }
+    // And the bytes as one object of each kind.
+    for kind in ObjectKind::ALL {
+        let _ = read_protobuf_object(kind, data);
     }
 }
 

@@ -30,6 +30,19 @@ pub(crate) use watch::Source;
 pub use watch::{Line, read_frame, read_line};
 use watch::{Watched, follow};
 
+/// One object of `kind` in the API's protobuf encoding (a list's item, or a watch event's object
+/// out of its envelope), as a list or watch reads it: its record (`None`: one DNS need not keep),
+/// or why it cannot be used.
+pub fn read_protobuf_object(
+    kind: ObjectKind,
+    bytes: &[u8],
+) -> Result<Option<ClusterObject>, String> {
+    match kinds::decode_protobuf(kind, bytes) {
+        Ok(decoded) => decoded.record.map_err(|e| format!("{}: {e}", decoded.key)),
+        Err(undecodable) => Err(format!("{}: {}", undecodable.object, undecodable.error)),
+    }
+}
+
 /// How to reach the API and what to watch.
 #[derive(Clone, Debug, Default)]
 pub struct KubeOptions {
