@@ -572,7 +572,13 @@ fn run(bin: &Path, cluster_dir: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     // This process asks and loads from the client CPU, beside dnsperf.
     pin(std::process::id(), &settings.client_cpu);
-    let plane = ControlPlane::start(bin, work.path())?;
+    let mut plane = ControlPlane::start(bin, work.path())?;
+    // WATCH_LIST=1: kube-apiserver with streaming lists (its WatchList gate, off in 1.33), and
+    // headless-dns started a fourth way, with `--initial-list stream`.
+    let watch_list = std::env::var("WATCH_LIST").is_ok_and(|v| v == "1");
+    if watch_list {
+        plane.start_apiserver_with(&["--feature-gates=WatchList=true".to_string()])?;
+    }
     for process in [&plane.etcd, &plane.apiserver, &plane.controllers]
         .into_iter()
         .flatten()
@@ -602,12 +608,25 @@ fn run(bin: &Path, cluster_dir: &Path) -> Result<(), String> {
             cpu,
         )
     };
-    let starters: [&dyn Fn() -> Result<Server, String>; 3] =
-        [&start_hdns, &start_coredns, &start_hdns_json];
+    let start_hdns_stream = || {
+        let stream = ["--initial-list", "stream"];
+        servers::start_headless_dns(
+            work.path(),
+            "headless-dns-stream",
+            &hdns_kubeconfig,
+            &stream,
+            cpu,
+        )
+    };
+    let mut starters: Vec<&dyn Fn() -> Result<Server, String>> =
+        vec![&start_hdns, &start_coredns, &start_hdns_json];
+    if watch_list {
+        starters.push(&start_hdns_stream);
+    }
     // Start-up, A B C A B C: each server started alone and timed to its first complete answer,
     // its RSS then and its peak so far read; the last start of headless-dns and CoreDNS stays
     // for the rest.
-    let mut starts: [Vec<[f64; 3]>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut starts: Vec<Vec<[f64; 3]>> = vec![Vec::new(); starters.len()];
     let mut kept = [None, None];
     for round in 0..settings.start_rounds {
         for (i, start) in starters.iter().enumerate() {
@@ -655,6 +674,15 @@ fn run(bin: &Path, cluster_dir: &Path) -> Result<(), String> {
         rounds(&column(1, 0)),
         rounds(&column(2, 0))
     );
+    if watch_list {
+        println!(
+            "headless-dns with --initial-list stream: median {:.0} ms   rounds {}; RSS then {:.1} MB, peak {:.1} MB",
+            median(&column(3, 0)),
+            rounds(&column(3, 0)),
+            median(&column(3, 1)),
+            median(&column(3, 2))
+        );
+    }
     println!(
         "RSS at that answer: headless-dns {:.1} MB, CoreDNS {:.1} MB, JSON only {:.1} MB; peak until then {:.1} / {:.1} / {:.1} MB",
         median(&column(0, 1)),

@@ -13,7 +13,8 @@
 # ratio (median of ROUNDS, A B A B), server CPU per query, p99 at FIXED_QPS, watch event ->
 # answer latency over FLIPS readiness flips (each way), and RSS at the end. Settings as
 # dnsperf.sh: ROUNDS, DURATION, FIXED_QPS (default 10000), CPU_SECONDS, MIXES, P99_MIXES,
-# SERVER_CPU, CLIENT_CPU.
+# SERVER_CPU, CLIENT_CPU. WATCH_LIST=1 turns on kube-apiserver's WatchList gate and starts
+# headless-dns a fourth way, with `--initial-list stream`.
 set -euo pipefail
 SERVICES=${SERVICES:-1000}
 PODS=${PODS:-10}

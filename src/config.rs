@@ -35,6 +35,17 @@ pub enum ApiEncoding {
     Json,
 }
 
+/// How each resource's complete state is had, at start and after the API forgot a version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum InitialList {
+    /// A list, then a watch from its version.
+    #[default]
+    List,
+    /// A streaming list (WatchList: a watch whose first events are the state) where the API
+    /// server offers it, a list where it does not.
+    Stream,
+}
+
 #[derive(Clone, Debug, Subcommand)]
 pub enum Command {
     /// Print what a name gets and why, from the source the same flags name, then exit.
@@ -115,6 +126,12 @@ pub struct Config {
     #[arg(long, global = true, env = "HEADLESS_DNS_API_ENCODING", value_name = "ENCODING",
           default_value = "protobuf", help_heading = SOURCE)]
     pub api_encoding: ApiEncoding,
+
+    /// How to have each resource's state at start and after the API forgot the version
+    /// watched: a list, or a streaming list (WatchList) where the API server offers it.
+    #[arg(long, global = true, env = "HEADLESS_DNS_INITIAL_LIST", value_name = "HOW",
+          default_value = "list", help_heading = SOURCE)]
+    pub initial_list: InitialList,
 
     /// The cluster domain: labels of letters, digits, `-` and `_`.
     #[arg(long, global = true, env = "HEADLESS_DNS_ZONE", default_value = "cluster.local", value_name = "NAME",
@@ -237,6 +254,7 @@ impl Config {
             namespaces: self.namespace.clone(),
             service_selector: self.selector.clone(),
             protobuf: self.api_encoding == ApiEncoding::Protobuf,
+            stream_lists: self.initial_list == InitialList::Stream,
         }
     }
 }

@@ -326,6 +326,62 @@ async fn an_expired_resource_version_relists_to_the_api_state() {
     w.server.stop().await;
 }
 
+/// `--initial-list stream`: where the API server offers streaming lists, each resource's state
+/// comes as a watch's initial events (no list request at all), changes follow on the same
+/// watch, and after a 410 the state is streamed again; where it refuses them (422, the WatchList
+/// gate off), the same flag lists instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_lists_where_offered_and_lists_where_not() {
+    let api = FakeApi::start().await;
+    api.offer_streaming_lists();
+    seed(&api);
+    let w = watch(&api, &["--initial-list", "stream"]).await;
+    w.ready().await;
+    assert_eq!(
+        w.a(SVC).await,
+        (
+            ResponseCode::NoError,
+            vec!["10.244.1.10".into(), "10.244.2.11".into()]
+        )
+    );
+    assert_eq!(api.list_requests(), 0, "the state came without a list");
+    assert!(api.streaming_list_requests() >= 4);
+    let http = w.server.http;
+    let lists = metric(http, "headless_dns_kubernetes_lists_total").await;
+    assert!(lists.is_some_and(|n| n >= 4.0), "{lists:?}");
+    // A change on the stream that brought the state.
+    api.apply(apiserver::with_hostname(
+        apiserver::pod("default", "web-2", "nginx", "10.244.3.12", true),
+        "web-2",
+        "nginx-svc",
+    ));
+    w.until(
+        "web-2.nginx-svc.default.svc.cluster.local.",
+        &["10.244.3.12"],
+    )
+    .await;
+    // The version forgotten while away: streamed again, to the API's state.
+    let streamed = api.streaming_list_requests();
+    api.down().await;
+    api.delete("Pod", "default", "web-0");
+    api.forget_history();
+    api.up().await;
+    w.until(WEB0, &[]).await;
+    w.until(WEB1, &["10.244.2.11"]).await;
+    assert!(api.streaming_list_requests() > streamed);
+    assert_eq!(api.list_requests(), 0, "re-streamed, not listed");
+    w.server.stop().await;
+
+    let gate_off = FakeApi::start().await;
+    seed(&gate_off);
+    let w = watch(&gate_off, &["--initial-list", "stream"]).await;
+    w.ready().await;
+    w.until(WEB0, &["10.244.1.10"]).await;
+    assert!(gate_off.streaming_list_requests() >= 1);
+    assert!(gate_off.list_requests() >= 4, "refused, so listed");
+    w.server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_selectorless_service_resolves_its_endpoint_slices() {
     let api = FakeApi::start().await;

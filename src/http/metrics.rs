@@ -107,6 +107,11 @@ impl Scrape {
                 &stats.protobuf_lists,
             ),
             (
+                "headless_dns_kubernetes_streamed_lists_total",
+                "Of those lists, the ones had as a streaming list (a watch's initial events).",
+                &stats.streamed_lists,
+            ),
+            (
                 "headless_dns_kubernetes_relists_total",
                 "Lists after a resource's first (after 410 Gone).",
                 &stats.relists,

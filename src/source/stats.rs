@@ -15,6 +15,8 @@ pub struct SourceStats {
     pub relists: AtomicU64,
     /// Of `lists`, those the API sent as protobuf.
     pub protobuf_lists: AtomicU64,
+    /// Of `lists`, those had as a streaming list (a watch's initial events).
+    pub streamed_lists: AtomicU64,
     /// Watch requests that ended (closed by the server, failed, expired) and were made again.
     pub watch_restarts: AtomicU64,
     /// Manifests files read again after a change, and those refused (the last state kept).
@@ -33,6 +35,7 @@ impl SourceStats {
             lists: AtomicU64::new(0),
             relists: AtomicU64::new(0),
             protobuf_lists: AtomicU64::new(0),
+            streamed_lists: AtomicU64::new(0),
             watch_restarts: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),

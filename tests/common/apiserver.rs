@@ -4,6 +4,10 @@
 //! resourceVersion older than the history it keeps, and `/version`. Tests drive it: apply and
 //! delete objects, drop every watch, forget history, go down and come back up on the same port,
 //! hang (take connections and requests, answer nothing) and recover, fail requests with a status.
+//! Streaming lists (`sendInitialEvents=true`: the matching objects as ADDED events, then a
+//! BOOKMARK annotated `k8s.io/initial-events-end`) once [`FakeApi::offer_streaming_lists`] is
+//! called; until then such a watch is refused with 422, as kube-apiserver does with its
+//! WatchList feature gate off.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -96,6 +100,9 @@ struct Shared {
     /// List requests per resource.
     /// The resourceVersion each list (its first page) asked for, per resource.
     lists_of: Mutex<BTreeMap<Resource, Vec<Option<u64>>>>,
+    /// Whether watches with `sendInitialEvents=true` are served; how many were asked for.
+    streaming_lists: std::sync::atomic::AtomicBool,
+    streamed: AtomicUsize,
 }
 
 pub struct FakeApi {
@@ -130,6 +137,8 @@ impl FakeApi {
                 hung,
                 failing: Mutex::new(BTreeMap::new()),
                 lists_of: Mutex::new(BTreeMap::new()),
+                streaming_lists: std::sync::atomic::AtomicBool::new(false),
+                streamed: AtomicUsize::new(0),
             }),
             accept: Mutex::new(None),
         }
@@ -321,6 +330,16 @@ impl FakeApi {
         store.oldest_watchable = store.rv;
     }
 
+    /// Serves streaming lists from now on (refused with 422 until then).
+    pub fn offer_streaming_lists(&self) {
+        self.shared.streaming_lists.store(true, Ordering::Relaxed);
+    }
+
+    /// Watches that asked for a streaming list, served or refused.
+    pub fn streaming_list_requests(&self) -> usize {
+        self.shared.streamed.load(Ordering::Relaxed)
+    }
+
     pub fn list_requests(&self) -> usize {
         self.shared.lists.load(Ordering::Relaxed)
     }
@@ -406,6 +425,7 @@ struct Query {
     limit: Option<usize>,
     continue_from: Option<usize>,
     timeout_seconds: Option<u64>,
+    send_initial_events: bool,
 }
 
 fn parse(request: &Request<Incoming>) -> Option<Query> {
@@ -435,6 +455,7 @@ fn parse(request: &Request<Incoming>) -> Option<Query> {
         limit: None,
         continue_from: None,
         timeout_seconds: None,
+        send_initial_events: false,
     };
     for pair in request
         .uri()
@@ -453,6 +474,7 @@ fn parse(request: &Request<Incoming>) -> Option<Query> {
             "limit" => query.limit = value.parse().ok(),
             "continue" => query.continue_from = value.parse().ok(),
             "timeoutSeconds" => query.timeout_seconds = value.parse().ok(),
+            "sendInitialEvents" => query.send_initial_events = value == "true",
             _ => {}
         }
     }
@@ -610,6 +632,17 @@ async fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Bo
     if let Some(code) = code {
         return failure(code, &query);
     }
+    if query.watch && query.send_initial_events {
+        shared.streamed.fetch_add(1, Ordering::Relaxed);
+        if !shared.streaming_lists.load(Ordering::Relaxed) {
+            return full(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                       "message": "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+                       "reason": "Invalid", "code": 422}),
+            );
+        }
+    }
     if query.watch {
         watch_response(shared, query)
     } else {
@@ -651,7 +684,24 @@ fn watch_response(shared: &Arc<Shared>, query: Query) -> Response<Body> {
         Bytes::from(format!("{}\n", json!({"type": kind, "object": object})))
     };
     let store = shared.store.lock().unwrap();
-    let from = query.resource_version.unwrap_or(store.rv);
+    if query.send_initial_events {
+        // The state as ADDED events, then the bookmark that ends them; then changes from now.
+        for ((resource, _, _), object) in &store.objects {
+            if matches(&query, *resource, object) {
+                let _ = lines.send(line("ADDED", object));
+            }
+        }
+        let end = json!({"kind": query.resource.list_kind().trim_end_matches("List"),
+                         "apiVersion": query.resource.api_version(),
+                         "metadata": {"resourceVersion": store.rv.to_string(),
+                                      "annotations": {"k8s.io/initial-events-end": "true"}}});
+        let _ = lines.send(line("BOOKMARK", &end));
+    }
+    let from = match query.resource_version {
+        _ if query.send_initial_events => store.rv,
+        Some(version) => version,
+        None => store.rv,
+    };
     if from < store.oldest_watchable {
         let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                             "message": format!("too old resource version: {from} ({})", store.oldest_watchable),

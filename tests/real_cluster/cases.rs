@@ -57,6 +57,10 @@ pub async fn run_all(env: &mut Env, only: &[String]) -> (usize, usize) {
         protobuf_and_json(env)
     );
     case!(
+        "streaming lists (WatchList): refused with the gate off, used with it on",
+        streaming_lists(env)
+    );
+    case!(
         "RBAC: the shipped ClusterRole is enough, and every rule is needed",
         rbac(env)
     );
@@ -605,6 +609,90 @@ async fn protobuf_and_json(env: &mut Env) -> Result<String, String> {
          --api-encoding json",
         questions.len()
     ))
+}
+
+/// `--initial-list stream` against the real kube-apiserver: with its WatchList gate off (1.33's
+/// default) the streaming list is refused and headless-dns lists instead; with the gate on it
+/// has every resource's state from a watch's initial events (protobuf), and answers every
+/// parity question exactly as the listing server does. The API server is left as it was.
+async fn streaming_lists(env: &mut Env) -> Result<String, String> {
+    const STREAMED: &str = "headless_dns_kubernetes_streamed_lists_total";
+    const LISTS: &str = "headless_dns_kubernetes_lists_total";
+    let (work, kubeconfig) = (env.work().to_path_buf(), env.hdns_kubeconfig.clone());
+    let start = |name: &str| {
+        start_headless_dns(
+            &work,
+            name,
+            &kubeconfig,
+            &["--initial-list", "stream"],
+            None,
+        )
+    };
+    let ready_in = |server: &crate::servers::Server, what: &str| {
+        crate::control_plane::wait_for(Duration::from_secs(60), what, || ready(server))
+            .map_err(|e| format!("{e}:\n{}", server.process.tail(10)))
+    };
+    let gate_off = start("headless-dns-stream-gate-off")?;
+    ready_in(&gate_off, "headless-dns (gate off) to be ready")?;
+    let off = (
+        shipped::metric(&gate_off, STREAMED).unwrap_or(-1.0),
+        shipped::metric(&gate_off, LISTS).unwrap_or(-1.0),
+    );
+    if off.0 != 0.0 || off.1 < 4.0 {
+        return Err(format!("gate off: {} streamed of {} lists", off.0, off.1));
+    }
+    drop(gate_off);
+
+    env.plane
+        .start_apiserver_with(&["--feature-gates=WatchList=true".to_string()])?;
+    env.admin = api::client(&env.plane.admin).await?;
+    let outcome = async {
+        let gate_on = start("headless-dns-stream-gate-on")?;
+        ready_in(&gate_on, "headless-dns (gate on) to be ready")?;
+        let on = (
+            shipped::metric(&gate_on, STREAMED).unwrap_or(-1.0),
+            shipped::metric(&gate_on, LISTS).unwrap_or(-1.0),
+        );
+        if on.0 < 4.0 || on.0 != on.1 {
+            return Err(format!("gate on: {} streamed of {} lists", on.0, on.1));
+        }
+        let mut questions = Vec::new();
+        for prefix in ["spec", "gen-"] {
+            questions.extend(parity_questions(env, prefix).await?);
+        }
+        let streamed = Asker::new(gate_on.dns, Transport::Udp).await?;
+        let listed = Asker::new(env.hdns.dns, Transport::Udp).await?;
+        let mut differences = Vec::new();
+        for (name, qtype) in &questions {
+            let (a, b) = (
+                streamed.reply(name, *qtype).await?,
+                listed.reply(name, *qtype).await?,
+            );
+            if a.rcode != b.rcode || a.answers != b.answers || a.soa != b.soa {
+                differences.push(format!("{name} {qtype}: streamed {a} / listed {b}"));
+            }
+        }
+        if !differences.is_empty() {
+            let shown: Vec<&String> = differences.iter().take(20).collect();
+            return Err(format!(
+                "{} of {} replies differ: {shown:#?}",
+                differences.len(),
+                questions.len()
+            ));
+        }
+        Ok(format!(
+            "gate off: 0 of {} lists streamed; gate on: {} of {} streamed, {} replies as the \
+             listing server's",
+            off.1,
+            on.0,
+            on.1,
+            questions.len()
+        ))
+    }
+    .await;
+    env.plane.start_apiserver()?;
+    env.admin = api::client(&env.plane.admin).await?;
+    outcome
 }
 
 async fn coredns_parity(env: &mut Env, prefix: &str) -> Result<String, String> {

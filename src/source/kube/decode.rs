@@ -49,6 +49,22 @@ pub(super) struct IdentityMeta {
     pub namespace: Option<String>,
     #[serde(rename = "resourceVersion")]
     pub resource_version: Option<String>,
+    /// Only read on bookmarks: the one that ends a streaming list's initial events says so.
+    #[serde(default)]
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// The annotation on the bookmark that ends a streaming list's initial events (KEP-3157).
+pub(super) const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+
+impl IdentityMeta {
+    /// Whether this bookmark ends a streaming list's initial events.
+    pub(super) fn ends_initial_events(&self) -> bool {
+        self.annotations
+            .as_ref()
+            .and_then(|a| a.get(INITIAL_EVENTS_END))
+            .is_some_and(|v| v == "true")
+    }
 }
 
 impl Identity {

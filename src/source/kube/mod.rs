@@ -54,6 +54,9 @@ pub struct KubeOptions {
     pub service_selector: Option<String>,
     /// Ask for protobuf, taking JSON where the API server answers with it.
     pub protobuf: bool,
+    /// Have each resource's state by a streaming list (WatchList) where the API server offers
+    /// it, by a list otherwise.
+    pub stream_lists: bool,
 }
 
 /// Connects like kubectl: `--kubeconfig`/`--context` if given, else `KUBECONFIG` or
@@ -179,6 +182,7 @@ pub(crate) fn spawn_watchers(
         watches.len(),
         stats,
         options.protobuf,
+        options.stream_lists,
     ));
     let tasks = watches
         .into_iter()

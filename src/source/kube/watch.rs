@@ -21,7 +21,7 @@ use kube::client::Body;
 use kube::core::Request;
 use kube::core::params::{ListParams, WatchParams};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::cluster::ClusterEvent;
 use crate::records::{ClusterObject, ObjectKey, ObjectKind};
@@ -62,6 +62,9 @@ pub(crate) struct Source {
     synced: AtomicBool,
     /// Lists and watches ask for protobuf.
     protobuf: bool,
+    /// A resource's state is first had by a streaming list; cleared once the API server
+    /// refuses one.
+    stream_lists: AtomicBool,
 }
 
 impl Source {
@@ -71,6 +74,7 @@ impl Source {
         watches: usize,
         stats: Arc<SourceStats>,
         protobuf: bool,
+        stream_lists: bool,
     ) -> Self {
         Self {
             client,
@@ -80,7 +84,16 @@ impl Source {
             pending_first_lists: AtomicUsize::new(watches),
             synced: AtomicBool::new(false),
             protobuf,
+            stream_lists: AtomicBool::new(stream_lists),
         }
+    }
+
+    fn streams_lists(&self) -> bool {
+        self.stream_lists.load(Ordering::Relaxed)
+    }
+
+    fn stop_streaming_lists(&self) {
+        self.stream_lists.store(false, Ordering::Relaxed);
     }
 
     /// `watch` listed, or had a watch request accepted: an outage may end with it.
@@ -165,6 +178,9 @@ pub enum Line {
     },
     /// Nothing changed; the stream is at this version.
     Bookmark(Option<String>),
+    /// The bookmark that ends a streaming list's initial events: the state so far is complete,
+    /// at this version.
+    InitialEventsEnd(Option<String>),
     /// 410: the version watched from is gone.
     Expired,
     Failed(Fault),
@@ -197,7 +213,7 @@ pub fn read_line(kind: ObjectKind, line: &str, attempt: &str) -> Line {
     match event.kind.as_ref() {
         "ADDED" | "MODIFIED" => change(false),
         "DELETED" => change(true),
-        "BOOKMARK" => Line::Bookmark(Identity::of(raw).metadata.resource_version),
+        "BOOKMARK" => bookmark(Identity::of(raw).metadata),
         "ERROR" => {
             let status: Status = serde_json::from_str(raw.get()).unwrap_or_default();
             match status.code {
@@ -227,6 +243,7 @@ pub fn read_frame(kind: ObjectKind, frame: &[u8], attempt: &str) -> Line {
             name: meta.name,
             namespace: meta.namespace,
             resource_version: meta.resource_version,
+            annotations: meta.annotations,
         }
     };
     let change = |deleted| {
@@ -240,12 +257,20 @@ pub fn read_frame(kind: ObjectKind, frame: &[u8], attempt: &str) -> Line {
     match event.kind {
         "ADDED" | "MODIFIED" => change(false),
         "DELETED" => change(true),
-        "BOOKMARK" => Line::Bookmark(identity().resource_version),
+        "BOOKMARK" => bookmark(identity()),
         "ERROR" => match protobuf::objects::status(object) {
             (410, _) => Line::Expired,
             (code, message) => Line::Failed(Fault::from_status(code, &message, attempt)),
         },
         _ => Line::Ignored,
+    }
+}
+
+fn bookmark(meta: IdentityMeta) -> Line {
+    if meta.ends_initial_events() {
+        Line::InitialEventsEnd(meta.resource_version)
+    } else {
+        Line::Bookmark(meta.resource_version)
     }
 }
 
@@ -310,6 +335,8 @@ enum WatchEnd {
     Closed,
     /// 410: the version is gone; list again.
     Expired,
+    /// A streaming list was refused as a request the API server does not know.
+    Unsupported,
     Failed(Fault),
     /// The cluster state is gone: stop.
     Stopped,
@@ -328,31 +355,25 @@ pub(super) async fn follow(source: Arc<Source>, watched: Watched) {
         } else {
             Freshness::Any
         };
+        // Without a version to watch from, the state is had whole first: by a streaming list
+        // (a watch whose initial events are the state) where the API server offers it, else by
+        // a list.
+        let mut initial = None;
         let mut at = match version.take() {
             Some(version) => version,
+            None if source.streams_lists() => {
+                initial = Some(Initial {
+                    objects: Vec::new(),
+                    listed_once: &mut listed_once,
+                });
+                freshness.stream_version().to_string()
+            }
             None => match list(&source, &watched, freshness, &mut skips).await {
                 Ok((objects, version, encoding)) => {
-                    debug!(watch = %name, objects = objects.len(), ?encoding, "listed");
-                    if encoding == Encoding::Protobuf {
-                        SourceStats::count(&source.stats.protobuf_lists);
-                    }
-                    let resync = ClusterEvent::Resync {
-                        kinds: vec![watched.kind],
-                        namespace: watched.scope.clone(),
-                        objects,
-                    };
-                    if source.events.send(resync).await.is_err() {
+                    if !deliver(&source, &watched, objects, encoding, &mut listed_once).await {
                         return;
                     }
-                    SourceStats::count(&source.stats.lists);
-                    if listed_once {
-                        SourceStats::count(&source.stats.relists);
-                    } else {
-                        listed_once = true;
-                        source.listed_first_time().await;
-                    }
                     backoff.reset();
-                    source.answered_again(&name);
                     version
                 }
                 Err(fault) => {
@@ -363,15 +384,31 @@ pub(super) async fn follow(source: Arc<Source>, watched: Watched) {
                 }
             },
         };
-        let end = watch(&source, &watched, &name, &mut at, &mut backoff, &mut skips).await;
+        let streaming = initial.is_some();
+        let asked = at.clone();
+        let end = watch(
+            &source,
+            &watched,
+            &mut at,
+            &mut backoff,
+            &mut skips,
+            initial,
+        )
+        .await;
         if !matches!(end, WatchEnd::Stopped) {
             SourceStats::count(&source.stats.watch_restarts);
         }
+        // A streaming list that ended before its state was complete leaves nothing to watch from.
+        let complete = !streaming || at != asked;
         match end {
-            WatchEnd::Closed => version = Some(at),
+            WatchEnd::Closed if complete => version = Some(at),
+            WatchEnd::Closed | WatchEnd::Unsupported => {
+                info!(watch = %name, "the API server does not stream lists; listing instead");
+                source.stop_streaming_lists();
+            }
             WatchEnd::Expired => debug!(watch = %name, "resourceVersion expired; listing again"),
             WatchEnd::Failed(fault) => {
-                version = Some(at);
+                version = complete.then_some(at);
                 if !wait(&source, &name, &fault, &mut backoff).await {
                     return;
                 }
@@ -379,6 +416,45 @@ pub(super) async fn follow(source: Arc<Source>, watched: Watched) {
             WatchEnd::Stopped => return,
         }
     }
+}
+
+/// A streaming list under way: the objects of its initial events so far.
+struct Initial<'a> {
+    objects: Vec<ClusterObject>,
+    listed_once: &'a mut bool,
+}
+
+/// Hands a complete list of `watched` to the cluster state as one resync, and counts it;
+/// `false`: the cluster state is gone.
+async fn deliver(
+    source: &Source,
+    watched: &Watched,
+    objects: Vec<ClusterObject>,
+    encoding: Encoding,
+    listed_once: &mut bool,
+) -> bool {
+    let name = watched.name();
+    debug!(watch = %name, objects = objects.len(), ?encoding, "listed");
+    if encoding == Encoding::Protobuf {
+        SourceStats::count(&source.stats.protobuf_lists);
+    }
+    let resync = ClusterEvent::Resync {
+        kinds: vec![watched.kind],
+        namespace: watched.scope.clone(),
+        objects,
+    };
+    if source.events.send(resync).await.is_err() {
+        return false;
+    }
+    SourceStats::count(&source.stats.lists);
+    if *listed_once {
+        SourceStats::count(&source.stats.relists);
+    } else {
+        *listed_once = true;
+        source.listed_first_time().await;
+    }
+    source.answered_again(&name);
+    true
 }
 
 /// Reports `fault` and waits out the backoff; a probe may end the wait early when the fault
@@ -461,6 +537,17 @@ enum Freshness {
     /// The current state, read from etcd: after a watch met 410, the cache may be older than
     /// what was already served.
     Current,
+}
+
+impl Freshness {
+    /// The `resourceVersion` a streaming list asks for: `0` for any recent state (the watch
+    /// cache's), none for the current one (a consistent read).
+    fn stream_version(self) -> &'static str {
+        match self {
+            Freshness::Any => "0",
+            Freshness::Current => "",
+        }
+    }
 }
 
 /// Lists every object of `watched`, page by page, each page decoded while it arrives; returns
@@ -559,19 +646,22 @@ async fn list(
 }
 
 /// Watches `watched` from `version`, applying each event, until the watch ends; `version`
-/// follows the events.
+/// follows the events. With `initial`, the watch is a streaming list: its first events are
+/// the state, gathered and handed on as one resync when the bookmark that ends them arrives.
 async fn watch(
     source: &Source,
     watched: &Watched,
-    name: &str,
     version: &mut String,
     backoff: &mut Backoff,
     skips: &mut SkipLog,
+    mut initial: Option<Initial<'_>>,
 ) -> WatchEnd {
+    let name = &watched.name();
     let params = WatchParams {
         label_selector: watched.label_selector.clone(),
         timeout: Some(WATCH_SECONDS),
         bookmarks: true,
+        send_initial_events: initial.is_some(),
         ..WatchParams::default()
     };
     let mut request = match watched.request().watch(&params, version) {
@@ -593,6 +683,11 @@ async fn watch(
     let response = match send(&source.client, request, &attempt).await {
         Ok(response) => response,
         Err(Fault::Rejected { code: 410, .. }) => return WatchEnd::Expired,
+        // A server without streaming lists refuses the parameters as invalid (422), or as a
+        // bad request (400) where it does not know them at all.
+        Err(Fault::Rejected {
+            code: 400 | 422, ..
+        }) if initial.is_some() => return WatchEnd::Unsupported,
         Err(fault) => return WatchEnd::Failed(fault),
     };
     // An accepted watch is the API answering us again; the backoff starts afresh only once the
@@ -626,8 +721,32 @@ async fn watch(
             Message::Frame(frame) => read_frame(watched.kind, &frame, &attempt),
         };
         let (change, at) = match line {
+            Line::Change {
+                event: ClusterEvent::Upsert(object),
+                version,
+            } if initial.is_some() => {
+                if let Some(initial) = &mut initial {
+                    initial.objects.push(object);
+                }
+                (None, version)
+            }
+            Line::InitialEventsEnd(version) if initial.is_some() => {
+                let Some(Initial {
+                    objects,
+                    listed_once,
+                }) = initial.take()
+                else {
+                    continue;
+                };
+                skips.flush();
+                SourceStats::count(&source.stats.streamed_lists);
+                if !deliver(source, watched, objects, encoding, listed_once).await {
+                    return WatchEnd::Stopped;
+                }
+                (None, version)
+            }
             Line::Change { event, version } => (Some(event), version),
-            Line::Bookmark(version) => (None, version),
+            Line::Bookmark(version) | Line::InitialEventsEnd(version) => (None, version),
             Line::Expired => return WatchEnd::Expired,
             Line::Failed(fault) => return WatchEnd::Failed(fault),
             Line::Skipped {
@@ -644,7 +763,10 @@ async fn watch(
                 (None, None)
             }
         };
-        if let Some(at) = at {
+        // During a streaming list's initial events there is no version to resume from.
+        if let Some(at) = at
+            && initial.is_none()
+        {
             *version = at;
         }
         if let Some(change) = change
@@ -842,6 +964,8 @@ mod tests {
         }
         let bookmark = r#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"99"}}}"#;
         assert!(matches!(read(bookmark), Line::Bookmark(Some(v)) if v == "99"));
+        let end = r#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"100","annotations":{"k8s.io/initial-events-end":"true"}}}}"#;
+        assert!(matches!(read(end), Line::InitialEventsEnd(Some(v)) if v == "100"));
         let expired =
             r#"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}}"#;
         assert!(matches!(read(expired), Line::Expired));

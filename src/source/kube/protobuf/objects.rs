@@ -362,7 +362,8 @@ pub(crate) fn namespace(bytes: &[u8]) -> Result<Namespace, Malformed> {
     Ok(namespace)
 }
 
-/// An object's name, namespace and version, read even where the rest does not decode.
+/// An object's name, namespace, version and annotations, read even where the rest does not
+/// decode.
 pub(crate) fn identity(bytes: &[u8]) -> ObjectMeta {
     let mut meta = ObjectMeta::default();
     for (number, value) in Fields::new(bytes).map_while(Result::ok) {
@@ -379,6 +380,9 @@ pub(crate) fn identity(bytes: &[u8]) -> ObjectMeta {
                     1 => meta.name = text(),
                     3 => meta.namespace = text(),
                     6 => meta.resource_version = text(),
+                    12 => {
+                        let _ = map_entry(meta.annotations.get_or_insert_default(), value, "");
+                    }
                     _ => {}
                 }
             }

@@ -600,6 +600,9 @@ fn watch_frames_mean_what_their_json_lines_mean() {
     stream.extend(frame("ADDED", "Pod", pod_pb().encode_to_vec()));
     stream.extend(frame("DELETED", "Pod", pod_pb().encode_to_vec()));
     stream.extend(frame("BOOKMARK", "Pod", bookmark.encode_to_vec()));
+    let mut plain = bookmark.clone();
+    plain.metadata.as_mut().unwrap().annotations.clear();
+    stream.extend(frame("BOOKMARK", "Pod", plain.encode_to_vec()));
     stream.extend(frame("ERROR", "Status", expired.encode_to_vec()));
     stream.extend(frame("ERROR", "Status", failed.encode_to_vec()));
     stream.extend(frame("ADDED", "Pod", vec![0x0a, 0x05]));
@@ -614,20 +617,25 @@ fn watch_frames_mean_what_their_json_lines_mean() {
         assert_eq!(format!("{:?}", lines[0]), format!("{added:?}"));
         assert_eq!(format!("{:?}", lines[1]), format!("{deleted:?}"));
         assert!(
-            matches!(&lines[2], Line::Bookmark(Some(v)) if v == "99"),
+            matches!(&lines[2], Line::InitialEventsEnd(Some(v)) if v == "99"),
             "{:?}",
             lines[2]
         );
-        assert!(matches!(lines[3], Line::Expired), "{:?}", lines[3]);
-        let failure = format!("{:?}", lines[4]);
+        assert!(
+            matches!(&lines[3], Line::Bookmark(Some(v)) if v == "99"),
+            "{:?}",
+            lines[3]
+        );
+        assert!(matches!(lines[4], Line::Expired), "{:?}", lines[4]);
+        let failure = format!("{:?}", lines[5]);
         assert!(
             failure.contains("500") && failure.contains("request timed out"),
             "{failure}"
         );
         assert!(
-            matches!(&lines[5], Line::Skipped { remove: None, .. }),
+            matches!(&lines[6], Line::Skipped { remove: None, .. }),
             "{:?}",
-            lines[5]
+            lines[6]
         );
     }
     // A frame that is not a watch event is a failed watch, not a panic.
