@@ -45,6 +45,8 @@ use servers::Server;
 
 /// Settings from the environment, as `dnsperf.sh` takes them.
 struct Settings {
+    /// RELISTS=1: the two re-list scenarios (kube-apiserver restarted, etcd compacted).
+    relists: bool,
     rounds: usize,
     duration: u64,
     fixed_qps: u64,
@@ -82,6 +84,7 @@ impl Settings {
             mixes: words("MIXES", "pods svcs mix"),
             p99_mixes: words("P99_MIXES", "pods svcs mix"),
             flips: number("FLIPS", "100") as usize,
+            relists: number("RELISTS", "0") == 1,
             start_rounds: number("START_ROUNDS", "3") as usize,
             server_cpu: setting("SERVER_CPU", "1"),
             client_cpu: setting("CLIENT_CPU", "0"),
@@ -540,6 +543,173 @@ async fn reflects(
     }
 }
 
+/// What disrupts both servers' watches so that they list again.
+#[derive(Clone, Copy, Debug)]
+enum Disruption {
+    /// kube-apiserver killed and started again: its watch cache starts empty, and a watch
+    /// from a version it has not seen meets 410.
+    ApiserverRestart,
+    /// Both servers stopped (SIGSTOP) while kube-apiserver restarts without a watch cache and
+    /// etcd compacts every revision they saw: resumed, their watches meet 410 from etcd.
+    Compaction,
+}
+
+/// The re-list scenarios, each measured for both servers: peak RSS during it (VmHWM reset
+/// first, through `clear_refs`) against the RSS before, answers to known names asked all
+/// along (any that is not the full answer counts, a false NXDOMAIN among them), and the time
+/// until a pod made after the disruption is served by both.
+async fn relists(
+    plane: &mut ControlPlane,
+    cluster: &Cluster,
+    servers: [&Server; 2],
+    client_cpu: &str,
+) -> Result<(), String> {
+    let known: Vec<(String, BTreeSet<String>)> = cluster
+        .pods
+        .iter()
+        .step_by((cluster.pods.len() / 50).max(1))
+        .map(|pod| {
+            let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+            let svc = pod["spec"]["subdomain"].as_str().unwrap_or_default();
+            let host = pod["spec"]["hostname"].as_str().unwrap_or_default();
+            let ip = pod["status"]["podIP"].as_str().unwrap_or_default();
+            (
+                format!("{host}.{svc}.{ns}.svc.cluster.local."),
+                BTreeSet::from([ip.to_string()]),
+            )
+        })
+        .chain([cluster.probe.clone()])
+        .collect();
+    let (ns, svc) = {
+        let pod = &cluster.pods[0];
+        (
+            pod["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            pod["spec"]["subdomain"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    println!();
+    println!(
+        "re-lists at {} pods: peak RSS during each against the RSS before, wrong answers to {} known names asked all along",
+        cluster.pods.len(),
+        known.len()
+    );
+    for (n, disruption) in [Disruption::ApiserverRestart, Disruption::Compaction]
+        .into_iter()
+        .enumerate()
+    {
+        let pids = servers.map(|s| s.process.pid());
+        let before = pids.map(rss_mb);
+        for pid in pids {
+            std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+                .map_err(|e| format!("resetting the peak RSS of {pid}: {e}"))?;
+        }
+        let asking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let askers = [
+            Asker::new(servers[0].dns, Transport::Udp).await?,
+            Asker::new(servers[1].dns, Transport::Udp).await?,
+        ];
+        let prober = {
+            let asking = asking.clone();
+            let known = known.clone();
+            tokio::spawn(async move {
+                let (mut asked, mut wrong) = ([0u64; 2], [0u64; 2]);
+                while asking.load(std::sync::atomic::Ordering::Relaxed) {
+                    for (name, want) in &known {
+                        for (i, asker) in askers.iter().enumerate() {
+                            // A stopped server does not answer: that is not a wrong answer.
+                            if let Ok(got) = asker.addresses(name).await {
+                                asked[i] += 1;
+                                wrong[i] += u64::from(&got != want);
+                            }
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (asked, wrong)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        match disruption {
+            Disruption::ApiserverRestart => {
+                plane.stop_apiserver();
+                plane.start_apiserver()?;
+            }
+            Disruption::Compaction => {
+                for server in servers {
+                    server.process.signal(libc::SIGSTOP);
+                }
+                plane.stop_apiserver();
+                let restarted = plane.start_apiserver_with(&[
+                    "--watch-cache=false".into(),
+                    "--etcd-compaction-interval=2s".into(),
+                ]);
+                if restarted.is_ok() {
+                    // Two compaction rounds after a write: every revision they saw is gone.
+                    let admin = api::client(&plane.admin).await?;
+                    api::namespace(&admin, "relist-compaction").await?;
+                    tokio::time::sleep(Duration::from_secs(6)).await;
+                }
+                for server in servers {
+                    server.process.signal(libc::SIGCONT);
+                }
+                restarted?;
+            }
+        }
+        if let Some(apiserver) = &plane.apiserver {
+            pin(apiserver.pid(), client_cpu);
+        }
+        let disrupted = Instant::now();
+        let admin = api::client(&plane.admin).await?;
+        let name = format!("relist-{n}");
+        let ip = format!("10.254.0.{}", n + 1);
+        let pod = api::PodSpec::new(&name, &svc, &[&ip]).named(&name, &svc);
+        api::pod(&admin, &ns, "node-a", &pod).await?;
+        let qname = format!("{name}.{svc}.{ns}.svc.cluster.local.");
+        let want = BTreeSet::from([ip.clone()]);
+        let askers = [
+            Asker::new(servers[0].dns, Transport::Udp).await?,
+            Asker::new(servers[1].dns, Transport::Udp).await?,
+        ];
+        let mut served = [None, None];
+        while served.iter().any(Option::is_none) && disrupted.elapsed() < Duration::from_secs(600) {
+            for (i, asker) in askers.iter().enumerate() {
+                if served[i].is_none() && asker.addresses(&qname).await.ok().as_ref() == Some(&want)
+                {
+                    served[i] = Some(disrupted.elapsed());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        asking.store(false, std::sync::atomic::Ordering::Relaxed);
+        let (asked, wrong) = prober.await.map_err(|e| e.to_string())?;
+        let peak = pids.map(peak_rss_mb);
+        let seconds =
+            |d: Option<Duration>| d.map_or("never".into(), |d| format!("{:.1} s", d.as_secs_f64()));
+        println!(
+            "{disruption:?}: headless-dns {:.1} MB before, peak {:.1} MB ({:.2}x), {} wrong of {} answers, new pod served after {}; CoreDNS {:.1} MB before, peak {:.1} MB ({:.2}x), {} wrong of {} answers, new pod served after {}",
+            before[0],
+            peak[0],
+            peak[0] / before[0],
+            wrong[0],
+            asked[0],
+            seconds(served[0]),
+            before[1],
+            peak[1],
+            peak[1] / before[1],
+            wrong[1],
+            asked[1],
+            seconds(served[1])
+        );
+    }
+    Ok(())
+}
+
 fn percentile(sorted: &[Duration], q: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3
 }
@@ -734,6 +904,10 @@ fn run(bin: &Path, cluster_dir: &Path) -> Result<(), String> {
             "(p99 latency in ms at a fixed {} q/s, 5 s per round)",
             settings.fixed_qps
         );
+    }
+    if settings.relists {
+        let client_cpu = settings.client_cpu.clone();
+        runtime.block_on(relists(&mut plane, &cluster, both, &client_cpu))?;
     }
     if settings.flips > 0 {
         let [mut a, mut b] =
