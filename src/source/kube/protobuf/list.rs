@@ -92,6 +92,9 @@ impl ProtobufListSplitter {
                         continue;
                     }
                     // The type and content type beside the list: small, skipped whole.
+                    if field.value_len.unwrap_or_default() > MAX_ITEM {
+                        return Err(malformed("a field beside the list larger than any item"));
+                    }
                     let Some(len) = whole(rest, field)? else {
                         return Ok(at);
                     };

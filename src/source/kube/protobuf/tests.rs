@@ -545,6 +545,11 @@ fn a_list_cut_short_or_not_protobuf_is_an_error() {
     let mut lying = b"k8s\0".to_vec();
     lying.extend_from_slice(&[0x12, 0x04, 0x12, 0x7f, 0x00, 0x00]);
     assert!(split_at(&lying, &[]).is_err());
+    // A field beside the list claiming a gigabyte: refused before it is waited for.
+    let mut huge = b"k8s\0".to_vec();
+    huge.extend_from_slice(&[0x0a, 0x80, 0x80, 0x80, 0x80, 0x04]);
+    let mut splitter = ProtobufListSplitter::default();
+    assert!(splitter.feed(&huge, |_| {}).is_err());
 }
 
 /// One frame of a protobuf watch stream.
