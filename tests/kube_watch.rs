@@ -326,6 +326,32 @@ async fn an_expired_resource_version_relists_to_the_api_state() {
     w.server.stop().await;
 }
 
+/// A list longer than a page whose continue token has expired (etcd compacted while it was
+/// paged, as client-go's pager meets it too) is asked for again whole, in one response, rather
+/// than retried page by page forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_continue_token_lists_whole() {
+    let api = FakeApi::start().await;
+    seed(&api);
+    api.expire_continues();
+    // More pods than a page holds (5,000): the last ones come only after the first page.
+    for i in 0..5_010 {
+        api.apply(apiserver::pod(
+            "default",
+            &format!("bulk-{i}"),
+            "bulk",
+            &format!("10.250.{}.{}", i / 250, i % 250 + 1),
+            true,
+        ));
+    }
+    let w = watch(&api, &[]).await;
+    w.ready().await;
+    w.until("10-250-20-10.default.pod.cluster.local.", &["10.250.20.10"])
+        .await;
+    w.until(WEB0, &["10.244.1.10"]).await;
+    w.server.stop().await;
+}
+
 /// `--initial-list stream`: where the API server offers streaming lists, each resource's state
 /// comes as a watch's initial events (no list request at all), changes follow on the same
 /// watch, and after a 410 the state is streamed again; where it refuses them (422, the WatchList

@@ -41,9 +41,33 @@ pub enum ClusterEvent {
         namespace: Option<Arc<str>>,
         objects: Vec<ClusterObject>,
     },
+    /// A complete list of every object of `kind` (in `namespace`, or everywhere) begins; it
+    /// arrives in parts, so that a large list is never held whole. Each object is applied as it
+    /// comes (a list only adds and changes until its end), and nothing is removed before
+    /// [`ClusterEvent::ResyncEnd`]: answers never lose a name the list still holds.
+    ResyncBegin {
+        kind: ObjectKind,
+        namespace: Option<Arc<str>>,
+    },
+    /// The next objects of the list begun for `kind` in `namespace`.
+    ResyncObjects {
+        kind: ObjectKind,
+        namespace: Option<Arc<str>>,
+        objects: Vec<ClusterObject>,
+    },
+    /// The list ends: if `complete`, whatever it lacked is gone; if not (it broke off), nothing
+    /// is removed.
+    ResyncEnd {
+        kind: ObjectKind,
+        namespace: Option<Arc<str>>,
+        complete: bool,
+    },
     /// The source has delivered a complete state once; from now on, absent means absent.
     Synced,
 }
+
+/// A list arriving in parts: its kind and scope, and the keys it has brought so far.
+type OpenResync = ((ObjectKind, Option<Arc<str>>), HashSet<ObjectKey>);
 
 #[derive(Debug, Default)]
 struct NamespaceState {
@@ -106,6 +130,8 @@ pub struct ClusterState {
     rebuilt_kinds: u8,
     /// Set when zone transfers are allowed: each publication's record changes are journaled.
     journaling: Option<Box<Journaling>>,
+    /// Lists arriving in parts ([`ClusterEvent::ResyncBegin`]); one per watch at most.
+    open_resyncs: Vec<OpenResync>,
 }
 
 /// What working out a publication's record changes takes.
@@ -132,6 +158,7 @@ impl ClusterState {
             endpoint_names: EndpointNames::default(),
             rebuilt_kinds: 0,
             journaling: None,
+            open_resyncs: Vec::new(),
         }
     }
 
@@ -174,6 +201,42 @@ impl ClusterState {
                 namespace,
                 objects,
             } => self.resync(&kinds, namespace.as_deref(), objects),
+            ClusterEvent::ResyncBegin { kind, namespace } => {
+                let scope = (kind, namespace);
+                self.open_resyncs.retain(|(open, _)| *open != scope);
+                self.open_resyncs.push((scope, HashSet::new()));
+            }
+            ClusterEvent::ResyncObjects {
+                kind,
+                namespace,
+                objects,
+            } => {
+                let scope = (kind, namespace);
+                if let Some((_, seen)) = self.open_resyncs.iter_mut().find(|(s, _)| *s == scope) {
+                    seen.extend(objects.iter().map(ClusterObject::key));
+                }
+                for object in objects {
+                    self.upsert(object);
+                }
+            }
+            ClusterEvent::ResyncEnd {
+                kind,
+                namespace,
+                complete,
+            } => {
+                let scope = (kind, namespace);
+                let Some(at) = self.open_resyncs.iter().position(|(s, _)| *s == scope) else {
+                    return;
+                };
+                let (_, seen) = self.open_resyncs.swap_remove(at);
+                if complete {
+                    for key in self.keys_in(&[kind], scope.1.as_deref()) {
+                        if !seen.contains(&key.1) {
+                            self.delete(key.0, &key.1);
+                        }
+                    }
+                }
+            }
             ClusterEvent::Synced => {
                 if !self.view.synced() {
                     self.view.set_synced();
@@ -292,22 +355,10 @@ impl ClusterState {
     ) {
         let present: HashSet<(ObjectKind, ObjectKey)> =
             objects.iter().map(|o| (o.kind(), o.key())).collect();
-        let mut gone = Vec::new();
-        for (name, ns) in &self.namespaces {
-            for &kind in kinds {
-                // A scoped resync covers one namespace: its objects, or its Namespace object.
-                if namespace.is_none_or(|scope| &**name == scope) {
-                    gone.extend(
-                        ns.keys(name, kind)
-                            .into_iter()
-                            .filter(|key| !present.contains(&(kind, key.clone())))
-                            .map(|key| (kind, key)),
-                    );
-                }
+        for (kind, key) in self.keys_in(kinds, namespace) {
+            if !present.contains(&(kind, key.clone())) {
+                self.delete(kind, &key);
             }
-        }
-        for (kind, key) in gone {
-            self.delete(kind, &key);
         }
         // Services before pods: each pod then finds every Service that selects it.
         let mut objects = objects;
@@ -320,6 +371,24 @@ impl ClusterState {
         for object in objects {
             self.upsert(object);
         }
+    }
+
+    /// The keys of the objects of `kinds` held in `namespace` (everywhere: `None`). A scoped
+    /// resync covers one namespace: its objects, or its Namespace object.
+    fn keys_in(
+        &self,
+        kinds: &[ObjectKind],
+        namespace: Option<&str>,
+    ) -> Vec<(ObjectKind, ObjectKey)> {
+        let mut keys = Vec::new();
+        for (name, ns) in &self.namespaces {
+            if namespace.is_none_or(|scope| &**name == scope) {
+                for &kind in kinds {
+                    keys.extend(ns.keys(name, kind).into_iter().map(|key| (kind, key)));
+                }
+            }
+        }
+        keys
     }
 
     fn namespace_mut(&mut self, name: &Arc<str>) -> &mut NamespaceState {

@@ -638,6 +638,50 @@ fn a_scoped_resync_replaces_one_namespace_and_keeps_the_rest() {
     assert_eq!(state.pod_count(), cluster().iter().filter(|o| matches!(o, ClusterObject::Pod { .. })).count() - 1);
 }
 
+/// A re-list in parts: objects are served as they arrive, nothing is removed until the list's
+/// end, and a list that broke off removes nothing; a complete one removes what it lacked.
+#[test]
+fn a_resync_in_parts_removes_only_at_its_end() {
+    let mut state = ClusterState::new(1);
+    state.apply(ClusterEvent::Resync { kinds: ObjectKind::ALL.to_vec(), namespace: None, objects: cluster() });
+    state.apply(ClusterEvent::Synced);
+    state.publish().unwrap();
+    let zone = zone(PodRecords::Verified);
+    let default_pods = |skip: &str| -> Vec<ClusterObject> {
+        cluster()
+            .into_iter()
+            .filter(|o| matches!(o, ClusterObject::Pod { namespace, pod } if &**namespace == "default" && &*pod.name != skip))
+            .collect()
+    };
+    let (kind, namespace) = (ObjectKind::Pod, Some(Arc::<str>::from("default")));
+    for complete in [false, true] {
+        state.apply(ClusterEvent::ResyncBegin { kind, namespace: namespace.clone() });
+        let mut pods = default_pods("web-1");
+        let rest = pods.split_off(1);
+        for part in [pods, rest] {
+            state.apply(ClusterEvent::ResyncObjects { kind, namespace: namespace.clone(), objects: part });
+            // Part way: web-1, which the list lacks, still answers.
+            let view = state.publish().unwrap_or_else(|| state.view().clone());
+            assert_eq!(ask(&view, &zone, "web-1.nginx-svc.default.svc.cluster.local.", A).answers.len(), 1);
+        }
+        state.apply(ClusterEvent::ResyncEnd { kind, namespace: namespace.clone(), complete });
+        let view = state.publish().unwrap_or_else(|| state.view().clone());
+        let web1 = ask(&view, &zone, "web-1.nginx-svc.default.svc.cluster.local.", A);
+        if complete {
+            assert_eq!(web1.rcode, ResponseCode::NXDomain);
+        } else {
+            assert_eq!(web1.answers.len(), 1, "a list that broke off removed web-1");
+        }
+        assert_eq!(ask(&view, &zone, "web-0.nginx-svc.default.svc.cluster.local.", A).answers.len(), 1);
+        // Other namespaces and other kinds are untouched.
+        assert_eq!(ask(&view, &zone, "10-244-9-9.other.pod.cluster.local.", A).answers.len(), 1);
+        assert_eq!(ask(&view, &zone, "api.default.svc.cluster.local.", A).answers.len(), 1);
+    }
+    // An end without a beginning changes nothing.
+    state.apply(ClusterEvent::ResyncEnd { kind: ObjectKind::Service, namespace: None, complete: true });
+    assert!(state.service_count() > 0);
+}
+
 /// Endpoint labels made from IPv6 addresses that begin or end with `::` get a `0` there, in every
 /// name they appear in: addresses, SRV targets, PTR.
 #[test]

@@ -103,6 +103,8 @@ struct Shared {
     /// Whether watches with `sendInitialEvents=true` are served; how many were asked for.
     streaming_lists: std::sync::atomic::AtomicBool,
     streamed: AtomicUsize,
+    /// Whether a list's continue token is refused with 410, as after an etcd compaction.
+    continues_expire: std::sync::atomic::AtomicBool,
 }
 
 pub struct FakeApi {
@@ -139,6 +141,7 @@ impl FakeApi {
                 lists_of: Mutex::new(BTreeMap::new()),
                 streaming_lists: std::sync::atomic::AtomicBool::new(false),
                 streamed: AtomicUsize::new(0),
+                continues_expire: std::sync::atomic::AtomicBool::new(false),
             }),
             accept: Mutex::new(None),
         }
@@ -328,6 +331,12 @@ impl FakeApi {
         let mut store = self.shared.store.lock().unwrap();
         store.history.clear();
         store.oldest_watchable = store.rv;
+    }
+
+    /// Refuses every list page after the first with 410, as etcd does once it has compacted
+    /// the revision the list began at.
+    pub fn expire_continues(&self) {
+        self.shared.continues_expire.store(true, Ordering::Relaxed);
     }
 
     /// Serves streaming lists from now on (refused with 422 until then).
@@ -631,6 +640,14 @@ async fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Bo
     }
     if let Some(code) = code {
         return failure(code, &query);
+    }
+    if query.continue_from.is_some() && shared.continues_expire.load(Ordering::Relaxed) {
+        return full(
+            StatusCode::GONE,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                   "reason": "Expired", "code": 410}),
+        );
     }
     if query.watch && query.send_initial_events {
         shared.streamed.fetch_add(1, Ordering::Relaxed);

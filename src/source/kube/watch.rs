@@ -363,19 +363,17 @@ pub(super) async fn follow(source: Arc<Source>, watched: Watched) {
             Some(version) => version,
             None if source.streams_lists() => {
                 initial = Some(Initial {
-                    objects: Vec::new(),
+                    parts: Parts::new(&source, &watched),
                     listed_once: &mut listed_once,
                 });
                 freshness.stream_version().to_string()
             }
-            None => match list(&source, &watched, freshness, &mut skips).await {
-                Ok((objects, version, encoding)) => {
-                    if !deliver(&source, &watched, objects, encoding, &mut listed_once).await {
-                        return;
-                    }
+            None => match list(&source, &watched, freshness, &mut skips, &mut listed_once).await {
+                Ok(Some(version)) => {
                     backoff.reset();
                     version
                 }
+                Ok(None) => return,
                 Err(fault) => {
                     if !wait(&source, &name, &fault, &mut backoff).await {
                         return;
@@ -392,9 +390,15 @@ pub(super) async fn follow(source: Arc<Source>, watched: Watched) {
             &mut at,
             &mut backoff,
             &mut skips,
-            initial,
+            &mut initial,
         )
         .await;
+        // A streaming list that broke off removes nothing.
+        if let Some(initial) = initial
+            && !initial.parts.end(false).await
+        {
+            return;
+        }
         if !matches!(end, WatchEnd::Stopped) {
             SourceStats::count(&source.stats.watch_restarts);
         }
@@ -418,33 +422,98 @@ pub(super) async fn follow(source: Arc<Source>, watched: Watched) {
     }
 }
 
-/// A streaming list under way: the objects of its initial events so far.
+/// A streaming list under way: its initial events so far, handed on in parts.
 struct Initial<'a> {
-    objects: Vec<ClusterObject>,
+    parts: Parts<'a>,
     listed_once: &'a mut bool,
 }
 
-/// Hands a complete list of `watched` to the cluster state as one resync, and counts it;
-/// `false`: the cluster state is gone.
-async fn deliver(
-    source: &Source,
-    watched: &Watched,
-    objects: Vec<ClusterObject>,
-    encoding: Encoding,
-    listed_once: &mut bool,
-) -> bool {
+/// Objects per part of a list handed to the cluster state: a large list is never held whole
+/// (at 100,000 pods the whole list's records took 17 MB beside the state they replace).
+const PART: usize = 1000;
+
+/// A list of `watched` handed to the cluster state in parts as it arrives
+/// ([`ClusterEvent::ResyncBegin`], `ResyncObjects`, `ResyncEnd`).
+struct Parts<'a> {
+    source: &'a Source,
+    watched: &'a Watched,
+    batch: Vec<ClusterObject>,
+    count: usize,
+    begun: bool,
+}
+
+impl<'a> Parts<'a> {
+    fn new(source: &'a Source, watched: &'a Watched) -> Self {
+        Self {
+            source,
+            watched,
+            batch: Vec::new(),
+            count: 0,
+            begun: false,
+        }
+    }
+
+    fn push(&mut self, object: ClusterObject) {
+        self.count += 1;
+        self.batch.push(object);
+    }
+
+    /// Hands on the objects gathered once there are a part's worth (`all`: whatever there
+    /// is); `false`: the cluster state is gone.
+    async fn send(&mut self, all: bool) -> bool {
+        let (kind, namespace) = (self.watched.kind, self.watched.scope.clone());
+        if !self.begun {
+            self.begun = true;
+            let begin = ClusterEvent::ResyncBegin {
+                kind,
+                namespace: namespace.clone(),
+            };
+            if self.source.events.send(begin).await.is_err() {
+                return false;
+            }
+        }
+        let due = self.batch.len() >= PART || all && !self.batch.is_empty();
+        if !due {
+            return true;
+        }
+        let objects = std::mem::take(&mut self.batch);
+        let part = ClusterEvent::ResyncObjects {
+            kind,
+            namespace,
+            objects,
+        };
+        self.source.events.send(part).await.is_ok()
+    }
+
+    /// Ends the list: complete (whatever it lacked is gone), or broken off (nothing removed).
+    /// `false`: the cluster state is gone.
+    async fn end(mut self, complete: bool) -> bool {
+        if !self.begun && !complete {
+            return true;
+        }
+        if !self.send(true).await {
+            return false;
+        }
+        let end = ClusterEvent::ResyncEnd {
+            kind: self.watched.kind,
+            namespace: self.watched.scope.clone(),
+            complete,
+        };
+        self.source.events.send(end).await.is_ok()
+    }
+}
+
+/// Ends a complete list of `watched` of `count` objects, and counts it; `false`: the cluster
+/// state is gone.
+async fn finish_list(parts: Parts<'_>, encoding: Encoding, listed_once: &mut bool) -> bool {
+    let (source, watched, count) = (parts.source, parts.watched, parts.count);
     let name = watched.name();
-    debug!(watch = %name, objects = objects.len(), ?encoding, "listed");
+    if !parts.end(true).await {
+        return false;
+    }
+    debug!(watch = %name, objects = count, ?encoding, "listed");
     if encoding == Encoding::Protobuf {
         SourceStats::count(&source.stats.protobuf_lists);
-    }
-    let resync = ClusterEvent::Resync {
-        kinds: vec![watched.kind],
-        namespace: watched.scope.clone(),
-        objects,
-    };
-    if source.events.send(resync).await.is_err() {
-        return false;
     }
     SourceStats::count(&source.stats.lists);
     if *listed_once {
@@ -550,21 +619,47 @@ impl Freshness {
     }
 }
 
-/// Lists every object of `watched`, page by page, each page decoded while it arrives; returns
-/// their records, the version to watch from and the encoding of the last page.
+/// Lists every object of `watched`, page by page, each page decoded while it arrives and its
+/// records handed to the cluster state in parts; returns the version to watch from (`None`:
+/// the cluster state is gone). A list that fails part way removes nothing.
 async fn list(
     source: &Source,
     watched: &Watched,
     freshness: Freshness,
     skips: &mut SkipLog,
-) -> Result<(Vec<ClusterObject>, String, Encoding), Fault> {
+    listed_once: &mut bool,
+) -> Result<Option<String>, Fault> {
+    let mut parts = Parts::new(source, watched);
+    match list_pages(&mut parts, freshness, skips).await {
+        Ok(Some((version, encoding))) => Ok(finish_list(parts, encoding, listed_once)
+            .await
+            .then_some(version)),
+        Ok(None) => Ok(None),
+        Err(fault) => {
+            if parts.end(false).await {
+                Err(fault)
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The pages of a list, their records handed on to `parts`; the version and encoding of the
+/// last page (`None`: the cluster state is gone).
+async fn list_pages(
+    parts: &mut Parts<'_>,
+    freshness: Freshness,
+    skips: &mut SkipLog,
+) -> Result<Option<(String, Encoding)>, Fault> {
+    let (source, watched) = (parts.source, parts.watched);
     let attempt = watched.permission("list");
-    let mut objects = Vec::new();
     let mut continue_token = None;
+    let mut paged = true;
     loop {
         let params = ListParams {
             label_selector: watched.label_selector.clone(),
-            limit: Some(PAGE_SIZE),
+            limit: paged.then_some(PAGE_SIZE),
             continue_token: continue_token.take(),
             ..ListParams::default()
         };
@@ -591,7 +686,17 @@ async fn list(
                 HeaderValue::from_static(protobuf::ACCEPT),
             );
         }
-        let response = send(&source.client, request, &attempt).await?;
+        let response = match send(&source.client, request, &attempt).await {
+            // The continue token outlived etcd's history (compacted while paging, as client-go's
+            // pager meets it too): the whole list again, in one response. The parts already
+            // handed on stay; what the new list lacks goes at its end.
+            Err(Fault::Rejected { code: 410, .. }) if params.continue_token.is_some() => {
+                debug!(watch = %watched.name(), "the list's continue token expired; listing whole");
+                paged = false;
+                continue;
+            }
+            response => response?,
+        };
         let not_a_list = |e: &dyn std::fmt::Display| Fault::Rejected {
             code: 200,
             message: format!("the answer to {attempt} is not a list: {e}"),
@@ -623,7 +728,11 @@ async fn list(
                 .feed(&data, |item| match encoding.decode(watched.kind, item) {
                     Ok(Decoded {
                         record: Ok(record), ..
-                    }) => objects.extend(record),
+                    }) => {
+                        if let Some(record) = record {
+                            parts.push(record);
+                        }
+                    }
                     Ok(Decoded {
                         record: Err(error),
                         key,
@@ -632,6 +741,9 @@ async fn list(
                     Err(undecodable) => skips.skip(&undecodable.object, &undecodable.error),
                 })
                 .map_err(|e| not_a_list(&e))?;
+            if !parts.send(false).await {
+                return Ok(None);
+            }
         }
         let page = splitter.finish().map_err(|e| not_a_list(&e))?;
         match page.continue_token.filter(|t| !t.is_empty()) {
@@ -639,7 +751,7 @@ async fn list(
             None => {
                 let version = page.resource_version.unwrap_or_default();
                 skips.flush();
-                return Ok((objects, version, encoding));
+                return Ok(Some((version, encoding)));
             }
         }
     }
@@ -654,7 +766,7 @@ async fn watch(
     version: &mut String,
     backoff: &mut Backoff,
     skips: &mut SkipLog,
-    mut initial: Option<Initial<'_>>,
+    initial: &mut Option<Initial<'_>>,
 ) -> WatchEnd {
     let name = &watched.name();
     let params = WatchParams {
@@ -725,22 +837,21 @@ async fn watch(
                 event: ClusterEvent::Upsert(object),
                 version,
             } if initial.is_some() => {
-                if let Some(initial) = &mut initial {
-                    initial.objects.push(object);
+                if let Some(initial) = initial.as_mut() {
+                    initial.parts.push(object);
+                    if !initial.parts.send(false).await {
+                        return WatchEnd::Stopped;
+                    }
                 }
                 (None, version)
             }
             Line::InitialEventsEnd(version) if initial.is_some() => {
-                let Some(Initial {
-                    objects,
-                    listed_once,
-                }) = initial.take()
-                else {
+                let Some(Initial { parts, listed_once }) = initial.take() else {
                     continue;
                 };
                 skips.flush();
                 SourceStats::count(&source.stats.streamed_lists);
-                if !deliver(source, watched, objects, encoding, listed_once).await {
+                if !finish_list(parts, encoding, listed_once).await {
                     return WatchEnd::Stopped;
                 }
                 (None, version)
