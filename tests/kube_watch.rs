@@ -353,9 +353,9 @@ async fn an_expired_continue_token_lists_whole() {
 }
 
 /// `--initial-list stream`: where the API server offers streaming lists, each resource's state
-/// comes as a watch's initial events (no list request at all), changes follow on the same
-/// watch, and after a 410 the state is streamed again; where it refuses them (422, the WatchList
-/// gate off), the same flag lists instead.
+/// comes as a watch's initial events (no list request at all), changes follow on an ordinary
+/// watch from the version that ended them, and after a 410 the state is streamed again; where
+/// the server refuses them (422, the WatchList gate off), the same flag lists instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_lists_where_offered_and_lists_where_not() {
     let api = FakeApi::start().await;
@@ -375,7 +375,7 @@ async fn streaming_lists_where_offered_and_lists_where_not() {
     let http = w.server.http;
     let lists = metric(http, "headless_dns_kubernetes_lists_total").await;
     assert!(lists.is_some_and(|n| n >= 4.0), "{lists:?}");
-    // A change on the stream that brought the state.
+    // A change, on the ordinary watch that follows the streamed state.
     api.apply(apiserver::with_hostname(
         apiserver::pod("default", "web-2", "nginx", "10.244.3.12", true),
         "web-2",

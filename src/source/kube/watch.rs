@@ -41,6 +41,8 @@ pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The server ends each watch after this long, sending a bookmark two seconds before.
 pub(super) const WATCH_SECONDS: u32 = 20;
+/// The longest a streaming list may take to bring its state.
+const STREAM_SECONDS: u32 = 600;
 /// A watch that brings nothing (no event, no bookmark, no end) for this long is given up.
 pub(super) const WATCH_IDLE: Duration = Duration::from_secs(25);
 /// While the API is unreachable or silent, it is probed this often during the backoff.
@@ -771,7 +773,13 @@ async fn watch(
     let name = &watched.name();
     let params = WatchParams {
         label_selector: watched.label_selector.clone(),
-        timeout: Some(WATCH_SECONDS),
+        // A streaming list ends once its state is in (see below); until then its events flow
+        // without pause, so only its length is bounded.
+        timeout: Some(if initial.is_some() {
+            STREAM_SECONDS
+        } else {
+            WATCH_SECONDS
+        }),
         bookmarks: true,
         send_initial_events: initial.is_some(),
         ..WatchParams::default()
@@ -845,7 +853,7 @@ async fn watch(
                 }
                 (None, version)
             }
-            Line::InitialEventsEnd(version) if initial.is_some() => {
+            Line::InitialEventsEnd(at) if initial.is_some() => {
                 let Some(Initial { parts, listed_once }) = initial.take() else {
                     continue;
                 };
@@ -854,7 +862,12 @@ async fn watch(
                 if !finish_list(parts, encoding, listed_once).await {
                     return WatchEnd::Stopped;
                 }
-                (None, version)
+                // The state is in: on from its version with an ordinary watch, which the server
+                // ends every WATCH_SECONDS with a bookmark, as the idle limit expects.
+                if let Some(at) = at {
+                    *version = at;
+                }
+                return WatchEnd::Closed;
             }
             Line::Change { event, version } => (Some(event), version),
             Line::Bookmark(version) | Line::InitialEventsEnd(version) => (None, version),
