@@ -1,6 +1,7 @@
 //! The Kubernetes API source: Namespaces, Services, Pods and EndpointSlices, listed and watched
 //! ([`watch`]), turned into cluster events; faults classified, reported once per outage and
-//! waited out ([`faults`]); objects read one at a time ([`decode`]).
+//! waited out ([`faults`]); objects read one at a time, as JSON ([`decode`]) or protobuf
+//! ([`protobuf`]), whichever the API server answers with.
 
 mod decode;
 pub(crate) mod faults;

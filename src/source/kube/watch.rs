@@ -1,7 +1,8 @@
-//! Following one resource in one scope: list it (in pages), then watch from the list's
+//! Following one resource in one scope: list it (in pages; or, with `--initial-list stream`, by a
+//! streaming list where the API server offers one), then watch from the list's
 //! resourceVersion; after a break, watch again from the last version seen; list again only when
-//! the API has forgotten that version (410 Gone). A list reaches the cluster state as one
-//! resync, a watch event as the one change it names.
+//! the API has forgotten that version (410 Gone). A list reaches the cluster state in parts as
+//! it arrives (removals only at its end), a watch event as the one change it names.
 //!
 //! Every request has a deadline, and a watch is asked to end after [`WATCH_SECONDS`] (the API
 //! server sends a bookmark just before), so a watch that brings nothing for [`WATCH_IDLE`] is a
