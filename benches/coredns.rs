@@ -764,30 +764,15 @@ fn run(bin: &Path, cluster_dir: &Path) -> Result<(), String> {
 
     let (probe_name, probe_want) = &cluster.probe;
     let cpu = Some(settings.server_cpu.as_str());
-    let start_hdns =
-        || servers::start_headless_dns(work.path(), "headless-dns", &hdns_kubeconfig, &[], cpu);
+    let (work_dir, kubeconfig) = (work.path(), &hdns_kubeconfig);
+    let hdns_with = |name: &'static str, flags: &'static [&'static str]| {
+        move || servers::start_headless_dns(work_dir, name, kubeconfig, flags, cpu)
+    };
+    let start_hdns = hdns_with("headless-dns", &[]);
     let start_coredns = || servers::start_coredns(&plane, cpu);
     // headless-dns asking for JSON only: what protobuf changes, measured in the same sitting.
-    let start_hdns_json = || {
-        let json = ["--api-encoding", "json"];
-        servers::start_headless_dns(
-            work.path(),
-            "headless-dns-json",
-            &hdns_kubeconfig,
-            &json,
-            cpu,
-        )
-    };
-    let start_hdns_stream = || {
-        let stream = ["--initial-list", "stream"];
-        servers::start_headless_dns(
-            work.path(),
-            "headless-dns-stream",
-            &hdns_kubeconfig,
-            &stream,
-            cpu,
-        )
-    };
+    let start_hdns_json = hdns_with("headless-dns-json", &["--api-encoding", "json"]);
+    let start_hdns_stream = hdns_with("headless-dns-stream", &["--initial-list", "stream"]);
     let mut starters: Vec<&dyn Fn() -> Result<Server, String>> =
         vec![&start_hdns, &start_coredns, &start_hdns_json];
     if watch_list {

@@ -616,17 +616,28 @@ fn selectorless_headless_services_take_their_endpoints_from_slices() {
     ]);
 }
 
-#[test]
-fn a_scoped_resync_replaces_one_namespace_and_keeps_the_rest() {
+/// The state of `cluster()`, synced and published.
+fn synced_cluster() -> ClusterState {
     let mut state = ClusterState::new(1);
     state.apply(ClusterEvent::Resync { kinds: ObjectKind::ALL.to_vec(), namespace: None, objects: cluster() });
     state.apply(ClusterEvent::Synced);
     state.publish().unwrap();
-    // A re-list of pods in `default` that lacks web-1 (deleted while the watch was down).
-    let pods: Vec<ClusterObject> = cluster()
+    state
+}
+
+/// The pods of `cluster()` in `default`, but `lacking`.
+fn default_pods_without(lacking: &str) -> Vec<ClusterObject> {
+    cluster()
         .into_iter()
-        .filter(|o| matches!(o, ClusterObject::Pod { namespace, pod } if &**namespace == "default" && &*pod.name != "web-1"))
-        .collect();
+        .filter(|o| matches!(o, ClusterObject::Pod { namespace, pod } if &**namespace == "default" && &*pod.name != lacking))
+        .collect()
+}
+
+#[test]
+fn a_scoped_resync_replaces_one_namespace_and_keeps_the_rest() {
+    let mut state = synced_cluster();
+    // A re-list of pods in `default` that lacks web-1 (deleted while the watch was down).
+    let pods = default_pods_without("web-1");
     state.apply(ClusterEvent::Resync { kinds: vec![ObjectKind::Pod], namespace: Some("default".into()), objects: pods });
     let view = state.publish().unwrap();
     let zone = zone(PodRecords::Verified);
@@ -642,21 +653,12 @@ fn a_scoped_resync_replaces_one_namespace_and_keeps_the_rest() {
 /// end, and a list that broke off removes nothing; a complete one removes what it lacked.
 #[test]
 fn a_resync_in_parts_removes_only_at_its_end() {
-    let mut state = ClusterState::new(1);
-    state.apply(ClusterEvent::Resync { kinds: ObjectKind::ALL.to_vec(), namespace: None, objects: cluster() });
-    state.apply(ClusterEvent::Synced);
-    state.publish().unwrap();
+    let mut state = synced_cluster();
     let zone = zone(PodRecords::Verified);
-    let default_pods = |skip: &str| -> Vec<ClusterObject> {
-        cluster()
-            .into_iter()
-            .filter(|o| matches!(o, ClusterObject::Pod { namespace, pod } if &**namespace == "default" && &*pod.name != skip))
-            .collect()
-    };
     let (kind, namespace) = (ObjectKind::Pod, Some(Arc::<str>::from("default")));
     for complete in [false, true] {
         state.apply(ClusterEvent::ResyncBegin { kind, namespace: namespace.clone() });
-        let mut pods = default_pods("web-1");
+        let mut pods = default_pods_without("web-1");
         let rest = pods.split_off(1);
         for part in [pods, rest] {
             state.apply(ClusterEvent::ResyncObjects { kind, namespace: namespace.clone(), objects: part });

@@ -520,6 +520,53 @@ const DELIBERATE: &[Deliberate] = &[
     },
 ];
 
+/// The parity questions of the spec namespace and the generated ones.
+async fn spec_and_generated_questions(env: &Env) -> Result<Vec<(String, RecordType)>, String> {
+    let mut questions = Vec::new();
+    for prefix in ["spec", "gen-"] {
+        questions.extend(parity_questions(env, prefix).await?);
+    }
+    Ok(questions)
+}
+
+/// Asks two headless-dns servers (named `names` in a difference) every question over UDP:
+/// rcode, answers and SOA must be the same.
+async fn same_replies(
+    servers: [&crate::servers::Server; 2],
+    names: [&str; 2],
+    questions: &[(String, RecordType)],
+) -> Result<(), String> {
+    let a = Asker::new(servers[0].dns, Transport::Udp).await?;
+    let b = Asker::new(servers[1].dns, Transport::Udp).await?;
+    let mut differences = Vec::new();
+    for (name, qtype) in questions {
+        let (x, y) = (a.reply(name, *qtype).await?, b.reply(name, *qtype).await?);
+        if x.rcode != y.rcode || x.answers != y.answers || x.soa != y.soa {
+            differences.push(format!(
+                "{name} {qtype}: {} {x} / {} {y}",
+                names[0], names[1]
+            ));
+        }
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&String> = differences.iter().take(20).collect();
+    Err(format!(
+        "{} of {} replies differ: {shown:#?}",
+        differences.len(),
+        questions.len()
+    ))
+}
+
+/// A server's lists so far, and how many of them were of a kind (`series`: its counter).
+fn lists_of(server: &crate::servers::Server, series: &str) -> (f64, f64) {
+    (
+        shipped::metric(server, series).unwrap_or(-1.0),
+        shipped::metric(server, "headless_dns_kubernetes_lists_total").unwrap_or(-1.0),
+    )
+}
+
 /// The API's protobuf, as the real kube-apiserver writes it, read into the same state as its
 /// JSON: a second headless-dns with `--api-encoding json` on the same cluster answers every
 /// parity question exactly as the first (protobuf, the default), over UDP; each says in
@@ -527,7 +574,6 @@ const DELIBERATE: &[Deliberate] = &[
 /// their watches.
 async fn protobuf_and_json(env: &mut Env) -> Result<String, String> {
     const PROTOBUF_LISTS: &str = "headless_dns_kubernetes_protobuf_lists_total";
-    const LISTS: &str = "headless_dns_kubernetes_lists_total";
     let json_server = start_headless_dns(
         env.work(),
         "headless-dns-json",
@@ -540,19 +586,13 @@ async fn protobuf_and_json(env: &mut Env) -> Result<String, String> {
         "the JSON headless-dns to be ready",
         || ready(&json_server),
     )?;
-    let counts = |server| {
-        (
-            shipped::metric(server, PROTOBUF_LISTS).unwrap_or(-1.0),
-            shipped::metric(server, LISTS).unwrap_or(-1.0),
-        )
-    };
-    let (protobuf, lists) = counts(&env.hdns);
+    let (protobuf, lists) = lists_of(&env.hdns, PROTOBUF_LISTS);
     if protobuf < 4.0 || protobuf != lists {
         return Err(format!(
             "the default server listed {lists} times, {protobuf} of them as protobuf"
         ));
     }
-    let (json_protobuf, json_lists) = counts(&json_server);
+    let (json_protobuf, json_lists) = lists_of(&json_server, PROTOBUF_LISTS);
     if json_protobuf != 0.0 || json_lists < 4.0 {
         return Err(format!(
             "--api-encoding json listed {json_lists} times, {json_protobuf} of them as protobuf"
@@ -567,10 +607,7 @@ async fn protobuf_and_json(env: &mut Env) -> Result<String, String> {
         PodSpec::new("enc-0", "enc", &["10.77.0.1", "fd00:77::1"]).named("enc-0", "encodings");
     api::pod(&c, ns, "node-a", &pod).await?;
     let name = fqdn("encodings", ns);
-    let mut questions = Vec::new();
-    for prefix in ["spec", "gen-"] {
-        questions.extend(parity_questions(env, prefix).await?);
-    }
+    let mut questions = spec_and_generated_questions(env).await?;
     for qtype in [RecordType::SRV, RecordType::A, RecordType::AAAA] {
         questions.push((name.clone(), qtype));
         questions.push((format!("enc-0.{name}"), qtype));
@@ -586,24 +623,7 @@ async fn protobuf_and_json(env: &mut Env) -> Result<String, String> {
         })
         .await?;
     }
-    let mut differences = Vec::new();
-    for (name, qtype) in &questions {
-        let (a, b) = (
-            ours.reply(name, *qtype).await?,
-            theirs.reply(name, *qtype).await?,
-        );
-        if a.rcode != b.rcode || a.answers != b.answers || a.soa != b.soa {
-            differences.push(format!("{name} {qtype}: protobuf {a} / JSON {b}"));
-        }
-    }
-    if !differences.is_empty() {
-        let shown: Vec<&String> = differences.iter().take(20).collect();
-        return Err(format!(
-            "{} of {} replies differ: {shown:#?}",
-            differences.len(),
-            questions.len()
-        ));
-    }
+    same_replies([&env.hdns, &json_server], ["protobuf", "JSON"], &questions).await?;
     Ok(format!(
         "{} replies alike; {protobuf} of {lists} lists as protobuf, 0 of {json_lists} with \
          --api-encoding json",
@@ -617,7 +637,6 @@ async fn protobuf_and_json(env: &mut Env) -> Result<String, String> {
 /// parity question exactly as the listing server does. The API server is left as it was.
 async fn streaming_lists(env: &mut Env) -> Result<String, String> {
     const STREAMED: &str = "headless_dns_kubernetes_streamed_lists_total";
-    const LISTS: &str = "headless_dns_kubernetes_lists_total";
     let (work, kubeconfig) = (env.work().to_path_buf(), env.hdns_kubeconfig.clone());
     let start = |name: &str| {
         start_headless_dns(
@@ -634,10 +653,7 @@ async fn streaming_lists(env: &mut Env) -> Result<String, String> {
     };
     let gate_off = start("headless-dns-stream-gate-off")?;
     ready_in(&gate_off, "headless-dns (gate off) to be ready")?;
-    let off = (
-        shipped::metric(&gate_off, STREAMED).unwrap_or(-1.0),
-        shipped::metric(&gate_off, LISTS).unwrap_or(-1.0),
-    );
+    let off = lists_of(&gate_off, STREAMED);
     if off.0 != 0.0 || off.1 < 4.0 {
         return Err(format!("gate off: {} streamed of {} lists", off.0, off.1));
     }
@@ -649,37 +665,12 @@ async fn streaming_lists(env: &mut Env) -> Result<String, String> {
     let outcome = async {
         let gate_on = start("headless-dns-stream-gate-on")?;
         ready_in(&gate_on, "headless-dns (gate on) to be ready")?;
-        let on = (
-            shipped::metric(&gate_on, STREAMED).unwrap_or(-1.0),
-            shipped::metric(&gate_on, LISTS).unwrap_or(-1.0),
-        );
+        let on = lists_of(&gate_on, STREAMED);
         if on.0 < 4.0 || on.0 != on.1 {
             return Err(format!("gate on: {} streamed of {} lists", on.0, on.1));
         }
-        let mut questions = Vec::new();
-        for prefix in ["spec", "gen-"] {
-            questions.extend(parity_questions(env, prefix).await?);
-        }
-        let streamed = Asker::new(gate_on.dns, Transport::Udp).await?;
-        let listed = Asker::new(env.hdns.dns, Transport::Udp).await?;
-        let mut differences = Vec::new();
-        for (name, qtype) in &questions {
-            let (a, b) = (
-                streamed.reply(name, *qtype).await?,
-                listed.reply(name, *qtype).await?,
-            );
-            if a.rcode != b.rcode || a.answers != b.answers || a.soa != b.soa {
-                differences.push(format!("{name} {qtype}: streamed {a} / listed {b}"));
-            }
-        }
-        if !differences.is_empty() {
-            let shown: Vec<&String> = differences.iter().take(20).collect();
-            return Err(format!(
-                "{} of {} replies differ: {shown:#?}",
-                differences.len(),
-                questions.len()
-            ));
-        }
+        let questions = spec_and_generated_questions(env).await?;
+        same_replies([&gate_on, &env.hdns], ["streamed", "listed"], &questions).await?;
         Ok(format!(
             "gate off: 0 of {} lists streamed; gate on: {} of {} streamed, {} replies as the \
              listing server's",

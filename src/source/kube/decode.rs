@@ -57,6 +57,13 @@ pub(super) struct IdentityMeta {
 /// The annotation on the bookmark that ends a streaming list's initial events (KEP-3157).
 pub(super) const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
+impl Identity {
+    /// What little of `raw` can be read; nothing if even that fails.
+    pub(super) fn of(raw: &RawValue) -> Self {
+        serde_json::from_str(raw.get()).unwrap_or_default()
+    }
+}
+
 impl IdentityMeta {
     /// Whether this bookmark ends a streaming list's initial events.
     pub(super) fn ends_initial_events(&self) -> bool {
@@ -65,18 +72,10 @@ impl IdentityMeta {
             .and_then(|a| a.get(INITIAL_EVENTS_END))
             .is_some_and(|v| v == "true")
     }
-}
-
-impl Identity {
-    /// What little of `raw` can be read; nothing if even that fails.
-    pub(super) fn of(raw: &RawValue) -> Self {
-        serde_json::from_str(raw.get()).unwrap_or_default()
-    }
 
     /// `namespace/name`, as far as known.
     pub(super) fn describe(&self) -> String {
-        let meta = &self.metadata;
-        match (&meta.namespace, &meta.name) {
+        match (&self.namespace, &self.name) {
             (Some(ns), Some(name)) => format!("{ns}/{name}"),
             (None, Some(name)) => name.clone(),
             _ => "(unnamed)".into(),
@@ -108,7 +107,7 @@ pub(super) fn object<K: DeserializeOwned>(raw: &RawValue) -> Result<K, Undecodab
     serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
         Undecodable {
-            object: Identity::of(raw).describe(),
+            object: Identity::of(raw).metadata.describe(),
             error: shorten(&format!("{path}: {}", e.into_inner())),
         }
     })
@@ -165,7 +164,9 @@ mod tests {
         let status: Status = serde_json::from_str(event.object.get()).unwrap();
         assert_eq!(status.code, 410);
         assert_eq!(
-            Identity::of(RawValue::from_string("[1]".into()).unwrap().as_ref()).describe(),
+            Identity::of(RawValue::from_string("[1]".into()).unwrap().as_ref())
+                .metadata
+                .describe(),
             "(unnamed)"
         );
     }

@@ -61,16 +61,9 @@ pub(super) fn decode_protobuf(kind: ObjectKind, bytes: &[u8]) -> Result<Decoded,
             protobuf::objects::endpoint_slice(bytes).map(|o| record(kind, o))
         }
     };
-    decoded.map_err(|error| {
-        let meta = protobuf::objects::identity(bytes);
-        Undecodable {
-            object: match (&meta.namespace, &meta.name) {
-                (Some(ns), Some(name)) => format!("{ns}/{name}"),
-                (None, Some(name)) => name.clone(),
-                _ => "(unnamed)".into(),
-            },
-            error: shorten(&error.to_string()),
-        }
+    decoded.map_err(|error| Undecodable {
+        object: protobuf::objects::identity(bytes).describe(),
+        error: shorten(&error.to_string()),
     })
 }
 

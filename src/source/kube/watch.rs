@@ -240,15 +240,7 @@ pub fn read_frame(kind: ObjectKind, frame: &[u8], attempt: &str) -> Line {
         }
     };
     let object = event.object;
-    let identity = || {
-        let meta = protobuf::objects::identity(object);
-        IdentityMeta {
-            name: meta.name,
-            namespace: meta.namespace,
-            resource_version: meta.resource_version,
-            annotations: meta.annotations,
-        }
-    };
+    let identity = || protobuf::objects::identity(object);
     let change = |deleted| {
         change(
             kind,

@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
+use crate::source::kube::decode::IdentityMeta;
 use crate::source::kube::protobuf::{Fields, Malformed, Value, malformed, unwrap_envelope};
 use crate::source::pod::{
     DnsContainer, DnsContainerPort, DnsPod, DnsPodCondition, DnsPodIp, DnsPodSpec, DnsPodStatus,
@@ -364,8 +365,8 @@ pub(crate) fn namespace(bytes: &[u8]) -> Result<Namespace, Malformed> {
 
 /// An object's name, namespace, version and annotations, read even where the rest does not
 /// decode.
-pub(crate) fn identity(bytes: &[u8]) -> ObjectMeta {
-    let mut meta = ObjectMeta::default();
+pub(crate) fn identity(bytes: &[u8]) -> IdentityMeta {
+    let mut meta = IdentityMeta::default();
     for (number, value) in Fields::new(bytes).map_while(Result::ok) {
         if number == 1 {
             for (number, value) in value
