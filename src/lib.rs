@@ -46,7 +46,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use cluster::programming::ProgrammingTimes;
 use config::{Config, Switch};
@@ -107,10 +107,16 @@ struct Following {
 /// Starts the source and the cluster state it feeds. A manifests file is loaded before this
 /// returns (its errors are returned); the API is followed in the background.
 async fn follow(config: &Config, journal: Option<Arc<Zone>>) -> Result<Following, String> {
-    let mut state = ClusterState::new(initial_serial()).with_endpoint_names(config.endpoint_names);
-    if let Some(zone) = journal {
-        state = state.with_journal(zone);
-    }
+    let serial = initial_serial();
+    let endpoint_names = config.endpoint_names;
+    let fresh_state = move || {
+        let state = ClusterState::new(serial).with_endpoint_names(endpoint_names);
+        match &journal {
+            Some(zone) => state.with_journal(zone.clone()),
+            None => state,
+        }
+    };
+    let mut state = fresh_state();
     let (events, receiver) = mpsc::channel(EVENT_QUEUE);
     let mut tasks = Vec::new();
     let mut loaded_view = None;
@@ -126,11 +132,7 @@ async fn follow(config: &Config, journal: Option<Arc<Zone>>) -> Result<Following
             // Parsed and applied on one thread, so that what the parser frees can be released.
             let max_size = config.manifests_max_size;
             (state, loaded_view) = tokio::task::spawn_blocking(move || {
-                let loaded = manifests::load(&load_input, max_size)?;
-                if loaded.blank {
-                    warn!(source = %load_input, "manifests file is empty: serving no objects");
-                }
-                state.apply(manifests::resync(loaded.objects));
+                let mut state = load_manifests(&load_input, max_size, fresh_state)?;
                 state.apply(ClusterEvent::Synced);
                 // Published here too, so that what building the view frees is released with
                 // the rest.
@@ -176,6 +178,33 @@ async fn follow(config: &Config, journal: Option<Arc<Zone>>) -> Result<Following
         source: source_stats,
         programming,
     })
+}
+
+/// The state of a manifests input: a JSON file in parts as it is read (see
+/// [`manifests::stream`]), anything else — or a file that way refuses — read whole.
+fn load_manifests(
+    input: &Input,
+    max_size: u64,
+    fresh_state: impl Fn() -> ClusterState,
+) -> Result<ClusterState, String> {
+    let mut state = fresh_state();
+    if let Input::File(path) = input {
+        let streamed = manifests::stream(path, max_size, |objects| state.load(objects));
+        state.finish_loading();
+        match streamed {
+            // Each object once: an object given twice would have replaced its first.
+            Ok(handed) if handed == state.object_count() => return Ok(state),
+            Ok(_) => debug!(source = %input, "an object is given twice; reading the file whole"),
+            Err(why) => debug!(source = %input, why = %why.0, "reading the file whole"),
+        }
+        state = fresh_state();
+    }
+    let loaded = manifests::load(input, max_size)?;
+    if loaded.blank {
+        warn!(source = %input, "manifests file is empty: serving no objects");
+    }
+    state.apply(manifests::resync(loaded.objects));
+    Ok(state)
 }
 
 /// The zone and answer settings the flags ask for.

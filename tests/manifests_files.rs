@@ -190,3 +190,89 @@ async fn unfit_files_are_refused_at_start_and_on_reload() {
     assert!(refused.is_some());
     assert_eq!(rcode(&server, WEB0).await, ResponseCode::NoError);
 }
+
+/// A kubectl-style JSON List of `pods` StatefulSet pods of `nginx-svc` (every third one Ready),
+/// its Service last, and `extra` items after it.
+fn json_list(pods: usize, extra: &[String]) -> String {
+    let mut items: Vec<String> = (0..pods)
+        .map(|i| {
+            let ready = if i % 3 == 0 { "True" } else { "False" };
+            format!(
+                r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "web-{i}",
+  "namespace": "default", "labels": {{"app": "nginx"}}}}, "spec": {{"hostname": "web-{i}",
+  "subdomain": "nginx-svc"}}, "status": {{"phase": "Running", "podIP": "10.8.{}.{}",
+  "conditions": [{{"type": "Ready", "status": "{ready}"}}]}}}}"#,
+                i / 250,
+                i % 250 + 1
+            )
+        })
+        .collect();
+    items.push(
+        r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nginx-svc",
+  "namespace": "default"}, "spec": {"clusterIP": "None", "selector": {"app": "nginx"}}}"#
+            .into(),
+    );
+    items.extend_from_slice(extra);
+    format!(
+        "{{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [\n{}\n]}}\n",
+        items.join(",\n")
+    )
+}
+
+/// A large JSON List is loaded as it is read, in parts converted apart: pods listed before
+/// their Service still back it, and an object given twice or an object DNS cannot use still
+/// stops the start with one line naming the places, as in a file read whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_list_loaded_in_parts_is_served_and_checked_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.json");
+    std::fs::write(&path, json_list(3_000, &[])).unwrap();
+    // Several of the runs converted apart (256 KiB each).
+    assert!(std::fs::metadata(&path).unwrap().len() > 3 << 18);
+    let server = serve(&path, &[]);
+    let client = tcp_client(server.dns).await;
+    let service = ask(
+        &client,
+        "nginx-svc.default.svc.cluster.local.",
+        RecordType::A,
+        None,
+    )
+    .await;
+    let ready: Vec<String> = (0..3_000)
+        .step_by(3)
+        .map(|i| format!("10.8.{}.{}", i / 250, i % 250 + 1))
+        .collect();
+    let mut expected = ready.clone();
+    expected.sort();
+    assert_eq!(a_records(&service), expected);
+    let last = "web-2997.nginx-svc.default.svc.cluster.local.";
+    assert_eq!(rcode(&server, last).await, ResponseCode::NoError);
+    let not_ready = "web-2999.nginx-svc.default.svc.cluster.local.";
+    assert_eq!(rcode(&server, not_ready).await, ResponseCode::NXDomain);
+    drop(server);
+
+    let again = json_list(3_000, &[]).replacen("\"web-7\"", "\"web-2\"", 1);
+    let not_served = json_list(3_000, &[]).replacen("10.8.11.", "10.8.x.", 1);
+    for (text, expected) in [
+        (
+            again,
+            "document 1, items[7] (Pod default/web-2): metadata.name: a second Pod default/web-2 \
+             (the first is document 1, items[2])",
+        ),
+        (
+            not_served,
+            "document 1, items[2750] (Pod default/web-2750): status.podIP: \"10.8.x.1\"",
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let output = Command::new(BINARY)
+            .args(["--manifests", path.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+}

@@ -132,6 +132,9 @@ pub struct ClusterState {
     journaling: Option<Box<Journaling>>,
     /// Lists arriving in parts ([`ClusterEvent::ResyncBegin`]); one per watch at most.
     open_resyncs: Vec<OpenResync>,
+    /// Between [`ClusterState::load`] and [`ClusterState::finish_loading`]: which pods back
+    /// which Services is worked out once at the end, not object by object.
+    loading: bool,
 }
 
 /// What working out a publication's record changes takes.
@@ -159,6 +162,7 @@ impl ClusterState {
             rebuilt_kinds: 0,
             journaling: None,
             open_resyncs: Vec::new(),
+            loading: false,
         }
     }
 
@@ -190,6 +194,55 @@ impl ClusterState {
 
     pub fn pod_count(&self) -> usize {
         self.namespaces.values().map(|ns| ns.pods.len()).sum()
+    }
+
+    /// Adds objects to a state that holds nothing yet, part by part (a source's first state
+    /// read as it arrives), until [`ClusterState::finish_loading`].
+    ///
+    /// Object by object, a Service finds its pods by going through every pod of its namespace,
+    /// and Services and pods arrive interleaved: a million pods in 1,000 namespaces cost 50
+    /// million such checks. Deferred, each pod finds its Services through the selector index
+    /// once, at the end. Only for a first state: a pod replaced while loading would stay with
+    /// the Services of its old labels.
+    pub fn load(&mut self, objects: Vec<ClusterObject>) {
+        self.loading = true;
+        for object in objects {
+            self.upsert(object);
+        }
+    }
+
+    /// Works out what [`ClusterState::load`] deferred: the pods backing each Service, and why
+    /// pods have no name under their subdomain.
+    pub fn finish_loading(&mut self) {
+        if !std::mem::take(&mut self.loading) {
+            return;
+        }
+        let names: Vec<Arc<str>> = self.namespaces.keys().cloned().collect();
+        for namespace in names {
+            let pods: Vec<Arc<str>> = self.namespaces[&namespace]
+                .pods
+                .values()
+                .map(|pod| pod.name.clone())
+                .collect();
+            for name in pods {
+                let key = ObjectKey {
+                    namespace: namespace.clone(),
+                    name,
+                };
+                self.reconsider_backing(&key, None);
+                self.refresh_stray(&key);
+            }
+        }
+    }
+
+    /// How many objects are held: Namespace objects, Services, Pods and EndpointSlices.
+    pub fn object_count(&self) -> usize {
+        self.namespaces
+            .values()
+            .map(|ns| {
+                usize::from(ns.declared) + ns.services.len() + ns.pods.len() + ns.slices.len()
+            })
+            .sum()
     }
 
     pub fn apply(&mut self, event: ClusterEvent) {
@@ -468,11 +521,12 @@ impl ClusterState {
         ns.held_back.remove(&key.name);
         if backing::lists_endpoints(service) {
             let (mut backing, mut held_back) = (BTreeSet::new(), BTreeSet::new());
-            for pod in ns
-                .pods
-                .values()
-                .filter(|pod| backing::selects(service, pod))
-            {
+            let pods = if self.loading {
+                [].iter()
+            } else {
+                ns.pods.values()
+            };
+            for pod in pods.filter(|pod| backing::selects(service, pod)) {
                 match backing::held_back(service, pod) {
                     None => backing.insert(pod.name.clone()),
                     Some(_) => held_back.insert(pod.name.clone()),
@@ -485,7 +539,9 @@ impl ClusterState {
         } else {
             ns.backing.remove(&key.name);
         }
-        self.refresh_strays(&key);
+        if !self.loading {
+            self.refresh_strays(&key);
+        }
         self.dirty.insert(key);
         self.changed = true;
     }
@@ -573,8 +629,10 @@ impl ClusterState {
                 self.view.add_pod_ip(&key.namespace, ip);
             }
         }
-        self.reconsider_backing(&key, old.as_ref());
-        self.refresh_stray(&key);
+        if !self.loading {
+            self.reconsider_backing(&key, old.as_ref());
+            self.refresh_stray(&key);
+        }
         if let Some(old) = old {
             self.forget_pod(old);
         }

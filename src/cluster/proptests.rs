@@ -300,6 +300,39 @@ proptest! {
         prop_assert_eq!(kept.view().contents(), scratch.view().contents());
     }
 
+    /// A first state loaded in parts, in any order (pods before their Services, say), with
+    /// the backing worked out at the end, equals the same objects applied as one list.
+    #[test]
+    fn a_state_loaded_in_parts_equals_one_listed_whole(
+        initial in vec(object(), 0..20),
+        part in 1usize..5,
+        reversed in any::<bool>(),
+        by_pod_name in any::<bool>(),
+    ) {
+        let names = if by_pod_name { EndpointNames::PodName } else { EndpointNames::Hostname };
+        let mut objects: Vec<ClusterObject> = initial
+            .into_iter()
+            .map(|o| (identity(&o), o))
+            .collect::<BTreeMap<_, _>>()
+            .into_values()
+            .collect();
+        if reversed {
+            objects.reverse();
+        }
+        let mut in_parts = state(names);
+        for objects in objects.chunks(part) {
+            in_parts.load(objects.to_vec());
+        }
+        in_parts.finish_loading();
+        in_parts.apply(ClusterEvent::Synced);
+        in_parts.publish();
+        prop_assert_eq!(in_parts.object_count(), objects.len());
+        let mut listed = state(names);
+        load(&mut listed, objects);
+        listed.publish();
+        prop_assert_eq!(in_parts.view().contents(), listed.view().contents());
+    }
+
     /// With transfers allowed, each publication's journaled change is exactly the difference
     /// between the whole zones before and after (and the serial moves only with one): the
     /// journal works out only the names a change may touch, and must miss none.

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 
 use crate::source::kube::faults::shorten;
 
-/// What a list page says besides its items (which [`super::split::ListSplitter`] cuts out).
+/// What a list page says besides its items (which [`crate::source::json::ListSplitter`] cuts out).
 #[derive(Deserialize)]
 pub(super) struct ListPage {
     #[serde(default)]
@@ -126,7 +126,7 @@ mod tests {
               {"metadata":{"name":"good","namespace":"a"},"spec":{"ports":[{"port":80}]}},
               {"metadata":{"name":"bad","namespace":"a"},"spec":{"ports":[{"port":"eighty"}]}},
               {"metadata":{"name":"also-good","namespace":"b"},"spec":{}}]}"#;
-        let mut splitter = super::super::split::ListSplitter::default();
+        let mut splitter = crate::source::json::ListSplitter::default();
         let mut decoded: Vec<Result<Service, Undecodable>> = Vec::new();
         splitter
             .feed(body.as_bytes(), |item| {

@@ -20,13 +20,13 @@ use tracing::info;
 
 use crate::cluster::ClusterEvent;
 use crate::records::{ClusterObject, ObjectKind};
+pub use crate::source::json::{ListSplitter, NotAList};
 use crate::source::objects::SERVICE_NAME_LABEL;
 use crate::source::stats::SourceStats;
 pub use decode::ListMeta;
 pub use faults::Fault;
 use faults::chain;
 pub use protobuf::list::ProtobufListSplitter;
-pub use split::{ListSplitter, NotAList};
 pub(crate) use watch::Source;
 pub use watch::{Line, read_frame, read_line};
 use watch::{Watched, follow};

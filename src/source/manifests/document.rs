@@ -356,6 +356,16 @@ impl<'de> DeserializeSeed<'de> for MetadataSeed {
 }
 
 /// A list's `items`, each converted and dropped before the next is read.
+/// The objects of a JSON array of List items (a run cut out of a List's `items`), each read as
+/// an item of that List is.
+pub(super) fn json_items(array: &[u8]) -> Result<DocumentObjects<STREAMING>, serde_json::Error> {
+    let mut document = DocumentObjects::default();
+    let mut deserializer = serde_json::Deserializer::from_slice(array);
+    ItemsSeed(&mut document).deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(document)
+}
+
 struct ItemsSeed<'a, const C: Careful>(&'a mut DocumentObjects<C>);
 
 impl<'de, const C: Careful> DeserializeSeed<'de> for ItemsSeed<'_, C> {

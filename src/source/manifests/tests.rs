@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::document::*;
 use super::file::*;
 use super::parse::*;
+use super::stream::*;
 use crate::records::{ClusterObject, PodHostname, PodTemplate, ServiceKind};
 use crate::source::yaml;
 
@@ -411,4 +412,111 @@ fn loads_within_the_size_bound() {
 fn syntax_errors_are_reported_not_panicked() {
     assert!(error_of("kind: Service\n  bad: [indent\n").starts_with("invalid YAML"));
     assert!(error_of("{\"kind\": ").starts_with("invalid JSON"));
+}
+
+/// What [`stream`] hands over for `text` in a file, in a stable order.
+fn streamed(text: &str, max_size: u64) -> Result<Vec<ClusterObject>, NotStreamed> {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    let mut objects = Vec::new();
+    let handed = stream(file.path(), max_size, |part| objects.extend(part))?;
+    assert_eq!(handed, objects.len());
+    Ok(in_order(objects))
+}
+
+fn in_order(mut objects: Vec<ClusterObject>) -> Vec<ClusterObject> {
+    objects.sort_by(|a, b| {
+        let identity =
+            |o: &ClusterObject| (o.kind_name(), o.namespace().to_owned(), o.name().to_owned());
+        identity(a).cmp(&identity(b))
+    });
+    objects
+}
+
+/// A JSON List of every kind, long enough to be converted in many runs, items of other kinds
+/// between, and strings that hold the List's own syntax; pods before their Services.
+fn large_json_list(pods: usize) -> String {
+    let mut items: Vec<String> = (0..pods)
+        .map(|i| {
+            format!(
+                r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p-{i}","namespace":"ns-{ns}",
+                "labels":{{"app":"a{app}","note":"}}]{{[\"items\":["}}}},
+                "spec":{{"hostname":"p-{i}","subdomain":"a{app}"}},
+                "status":{{"phase":"Running","podIP":"10.{ns}.{hi}.{lo}",
+                "conditions":[{{"type":"Ready","status":"{ready}"}}]}}}}"#,
+                ns = i % 3,
+                app = i % 40,
+                hi = i / 250,
+                lo = i % 250,
+                ready = if i % 7 == 0 { "False" } else { "True" },
+            )
+        })
+        .collect();
+    for app in 0..40 {
+        for ns in 0..3 {
+            items.push(format!(
+                r#"{{"apiVersion":"v1","kind":"Service","metadata":{{"name":"a{app}","namespace":"ns-{ns}"}},
+                "spec":{{"clusterIP":"None","selector":{{"app":"a{app}"}}}}}}"#
+            ));
+        }
+        items.push(format!(
+            r#"{{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{{"name":"a{app}"}},"spec":{{"items":[{{}}]}}}}"#
+        ));
+    }
+    items.push(r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"ns-0"}}"#.into());
+    items.push(
+        r#"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","addressType":"IPv4",
+        "metadata":{"name":"s-1","namespace":"ns-1","labels":{"kubernetes.io/service-name":"a1"}},
+        "endpoints":[{"addresses":["10.9.0.1"],"conditions":{"ready":true}}]}"#
+            .into(),
+    );
+    format!(
+        "{{\n  \"apiVersion\": \"v1\", \"kind\": \"List\",\n  \"items\": [\n{}\n  ],\n  \"metadata\": {{\"resourceVersion\": \"\"}}\n}}\n",
+        items.join(",\n")
+    )
+}
+
+#[test]
+fn a_json_file_streamed_gives_what_it_gives_read_whole() {
+    let large = large_json_list(6_000);
+    assert!(
+        large.len() > 1 << 20,
+        "{} bytes: not many runs",
+        large.len()
+    );
+    let single = r#" {"apiVersion":"v1","kind":"Service","metadata":{"name":"a","namespace":"ns"},
+        "spec":{"clusterIP":"None"}} "#;
+    for text in [
+        large.as_str(),
+        single,
+        r#"{"apiVersion":"v1","kind":"List","items":[]}"#,
+        r#"{"kind":"List","items":null}"#,
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"items":"[{"}}"#,
+    ] {
+        let whole = in_order(parse(text).unwrap());
+        assert_eq!(streamed(text, 1 << 30).unwrap(), whole, "{:.200}", text);
+    }
+    assert_eq!(streamed(&large, 1 << 30).unwrap().len(), 6_000 + 120 + 2);
+}
+
+#[test]
+fn what_cannot_be_streamed_is_left_to_the_whole_reading() {
+    let large = large_json_list(2_000);
+    let bad_ip = large.replacen("10.1.0.1\"", "10.1.0.x\"", 1);
+    let bad_json = large.replacen("\"kind\":\"Pod\"", "\"kind\" \"Pod\"", 1);
+    let cut = &large[..large.len() / 2];
+    let two = format!("{large}\n{large}");
+    for (text, why) in [
+        (include_str!("../../../config/demo-cluster.yaml"), "YAML"),
+        (bad_ip.as_str(), "a pod DNS cannot use"),
+        (bad_json.as_str(), "a syntax error"),
+        (cut, "a file cut short"),
+        (two.as_str(), "two documents"),
+        ("[]", "an array"),
+        ("", "nothing"),
+    ] {
+        assert!(streamed(text, 1 << 30).is_err(), "{why} was streamed");
+    }
+    assert!(streamed(&large, large.len() as u64 - 1).is_err());
+    assert!(stream(std::path::Path::new("/dev/zero"), 1 << 30, |_| {}).is_err());
 }

@@ -1,0 +1,171 @@
+//! A JSON manifests file loaded in parts: read a chunk at a time, its List cut into items as
+//! the bytes arrive ([`ListSplitter`]), runs of items converted on every core and handed over as
+//! each run is done — never the whole text, never every object at once. A million pods are
+//! 570 MB of JSON; read whole, that text and the objects parsed from it were held together
+//! (845 MiB at the peak, where the state they become takes 307 MiB).
+//!
+//! Only what can be taken this way is: a file holding one JSON object (a List, or a single
+//! object) whose objects DNS can all use. Anything else — YAML, a stream of several JSON
+//! documents, an object DNS cannot serve, a file that changes size while read — is refused with
+//! the reason, and the caller reads the file whole ([`super::load`]), whose errors name the
+//! document, the object and the field. An object given twice cannot be seen here (runs are
+//! converted apart); the caller tells it by counting (see [`stream`]).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use crate::records::ClusterObject;
+use crate::source::json::ListSplitter;
+use crate::source::manifests::document::{DocumentObjects, STREAMING, json_items};
+
+/// The file is read this much at a time.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Items are converted in runs of about this much text: large enough that handing a run over
+/// costs nothing beside converting it, small enough that the runs in flight (two per converting
+/// thread) stay a few megabytes.
+const RUN_BYTES: usize = 256 << 10;
+
+/// Why a file is left to the whole-text reading.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotStreamed(pub String);
+
+/// Reads the JSON file at `path` in parts and hands each run's objects to `take` as soon as
+/// they are converted, in no particular order; returns how many objects were handed over.
+///
+/// A run's objects are handed over before the rest of the file has been read: the caller must
+/// be able to throw away what it took when this fails. An object given twice is handed over
+/// twice, so a caller that keeps objects by identity (as the cluster state does) tells it by
+/// holding fewer than were handed over.
+pub fn stream(
+    path: &Path,
+    max_size: u64,
+    mut take: impl FnMut(Vec<ClusterObject>),
+) -> Result<usize, NotStreamed> {
+    let refuse = |why: &dyn std::fmt::Display| NotStreamed(why.to_string());
+    // Before opening: opening a FIFO waits for a writer.
+    let meta = std::fs::metadata(path).map_err(|e| refuse(&e))?;
+    if !meta.is_file() || meta.len() > max_size {
+        return Err(refuse(&"not a regular file within --manifests-max-size"));
+    }
+    let file = File::open(path).map_err(|e| refuse(&e))?;
+    let converters = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let (runs, runs_out) = sync_channel::<Vec<u8>>(converters * 2);
+    // Shared by the converting threads; dropped with the last of them, which stops the reader.
+    let runs_out = Arc::new(Mutex::new(runs_out));
+    let (converted, converted_out) = sync_channel(converters * 2);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_runs(file, max_size, &runs));
+        for _ in 0..converters {
+            let (runs_out, converted) = (runs_out.clone(), converted.clone());
+            scope.spawn(move || convert_runs(&runs_out, &converted));
+        }
+        drop((runs_out, converted));
+        let mut handed = 0;
+        let mut failure = None;
+        for objects in converted_out.iter() {
+            match objects {
+                Ok(objects) => {
+                    handed += objects.len();
+                    take(objects);
+                }
+                Err(why) => {
+                    failure = Some(NotStreamed(why));
+                    break;
+                }
+            }
+        }
+        // Stops the converting threads, whose end stops the reader.
+        drop(converted_out);
+        let rest = reader
+            .join()
+            .unwrap_or_else(|_| Err("reading failed".into()));
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        // What is left of the List (or the file's one object, if it is not a List).
+        let rest: DocumentObjects<STREAMING> =
+            serde_json::from_slice(&rest.map_err(NotStreamed)?).map_err(|e| refuse(&e))?;
+        if let Some(failure) = rest.failure {
+            return Err(refuse(&failure));
+        }
+        handed += rest.objects.len();
+        take(rest.objects);
+        Ok(handed)
+    })
+}
+
+/// Reads the file, cutting its List's items into runs (each a JSON array) sent to `runs`;
+/// returns the List without its items.
+fn read_runs(mut file: File, max_size: u64, runs: &SyncSender<Vec<u8>>) -> Result<Vec<u8>, String> {
+    let new_run = || {
+        let mut run = Vec::with_capacity(RUN_BYTES + RUN_BYTES / 4);
+        run.push(b'[');
+        run
+    };
+    let mut splitter = ListSplitter::default();
+    let mut chunk = vec![0; CHUNK_BYTES];
+    let mut run = new_run();
+    let mut read = 0u64;
+    let mut stopped = false;
+    loop {
+        let n = file.read(&mut chunk).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        if read > max_size {
+            return Err("the file grew while it was read".into());
+        }
+        splitter
+            .feed(&chunk[..n], |item| {
+                if run.len() > 1 {
+                    run.push(b',');
+                }
+                run.extend_from_slice(item);
+                if run.len() >= RUN_BYTES && !stopped {
+                    run.push(b']');
+                    stopped = runs.send(std::mem::replace(&mut run, new_run())).is_err();
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        if stopped {
+            return Err("stopped".into());
+        }
+    }
+    if run.len() > 1 {
+        run.push(b']');
+        runs.send(run).map_err(|_| "stopped")?;
+    }
+    splitter.finish().map_err(|e| e.to_string())
+}
+
+/// Converts runs until there are none left, or until nobody takes what it converted.
+fn convert_runs(
+    runs: &Mutex<Receiver<Vec<u8>>>,
+    converted: &SyncSender<Result<Vec<ClusterObject>, String>>,
+) {
+    loop {
+        // The lock is held only while waiting for the next run, never while converting.
+        let Ok(run) = runs
+            .lock()
+            .map_err(drop)
+            .and_then(|r| r.recv().map_err(drop))
+        else {
+            return;
+        };
+        let objects = match json_items(&run) {
+            Ok(document) => match document.failure {
+                None => Ok(document.objects),
+                Some(failure) => Err(failure.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        if converted.send(objects).is_err() {
+            return;
+        }
+    }
+}
