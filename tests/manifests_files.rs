@@ -276,3 +276,58 @@ async fn a_json_list_loaded_in_parts_is_served_and_checked_whole() {
         assert!(stderr.contains(expected), "{stderr}");
     }
 }
+
+/// A JSON List edited under the server is checked whole, then sent to the state in parts: the
+/// edit is served (a pod gone, one Ready now, one new), and a bad edit — an object given twice,
+/// an address DNS cannot serve — is refused with its place named and the last state kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_list_reloaded_in_parts_is_served_or_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.json");
+    std::fs::write(&path, json_list(3_000, &[])).unwrap();
+    let server = serve(&path, &[]);
+    let name = |i: usize| format!("web-{i}.nginx-svc.default.svc.cluster.local.");
+    assert_eq!(rcode(&server, &name(0)).await, ResponseCode::NoError);
+    assert_eq!(rcode(&server, &name(1)).await, ResponseCode::NXDomain);
+
+    let new_pod = json_list(3_001, &[]);
+    let new_pod = &new_pod[new_pod
+        .find("{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"web-3000\"")
+        .unwrap()..];
+    let new_pod = &new_pod[..new_pod.find(",\n{").unwrap()];
+    let edited = json_list(3_000, &[new_pod.to_string()])
+        .replacen("\"web-0\"", "\"gone-0\"", 2)
+        .replacen("\"status\": \"False\"", "\"status\": \"True\"", 1);
+    replace_file(&path, &edited);
+    let reloaded = server.wait_for_line("reloaded in parts", Duration::from_secs(10));
+    assert!(reloaded.is_some(), "not reloaded in parts");
+    // Logged once sent: the state may still be applying the list's end.
+    let removed = eventually(Duration::from_secs(5), || async {
+        rcode(&server, &name(0)).await == ResponseCode::NXDomain
+    });
+    assert!(removed.await.is_some(), "web-0 still answered");
+    assert_eq!(rcode(&server, &name(1)).await, ResponseCode::NoError);
+    assert_eq!(rcode(&server, &name(3000)).await, ResponseCode::NoError);
+    let gone = "gone-0.nginx-svc.default.svc.cluster.local.";
+    assert_eq!(rcode(&server, gone).await, ResponseCode::NoError);
+
+    // Each bad edit also moves web-3 to another name, which must not be served.
+    let moved = edited.replacen("\"web-3\"", "\"moved-3\"", 2);
+    for (text, expected) in [
+        (
+            moved.replacen("\"web-9\"", "\"web-6\"", 1),
+            "(Pod default/web-6): metadata.name: a second Pod default/web-6",
+        ),
+        (
+            moved.replacen("10.8.11.", "10.8.x.", 1),
+            "items[2750] (Pod default/web-2750): status.podIP: \"10.8.x.1\"",
+        ),
+    ] {
+        replace_file(&path, &text);
+        let refused = server.wait_for_line(expected, Duration::from_secs(10));
+        assert!(refused.is_some_and(|(line, _)| line.contains("serving the last good state")));
+        assert_eq!(rcode(&server, &name(3)).await, ResponseCode::NoError);
+        let moved = "moved-3.nginx-svc.default.svc.cluster.local.";
+        assert_eq!(rcode(&server, moved).await, ResponseCode::NXDomain);
+    }
+}

@@ -8,8 +8,14 @@
 //! object) whose objects DNS can all use. Anything else — YAML, a stream of several JSON
 //! documents, an object DNS cannot serve, a file that changes size while read — is refused with
 //! the reason, and the caller reads the file whole ([`super::load`]), whose errors name the
-//! document, the object and the field. An object given twice cannot be seen here (runs are
-//! converted apart); the caller tells it by counting (see [`stream`]).
+//! document, the object and the field. An object given twice cannot be seen while runs are
+//! converted apart; the caller tells it by counting (see [`stream`]), or [`check`] does.
+//!
+//! A reload ([`resync`]) reads the file twice: once to check every object, holding nothing but
+//! a hash of each identity, then again to send the objects as a list in parts
+//! ([`ClusterEvent::ResyncBegin`]), which the state applies as they come and ends by removing
+//! what the file no longer holds — so a bad edit still leaves the last good state, and the new
+//! state never exists beside a second copy of the old.
 
 use std::fs::File;
 use std::io::Read;
@@ -17,7 +23,13 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use crate::records::ClusterObject;
+use std::hash::BuildHasher;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::cluster::ClusterEvent;
+use crate::records::{ClusterObject, ObjectKind};
 use crate::source::json::ListSplitter;
 use crate::source::manifests::document::{DocumentObjects, STREAMING, json_items};
 
@@ -168,4 +180,82 @@ fn convert_runs(
             return;
         }
     }
+}
+
+/// Reads the file as [`stream`] does, keeping nothing: whether all of it can be taken in parts,
+/// no object given twice. Returns how many objects it holds.
+pub(super) fn check(path: &Path, max_size: u64) -> Result<usize, NotStreamed> {
+    let hasher = std::hash::RandomState::new();
+    let mut identities: Vec<u64> = Vec::new();
+    let count = stream(path, max_size, |objects| {
+        identities.extend(
+            objects
+                .iter()
+                .map(|o| hasher.hash_one((o.kind_name(), o.namespace(), o.name()))),
+        );
+    })?;
+    identities.sort_unstable();
+    // Two equal hashes are most likely the same object twice, and may be two objects whose
+    // hashes collide: either way the whole reading decides.
+    if identities.windows(2).any(|pair| pair[0] == pair[1]) {
+        return Err(NotStreamed("an object is given twice".into()));
+    }
+    Ok(count)
+}
+
+/// Events at most queued for the state while a file is sent in parts: each is a run's
+/// objects, so this bounds what is held between reading and applying.
+const QUEUED_PARTS: usize = 4;
+
+/// Sends the objects of a file that [`check`] passed to the state as one list of every kind in
+/// parts; returns how many were sent. If the file cannot be read to its end (it changed since
+/// the check), the list ends incomplete: what it brought stays, nothing is removed.
+pub(super) fn resync(
+    path: &Path,
+    max_size: u64,
+    events: &mpsc::Sender<ClusterEvent>,
+) -> Result<usize, NotStreamed> {
+    let send = |event: ClusterEvent| {
+        events
+            .blocking_send(event)
+            .map_err(|_| NotStreamed("the cluster state is gone".into()))
+    };
+    for kind in ObjectKind::ALL {
+        send(ClusterEvent::ResyncBegin {
+            kind,
+            namespace: None,
+        })?;
+    }
+    let mut gone = false;
+    let sent = stream(path, max_size, |objects| {
+        // The state applies more slowly than runs are converted: without waiting, the queue
+        // would fill with most of the file.
+        while !gone && events.max_capacity() - events.capacity() > QUEUED_PARTS {
+            gone = events.is_closed();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut by_kind: [Vec<ClusterObject>; ObjectKind::ALL.len()] = Default::default();
+        for object in objects {
+            let at = ObjectKind::ALL.iter().position(|&k| k == object.kind());
+            by_kind[at.unwrap_or(0)].push(object);
+        }
+        for (kind, objects) in ObjectKind::ALL.into_iter().zip(by_kind) {
+            if !objects.is_empty() && !gone {
+                gone = send(ClusterEvent::ResyncObjects {
+                    kind,
+                    namespace: None,
+                    objects,
+                })
+                .is_err();
+            }
+        }
+    });
+    for kind in ObjectKind::ALL {
+        send(ClusterEvent::ResyncEnd {
+            kind,
+            namespace: None,
+            complete: sent.is_ok(),
+        })?;
+    }
+    sent
 }

@@ -1,17 +1,19 @@
 //! Following a manifests file: polled for changes, read again once it has been quiet for a
-//! second, a read during which it changed thrown away; an invalid or emptied file logged and the
-//! last good state kept.
+//! second (a JSON file checked, then sent as a list in parts; anything else read whole), a read
+//! during which it changed thrown away; an invalid or emptied file logged and the last good
+//! state kept.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::cluster::ClusterEvent;
 use crate::source::manifests::file::{Fingerprint, Input, fingerprint, load};
 use crate::source::manifests::parse::resync;
+use crate::source::manifests::stream;
 use crate::source::stats::SourceStats;
 
 /// How often the file is checked for changes: well inside the one-second reload promise.
@@ -70,6 +72,31 @@ pub async fn watch(
             refused();
             continue;
         }
+        if let Some(sent) = resync_in_parts(&path, max_size, &events).await {
+            // Changed while being read: the list ended incomplete. Read it again once settled.
+            if fingerprint(&path) != now {
+                served = None;
+            }
+            match sent {
+                Ok(objects) => {
+                    info!(path = %path.display(), objects, "manifests changed; reloaded in parts");
+                    SourceStats::count(&stats.reloads);
+                    stats.caught_up();
+                }
+                Err(why) if events.is_closed() => {
+                    debug!(why, "stopped reloading");
+                    return;
+                }
+                Err(why) => {
+                    error!(
+                        "{input}: reload broke off ({why}); serving the last good state with \
+                         the objects read before"
+                    );
+                    refused();
+                }
+            }
+            continue;
+        }
         let load_input = input.clone();
         let loaded = match tokio::task::spawn_blocking(move || load(&load_input, max_size)).await {
             Ok(loaded) => loaded,
@@ -103,4 +130,26 @@ pub async fn watch(
             }
         }
     }
+}
+
+/// Sends the file to the state as a list in parts, if all of it can be taken that way
+/// (see [`stream::check`]); `None` when it must be read whole.
+async fn resync_in_parts(
+    path: &Path,
+    max_size: u64,
+    events: &mpsc::Sender<ClusterEvent>,
+) -> Option<Result<usize, String>> {
+    let checked_path = path.to_owned();
+    let checked = tokio::task::spawn_blocking(move || stream::check(&checked_path, max_size));
+    if let Err(why) = checked.await.ok()? {
+        debug!(path = %path.display(), why = %why.0, "reading the file whole");
+        return None;
+    }
+    let (sent_path, events) = (path.to_owned(), events.clone());
+    let sent =
+        tokio::task::spawn_blocking(move || stream::resync(&sent_path, max_size, &events)).await;
+    Some(match sent {
+        Ok(sent) => sent.map_err(|why| why.0),
+        Err(e) => Err(e.to_string()),
+    })
 }
