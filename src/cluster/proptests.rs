@@ -270,6 +270,54 @@ fn whole_zone(view: &View, zone: &Zone) -> std::collections::BTreeSet<hickory_pr
     records.into_iter().collect()
 }
 
+/// Many Services rebuilt at once have their answers worked out on every core: the view equals
+/// the one published a few hundred Services at a time (each worked out in turn).
+#[test]
+fn many_services_rebuilt_at_once_equal_a_few_at_a_time() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut generate = |strategy: &dyn Fn() -> BoxedStrategy<ClusterObject>| {
+        strategy().new_tree(&mut runner).unwrap().current()
+    };
+    let mut objects: BTreeMap<Identity, ClusterObject> = BTreeMap::new();
+    for _ in 0..200 {
+        let pod = generate(&|| pod().boxed());
+        objects.insert(identity(&pod), pod);
+    }
+    let pods: Vec<ClusterObject> = objects.into_values().collect();
+    let services: Vec<ClusterObject> = (0..PARALLEL_REFRESH + 1000)
+        .map(|i| match generate(&|| service().boxed()) {
+            ClusterObject::Service(mut service) => {
+                service.key = ObjectKey::new(&service.key.namespace, &format!("s{i}"));
+                ClusterObject::Service(service)
+            }
+            _ => unreachable!("a Service"),
+        })
+        .collect();
+
+    let mut at_once = state(EndpointNames::Hostname);
+    load(
+        &mut at_once,
+        pods.iter().chain(&services).cloned().collect(),
+    );
+    at_once.publish();
+    let mut a_few = state(EndpointNames::Hostname);
+    for object in &pods {
+        a_few.apply(ClusterEvent::Upsert(object.clone()));
+    }
+    a_few.publish();
+    for part in services.chunks(500) {
+        for object in part {
+            a_few.apply(ClusterEvent::Upsert(object.clone()));
+        }
+        a_few.publish();
+    }
+    a_few.apply(ClusterEvent::Synced);
+    a_few.publish();
+    assert_eq!(at_once.view().contents(), a_few.view().contents());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
 
