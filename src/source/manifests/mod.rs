@@ -12,7 +12,7 @@ mod watch;
 pub use document::ParseError;
 pub use file::{Fingerprint, Input, Loaded, fingerprint, load};
 pub use parse::{parse, resync};
-pub use stream::{NotStreamed, stream};
+pub use stream::{NotStreamed, stream, stream_from};
 pub use watch::watch;
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ pub struct NotStreamed(pub String);
 pub fn stream(
     path: &Path,
     max_size: u64,
-    mut take: impl FnMut(Vec<ClusterObject>),
+    take: impl FnMut(Vec<ClusterObject>),
 ) -> Result<usize, NotStreamed> {
     let refuse = |why: &dyn std::fmt::Display| NotStreamed(why.to_string());
     // Before opening: opening a FIFO waits for a writer.
@@ -64,13 +64,24 @@ pub fn stream(
         return Err(refuse(&"not a regular file within --manifests-max-size"));
     }
     let file = File::open(path).map_err(|e| refuse(&e))?;
+    stream_from(file, max_size, take)
+}
+
+/// [`stream`] from any reader (for tests and fuzzing; files go through [`stream`], which
+/// checks what the path names before opening it).
+pub fn stream_from(
+    reader: impl Read + Send,
+    max_size: u64,
+    mut take: impl FnMut(Vec<ClusterObject>),
+) -> Result<usize, NotStreamed> {
+    let refuse = |why: &dyn std::fmt::Display| NotStreamed(why.to_string());
     let converters = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let (runs, runs_out) = sync_channel::<Vec<u8>>(converters * 2);
     // Shared by the converting threads; dropped with the last of them, which stops the reader.
     let runs_out = Arc::new(Mutex::new(runs_out));
     let (converted, converted_out) = sync_channel(converters * 2);
     std::thread::scope(|scope| {
-        let reader = scope.spawn(move || read_runs(file, max_size, &runs));
+        let reader = scope.spawn(move || read_runs(reader, max_size, &runs));
         for _ in 0..converters {
             let (runs_out, converted) = (runs_out.clone(), converted.clone());
             scope.spawn(move || convert_runs(&runs_out, &converted));
@@ -99,8 +110,10 @@ pub fn stream(
             return Err(failure);
         }
         // What is left of the List (or the file's one object, if it is not a List).
+        let rest = rest.map_err(NotStreamed)?;
         let rest: DocumentObjects<STREAMING> =
-            serde_json::from_slice(&rest.map_err(NotStreamed)?).map_err(|e| refuse(&e))?;
+            serde_json::from_str(std::str::from_utf8(&rest).map_err(|e| refuse(&e))?)
+                .map_err(|e| refuse(&e))?;
         if let Some(failure) = rest.failure {
             return Err(refuse(&failure));
         }
@@ -112,7 +125,11 @@ pub fn stream(
 
 /// Reads the file, cutting its List's items into runs (each a JSON array) sent to `runs`;
 /// returns the List without its items.
-fn read_runs(mut file: File, max_size: u64, runs: &SyncSender<Vec<u8>>) -> Result<Vec<u8>, String> {
+fn read_runs(
+    mut file: impl Read,
+    max_size: u64,
+    runs: &SyncSender<Vec<u8>>,
+) -> Result<Vec<u8>, String> {
     let new_run = || {
         let mut run = Vec::with_capacity(RUN_BYTES + RUN_BYTES / 4);
         run.push(b'[');
@@ -169,6 +186,12 @@ fn convert_runs(
         else {
             return;
         };
+        // As strict as reading the whole text, which must be UTF-8 throughout: the JSON
+        // parser checks only the strings it keeps.
+        if let Err(e) = std::str::from_utf8(&run) {
+            let _ = converted.send(Err(e.to_string()));
+            return;
+        }
         let objects = match json_items(&run) {
             Ok(document) => match document.failure {
                 None => Ok(document.objects),

@@ -441,7 +441,7 @@ fn large_json_list(pods: usize) -> String {
             format!(
                 r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p-{i}","namespace":"ns-{ns}",
                 "labels":{{"app":"a{app}","note":"}}]{{[\"items\":["}}}},
-                "spec":{{"hostname":"p-{i}","subdomain":"a{app}"}},
+                "spec":{{"hostname":"p-{i}","subdomain":"a{app}","nodeName":"node-1"}},
                 "status":{{"phase":"Running","podIP":"10.{ns}.{hi}.{lo}",
                 "conditions":[{{"type":"Ready","status":"{ready}"}}]}}}}"#,
                 ns = i % 3,
@@ -518,5 +518,11 @@ fn what_cannot_be_streamed_is_left_to_the_whole_reading() {
         assert!(streamed(text, 1 << 30).is_err(), "{why} was streamed");
     }
     assert!(streamed(&large, large.len() as u64 - 1).is_err());
+    // Not UTF-8, in a field nothing reads: the whole reading refuses it, so must this.
+    let mut latin1 = large.clone().into_bytes();
+    let at = large.find("node-1").unwrap() + 1;
+    latin1[at] = 0xE9;
+    assert!(std::str::from_utf8(&latin1).is_err());
+    assert!(stream_from(&latin1[..], 1 << 30, |_| {}).is_err());
     assert!(stream(std::path::Path::new("/dev/zero"), 1 << 30, |_| {}).is_err());
 }
