@@ -180,7 +180,7 @@ async fn follow(config: &Config, journal: Option<Arc<Zone>>) -> Result<Following
     })
 }
 
-/// The state of a manifests input: a JSON file in parts as it is read (see
+/// The state of a manifests input: a file in parts as it is read (see
 /// [`manifests::stream`]), anything else — or a file that way refuses — read whole.
 fn load_manifests(
     input: &Input,

@@ -1,7 +1,7 @@
 //! The manifests source: Kubernetes objects (Services, Pods, EndpointSlices, Namespaces) from a
 //! file — `kubectl get -o yaml|json` output, multi-document YAML, or single objects — read
-//! (`file`), parsed (`parse`, a document at a time in `document`), a JSON file taken in parts
-//! as it is read (`stream`), and reloaded whenever the file changes (`watch`).
+//! (`file`), parsed (`parse`, a document at a time in `document`), taken in parts as it is
+//! read (`stream`), and reloaded whenever the file changes (`watch`).
 
 mod document;
 mod file;

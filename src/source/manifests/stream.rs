@@ -1,15 +1,17 @@
-//! A JSON manifests file loaded in parts: read a chunk at a time, its List cut into items as
-//! the bytes arrive ([`ListSplitter`]), runs of items converted on every core and handed over as
-//! each run is done — never the whole text, never every object at once. A million pods are
-//! 570 MB of JSON; read whole, that text and the objects parsed from it were held together
-//! (845 MiB at the peak, where the state they become takes 307 MiB).
+//! A manifests file taken in parts as it is read: a chunk at a time, cut into runs that parse
+//! on their own — a JSON List's items as the bytes arrive ([`ListSplitter`]); YAML at the lines
+//! YAML reserves (`---`, and the `- ` starting each entry of a column-0 `items:`) — the runs
+//! converted on every core and handed over as each is done: never the whole text, never every
+//! object at once. A million pods are 570 MB of JSON; read whole, that text and the objects
+//! parsed from it were held together (845 MiB at the peak, where the state they become takes
+//! 307 MiB).
 //!
-//! Only what can be taken this way is: a file holding one JSON object (a List, or a single
-//! object) whose objects DNS can all use. Anything else — YAML, a stream of several JSON
-//! documents, an object DNS cannot serve, a file that changes size while read — is refused with
-//! the reason, and the caller reads the file whole ([`super::load`]), whose errors name the
-//! document, the object and the field. An object given twice cannot be seen while runs are
-//! converted apart; the caller tells it by counting (see [`stream`]), or [`check`] does.
+//! Whatever cannot be taken this way — several JSON documents in one file, a run that does not
+//! parse alone (a YAML alias to an earlier item), an object DNS cannot serve, a blank file, a
+//! file that changes size while read — is refused with the reason, and the caller reads the
+//! file whole ([`super::load`]), whose errors name the document, the object and the field. An
+//! object given twice cannot be seen while runs are converted apart; the caller tells it by
+//! counting (see [`stream`]), or [`check`] does.
 //!
 //! A reload ([`resync`]) reads the file twice: once to check every object, holding nothing but
 //! a hash of each identity, then again to send the objects as a list in parts
@@ -18,7 +20,7 @@
 //! state never exists beside a second copy of the old.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,7 @@ use crate::cluster::ClusterEvent;
 use crate::records::{ClusterObject, ObjectKind};
 use crate::source::json::ListSplitter;
 use crate::source::manifests::document::{DocumentObjects, STREAMING, json_items};
+use crate::source::manifests::parse::parse_yaml_piece;
 
 /// The file is read this much at a time.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -41,11 +44,29 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// thread) stay a few megabytes.
 const RUN_BYTES: usize = 256 << 10;
 
+/// A run of a file, as the file gives it.
+enum Run {
+    /// A JSON array of a List's items.
+    Json(Vec<u8>),
+    /// Entries of a column-0 `items:` sequence; `first` is the index of the first of them.
+    Yaml { text: Vec<u8>, first: usize },
+    /// Whole YAML documents (a List's with its `items:` emptied).
+    YamlDocuments(Vec<u8>),
+}
+
+/// What is left of a file once its runs are cut out.
+enum Rest {
+    /// The List without its items (or the file's one object).
+    Json(Vec<u8>),
+    /// Nothing: a YAML file is all runs.
+    Yaml,
+}
+
 /// Why a file is left to the whole-text reading.
 #[derive(Debug, PartialEq, Eq)]
 pub struct NotStreamed(pub String);
 
-/// Reads the JSON file at `path` in parts and hands each run's objects to `take` as soon as
+/// Reads the file at `path` in parts and hands each run's objects to `take` as soon as
 /// they are converted, in no particular order; returns how many objects were handed over.
 ///
 /// A run's objects are handed over before the rest of the file has been read: the caller must
@@ -76,12 +97,19 @@ pub fn stream_from(
 ) -> Result<usize, NotStreamed> {
     let refuse = |why: &dyn std::fmt::Display| NotStreamed(why.to_string());
     let converters = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let (runs, runs_out) = sync_channel::<Vec<u8>>(converters * 2);
+    let (runs, runs_out) = sync_channel::<Run>(converters * 2);
     // Shared by the converting threads; dropped with the last of them, which stops the reader.
     let runs_out = Arc::new(Mutex::new(runs_out));
     let (converted, converted_out) = sync_channel(converters * 2);
     std::thread::scope(|scope| {
-        let reader = scope.spawn(move || read_runs(reader, max_size, &runs));
+        let reader = scope.spawn(move || {
+            let mut reader = BufReader::with_capacity(CHUNK_BYTES, reader);
+            let first = reader.fill_buf().map_err(|e| e.to_string())?;
+            match first.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{') => read_json_runs(reader, max_size, &runs).map(Rest::Json),
+                _ => read_yaml_runs(reader, max_size, &runs).map(|()| Rest::Yaml),
+            }
+        });
         for _ in 0..converters {
             let (runs_out, converted) = (runs_out.clone(), converted.clone());
             scope.spawn(move || convert_runs(&runs_out, &converted));
@@ -110,25 +138,30 @@ pub fn stream_from(
             return Err(failure);
         }
         // What is left of the List (or the file's one object, if it is not a List).
-        let rest = rest.map_err(NotStreamed)?;
-        let rest: DocumentObjects<STREAMING> =
-            serde_json::from_str(std::str::from_utf8(&rest).map_err(|e| refuse(&e))?)
-                .map_err(|e| refuse(&e))?;
-        if let Some(failure) = rest.failure {
-            return Err(refuse(&failure));
-        }
-        handed += rest.objects.len();
-        take(rest.objects);
+        let objects = match rest.map_err(NotStreamed)? {
+            Rest::Json(rest) => {
+                let rest: DocumentObjects<STREAMING> =
+                    serde_json::from_str(std::str::from_utf8(&rest).map_err(|e| refuse(&e))?)
+                        .map_err(|e| refuse(&e))?;
+                if let Some(failure) = rest.failure {
+                    return Err(refuse(&failure));
+                }
+                rest.objects
+            }
+            Rest::Yaml => Vec::new(),
+        };
+        handed += objects.len();
+        take(objects);
         Ok(handed)
     })
 }
 
-/// Reads the file, cutting its List's items into runs (each a JSON array) sent to `runs`;
+/// Reads a JSON file, cutting its List's items into runs (each a JSON array) sent to `runs`;
 /// returns the List without its items.
-fn read_runs(
+fn read_json_runs(
     mut file: impl Read,
     max_size: u64,
-    runs: &SyncSender<Vec<u8>>,
+    runs: &SyncSender<Run>,
 ) -> Result<Vec<u8>, String> {
     let new_run = || {
         let mut run = Vec::with_capacity(RUN_BYTES + RUN_BYTES / 4);
@@ -157,7 +190,8 @@ fn read_runs(
                 run.extend_from_slice(item);
                 if run.len() >= RUN_BYTES && !stopped {
                     run.push(b']');
-                    stopped = runs.send(std::mem::replace(&mut run, new_run())).is_err();
+                    let full = std::mem::replace(&mut run, new_run());
+                    stopped = runs.send(Run::Json(full)).is_err();
                 }
             })
             .map_err(|e| e.to_string())?;
@@ -167,14 +201,122 @@ fn read_runs(
     }
     if run.len() > 1 {
         run.push(b']');
-        runs.send(run).map_err(|_| "stopped")?;
+        runs.send(Run::Json(run)).map_err(|_| "stopped")?;
     }
     splitter.finish().map_err(|e| e.to_string())
 }
 
+/// Reads a YAML file, cutting it into runs at the lines YAML reserves (see
+/// [`crate::source::yaml`], which cuts a whole text the same way): whole documents at their
+/// `---` lines, and the entries of a document's column-0 `items:` sequence (`kubectl get -o
+/// yaml`) at the lines that start them, the document itself going with the other documents
+/// with its `items:` emptied.
+fn read_yaml_runs(
+    mut file: impl BufRead,
+    max_size: u64,
+    runs: &SyncSender<Run>,
+) -> Result<(), String> {
+    #[derive(PartialEq)]
+    enum Place {
+        Head,
+        Items,
+        Tail,
+    }
+    let send = |run: Run| runs.send(run).map_err(|_| "stopped".to_string());
+    let new_run = || Vec::with_capacity(RUN_BYTES + RUN_BYTES / 4);
+    let mut place = Place::Head;
+    // The current document without its items; whole documents not sent yet.
+    let (mut document, mut documents) = (Vec::new(), new_run());
+    let (mut items, mut first, mut count) = (new_run(), 0, 0);
+    let mut line: Vec<u8> = Vec::new();
+    let mut read = 0u64;
+    let mut content = false;
+    loop {
+        line.clear();
+        let n = file
+            .read_until(b'\n', &mut line)
+            .map_err(|e| e.to_string())?;
+        read += n as u64;
+        if read > max_size {
+            return Err("the file grew while it was read".into());
+        }
+        let starts_document = line.starts_with(b"---")
+            && matches!(line.get(3), None | Some(b' ' | b'\t' | b'\n' | b'\r'));
+        if n == 0 && !content {
+            // A file being rewritten, most likely: the whole reading tells it apart.
+            return Err("nothing but blank lines and comments".into());
+        }
+        let trimmed = line.trim_ascii();
+        content |= !(trimmed.is_empty() || trimmed.starts_with(b"#") || starts_document);
+        if n == 0 || starts_document {
+            if !items.is_empty() {
+                send(Run::Yaml {
+                    text: std::mem::replace(&mut items, new_run()),
+                    first,
+                })?;
+            }
+            documents.append(&mut document);
+            if n == 0 || documents.len() >= RUN_BYTES {
+                send(Run::YamlDocuments(std::mem::replace(
+                    &mut documents,
+                    new_run(),
+                )))?;
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            (place, first, count) = (Place::Head, 0, 0);
+        }
+        match place {
+            Place::Head => {
+                document.extend_from_slice(&line);
+                if line.trim_ascii_end() == b"items:" {
+                    place = Place::Items;
+                }
+            }
+            Place::Items if starts_item(&line) => {
+                if items.len() >= RUN_BYTES {
+                    send(Run::Yaml {
+                        text: std::mem::replace(&mut items, new_run()),
+                        first,
+                    })?;
+                    first = count;
+                }
+                items.extend_from_slice(&line);
+                count += 1;
+            }
+            Place::Items if count > 0 && continues_item(&line) => items.extend_from_slice(&line),
+            // Not a column-0 sequence after all (or its end): the rest of the document.
+            Place::Items | Place::Tail => {
+                place = Place::Tail;
+                document.extend_from_slice(&line);
+            }
+        }
+    }
+}
+
+/// A line that starts an entry of a column-0 sequence (`- ...` or a lone `-`).
+fn starts_item(line: &[u8]) -> bool {
+    line.first() == Some(&b'-') && matches!(line.get(1), None | Some(b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// A line inside the entry before it: indented, blank or a comment.
+fn continues_item(line: &[u8]) -> bool {
+    matches!(line.first(), Some(b' ' | b'\t' | b'\n' | b'\r' | b'#'))
+}
+
+/// The objects of a YAML text: items of a List from its `first` (or, `None`, documents).
+fn yaml_objects(text: &str, first: Option<usize>) -> Result<Vec<ClusterObject>, String> {
+    let documents = parse_yaml_piece::<STREAMING>(text, first).map_err(|e| e.to_string())?;
+    match documents.failure {
+        Some(failure) => Err(failure.to_string()),
+        None => Ok(documents.objects),
+    }
+}
+
 /// Converts runs until there are none left, or until nobody takes what it converted.
 fn convert_runs(
-    runs: &Mutex<Receiver<Vec<u8>>>,
+    runs: &Mutex<Receiver<Run>>,
     converted: &SyncSender<Result<Vec<ClusterObject>, String>>,
 ) {
     loop {
@@ -186,21 +328,32 @@ fn convert_runs(
         else {
             return;
         };
-        // As strict as reading the whole text, which must be UTF-8 throughout: the JSON
-        // parser checks only the strings it keeps.
-        if let Err(e) = std::str::from_utf8(&run) {
-            let _ = converted.send(Err(e.to_string()));
+        if converted.send(convert(&run)).is_err() {
             return;
         }
-        let objects = match json_items(&run) {
-            Ok(document) => match document.failure {
+    }
+}
+
+/// The objects of one run.
+fn convert(run: &Run) -> Result<Vec<ClusterObject>, String> {
+    match run {
+        Run::Json(array) => {
+            // As strict as reading the whole text, which must be UTF-8 throughout: the JSON
+            // parser checks only the strings it keeps.
+            std::str::from_utf8(array).map_err(|e| e.to_string())?;
+            let document = json_items(array).map_err(|e| e.to_string())?;
+            match document.failure {
                 None => Ok(document.objects),
                 Some(failure) => Err(failure.to_string()),
-            },
-            Err(e) => Err(e.to_string()),
-        };
-        if converted.send(objects).is_err() {
-            return;
+            }
+        }
+        Run::Yaml { text, first } => {
+            let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
+            yaml_objects(text, Some(*first))
+        }
+        Run::YamlDocuments(text) => {
+            let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
+            yaml_objects(text, None)
         }
     }
 }

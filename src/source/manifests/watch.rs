@@ -1,7 +1,7 @@
 //! Following a manifests file: polled for changes, read again once it has been quiet for a
-//! second (a JSON file checked, then sent as a list in parts; anything else read whole), a read
-//! during which it changed thrown away; an invalid or emptied file logged and the last good
-//! state kept.
+//! second (checked, then sent as a list in parts; what cannot be taken in parts read whole), a
+//! read during which it changed thrown away; an invalid or emptied file logged and the last
+//! good state kept.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
