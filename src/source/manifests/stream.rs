@@ -20,7 +20,7 @@
 //! state never exists beside a second copy of the old.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -78,14 +78,26 @@ pub fn stream(
     max_size: u64,
     take: impl FnMut(Vec<ClusterObject>),
 ) -> Result<usize, NotStreamed> {
+    stream_from(open(path, max_size)?, max_size, take)
+}
+
+/// Opens the regular file at `path` if it is within `max_size`.
+pub(super) fn open(path: &Path, max_size: u64) -> Result<File, NotStreamed> {
     let refuse = |why: &dyn std::fmt::Display| NotStreamed(why.to_string());
     // Before opening: opening a FIFO waits for a writer.
     let meta = std::fs::metadata(path).map_err(|e| refuse(&e))?;
     if !meta.is_file() || meta.len() > max_size {
         return Err(refuse(&"not a regular file within --manifests-max-size"));
     }
-    let file = File::open(path).map_err(|e| refuse(&e))?;
-    stream_from(file, max_size, take)
+    File::open(path).map_err(|e| refuse(&e))
+}
+
+/// `file` read again from its start.
+fn rewound(file: &File) -> Result<File, NotStreamed> {
+    let mut file = file.try_clone().map_err(|e| NotStreamed(e.to_string()))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| NotStreamed(e.to_string()))?;
+    Ok(file)
 }
 
 /// [`stream`] from any reader (for tests and fuzzing; files go through [`stream`], which
@@ -358,12 +370,12 @@ fn convert(run: &Run) -> Result<Vec<ClusterObject>, String> {
     }
 }
 
-/// Reads the file as [`stream`] does, keeping nothing: whether all of it can be taken in parts,
+/// Reads `file` as [`stream`] does, keeping nothing: whether all of it can be taken in parts,
 /// no object given twice. Returns how many objects it holds.
-pub(super) fn check(path: &Path, max_size: u64) -> Result<usize, NotStreamed> {
+pub(super) fn check(file: &File, max_size: u64) -> Result<usize, NotStreamed> {
     let hasher = std::hash::RandomState::new();
     let mut identities: Vec<u64> = Vec::new();
-    let count = stream(path, max_size, |objects| {
+    let count = stream_from(rewound(file)?, max_size, |objects| {
         identities.extend(
             objects
                 .iter()
@@ -384,10 +396,11 @@ pub(super) fn check(path: &Path, max_size: u64) -> Result<usize, NotStreamed> {
 const QUEUED_PARTS: usize = 4;
 
 /// Sends the objects of a file that [`check`] passed to the state as one list of every kind in
-/// parts; returns how many were sent. If the file cannot be read to its end (it changed since
+/// parts; returns how many were sent. The file is the one checked, open: a file renamed over
+/// it since is not read. If it cannot be read to its end (it was written to in place since
 /// the check), the list ends incomplete: what it brought stays, nothing is removed.
 pub(super) fn resync(
-    path: &Path,
+    file: &File,
     max_size: u64,
     events: &mpsc::Sender<ClusterEvent>,
 ) -> Result<usize, NotStreamed> {
@@ -403,7 +416,7 @@ pub(super) fn resync(
         })?;
     }
     let mut gone = false;
-    let sent = stream(path, max_size, |objects| {
+    let sent = stream_from(rewound(file)?, max_size, |objects| {
         // The state applies more slowly than runs are converted: without waiting, the queue
         // would fill with most of the file.
         while !gone && events.max_capacity() - events.capacity() > QUEUED_PARTS {

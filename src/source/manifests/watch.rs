@@ -133,21 +133,27 @@ pub async fn watch(
 }
 
 /// Sends the file to the state as a list in parts, if all of it can be taken that way
-/// (see [`stream::check`]); `None` when it must be read whole.
+/// (see [`stream::check`]); `None` when it must be read whole. Both readings read one open
+/// file, so a file renamed over it in between is not half-applied.
 async fn resync_in_parts(
     path: &Path,
     max_size: u64,
     events: &mpsc::Sender<ClusterEvent>,
 ) -> Option<Result<usize, String>> {
-    let checked_path = path.to_owned();
-    let checked = tokio::task::spawn_blocking(move || stream::check(&checked_path, max_size));
-    if let Err(why) = checked.await.ok()? {
-        debug!(path = %path.display(), why = %why.0, "reading the file whole");
-        return None;
-    }
-    let (sent_path, events) = (path.to_owned(), events.clone());
-    let sent =
-        tokio::task::spawn_blocking(move || stream::resync(&sent_path, max_size, &events)).await;
+    let path = path.to_owned();
+    let checked = tokio::task::spawn_blocking(move || {
+        let file = stream::open(&path, max_size)?;
+        stream::check(&file, max_size).map(|_| file)
+    });
+    let file = match checked.await.ok()? {
+        Ok(file) => file,
+        Err(why) => {
+            debug!(why = %why.0, "reading the file whole");
+            return None;
+        }
+    };
+    let events = events.clone();
+    let sent = tokio::task::spawn_blocking(move || stream::resync(&file, max_size, &events)).await;
     Some(match sent {
         Ok(sent) => sent.map_err(|why| why.0),
         Err(e) => Err(e.to_string()),
