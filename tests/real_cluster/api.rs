@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Config};
@@ -33,12 +33,27 @@ where
         .map_err(|e| e.to_string())
 }
 
+/// Creates namespace `name` (if it is not there) and waits for its `default` ServiceAccount:
+/// until the ServiceAccount controller has made it, the API server refuses pods there ("error
+/// looking up service account"), as the e2e framework's namespaces wait for it too.
 pub async fn namespace(client: &Client, name: &str) -> Result<(), String> {
     let api: Api<Namespace> = Api::all(client.clone());
     match create(&api, json!({"metadata": {"name": name}})).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.contains("already exists") => Ok(()),
-        Err(e) => Err(e),
+        Ok(_) => {}
+        Err(e) if e.contains("already exists") => {}
+        Err(e) => return Err(e),
+    }
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
+    let started = std::time::Instant::now();
+    loop {
+        match accounts.get_opt("default").await {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) if started.elapsed() < std::time::Duration::from_secs(30) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Ok(None) => return Err(format!("no default ServiceAccount in {name} after 30 s")),
+            Err(e) => return Err(e.to_string()),
+        }
     }
 }
 
