@@ -23,6 +23,21 @@ fn serve(path: &std::path::Path, extra: &[&str]) -> Process {
     Process::start(command)
 }
 
+/// The one line of standard error with which the binary, given `--manifests` and `args`,
+/// refuses to start (exit status 1).
+fn refused_at_start(args: &[&str]) -> String {
+    let output = Command::new(BINARY)
+        .arg("--manifests")
+        .args(args)
+        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
+}
+
 async fn rcode(process: &Process, name: &str) -> ResponseCode {
     let client = udp_client(process.dns).await;
     ask(&client, name, RecordType::A, None)
@@ -144,15 +159,7 @@ async fn unfit_files_are_refused_at_start_and_on_reload() {
         ),
     ] {
         let started = Instant::now();
-        let output = Command::new(BINARY)
-            .arg("--manifests")
-            .args(&args)
-            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        let stderr = refused_at_start(&args);
         assert!(stderr.contains(&expected), "{stderr}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
@@ -266,14 +273,7 @@ async fn a_json_list_loaded_in_parts_is_served_and_checked_whole() {
         ),
     ] {
         std::fs::write(&path, text).unwrap();
-        let output = Command::new(BINARY)
-            .args(["--manifests", path.to_str().unwrap()])
-            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        let stderr = refused_at_start(&[path.to_str().unwrap()]);
         assert!(stderr.contains(expected), "{stderr}");
     }
 }

@@ -48,10 +48,9 @@ const RUN_BYTES: usize = 256 << 10;
 enum Run {
     /// A JSON array of a List's items.
     Json(Vec<u8>),
-    /// Entries of a column-0 `items:` sequence; `first` is the index of the first of them.
-    Yaml { text: Vec<u8>, first: usize },
-    /// Whole YAML documents (a List's with its `items:` emptied).
-    YamlDocuments(Vec<u8>),
+    /// YAML: entries of a column-0 `items:` sequence, `first` the index of the first of them;
+    /// or, `first` `None`, whole documents (a List's with its `items:` emptied).
+    Yaml { text: Vec<u8>, first: Option<usize> },
 }
 
 /// What is left of a file once its runs are cut out.
@@ -234,8 +233,13 @@ fn read_yaml_runs(
         Items,
         Tail,
     }
-    let send = |run: Run| runs.send(run).map_err(|_| "stopped".to_string());
     let new_run = || Vec::with_capacity(RUN_BYTES + RUN_BYTES / 4);
+    // Sends `text` as a run (see [`Run::Yaml`]), leaving an empty buffer for the next.
+    let send = |text: &mut Vec<u8>, first: Option<usize>| {
+        let text = std::mem::replace(text, new_run());
+        runs.send(Run::Yaml { text, first })
+            .map_err(|_| "stopped".to_string())
+    };
     let mut place = Place::Head;
     // The current document without its items; whole documents not sent yet.
     let (mut document, mut documents) = (Vec::new(), new_run());
@@ -262,17 +266,11 @@ fn read_yaml_runs(
         content |= !(trimmed.is_empty() || trimmed.starts_with(b"#") || starts_document);
         if n == 0 || starts_document {
             if !items.is_empty() {
-                send(Run::Yaml {
-                    text: std::mem::replace(&mut items, new_run()),
-                    first,
-                })?;
+                send(&mut items, Some(first))?;
             }
             documents.append(&mut document);
             if n == 0 || documents.len() >= RUN_BYTES {
-                send(Run::YamlDocuments(std::mem::replace(
-                    &mut documents,
-                    new_run(),
-                )))?;
+                send(&mut documents, None)?;
             }
             if n == 0 {
                 return Ok(());
@@ -288,10 +286,7 @@ fn read_yaml_runs(
             }
             Place::Items if starts_item(&line) => {
                 if items.len() >= RUN_BYTES {
-                    send(Run::Yaml {
-                        text: std::mem::replace(&mut items, new_run()),
-                        first,
-                    })?;
+                    send(&mut items, Some(first))?;
                     first = count;
                 }
                 items.extend_from_slice(&line);
@@ -361,11 +356,7 @@ fn convert(run: &Run) -> Result<Vec<ClusterObject>, String> {
         }
         Run::Yaml { text, first } => {
             let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
-            yaml_objects(text, Some(*first))
-        }
-        Run::YamlDocuments(text) => {
-            let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
-            yaml_objects(text, None)
+            yaml_objects(text, *first)
         }
     }
 }
