@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::dns::zone::{EndpointNames, PodRecords, Scope};
+use crate::dns::zone::{DEFAULT_CLUSTERSET_ZONE, EndpointNames, PodRecords, Scope};
 use crate::source::kube::KubeOptions;
 use crate::transfer::Network;
 use crate::transfer::tsig::TsigKey;
@@ -137,6 +137,12 @@ pub struct Config {
     #[arg(long, global = true, env = "HEADLESS_DNS_ZONE", default_value = "cluster.local", value_name = "NAME",
           help_heading = ANSWERS, value_parser = zone_name)]
     pub zone: String,
+
+    /// The Multi-Cluster Services zone, answered (`<service>.<namespace>.svc.<NAME>`) while the
+    /// source holds a ServiceImport.
+    #[arg(long, global = true, env = "HEADLESS_DNS_CLUSTERSET_ZONE", default_value = DEFAULT_CLUSTERSET_ZONE,
+          value_name = "NAME", help_heading = ANSWERS, value_parser = zone_name)]
+    pub clusterset_zone: String,
 
     /// TTL of every answer, and the SOA minimum (negative-caching TTL): 0 to 3600.
     #[arg(long, global = true, env = "HEADLESS_DNS_TTL", default_value_t = 5, value_name = "SECONDS",

@@ -212,6 +212,7 @@ fn zone(config: &Config) -> Result<Zone, String> {
     let ns_address = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
     Ok(
         Zone::new(&config.zone, config.ttl, config.pod_records, ns_address)?
+            .with_clusterset(&config.clusterset_zone)?
             .with_scope(config.scope())
             .with_explanations(config.explain == Switch::On),
     )

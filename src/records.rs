@@ -546,14 +546,51 @@ pub struct SliceEndpoint {
     pub ready: bool,
 }
 
-/// An EndpointSlice (`discovery.k8s.io/v1`) of a Service, joined by `kubernetes.io/service-name`.
-/// Only Services without a selector take their endpoints from slices.
+/// An EndpointSlice (`discovery.k8s.io/v1`) of a Service, joined by `kubernetes.io/service-name`
+/// (only Services without a selector take their endpoints from slices), or one an MCS controller
+/// wrote for a ServiceImport, joined by `multicluster.kubernetes.io/service-name`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointSliceRecord {
     pub key: ObjectKey,
+    /// The Service, or the ServiceImport when `cluster` is set.
     pub service: Arc<str>,
+    /// `multicluster.kubernetes.io/source-cluster`: the cluster the endpoints are in, for a
+    /// slice of a ServiceImport; `None` for a slice of a local Service.
+    pub cluster: Option<Arc<str>>,
     pub ports: Box<[SlicePort]>,
     pub endpoints: Box<[SliceEndpoint]>,
+}
+
+impl EndpointSliceRecord {
+    /// The kind its list belongs to: a slice of a ServiceImport is listed apart from the
+    /// slices of local Services (the API source finds the two by different labels).
+    pub fn kind(&self) -> ObjectKind {
+        match self.cluster {
+            Some(_) => ObjectKind::ImportSlice,
+            None => ObjectKind::EndpointSlice,
+        }
+    }
+}
+
+/// What a ServiceImport's own name answers (Multi-Cluster Services DNS, `spec.type`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportKind {
+    /// `ClusterSetIP`: the name answers `spec.ips`; its endpoints have no names.
+    ClusterSetIp(Box<[IpAddr]>),
+    /// `Headless`: the name answers the ready endpoints of every exporting cluster, each also
+    /// named `<hostname>.<cluster>.<service>`.
+    Headless,
+}
+
+/// A ServiceImport (`multicluster.x-k8s.io/v1alpha1`): a Service exported by clusters of the
+/// clusterset, named under `clusterset.local`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceImportRecord {
+    pub key: ObjectKey,
+    pub kind: ImportKind,
+    /// `spec.ports`; the target of each is its own number (an import has no pods to resolve a
+    /// name on).
+    pub ports: Arc<[ServicePort]>,
 }
 
 /// An object of one of the kinds DNS cares about.
@@ -563,6 +600,7 @@ pub enum ClusterObject {
     Service(ServiceRecord),
     Pod { namespace: Arc<str>, pod: PodRecord },
     EndpointSlice(EndpointSliceRecord),
+    ServiceImport(ServiceImportRecord),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -571,10 +609,24 @@ pub enum ObjectKind {
     Service,
     Pod,
     EndpointSlice,
+    ServiceImport,
+    /// An EndpointSlice of a ServiceImport (see [`EndpointSliceRecord::cluster`]).
+    ImportSlice,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 4] = [
+    pub const ALL: [ObjectKind; 6] = [
+        ObjectKind::Namespace,
+        ObjectKind::Service,
+        ObjectKind::Pod,
+        ObjectKind::EndpointSlice,
+        ObjectKind::ServiceImport,
+        ObjectKind::ImportSlice,
+    ];
+
+    /// The kinds of the core API, which every cluster serves; the Multi-Cluster Services kinds
+    /// come from a CRD most clusters lack.
+    pub const CORE: [ObjectKind; 4] = [
         ObjectKind::Namespace,
         ObjectKind::Service,
         ObjectKind::Pod,
@@ -590,6 +642,7 @@ impl ClusterObject {
             ClusterObject::Service(_) => "Service",
             ClusterObject::Pod { .. } => "Pod",
             ClusterObject::EndpointSlice(_) => "EndpointSlice",
+            ClusterObject::ServiceImport(_) => "ServiceImport",
         }
     }
 
@@ -600,6 +653,7 @@ impl ClusterObject {
             ClusterObject::Service(s) => &s.key.namespace,
             ClusterObject::Pod { namespace, .. } => namespace,
             ClusterObject::EndpointSlice(e) => &e.key.namespace,
+            ClusterObject::ServiceImport(i) => &i.key.namespace,
         }
     }
 
@@ -609,6 +663,7 @@ impl ClusterObject {
             ClusterObject::Service(s) => &s.key.name,
             ClusterObject::Pod { pod, .. } => &pod.name,
             ClusterObject::EndpointSlice(e) => &e.key.name,
+            ClusterObject::ServiceImport(i) => &i.key.name,
         }
     }
 
@@ -617,7 +672,8 @@ impl ClusterObject {
             ClusterObject::Namespace(_) => ObjectKind::Namespace,
             ClusterObject::Service(_) => ObjectKind::Service,
             ClusterObject::Pod { .. } => ObjectKind::Pod,
-            ClusterObject::EndpointSlice(_) => ObjectKind::EndpointSlice,
+            ClusterObject::EndpointSlice(e) => e.kind(),
+            ClusterObject::ServiceImport(_) => ObjectKind::ServiceImport,
         }
     }
 
@@ -630,6 +686,7 @@ impl ClusterObject {
                 name: pod.name.clone(),
             },
             ClusterObject::EndpointSlice(e) => e.key.clone(),
+            ClusterObject::ServiceImport(i) => i.key.clone(),
         }
     }
 }

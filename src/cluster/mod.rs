@@ -18,13 +18,13 @@ use pods::PodTable;
 use programming::ProgrammingTimes;
 use tracing::{debug, info};
 
-use crate::dns::backing;
 use crate::dns::journal::Journal;
 use crate::dns::view::{ServiceView, SharedView, View};
 use crate::dns::zone::{EndpointNames, Zone};
+use crate::dns::{backing, clusterset};
 use crate::records::{
     Addresses, ClusterObject, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord, PodTemplate,
-    ServiceRecord,
+    ServiceImportRecord, ServiceRecord,
 };
 
 /// What a source reports. Every source (manifests file, Kubernetes API) speaks only this.
@@ -89,11 +89,18 @@ struct NamespaceState {
     slices: HashMap<Arc<str>, EndpointSliceRecord>,
     /// Service name → names of its EndpointSlices.
     slices_by_service: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
+    imports: HashMap<Arc<str>, ServiceImportRecord>,
+    /// ServiceImport name → names of the EndpointSlices MCS controllers wrote for it.
+    slices_by_import: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
 }
 
 impl NamespaceState {
     fn is_empty(&self) -> bool {
-        !self.declared && self.services.is_empty() && self.pods.is_empty() && self.slices.is_empty()
+        !self.declared
+            && self.services.is_empty()
+            && self.pods.is_empty()
+            && self.slices.is_empty()
+            && self.imports.is_empty()
     }
 
     /// Keys of the objects of `kind` held here.
@@ -110,7 +117,13 @@ impl NamespaceState {
                     name: p.name.clone(),
                 })
                 .collect(),
-            ObjectKind::EndpointSlice => self.slices.values().map(|e| e.key.clone()).collect(),
+            ObjectKind::EndpointSlice | ObjectKind::ImportSlice => self
+                .slices
+                .values()
+                .filter(|e| e.kind() == kind)
+                .map(|e| e.key.clone())
+                .collect(),
+            ObjectKind::ServiceImport => self.imports.values().map(|i| i.key.clone()).collect(),
         }
     }
 }
@@ -122,6 +135,8 @@ pub struct ClusterState {
     view: View,
     /// Services whose answers must be rebuilt before the next publish.
     dirty: HashSet<ObjectKey>,
+    /// ServiceImports whose answers must be rebuilt before the next publish.
+    dirty_imports: HashSet<ObjectKey>,
     changed: bool,
     hasher: RandomState,
     /// One copy of each distinct pod template (labels and naming), shared by its pods.
@@ -157,6 +172,7 @@ impl ClusterState {
             namespaces: HashMap::new(),
             view: View::new(initial_serial),
             dirty: HashSet::new(),
+            dirty_imports: HashSet::new(),
             changed: false,
             hasher: RandomState::new(),
             templates: HashSet::new(),
@@ -238,12 +254,17 @@ impl ClusterState {
         }
     }
 
-    /// How many objects are held: Namespace objects, Services, Pods and EndpointSlices.
+    /// How many objects are held: Namespace objects, Services, Pods, EndpointSlices and
+    /// ServiceImports.
     pub fn object_count(&self) -> usize {
         self.namespaces
             .values()
             .map(|ns| {
-                usize::from(ns.declared) + ns.services.len() + ns.pods.len() + ns.slices.len()
+                usize::from(ns.declared)
+                    + ns.services.len()
+                    + ns.pods.len()
+                    + ns.slices.len()
+                    + ns.imports.len()
             })
             .sum()
     }
@@ -306,6 +327,15 @@ impl ClusterState {
     pub fn publish(&mut self) -> Option<View> {
         let dirty: Vec<ObjectKey> = std::mem::take(&mut self.dirty).into_iter().collect();
         self.refresh_services(dirty);
+        for key in std::mem::take(&mut self.dirty_imports) {
+            let answers = self.namespaces.get(&key.namespace).and_then(|ns| {
+                let import = ns.imports.get(&key.name)?;
+                let slices = ns.slices_by_import.get(&key.name).into_iter().flatten();
+                let slices = slices.filter_map(|name| ns.slices.get(name));
+                Some(clusterset::import_view(import, slices))
+            });
+            self.view.set_import(&key, answers);
+        }
         if !self.changed {
             return None;
         }
@@ -380,6 +410,7 @@ impl ClusterState {
             ClusterObject::Service(service) => self.upsert_service(service),
             ClusterObject::Pod { namespace, pod } => self.upsert_pod(namespace, pod),
             ClusterObject::EndpointSlice(slice) => self.upsert_slice(slice),
+            ClusterObject::ServiceImport(import) => self.upsert_import(import),
         }
     }
 
@@ -398,7 +429,8 @@ impl ClusterState {
             }
             ObjectKind::Service => self.delete_service(key),
             ObjectKind::Pod => self.delete_pod(key),
-            ObjectKind::EndpointSlice => self.delete_slice(key),
+            ObjectKind::EndpointSlice | ObjectKind::ImportSlice => self.delete_slice(key),
+            ObjectKind::ServiceImport => self.delete_import(key),
         }
     }
 
@@ -420,8 +452,8 @@ impl ClusterState {
         let mut objects = objects;
         objects.sort_by_key(|o| match o.kind() {
             ObjectKind::Namespace => 0,
-            ObjectKind::Service => 1,
-            ObjectKind::EndpointSlice => 2,
+            ObjectKind::Service | ObjectKind::ServiceImport => 1,
+            ObjectKind::EndpointSlice | ObjectKind::ImportSlice => 2,
             ObjectKind::Pod => 3,
         });
         for object in objects {
@@ -733,26 +765,69 @@ impl ClusterState {
         if ns.slices.get(&key.name) == Some(&slice) {
             return;
         }
+        let owner = ObjectKey {
+            namespace: key.namespace.clone(),
+            name: slice.service.clone(),
+        };
+        let filed = match slice.cluster {
+            Some(_) => &mut ns.slices_by_import,
+            None => &mut ns.slices_by_service,
+        };
+        filed
+            .entry(slice.service.clone())
+            .or_default()
+            .insert(key.name.clone());
+        self.dirty_owner(&slice, owner);
+        let ns = self.namespaces.get_mut(&key.namespace).expect("interned");
+        let slice_kind = slice.kind();
         let service = slice.service.clone();
         match ns.slices.insert(key.name.clone(), slice) {
-            Some(old) if old.service != service => {
-                unfile_slice(ns, &old.service, &key.name);
-                self.dirty.insert(ObjectKey {
+            Some(old) if old.service != service || old.kind() != slice_kind => {
+                unfile_slice(ns, &old, &key.name);
+                let old_owner = ObjectKey {
                     namespace: key.namespace.clone(),
-                    name: old.service,
-                });
+                    name: old.service.clone(),
+                };
+                self.dirty_owner(&old, old_owner);
             }
             Some(_) => {}
             None => self.view.retain_namespace(&key.namespace),
         }
-        ns.slices_by_service
-            .entry(service.clone())
-            .or_default()
-            .insert(key.name.clone());
-        self.dirty.insert(ObjectKey {
-            namespace: key.namespace,
-            name: service,
-        });
+        self.changed = true;
+    }
+
+    /// Marks the Service or ServiceImport (`owner`) that `slice` belongs to for rebuilding.
+    fn dirty_owner(&mut self, slice: &EndpointSliceRecord, owner: ObjectKey) {
+        match slice.cluster {
+            Some(_) => self.dirty_imports.insert(owner),
+            None => self.dirty.insert(owner),
+        };
+    }
+
+    fn upsert_import(&mut self, mut import: ServiceImportRecord) {
+        self.intern_namespace(&mut import.key.namespace);
+        let key = import.key.clone();
+        let ns = self.namespaces.get_mut(&key.namespace).expect("interned");
+        if ns.imports.get(&key.name) == Some(&import) {
+            return;
+        }
+        if ns.imports.insert(key.name.clone(), import).is_none() {
+            self.view.retain_namespace(&key.namespace);
+        }
+        self.dirty_imports.insert(key);
+        self.changed = true;
+    }
+
+    fn delete_import(&mut self, key: &ObjectKey) {
+        let Some(ns) = self.namespaces.get_mut(&key.namespace) else {
+            return;
+        };
+        if ns.imports.remove(&key.name).is_none() {
+            return;
+        }
+        self.dirty_imports.insert(key.clone());
+        self.view.release_namespace(&key.namespace);
+        self.forget_if_empty(&key.namespace);
         self.changed = true;
     }
 
@@ -763,11 +838,12 @@ impl ClusterState {
         let Some(old) = ns.slices.remove(&key.name) else {
             return;
         };
-        unfile_slice(ns, &old.service, &key.name);
-        self.dirty.insert(ObjectKey {
+        unfile_slice(ns, &old, &key.name);
+        let owner = ObjectKey {
             namespace: key.namespace.clone(),
-            name: old.service,
-        });
+            name: old.service.clone(),
+        };
+        self.dirty_owner(&old, owner);
         self.view.release_namespace(&key.namespace);
         self.forget_if_empty(&key.namespace);
         self.changed = true;
@@ -876,11 +952,17 @@ impl ClusterState {
     }
 }
 
-fn unfile_slice(ns: &mut NamespaceState, service: &str, slice: &str) {
-    if let Some(names) = ns.slices_by_service.get_mut(service) {
-        names.remove(slice);
+/// Takes slice `name` (`slice` as it was filed) off its Service's or ServiceImport's list.
+fn unfile_slice(ns: &mut NamespaceState, slice: &EndpointSliceRecord, name: &str) {
+    let filed = match slice.cluster {
+        Some(_) => &mut ns.slices_by_import,
+        None => &mut ns.slices_by_service,
+    };
+    let service = &*slice.service;
+    if let Some(names) = filed.get_mut(service) {
+        names.remove(name);
         if names.is_empty() {
-            ns.slices_by_service.remove(service);
+            filed.remove(service);
         }
     }
 }

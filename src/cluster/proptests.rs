@@ -16,8 +16,8 @@ use super::*;
 use crate::dns::contents;
 use crate::dns::zone::{Apex, EndpointNames, PodRecords};
 use crate::records::{
-    IpFamilies, Labels, PodHostname, Protocol, ServiceKind, ServicePort, SliceEndpoint, SlicePort,
-    TargetPort,
+    ImportKind, IpFamilies, Labels, PodHostname, Protocol, ServiceImportRecord, ServiceKind,
+    ServicePort, SliceEndpoint, SlicePort, TargetPort,
 };
 
 pub(crate) const NAMESPACES: [&str; 2] = ["a", "b"];
@@ -159,6 +159,7 @@ pub(crate) fn slice() -> impl Strategy<Value = ClusterObject> {
             ClusterObject::EndpointSlice(EndpointSliceRecord {
                 key: ObjectKey::new(&ns, &format!("e{n}")),
                 service: format!("s{service}").into(),
+                cluster: None,
                 ports: Box::new([SlicePort {
                     name: "web".into(),
                     protocol: Protocol::Tcp,
@@ -170,12 +171,52 @@ pub(crate) fn slice() -> impl Strategy<Value = ClusterObject> {
     )
 }
 
+/// A ServiceImport, named as the Services are (imports and Services do not meet).
+pub(crate) fn import() -> impl Strategy<Value = ClusterObject> {
+    let kind = prop_oneof![
+        Just(ImportKind::Headless),
+        prop::sample::select(&["10.100.0.1", "fd00:100::1"][..])
+            .prop_map(|ip| ImportKind::ClusterSetIp(Box::new([ip.parse().unwrap()]))),
+    ];
+    (namespace(), 0..4usize, kind, any::<bool>()).prop_map(|(ns, n, kind, named)| {
+        let ports: Arc<[ServicePort]> = match named {
+            true => Arc::new([ServicePort {
+                name: "web".into(),
+                protocol: Protocol::Tcp,
+                port: 80,
+                target: TargetPort::Number(80),
+            }]),
+            false => Arc::new([]),
+        };
+        ClusterObject::ServiceImport(ServiceImportRecord {
+            key: ObjectKey::new(&ns, &format!("s{n}")),
+            kind,
+            ports,
+        })
+    })
+}
+
+/// An EndpointSlice an MCS controller wrote: of cluster `c0` or `c1`, for an import `s<n>`.
+pub(crate) fn import_slice() -> impl Strategy<Value = ClusterObject> {
+    (slice(), 0..2usize, 0..3usize).prop_map(|(slice, cluster, n)| match slice {
+        ClusterObject::EndpointSlice(mut slice) => {
+            // Their own names: a slice name is one object, whichever kind of owner it has.
+            slice.key = ObjectKey::new(&slice.key.namespace, &format!("m{n}"));
+            slice.cluster = Some(format!("c{cluster}").into());
+            ClusterObject::EndpointSlice(slice)
+        }
+        other => other,
+    })
+}
+
 pub(crate) fn object() -> impl Strategy<Value = ClusterObject> {
     prop_oneof![
         3 => pod(),
         2 => service(),
         1 => slice(),
         1 => namespace().prop_map(ClusterObject::Namespace),
+        1 => import(),
+        1 => import_slice(),
     ]
 }
 
@@ -189,7 +230,7 @@ enum Change {
 }
 
 fn change() -> impl Strategy<Value = Change> {
-    let kinds = prop::sample::subsequence(ObjectKind::ALL.to_vec(), 1..=4);
+    let kinds = prop::sample::subsequence(ObjectKind::ALL.to_vec(), 1..=6);
     prop_oneof![
         6 => object().prop_map(Change::Upsert),
         3 => object().prop_map(Change::Delete),

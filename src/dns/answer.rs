@@ -16,10 +16,12 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
 use crate::dns::journal::WireRecords;
-use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_of};
-use crate::dns::view::{Endpoint, ServiceView, View};
-use crate::dns::zone::{Apex, PodRecords, SCHEMA_VERSION, Zone, parse_dashed};
-use crate::records::{Addresses, ServiceKind};
+use crate::dns::question::{MAX_LABELS, Question, ReverseZone, SetQuestion, classify, labels_of};
+use crate::dns::view::{Endpoint, ImportEndpoint, ImportView, ServiceView, View};
+use crate::dns::zone::{
+    Apex, CLUSTERSET_SCHEMA_VERSION, PodRecords, SCHEMA_VERSION, Zone, parse_dashed,
+};
+use crate::records::{Addresses, ImportKind, ServiceKind};
 
 /// A complete answer as hickory records: for hickory's encoder (the reference the wire writer is
 /// checked against, and the path of rare messages), transfers and explanations.
@@ -47,6 +49,12 @@ pub(crate) enum Owner<'a> {
         key: ServiceName<'a>,
         label: Option<&'a str>,
     },
+    /// `[<label>.<cluster>.]<service>.<namespace>.svc.<clusterset>`: a ServiceImport's name, or
+    /// one of its endpoints' (cluster, label).
+    Import {
+        key: ServiceName<'a>,
+        endpoint: Option<(&'a str, &'a str)>,
+    },
     /// `ns.dns.<zone>`.
     Nameserver,
     /// A zone's apex.
@@ -65,8 +73,8 @@ pub(crate) enum Data<'a> {
         target: Owner<'a>,
     },
     Ptr(Owner<'a>),
-    /// The schema version, `dns-version.<zone>`'s TXT.
-    Version,
+    /// A schema version, `dns-version.<zone>`'s TXT (or the clusterset zone's).
+    Version(&'static str),
     /// The zone's SOA (serial from the view, timers from the zone).
     Soa,
     /// `ns.dns.<zone>`, the NS of every apex.
@@ -81,7 +89,7 @@ impl Data<'_> {
             Data::Cname(_) => RecordType::CNAME,
             Data::Srv { .. } => RecordType::SRV,
             Data::Ptr(_) => RecordType::PTR,
-            Data::Version => RecordType::TXT,
+            Data::Version(_) => RecordType::TXT,
             Data::Soa => RecordType::SOA,
             Data::Ns => RecordType::NS,
         }
@@ -132,7 +140,7 @@ pub(crate) struct Outcome<'a> {
 pub(crate) enum Node<'v, 'q> {
     Apex,
     ReverseApex,
-    Version,
+    Version(&'static str),
     /// A name whose only records are addresses; none for a name that exists but holds no records
     /// of its own (`svc.<zone>`, `<ns>.svc.<zone>`, ...).
     Addresses(AddressSet<'v>),
@@ -146,6 +154,12 @@ pub(crate) enum Node<'v, 'q> {
     },
     /// The reverse name of an address some Service or endpoint holds.
     Pointers(IpAddr),
+    /// SRV records of a ServiceImport: of one port, or of every port (its own name).
+    ImportSrv {
+        key: ServiceName<'q>,
+        import: &'v ImportView,
+        port: Option<usize>,
+    },
 }
 
 /// The addresses a name answers A and AAAA questions with.
@@ -157,6 +171,8 @@ pub(crate) enum AddressSet<'a> {
     Endpoint(&'a Addresses),
     /// A headless Service's name: the addresses of all its endpoints.
     Endpoints(&'a [Endpoint]),
+    /// A headless ServiceImport's name: the addresses of the endpoints of every cluster.
+    ImportEndpoints(&'a [ImportEndpoint]),
 }
 
 impl AddressSet<'_> {
@@ -176,6 +192,11 @@ impl AddressSet<'_> {
             AddressSet::One(ip) => Some(ip).into_iter().filter(asked).for_each(f),
             AddressSet::Endpoint(ips) => ips.iter().filter(asked).for_each(f),
             AddressSet::Endpoints(endpoints) => endpoints
+                .iter()
+                .flat_map(|e| e.ips.iter())
+                .filter(asked)
+                .for_each(f),
+            AddressSet::ImportEndpoints(endpoints) => endpoints
                 .iter()
                 .flat_map(|e| e.ips.iter())
                 .filter(asked)
@@ -397,7 +418,7 @@ impl Sink for Wire<'_, '_> {
                 out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
                 true
             }
-            Data::Version | Data::Soa | Data::Ns => false,
+            Data::Version(_) | Data::Soa | Data::Ns => false,
         };
         if !direct {
             self.records.record(section, owner, data);
@@ -465,6 +486,16 @@ fn spell_wire(zone: &Zone, owner: Owner<'_>, asked: &Name, out: &mut Vec<u8>) {
             out.truncate(start);
             &zone.origin
         }
+        Owner::Import { key, endpoint } => {
+            let start = out.len();
+            let clusterset = zone.apex(Apex::Clusterset);
+            let labels = import_labels(key, endpoint).map(str::as_bytes);
+            if write_labels(labels.chain(clusterset.iter()), out).is_some() {
+                return;
+            }
+            out.truncate(start);
+            clusterset
+        }
         Owner::Nameserver => zone.nameserver(),
         Owner::Apex(apex) => zone.apex(apex),
     };
@@ -509,7 +540,7 @@ impl Sink for Records<'_> {
                 target,
             } => RData::SRV(SRV::new(0, weight, port, name(target))),
             Data::Ptr(target) => RData::PTR(PTR(name(target))),
-            Data::Version => RData::TXT(TXT::new(vec![SCHEMA_VERSION.into()])),
+            Data::Version(version) => RData::TXT(TXT::new(vec![version.into()])),
             Data::Soa => soa_data(self.view, zone),
             Data::Ns => RData::NS(NS(zone.nameserver().clone())),
         };
@@ -534,6 +565,12 @@ pub(crate) fn spelled(zone: &Zone, owner: Owner<'_>, asked: &Name) -> Name {
                 // name that would pass 255 bytes (see `service_fits`).
                 .unwrap_or_else(|| zone.origin.clone())
         }
+        Owner::Import { key, endpoint } => {
+            let clusterset = zone.apex(Apex::Clusterset);
+            name_below(import_labels(key, endpoint).map(str::as_bytes), clusterset)
+                // As a Service's: the view keeps no import name past 255 bytes.
+                .unwrap_or_else(|| clusterset.clone())
+        }
         Owner::Nameserver => zone.nameserver().clone(),
         Owner::Apex(apex) => zone.apex(apex).clone(),
     }
@@ -552,10 +589,35 @@ pub(crate) fn name_below<'l>(
     Name::read(&mut BinDecoder::new(&wire)).ok()
 }
 
+/// The labels of an import's name (or its endpoint's) below the clusterset zone, leftmost first.
+pub(crate) fn import_labels<'a>(
+    key: ServiceName<'a>,
+    endpoint: Option<(&'a str, &'a str)>,
+) -> impl Iterator<Item = &'a str> {
+    let (cluster, label) = endpoint.unzip();
+    label
+        .into_iter()
+        .chain(cluster)
+        .chain([key.name, key.namespace, "svc"])
+}
+
 /// Whether `[<label>.]<service>.<namespace>.svc.<zone>` stays within 255 bytes on the wire.
 fn service_fits(zone: &Zone, key: ServiceName<'_>, label: Option<&str>) -> bool {
-    let mut length = 1 + zone.origin.len();
-    for part in label.into_iter().chain([key.name, key.namespace, "svc"]) {
+    fits(
+        &zone.origin,
+        label.into_iter().chain([key.name, key.namespace, "svc"]),
+    )
+}
+
+/// Whether an import's name (or its endpoint's) stays within 255 bytes on the wire.
+fn import_fits(zone: &Zone, key: ServiceName<'_>, endpoint: Option<(&str, &str)>) -> bool {
+    fits(zone.apex(Apex::Clusterset), import_labels(key, endpoint))
+}
+
+/// Whether `labels` below `origin` make a name of at most 255 bytes on the wire.
+fn fits<'l>(origin: &Name, labels: impl Iterator<Item = &'l str>) -> bool {
+    let mut length = 1 + origin.len();
+    for part in labels {
         length += 1 + part.len();
     }
     length <= 255
@@ -778,6 +840,9 @@ pub(crate) fn resolve<'v, 'q>(
                 ReverseZone::V6 => Apex::Ip6Arpa,
             }
         }
+        // The clusterset zone is ours only while some ServiceImport exists.
+        Question::Clusterset(_) if !view.has_imports() => return Resolution::Refused,
+        Question::Clusterset(_) => Apex::Clusterset,
         _ => Apex::Zone,
     };
     match find(view, zone, question, qtype) {
@@ -802,7 +867,8 @@ fn find<'v, 'q>(
         Question::Services | Question::Dns => empty,
         Question::Namespace(ns) => view.namespace_exists(ns).then_some(empty)?,
         Question::Nameserver => Node::Addresses(AddressSet::List(zone.ns_address.as_slice())),
-        Question::Version => Node::Version,
+        Question::Version => Node::Version(SCHEMA_VERSION),
+        Question::Clusterset(question) => return find_in_clusterset(view, question, qtype),
         Question::Service { namespace, name } => {
             let service = view.service(namespace, name)?;
             if qtype == RecordType::SRV && srv_capable(view, namespace, name).is_some() {
@@ -877,13 +943,104 @@ fn find<'v, 'q>(
     })
 }
 
+/// [`find`] for a name in the clusterset zone (the MCS DNS specification's names).
+fn find_in_clusterset<'v, 'q>(
+    view: &'v View,
+    question: SetQuestion<'q>,
+    qtype: RecordType,
+) -> Option<Node<'v, 'q>> {
+    let empty = Node::Addresses(AddressSet::NONE);
+    Some(match question {
+        SetQuestion::NoSuchName => return None,
+        SetQuestion::Apex => Node::Apex,
+        SetQuestion::Services => empty,
+        SetQuestion::Version => Node::Version(CLUSTERSET_SCHEMA_VERSION),
+        SetQuestion::Namespace(ns) => view.import_namespace_exists(ns).then_some(empty)?,
+        SetQuestion::Import { namespace, name } => {
+            let import = view.import(namespace, name)?;
+            if qtype == RecordType::SRV && import_srv_capable(import) {
+                return Some(Node::ImportSrv {
+                    key: ServiceName { namespace, name },
+                    import,
+                    port: None,
+                });
+            }
+            match &import.kind {
+                ImportKind::ClusterSetIp(ips) => Node::Addresses(AddressSet::List(ips)),
+                ImportKind::Headless if import.endpoints.is_empty() => return None,
+                ImportKind::Headless => {
+                    Node::Addresses(AddressSet::ImportEndpoints(&import.endpoints))
+                }
+            }
+        }
+        SetQuestion::Cluster {
+            namespace,
+            service,
+            cluster,
+        } => {
+            let import = view.import(namespace, service)?;
+            import.has_cluster(cluster).then_some(empty)?
+        }
+        SetQuestion::Endpoint {
+            namespace,
+            service,
+            cluster,
+            label,
+        } => {
+            let import = view.import(namespace, service)?;
+            Node::Addresses(AddressSet::Endpoint(&import.endpoint(cluster, label)?.ips))
+        }
+        SetQuestion::SrvProtocol {
+            namespace,
+            service,
+            protocol,
+        } => {
+            let import = view
+                .import(namespace, service)
+                .filter(|i| import_srv_capable(i))?;
+            let known = import
+                .ports
+                .iter()
+                .any(|p| !p.name.is_empty() && p.protocol.srv_label() == protocol);
+            known.then_some(empty)?
+        }
+        SetQuestion::Srv {
+            namespace,
+            service: name,
+            port,
+            protocol,
+        } => {
+            let import = view
+                .import(namespace, name)
+                .filter(|i| import_srv_capable(i))?;
+            let port = import
+                .ports
+                .iter()
+                .position(|p| &*p.name == port && p.protocol.srv_label() == protocol)?;
+            Node::ImportSrv {
+                key: ServiceName { namespace, name },
+                import,
+                port: Some(port),
+            }
+        }
+    })
+}
+
+/// An import whose names can carry SRV records: ClusterSetIP, or headless with endpoints.
+fn import_srv_capable(import: &ImportView) -> bool {
+    match import.kind {
+        ImportKind::ClusterSetIp(_) => true,
+        ImportKind::Headless => !import.endpoints.is_empty(),
+    }
+}
+
 /// The types of the records a name (lower-case labels) holds, for explanations.
 pub(crate) fn record_types(view: &View, zone: &Zone, labels: &[&[u8]]) -> Vec<RecordType> {
     let mut types = Vec::new();
     if let Resolution::Exists(node, _) = resolve(view, zone, labels, RecordType::A, DNSClass::IN) {
         match node {
             Node::Apex | Node::ReverseApex => types.extend([RecordType::SOA, RecordType::NS]),
-            Node::Version => types.push(RecordType::TXT),
+            Node::Version(_) => types.push(RecordType::TXT),
             Node::Addresses(set) => {
                 for rtype in [RecordType::A, RecordType::AAAA] {
                     let mut any = false;
@@ -894,12 +1051,12 @@ pub(crate) fn record_types(view: &View, zone: &Zone, labels: &[&[u8]]) -> Vec<Re
                 }
             }
             Node::Alias(_) => types.push(RecordType::CNAME),
-            Node::Srv { .. } => types.push(RecordType::SRV),
+            Node::Srv { .. } | Node::ImportSrv { .. } => types.push(RecordType::SRV),
             Node::Pointers(_) => types.push(RecordType::PTR),
         }
     }
     if !types.contains(&RecordType::SRV)
-        && let Resolution::Exists(Node::Srv { .. }, _) =
+        && let Resolution::Exists(Node::Srv { .. } | Node::ImportSrv { .. }, _) =
             resolve(view, zone, labels, RecordType::SRV, DNSClass::IN)
     {
         types.push(RecordType::SRV);
@@ -968,9 +1125,9 @@ fn records(
                 }
             }
         }
-        Node::Version => {
+        Node::Version(version) => {
             if any || qtype == RecordType::TXT {
-                sink.record(Section::Answer, owner, Data::Version);
+                sink.record(Section::Answer, owner, Data::Version(version));
             }
         }
         Node::Addresses(set) => push_addresses(sink, Section::Answer, owner, set, qtype),
@@ -978,6 +1135,11 @@ fn records(
         Node::Srv { key, service, port } => {
             if any || qtype == RecordType::SRV {
                 srv_records(zone, key, service, port, owner, sink);
+            }
+        }
+        Node::ImportSrv { key, import, port } => {
+            if any || qtype == RecordType::SRV {
+                import_srv_records(zone, key, import, port, owner, sink);
             }
         }
         Node::Pointers(ip) => {
@@ -1040,6 +1202,68 @@ fn srv_records<'a>(
             }
         }
     };
+    write_srv(each, owner, sink);
+}
+
+/// The SRV records of a ServiceImport, as [`srv_records`] makes a Service's: to the import's
+/// name for a ClusterSetIP import, to each endpoint's name for a headless one.
+fn import_srv_records<'a>(
+    zone: &Zone,
+    key: ServiceName<'a>,
+    import: &'a ImportView,
+    port: Option<usize>,
+    owner: Owner<'_>,
+    sink: &mut impl Sink,
+) {
+    let ports = match port {
+        Some(index) => index..index + 1,
+        None => 0..import.ports.len(),
+    };
+    let each = |found: &mut dyn FnMut(Owner<'a>, u16, AddressSet<'a>, bool)| {
+        for port_index in ports.clone() {
+            match &import.kind {
+                ImportKind::ClusterSetIp(ips) => {
+                    if import_fits(zone, key, None) {
+                        let target = Owner::Import {
+                            key,
+                            endpoint: None,
+                        };
+                        let first = port_index == ports.start;
+                        let number = import.ports[port_index].port;
+                        found(target, number, AddressSet::List(ips), first);
+                    }
+                }
+                ImportKind::Headless => {
+                    for (position, endpoint) in import.endpoints.iter().enumerate() {
+                        let Some(number) = import.endpoint_port(port_index, position) else {
+                            continue;
+                        };
+                        let named = Some((&*endpoint.cluster, &*endpoint.label));
+                        if !import_fits(zone, key, named) {
+                            continue;
+                        }
+                        let first = (ports.start..port_index)
+                            .all(|earlier| import.endpoint_port(earlier, position).is_none());
+                        let target = Owner::Import {
+                            key,
+                            endpoint: named,
+                        };
+                        found(target, number, AddressSet::Endpoint(&endpoint.ips), first);
+                    }
+                }
+            }
+        }
+    };
+    write_srv(each, owner, sink);
+}
+
+/// Hands `sink` one SRV record per target `each` finds, with the target's addresses in the
+/// additional section once (with its first record). Weights split 100 evenly among the records.
+fn write_srv<'a>(
+    each: impl Fn(&mut dyn FnMut(Owner<'a>, u16, AddressSet<'a>, bool)),
+    owner: Owner<'_>,
+    sink: &mut impl Sink,
+) {
     let mut count = 0usize;
     each(&mut |_, _, _, _| count += 1);
     let weight = u16::try_from(100 / count.max(1)).unwrap_or(1).max(1);

@@ -72,6 +72,8 @@ pub(crate) fn parts(zone: &Zone, apex: Apex) -> Vec<Part> {
         }
         Apex::InAddrArpa => parts.extend((0..View::STEPS).map(Part::Reverse)),
         Apex::Ip6Arpa => parts.extend((View::STEPS..2 * View::STEPS).map(Part::Reverse)),
+        // Not among the zones transfers offer (`transfer::ZONES`) so far: its apex alone.
+        Apex::Clusterset => {}
     }
     parts
 }

@@ -16,11 +16,11 @@ use hickory_proto::rr::{Name, RecordType};
 
 use crate::dns::answer::{self, Reply};
 use crate::dns::diagnosis::{HeldBack, Stray, StrayWhy};
-use crate::dns::question::{MAX_LABELS, Question, ReverseZone, classify, labels_of};
-use crate::dns::view::{ServiceView, View};
+use crate::dns::question::{MAX_LABELS, Question, ReverseZone, SetQuestion, classify, labels_of};
+use crate::dns::view::{ImportView, ServiceView, View};
 use crate::dns::zone::{PodRecords, Zone, parse_dashed};
 use crate::message::rcode_name;
-use crate::records::ServiceKind;
+use crate::records::{ImportKind, ServiceKind};
 
 /// RFC 8914 INFO-CODE "Other Error": the reason is in the text.
 pub(crate) const OTHER: u16 = 0;
@@ -252,6 +252,132 @@ fn reason(
         | Question::Version
         | Question::Pods
         | Question::ReverseApex(_) => holds(view, zone, labels, qtype),
+        Question::Clusterset(question) => in_clusterset(view, zone, labels, qtype, question),
+    }
+}
+
+/// [`reason`] for a name in the clusterset zone.
+fn in_clusterset(
+    view: &View,
+    zone: &Zone,
+    labels: &[&[u8]],
+    qtype: RecordType,
+    question: SetQuestion<'_>,
+) -> Result<String, Stop> {
+    let clusterset = zone.apex(crate::dns::zone::Apex::Clusterset);
+    if !view.has_imports() {
+        return Err((
+            NOT_AUTHORITATIVE,
+            format!("no ServiceImport exists, so {clusterset} is not served: refused"),
+        ));
+    }
+    let import = |namespace: &str, name: &str| {
+        view.import(namespace, name).ok_or_else(|| {
+            let reason = match view.import_namespace_exists(namespace) {
+                true => format!("no ServiceImport {name} in namespace {namespace}"),
+                false => format!("no ServiceImport in namespace {namespace}"),
+            };
+            (OTHER, reason)
+        })
+    };
+    let with_endpoints = |name: &str, import: &ImportView| match import.kind {
+        ImportKind::Headless if import.endpoints.is_empty() => Err((
+            OTHER,
+            format!(
+                "ServiceImport {name} is headless and no cluster exports a ready endpoint of it"
+            ),
+        )),
+        _ => Ok(()),
+    };
+    match question {
+        SetQuestion::NoSuchName => Err((
+            OTHER,
+            format!(
+                "no name of this shape in {clusterset}: try <service>.<namespace>.svc or \
+                 <hostname>.<cluster>.<service>.<namespace>.svc"
+            ),
+        )),
+        SetQuestion::Namespace(namespace) if !view.import_namespace_exists(namespace) => {
+            Err((OTHER, format!("no ServiceImport in namespace {namespace}")))
+        }
+        SetQuestion::Import { namespace, name } => {
+            with_endpoints(name, import(namespace, name)?)?;
+            holds(view, zone, labels, qtype)
+        }
+        SetQuestion::Cluster {
+            namespace,
+            service: name,
+            cluster,
+        }
+        | SetQuestion::Endpoint {
+            namespace,
+            service: name,
+            cluster,
+            ..
+        } => {
+            let import = import(namespace, name)?;
+            if let ImportKind::ClusterSetIp(_) = import.kind {
+                return Err((
+                    OTHER,
+                    format!(
+                        "ServiceImport {name} is of type ClusterSetIP: its endpoints have no \
+                         names (only a Headless import's have)"
+                    ),
+                ));
+            }
+            if !import.has_cluster(cluster) {
+                return Err((
+                    OTHER,
+                    format!("no ready endpoint of ServiceImport {name} is in cluster {cluster}"),
+                ));
+            }
+            if let SetQuestion::Endpoint { label, .. } = question
+                && import.endpoint(cluster, label).is_none()
+            {
+                return Err((
+                    OTHER,
+                    format!(
+                        "no ready endpoint {label} of ServiceImport {name} in cluster {cluster}"
+                    ),
+                ));
+            }
+            holds(view, zone, labels, qtype)
+        }
+        SetQuestion::SrvProtocol {
+            namespace,
+            service: name,
+            protocol,
+        }
+        | SetQuestion::Srv {
+            namespace,
+            service: name,
+            protocol,
+            ..
+        } => {
+            let import = import(namespace, name)?;
+            with_endpoints(name, import)?;
+            let port = match question {
+                SetQuestion::Srv { port, .. } => Some(port),
+                _ => None,
+            };
+            let known = import.ports.iter().any(|p| {
+                !p.name.is_empty()
+                    && p.protocol.srv_label() == protocol
+                    && port.is_none_or(|port| *p.name == *port)
+            });
+            if !known {
+                let port = port.map_or(String::new(), |port| format!(" named {port}"));
+                return Err((
+                    OTHER,
+                    format!("ServiceImport {name} has no port{port} over {protocol}"),
+                ));
+            }
+            holds(view, zone, labels, qtype)
+        }
+        SetQuestion::Namespace(_)
+        | SetQuestion::Apex
+        | SetQuestion::Services
+        | SetQuestion::Version => holds(view, zone, labels, qtype),
     }
 }
 
@@ -293,6 +419,49 @@ fn shape(question: &Question<'_>) -> String {
         Question::ReverseApex(_) => "a reverse zone's apex".into(),
         Question::Reverse(ip, _) => format!("the reverse name of {ip}"),
         Question::ReverseOther(_) => "a partial reverse name".into(),
+        Question::Clusterset(question) => match question {
+            SetQuestion::NoSuchName => "in the clusterset zone, but of no shape it has".into(),
+            SetQuestion::Apex => "the clusterset zone's apex".into(),
+            SetQuestion::Services => "svc.<clusterset>, the parent of every import".into(),
+            SetQuestion::Namespace(ns) => format!("namespace {ns}'s ServiceImports' parent"),
+            SetQuestion::Import { namespace, name } => {
+                format!("ServiceImport {name} in namespace {namespace}")
+            }
+            SetQuestion::Cluster {
+                namespace,
+                service,
+                cluster,
+            } => format!(
+                "the endpoints in cluster {cluster} of ServiceImport {service} in namespace \
+                 {namespace}"
+            ),
+            SetQuestion::Endpoint {
+                namespace,
+                service,
+                cluster,
+                label,
+            } => format!(
+                "endpoint {label} in cluster {cluster} of ServiceImport {service} in namespace \
+                 {namespace}"
+            ),
+            SetQuestion::SrvProtocol {
+                namespace,
+                service,
+                protocol,
+            } => format!(
+                "the _{protocol} SRV parent of ServiceImport {service} in namespace {namespace}"
+            ),
+            SetQuestion::Srv {
+                namespace,
+                service,
+                port,
+                protocol,
+            } => format!(
+                "SRV records of port {port}/{protocol} of ServiceImport {service} in namespace \
+                 {namespace}"
+            ),
+            SetQuestion::Version => "the clusterset schema version".into(),
+        },
     }
 }
 
@@ -380,6 +549,8 @@ fn names_something(view: &View, zone: &Zone, labels: &[&[u8]]) -> bool {
         | Question::ReverseApex(_)
         | Question::Reverse(..)
         | Question::ReverseOther(_) => true,
+        // Suggestions are names in the zone, which these are not.
+        Question::Clusterset(_) => false,
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub(crate) mod answer;
 pub(crate) mod backing;
+pub(crate) mod clusterset;
 pub(crate) mod contents;
 pub(crate) mod diagnosis;
 pub(crate) mod explain;

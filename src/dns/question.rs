@@ -65,6 +65,51 @@ pub(crate) enum Question<'a> {
     Reverse(IpAddr, ReverseZone),
     /// Any other name in a reverse zone.
     ReverseOther(ReverseZone),
+    /// A name in the clusterset zone (Multi-Cluster Services).
+    Clusterset(SetQuestion<'a>),
+}
+
+/// The shape of a name in the clusterset zone, as the MCS DNS specification names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SetQuestion<'a> {
+    /// In the zone, but no name of this shape can exist.
+    NoSuchName,
+    /// `<clusterset>`
+    Apex,
+    /// `svc.<clusterset>`
+    Services,
+    /// `<ns>.svc.<clusterset>`
+    Namespace(&'a str),
+    /// `<svc>.<ns>.svc.<clusterset>`: a ServiceImport.
+    Import { namespace: &'a str, name: &'a str },
+    /// `<cluster>.<svc>.<ns>.svc.<clusterset>`: the parent of one cluster's endpoint names.
+    Cluster {
+        namespace: &'a str,
+        service: &'a str,
+        cluster: &'a str,
+    },
+    /// `<hostname>.<cluster>.<svc>.<ns>.svc.<clusterset>`: one endpoint of a headless import.
+    Endpoint {
+        namespace: &'a str,
+        service: &'a str,
+        cluster: &'a str,
+        label: &'a str,
+    },
+    /// `_<proto>.<svc>.<ns>.svc.<clusterset>`
+    SrvProtocol {
+        namespace: &'a str,
+        service: &'a str,
+        protocol: &'a str,
+    },
+    /// `_<port>._<proto>.<svc>.<ns>.svc.<clusterset>`
+    Srv {
+        namespace: &'a str,
+        service: &'a str,
+        port: &'a str,
+        protocol: &'a str,
+    },
+    /// `dns-version.<clusterset>`
+    Version,
 }
 
 /// The deepest name in the schema has five labels below the zone (`_port._proto.svc.ns.svc`).
@@ -93,14 +138,17 @@ pub(crate) fn labels_of<'a, 'b>(
 /// Classifies a lower-case question name, given as its labels (leftmost first, no root): both
 /// hickory's parsed names and the UDP path's raw question bytes come down to these.
 pub(crate) fn classify<'a>(zone: &Zone, labels: &[&'a [u8]]) -> Question<'a> {
-    let origin = usize::from(zone.origin.num_labels());
-    if let Some(depth) = labels.len().checked_sub(origin)
-        && labels[depth..]
-            .iter()
-            .zip(zone.origin.iter())
-            .all(|(a, b)| *a == b)
-    {
-        return classify_in_zone(&labels[..depth]);
+    // The deeper zone first, should one hold the other (`clusterset.local` under `local`).
+    let clusterset = zone.clusterset.as_ref();
+    let first = clusterset.filter(|set| set.num_labels() >= zone.origin.num_labels());
+    if let Some(below) = first.and_then(|set| below_origin(set, labels)) {
+        return Question::Clusterset(classify_in_clusterset(below));
+    }
+    if let Some(below) = below_origin(&zone.origin, labels) {
+        return classify_in_zone(below);
+    }
+    if let Some(below) = clusterset.and_then(|set| below_origin(set, labels)) {
+        return Question::Clusterset(classify_in_clusterset(below));
     }
     if labels.ends_with(&IN_ADDR_ARPA) {
         return classify_reverse(&labels[..labels.len() - 2], ReverseZone::V4);
@@ -111,21 +159,83 @@ pub(crate) fn classify<'a>(zone: &Zone, labels: &[&'a [u8]]) -> Question<'a> {
     Question::OutOfZone
 }
 
-/// `below`: the labels below the zone, leftmost first.
-fn classify_in_zone<'a>(below: &[&'a [u8]]) -> Question<'a> {
+/// The labels of `labels` below `origin`, if it is in that zone.
+fn below_origin<'l, 'a>(origin: &Name, labels: &'l [&'a [u8]]) -> Option<&'l [&'a [u8]]> {
+    let depth = labels.len().checked_sub(usize::from(origin.num_labels()))?;
+    let inside = labels[depth..]
+        .iter()
+        .zip(origin.iter())
+        .all(|(a, b)| *a == b);
+    inside.then(|| &labels[..depth])
+}
+
+/// The labels below a zone from the zone outwards (`rel[0]` is the one just below it), in
+/// `rel`; `None` past the deepest name of the schema or for a label that is not UTF-8.
+fn outwards<'r, 'a>(
+    below: &[&'a [u8]],
+    rel: &'r mut [&'a str; MAX_DEPTH],
+) -> Option<&'r [&'a str]> {
     let depth = below.len();
     if depth > MAX_DEPTH {
-        return Question::NoSuchName;
+        return None;
     }
-    // Labels from the zone outwards: rel[0] is the one just below the zone.
-    let mut rel = [""; MAX_DEPTH];
     for (i, label) in below.iter().enumerate() {
-        match std::str::from_utf8(label) {
-            Ok(label) => rel[depth - 1 - i] = label,
-            Err(_) => return Question::NoSuchName,
-        }
+        rel[depth - 1 - i] = std::str::from_utf8(label).ok()?;
     }
-    let rel = &rel[..depth];
+    Some(&rel[..depth])
+}
+
+/// `below`: the labels below the clusterset zone, leftmost first.
+fn classify_in_clusterset<'a>(below: &[&'a [u8]]) -> SetQuestion<'a> {
+    let mut rel = [""; MAX_DEPTH];
+    let Some(rel) = outwards(below, &mut rel) else {
+        return SetQuestion::NoSuchName;
+    };
+    match *rel {
+        [] => SetQuestion::Apex,
+        ["svc"] => SetQuestion::Services,
+        ["svc", ns] => SetQuestion::Namespace(ns),
+        ["svc", namespace, name] => SetQuestion::Import { namespace, name },
+        ["svc", namespace, service, label] => match label.strip_prefix('_') {
+            Some(protocol) => SetQuestion::SrvProtocol {
+                namespace,
+                service,
+                protocol,
+            },
+            None => SetQuestion::Cluster {
+                namespace,
+                service,
+                cluster: label,
+            },
+        },
+        ["svc", namespace, service, outer, inner] => {
+            match (outer.strip_prefix('_'), inner.strip_prefix('_')) {
+                (Some(protocol), Some(port)) => SetQuestion::Srv {
+                    namespace,
+                    service,
+                    port,
+                    protocol,
+                },
+                (None, None) => SetQuestion::Endpoint {
+                    namespace,
+                    service,
+                    cluster: outer,
+                    label: inner,
+                },
+                _ => SetQuestion::NoSuchName,
+            }
+        }
+        ["dns-version"] => SetQuestion::Version,
+        _ => SetQuestion::NoSuchName,
+    }
+}
+
+/// `below`: the labels below the zone, leftmost first.
+fn classify_in_zone<'a>(below: &[&'a [u8]]) -> Question<'a> {
+    let mut rel = [""; MAX_DEPTH];
+    let Some(rel) = outwards(below, &mut rel) else {
+        return Question::NoSuchName;
+    };
     match rel {
         [] => Question::Apex,
         ["svc"] => Question::Services,

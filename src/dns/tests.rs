@@ -564,6 +564,7 @@ fn slice(name: &str, service: &str, endpoints: &[(&[&str], Option<&str>, bool)])
     ClusterObject::EndpointSlice(EndpointSliceRecord {
         key: ObjectKey::new("default", name),
         service: service.into(),
+        cluster: None,
         ports: Box::new([SlicePort { name: "db".into(), protocol: Protocol::Tcp, port: 5432 }]),
         endpoints: endpoints
             .iter()
@@ -1220,4 +1221,245 @@ fn names_below_an_origin_are_hickorys() {
     }
     assert!(name_below([&[b'x'; 64][..]], &origin).is_none());
     assert!(name_below([&b""[..]], &origin).is_none());
+}
+
+// The clusterset zone (Multi-Cluster Services DNS, KEP-1645 1.0.0).
+
+fn import(ns: &str, name: &str, kind: ImportKind, ports: &[ServicePort]) -> ClusterObject {
+    ClusterObject::ServiceImport(ServiceImportRecord {
+        key: ObjectKey::new(ns, name),
+        kind,
+        ports: ports.iter().cloned().collect(),
+    })
+}
+
+/// An EndpointSlice an MCS controller wrote: `(addresses, hostname, ready)` per endpoint.
+fn import_slice(
+    name: &str,
+    import: &str,
+    cluster: &str,
+    port: u16,
+    endpoints: &[(&[&str], Option<&str>, bool)],
+) -> ClusterObject {
+    ClusterObject::EndpointSlice(EndpointSliceRecord {
+        key: ObjectKey::new("shop", name),
+        service: import.into(),
+        cluster: Some(cluster.into()),
+        ports: Box::new([SlicePort { name: "redis".into(), protocol: Protocol::Tcp, port }]),
+        endpoints: endpoints
+            .iter()
+            .map(|(addresses, hostname, ready)| SliceEndpoint {
+                addresses: ips(addresses).into_vec().into(),
+                hostname: hostname.map(Into::into),
+                target_name: None,
+                ready: *ready,
+            })
+            .collect(),
+    })
+}
+
+/// Two clusters export `cache` (headless), `db` is a ClusterSetIP import, `idle` has no
+/// endpoints; the local cluster's objects are the usual ones.
+fn clusterset() -> Vec<ClusterObject> {
+    let redis = port("redis", Protocol::Tcp, 6379, TargetPort::Number(6379));
+    let pg = port("pg", Protocol::Tcp, 5432, TargetPort::Number(5432));
+    let mut objects = cluster();
+    objects.extend([
+        import("shop", "db", ImportKind::ClusterSetIp(ips(&["10.100.0.1", "fd00:100::1"])), &[pg]),
+        import("shop", "cache", ImportKind::Headless, std::slice::from_ref(&redis)),
+        import("shop", "idle", ImportKind::Headless, &[redis]),
+        import_slice("cache-east", "cache", "east", 6379, &[
+            (&["10.1.0.1"], Some("cache-0"), true),
+            (&["10.1.0.2"], None, true),
+            (&["10.1.0.3"], Some("cache-2"), false),
+        ]),
+        // Two slices of one cluster (one per family) name the same endpoint: it has both.
+        import_slice("cache-west-v4", "cache", "west", 7000, &[(&["10.2.0.1"], Some("cache-0"), true)]),
+        import_slice("cache-west-v6", "cache", "west", 7000, &[(&["fd00:2::1"], Some("cache-0"), true)]),
+        // A ClusterSetIP import's endpoints get no names.
+        import_slice("db-east", "db", "east", 5432, &[(&["10.1.9.9"], Some("db-0"), true)]),
+        import_slice("idle-east", "idle", "east", 6379, &[(&["10.1.8.8"], None, false)]),
+        // A local Service's slice, beside them.
+        slice("manual-a", "manual", &[(&["10.244.8.1"], None, true)]),
+    ]);
+    objects
+}
+
+const SOA_CLUSTERSET: &[&str] = &["clusterset.local. SOA"];
+
+#[test]
+fn clusterset_names_follow_the_mcs_specification() {
+    let view = view_of(clusterset());
+    check(&view, &zone(PodRecords::Verified), &[
+        Row { qname: "db.shop.svc.clusterset.local.", qtype: A, rcode: NOERROR, answers: &[
+            "db.shop.svc.clusterset.local. A 10.100.0.1",
+        ], authority: &[] },
+        Row { qname: "db.shop.svc.clusterset.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "db.shop.svc.clusterset.local. AAAA fd00:100::1",
+        ], authority: &[] },
+        Row { qname: "db-0.east.db.shop.svc.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "east.db.shop.svc.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+        // A headless import answers the ready endpoints of every cluster.
+        Row { qname: "cache.shop.svc.clusterset.local.", qtype: A, rcode: NOERROR, answers: &[
+            "cache.shop.svc.clusterset.local. A 10.1.0.1",
+            "cache.shop.svc.clusterset.local. A 10.1.0.2",
+            "cache.shop.svc.clusterset.local. A 10.2.0.1",
+        ], authority: &[] },
+        Row { qname: "cache.shop.svc.clusterset.local.", qtype: AAAA, rcode: NOERROR, answers: &[
+            "cache.shop.svc.clusterset.local. AAAA fd00:2::1",
+        ], authority: &[] },
+        Row { qname: "cache-0.east.cache.shop.svc.clusterset.local.", qtype: A, rcode: NOERROR, answers: &[
+            "cache-0.east.cache.shop.svc.clusterset.local. A 10.1.0.1",
+        ], authority: &[] },
+        Row { qname: "Cache-0.West.cache.shop.svc.clusterset.local.", qtype: ANY, rcode: NOERROR, answers: &[
+            "Cache-0.West.cache.shop.svc.clusterset.local. A 10.2.0.1",
+            "Cache-0.West.cache.shop.svc.clusterset.local. AAAA fd00:2::1",
+        ], authority: &[] },
+        Row { qname: "10-1-0-2.east.cache.shop.svc.clusterset.local.", qtype: A, rcode: NOERROR, answers: &[
+            "10-1-0-2.east.cache.shop.svc.clusterset.local. A 10.1.0.2",
+        ], authority: &[] },
+        // Not ready: not in DNS.
+        Row { qname: "cache-2.east.cache.shop.svc.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "east.cache.shop.svc.clusterset.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "north.cache.shop.svc.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "cache-0.north.cache.shop.svc.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "idle.shop.svc.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "missing.shop.svc.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "shop.svc.clusterset.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "svc.clusterset.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_CLUSTERSET },
+        // Imports do not make names in the cluster's own zone, nor Services in the clusterset's.
+        Row { qname: "default.svc.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "nginx-svc.default.svc.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "cache.shop.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
+        Row { qname: "pod.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "dns-version.clusterset.local.", qtype: TXT, rcode: NOERROR, answers: &[
+            "dns-version.clusterset.local. TXT 1.0.0",
+        ], authority: &[] },
+        Row { qname: "clusterset.local.", qtype: SOA, rcode: NOERROR, answers: &[
+            "clusterset.local. SOA ns.dns.cluster.local. hostmaster.cluster.local. 101 7200 1800 86400 5",
+        ], authority: &[] },
+        Row { qname: "clusterset.local.", qtype: NS, rcode: NOERROR, answers: &[
+            "clusterset.local. NS ns.dns.cluster.local.",
+        ], authority: &[] },
+    ]);
+}
+
+#[test]
+fn clusterset_srv_records_name_the_import_or_each_endpoint() {
+    let view = view_of(clusterset());
+    let zone = zone(PodRecords::Verified);
+    check(&view, &zone, &[
+        Row { qname: "_pg._tcp.db.shop.svc.clusterset.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "_pg._tcp.db.shop.svc.clusterset.local. SRV 0 100 5432 db.shop.svc.clusterset.local.",
+        ], authority: &[] },
+        Row { qname: "db.shop.svc.clusterset.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "db.shop.svc.clusterset.local. SRV 0 100 5432 db.shop.svc.clusterset.local.",
+        ], authority: &[] },
+        // Each endpoint with its own cluster's port.
+        Row { qname: "_redis._tcp.cache.shop.svc.clusterset.local.", qtype: SRV, rcode: NOERROR, answers: &[
+            "_redis._tcp.cache.shop.svc.clusterset.local. SRV 0 33 6379 10-1-0-2.east.cache.shop.svc.clusterset.local.",
+            "_redis._tcp.cache.shop.svc.clusterset.local. SRV 0 33 6379 cache-0.east.cache.shop.svc.clusterset.local.",
+            "_redis._tcp.cache.shop.svc.clusterset.local. SRV 0 33 7000 cache-0.west.cache.shop.svc.clusterset.local.",
+        ], authority: &[] },
+        Row { qname: "_tcp.cache.shop.svc.clusterset.local.", qtype: SRV, rcode: NOERROR, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "_redis._udp.cache.shop.svc.clusterset.local.", qtype: SRV, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "_redis._tcp.idle.shop.svc.clusterset.local.", qtype: SRV, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "_redis.cache-0.east.cache.shop.svc.clusterset.local.", qtype: SRV, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+    ]);
+    let reply = ask(&view, &zone, "_redis._tcp.cache.shop.svc.clusterset.local.", SRV);
+    let mut additionals: Vec<String> = reply.additionals.iter().map(render).collect();
+    additionals.sort();
+    assert_eq!(additionals, [
+        "10-1-0-2.east.cache.shop.svc.clusterset.local. A 10.1.0.2",
+        "cache-0.east.cache.shop.svc.clusterset.local. A 10.1.0.1",
+        "cache-0.west.cache.shop.svc.clusterset.local. A 10.2.0.1",
+        "cache-0.west.cache.shop.svc.clusterset.local. AAAA fd00:2::1",
+    ]);
+}
+
+#[test]
+fn clusterset_zone_is_served_only_while_an_import_exists() {
+    let zone = zone(PodRecords::Verified);
+    let refused = |view: &View| {
+        let reply = ask(view, &zone, "clusterset.local.", SOA);
+        reply.rcode == ResponseCode::Refused && !reply.authoritative
+    };
+    assert!(refused(&view_of(cluster())));
+    let mut state = ClusterState::new(1);
+    state.apply(ClusterEvent::Resync { kinds: ObjectKind::ALL.to_vec(), namespace: None, objects: clusterset() });
+    state.apply(ClusterEvent::Synced);
+    assert!(!refused(&state.publish().unwrap()));
+    // The imports go, with the slices of one: the zone goes with the last.
+    for name in ["db", "cache", "idle"] {
+        state.apply(ClusterEvent::Delete(ObjectKind::ServiceImport, ObjectKey::new("shop", name)));
+    }
+    state.apply(ClusterEvent::Delete(ObjectKind::ImportSlice, ObjectKey::new("shop", "cache-east")));
+    let view = state.publish().unwrap();
+    assert!(refused(&view));
+    // An import back: its endpoints from the slices still held, the deleted one's gone.
+    state.apply(ClusterEvent::Upsert(import("shop", "cache", ImportKind::Headless, &[])));
+    let view = state.publish().unwrap();
+    let reply = ask(&view, &zone, "cache.shop.svc.clusterset.local.", A);
+    assert_eq!(reply.answers.iter().map(render).collect::<Vec<_>>(), ["cache.shop.svc.clusterset.local. A 10.2.0.1"]);
+    // A re-list of the import slices that lacks the west ones removes them.
+    state.apply(ClusterEvent::Resync { kinds: vec![ObjectKind::ImportSlice], namespace: None, objects: vec![] });
+    let view = state.publish().unwrap();
+    assert_eq!(ask(&view, &zone, "cache.shop.svc.clusterset.local.", A).rcode, NXDOMAIN);
+    // ... and leaves the local Services' slices alone.
+    assert_eq!(ask(&view, &zone, "manual.default.svc.cluster.local.", A).answers.len(), 1);
+    assert_eq!(state.object_count(), cluster().len() + 2);
+}
+
+#[test]
+fn clusterset_reasons() {
+    let view = view_of(clusterset());
+    let zone = zone(PodRecords::Verified);
+    let reason = |qname: &str, qtype: RecordType| {
+        let name = Name::from_ascii(qname).unwrap();
+        let mut buffer = [&[][..]; crate::dns::question::MAX_LABELS];
+        let labels = crate::dns::question::labels_of(&name, &mut buffer);
+        explain::explain(&view, &zone, labels, qtype, false).reason
+    };
+    for (qname, qtype, expected) in [
+        ("idle.shop.svc.clusterset.local.", A, "ServiceImport idle is headless and no cluster exports a ready endpoint of it"),
+        ("missing.shop.svc.clusterset.local.", A, "no ServiceImport missing in namespace shop"),
+        ("x.other.svc.clusterset.local.", A, "no ServiceImport in namespace other"),
+        ("db-0.east.db.shop.svc.clusterset.local.", A, "ServiceImport db is of type ClusterSetIP: its endpoints have no names (only a Headless import's have)"),
+        ("north.cache.shop.svc.clusterset.local.", A, "no ready endpoint of ServiceImport cache is in cluster north"),
+        ("cache-2.east.cache.shop.svc.clusterset.local.", A, "no ready endpoint cache-2 of ServiceImport cache in cluster east"),
+        ("_http._tcp.cache.shop.svc.clusterset.local.", SRV, "ServiceImport cache has no port named http over tcp"),
+        ("cache.shop.svc.clusterset.local.", TXT, "the name has no TXT records (it has A, AAAA, SRV)"),
+        ("a.b.c.d.e.f.clusterset.local.", A, "no name of this shape in clusterset.local.: try <service>.<namespace>.svc or <hostname>.<cluster>.<service>.<namespace>.svc"),
+    ] {
+        assert_eq!(reason(qname, qtype), expected, "{qname} {qtype}");
+    }
+    let none = view_of(cluster());
+    let name = Name::from_ascii("db.shop.svc.clusterset.local.").unwrap();
+    let mut buffer = [&[][..]; crate::dns::question::MAX_LABELS];
+    let labels = crate::dns::question::labels_of(&name, &mut buffer);
+    let why = explain::explain(&none, &zone, labels, A, false);
+    assert_eq!((why.code, why.reason.as_str()), (explain::NOT_AUTHORITATIVE, "no ServiceImport exists, so clusterset.local. is not served: refused"));
+}
+
+#[test]
+fn the_clusterset_zone_may_be_renamed_and_may_nest() {
+    let view = view_of(clusterset());
+    let addresses = |zone: &Zone, qname: &str| {
+        let reply = ask(&view, zone, qname, A);
+        (reply.rcode, reply.answers.len())
+    };
+    // A zone that holds the clusterset zone: a name is the deeper zone's.
+    let local = Zone::new("local", 5, PodRecords::Verified, None).unwrap();
+    assert_eq!(addresses(&local, "db.shop.svc.clusterset.local."), (NOERROR, 1));
+    assert_eq!(addresses(&local, "nginx-svc.default.svc.local."), (NOERROR, 3));
+    let renamed = zone(PodRecords::Verified).with_clusterset("MCS.example").unwrap();
+    assert_eq!(addresses(&renamed, "db.shop.svc.mcs.example."), (NOERROR, 1));
+    assert_eq!(addresses(&renamed, "db.shop.svc.clusterset.local."), (ResponseCode::Refused, 0));
+    for bad in [".", "cluster.local", "a..b"] {
+        assert!(zone(PodRecords::Verified).with_clusterset(bad).is_err(), "{bad}");
+    }
+    // A zone named as the clusterset zone is the zone; no clusterset zone then.
+    let same = Zone::new("clusterset.local", 5, PodRecords::Verified, None).unwrap();
+    assert_eq!(same.clusterset, None);
+    assert_eq!(addresses(&same, "db.shop.svc.clusterset.local."), (NXDOMAIN, 0));
 }

@@ -15,7 +15,7 @@ use hashbrown::Equivalent;
 use crate::dns::diagnosis::{ServiceDiagnosis, Stray};
 use crate::dns::journal::{Change, Journal};
 use crate::dns::sharded::{self, ShardedMap};
-use crate::records::{Addresses, ObjectKey, ServiceKind, ServicePort};
+use crate::records::{Addresses, ImportKind, ObjectKey, ServiceKind, ServicePort};
 
 /// One address-bearing name under a headless Service: a pod's hostname, or its dashed IP.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +69,51 @@ impl ServiceView {
             .iter()
             .copied()
             .chain(self.endpoints.iter().flat_map(|e| e.ips.iter()))
+    }
+}
+
+/// One endpoint of a headless ServiceImport: `<label>.<cluster>.<service>.<ns>.svc.<clusterset>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportEndpoint {
+    /// The cluster the endpoint is in (its slice's `multicluster.kubernetes.io/source-cluster`).
+    pub cluster: Arc<str>,
+    /// Its hostname, or its dashed IP.
+    pub label: Arc<str>,
+    pub ips: Addresses,
+}
+
+/// What a ServiceImport's name and the names below it answer in the clusterset zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportView {
+    pub kind: ImportKind,
+    pub ports: Arc<[ServicePort]>,
+    /// Headless only: the ready endpoints of every exporting cluster, sorted by cluster then
+    /// label, each pair once.
+    pub endpoints: Box<[ImportEndpoint]>,
+    /// One row per endpoint, as wide as `ports`: the port number the endpoint serves for each
+    /// (its slice's port of the same name and protocol), `0` where it serves none.
+    pub endpoint_ports: Box<[u16]>,
+}
+
+impl ImportView {
+    pub fn endpoint(&self, cluster: &str, label: &str) -> Option<&ImportEndpoint> {
+        self.endpoints
+            .binary_search_by(|e| (&*e.cluster, &*e.label).cmp(&(cluster, label)))
+            .ok()
+            .map(|i| &self.endpoints[i])
+    }
+
+    /// Whether an endpoint of `cluster` is named: `<cluster>.<service>...` then exists.
+    pub fn has_cluster(&self, cluster: &str) -> bool {
+        self.endpoints.iter().any(|e| &*e.cluster == cluster)
+    }
+
+    /// The port the `endpoint`th endpoint serves for the import's `index`th port, if any.
+    pub fn endpoint_port(&self, index: usize, endpoint: usize) -> Option<u16> {
+        let port = *self
+            .endpoint_ports
+            .get(endpoint * self.ports.len() + index)?;
+        (port != 0).then_some(port)
     }
 }
 
@@ -264,6 +309,10 @@ pub struct View {
     holders_v6: ShardedMap<u128, Holders>,
     /// What the last publications changed, for IXFR (kept only when transfers are allowed).
     journal: Arc<Journal>,
+    /// Every ServiceImport (the clusterset zone), by namespace and name.
+    imports: ShardedMap<ServiceRef, Arc<ImportView>>,
+    /// The namespaces with ServiceImports, with how many each has.
+    import_namespaces: imbl::HashMap<Arc<str>, u32>,
 }
 
 impl View {
@@ -305,6 +354,55 @@ impl View {
             counts.endpoints += service.endpoints.len();
         }
         counts
+    }
+
+    /// Whether the clusterset zone is answered: some ServiceImport exists.
+    pub fn has_imports(&self) -> bool {
+        !self.import_namespaces.is_empty()
+    }
+
+    pub fn import(&self, namespace: &str, name: &str) -> Option<&ImportView> {
+        self.imports
+            .get(&ServiceName { namespace, name })
+            .map(|i| &**i)
+    }
+
+    /// Whether `<namespace>.svc.<clusterset>` exists: a ServiceImport is in it.
+    pub fn import_namespace_exists(&self, namespace: &str) -> bool {
+        self.import_namespaces.contains_key(namespace)
+    }
+
+    /// Sets (or with `None` removes) what ServiceImport `key` answers.
+    pub fn set_import(&mut self, key: &ObjectKey, answers: Option<ImportView>) {
+        let name = ServiceName {
+            namespace: &key.namespace,
+            name: &key.name,
+        };
+        let old = self.imports.get_key_value(&name);
+        if old.map(|(_, old)| &**old) == answers.as_ref() {
+            return;
+        }
+        let import = old.map_or_else(|| self.service_ref(key), |(key, _)| key.clone());
+        let old = match answers {
+            Some(new) => self.imports.insert(import, Arc::new(new)),
+            None => {
+                let old = self.imports.remove(&import);
+                if old.is_some() {
+                    let count = self.import_namespaces.get(&*key.namespace).copied();
+                    match count {
+                        Some(1) | None => self.import_namespaces.remove(&*key.namespace),
+                        Some(n) => self.import_namespaces.insert(key.namespace.clone(), n - 1),
+                    };
+                }
+                return;
+            }
+        };
+        if old.is_none() {
+            *self
+                .import_namespaces
+                .entry(key.namespace.clone())
+                .or_insert(0) += 1;
+        }
     }
 
     pub fn namespace_exists(&self, namespace: &str) -> bool {
@@ -629,6 +727,9 @@ pub struct Contents {
     pub strays: std::collections::BTreeMap<(String, String), Stray>,
     /// Address → who holds it, sorted.
     pub holders: std::collections::BTreeMap<IpAddr, HeldBy>,
+    pub imports: std::collections::BTreeMap<(String, String), ImportView>,
+    /// Namespace → how many ServiceImports it has.
+    pub import_namespaces: std::collections::BTreeMap<String, u32>,
 }
 
 /// The namespaces with pods on an address (and how many), and the Services naming it.
@@ -698,6 +799,21 @@ impl View {
                         .iter()
                         .map(|(ip, h)| holders_of(IpAddr::V6((*ip).into()), h)),
                 )
+                .collect(),
+            imports: self
+                .imports
+                .iter()
+                .map(|(key, view)| {
+                    (
+                        (key.namespace.to_string(), key.name.to_string()),
+                        (**view).clone(),
+                    )
+                })
+                .collect(),
+            import_namespaces: self
+                .import_namespaces
+                .iter()
+                .map(|(name, count)| (name.to_string(), *count))
                 .collect(),
         }
     }

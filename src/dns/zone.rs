@@ -9,6 +9,13 @@ use hickory_proto::rr::Name;
 /// The `dns-version` TXT answer: the schema of the Kubernetes DNS spec these rules follow.
 pub(crate) const SCHEMA_VERSION: &str = "1.1.0";
 
+/// `dns-version.<clusterset>`'s TXT answer: the version of the Multi-Cluster Services DNS
+/// specification (KEP-1645) the clusterset rules follow.
+pub(crate) const CLUSTERSET_SCHEMA_VERSION: &str = "1.0.0";
+
+/// The clusterset zone unless `--clusterset-zone` names another.
+pub(crate) const DEFAULT_CLUSTERSET_ZONE: &str = "clusterset.local";
+
 /// How `<a-b-c-d>.<ns>.pod.<zone>` is answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum PodRecords {
@@ -45,6 +52,9 @@ pub struct Zone {
     pub scope: Scope,
     /// Whether negative answers carry their reason (RFC 8914 Extended DNS Errors).
     pub explain: bool,
+    /// The Multi-Cluster Services zone (lower-case, fully qualified), answered while some
+    /// ServiceImport exists; `None` when the zone itself has its name.
+    pub clusterset: Option<Name>,
     nameserver: Name,
     hostmaster: Name,
     in_addr_arpa: Name,
@@ -70,6 +80,10 @@ impl Zone {
                 .and_then(|n| n.append_domain(&origin))
                 .map_err(|e| format!("zone {origin} is too long: {e}"))
         };
+        // The default, unless the zone itself has its name.
+        let mut clusterset = Name::from_ascii(DEFAULT_CLUSTERSET_ZONE).expect("static name");
+        clusterset.set_fqdn(true);
+        let clusterset = Some(clusterset).filter(|name| *name != origin);
         Ok(Self {
             nameserver: child("ns.dns")?,
             hostmaster: child("hostmaster")?,
@@ -81,7 +95,24 @@ impl Zone {
             ns_address,
             scope: Scope::default(),
             explain: true,
+            clusterset,
         })
+    }
+
+    /// Names the clusterset zone `clusterset` (`--clusterset-zone`): a name, neither the root
+    /// nor the zone's own.
+    pub fn with_clusterset(mut self, clusterset: &str) -> Result<Self, String> {
+        let mut name = Name::from_ascii(clusterset)
+            .map_err(|e| format!("invalid clusterset zone {clusterset:?}: {e}"))?
+            .to_lowercase();
+        name.set_fqdn(true);
+        if name.is_root() || name == self.origin {
+            return Err(format!(
+                "the clusterset zone {name} must be neither the root nor the zone"
+            ));
+        }
+        self.clusterset = Some(name);
+        Ok(self)
     }
 
     /// Explanations name the `--namespace` and `--selector` the source is limited to.
@@ -102,6 +133,7 @@ impl Zone {
             Apex::Zone => &self.origin,
             Apex::InAddrArpa => &self.in_addr_arpa,
             Apex::Ip6Arpa => &self.ip6_arpa,
+            Apex::Clusterset => self.clusterset.as_ref().unwrap_or(&self.origin),
         }
     }
 
@@ -135,6 +167,8 @@ pub enum Apex {
     Zone,
     InAddrArpa,
     Ip6Arpa,
+    /// The Multi-Cluster Services zone.
+    Clusterset,
 }
 
 /// `10.0.0.1` → `10-0-0-1`; `fd00::1` → `fd00--1`. A label may not begin or end with `-`, so

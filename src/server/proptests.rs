@@ -79,6 +79,12 @@ fn qname() -> impl Strategy<Value = String> {
         1 => (prop::sample::select(&["_http", "_dns", "_web", "_x"][..]), prop::sample::select(&["_tcp", "_udp"][..]), label.clone(), namespace())
             .prop_map(|(p, proto, s, ns)| format!("{p}.{proto}.{s}.{ns}.svc.cluster.local.")),
         1 => namespace().prop_map(|ns| format!("{ns}.svc.cluster.local.")),
+        // The clusterset zone: imports, clusters' endpoints, SRV names.
+        1 => (label.clone(), namespace()).prop_map(|(l, ns)| format!("{l}.{ns}.svc.clusterset.local.")),
+        1 => (label.clone(), prop::sample::select(&["c0", "c1", "c2"][..]), label.clone(), namespace())
+            .prop_map(|(e, c, s, ns)| format!("{e}.{c}.{s}.{ns}.svc.clusterset.local.")),
+        1 => (prop::sample::select(&["_web", "_x"][..]), prop::sample::select(&["_tcp", "_udp"][..]), label.clone(), namespace())
+            .prop_map(|(p, proto, s, ns)| format!("{p}.{proto}.{s}.{ns}.svc.clusterset.local.")),
         1 => prop::sample::select(&ADDRESSES[..]).prop_map(|ip| {
             let ip: std::net::IpAddr = ip.parse().unwrap();
             Name::from(ip).to_string()
@@ -91,6 +97,9 @@ fn qname() -> impl Strategy<Value = String> {
                 "svc.cluster.local.",
                 "example.com.",
                 "a.b.c.d.e.f.cluster.local.",
+                "clusterset.local.",
+                "dns-version.clusterset.local.",
+                "svc.clusterset.local.",
             ][..]
         )
         .prop_map(String::from),

@@ -24,11 +24,11 @@ use std::net::IpAddr;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use tracing::debug;
 
-use crate::dns::answer::{About, Data, Outcome, Owner, Section, Sink, walk};
+use crate::dns::answer::{About, Data, Outcome, Owner, Section, Sink, import_labels, walk};
 use crate::dns::explain::{self, EDE_OPTION};
 use crate::dns::question::MAX_LABELS;
 use crate::dns::view::View;
-use crate::dns::zone::{Apex, SCHEMA_VERSION, Zone};
+use crate::dns::zone::{Apex, Zone};
 use crate::message::{CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD};
 use crate::server::truncation::rotation;
 
@@ -80,6 +80,7 @@ pub(crate) struct WireZone {
     origin: WireName,
     in_addr_arpa: WireName,
     ip6_arpa: WireName,
+    clusterset: WireName,
     nameserver: WireName,
     hostmaster: WireName,
 }
@@ -90,6 +91,7 @@ impl WireZone {
             origin: WireName::of(zone.apex(Apex::Zone)),
             in_addr_arpa: WireName::of(zone.apex(Apex::InAddrArpa)),
             ip6_arpa: WireName::of(zone.apex(Apex::Ip6Arpa)),
+            clusterset: WireName::of(zone.apex(Apex::Clusterset)),
             nameserver: WireName::of(zone.nameserver()),
             hostmaster: WireName::of(zone.hostmaster()),
         }
@@ -100,6 +102,7 @@ impl WireZone {
             Apex::Zone => &self.origin.0,
             Apex::InAddrArpa => &self.in_addr_arpa.0,
             Apex::Ip6Arpa => &self.ip6_arpa.0,
+            Apex::Clusterset => &self.clusterset.0,
         }
     }
 }
@@ -701,9 +704,9 @@ impl RecordWriter<'_> {
                 self.name(target, false)?;
             }
             Data::Ptr(target) => self.name(target, true)?,
-            Data::Version => {
-                self.out.push(SCHEMA_VERSION.len() as u8);
-                self.out.extend_from_slice(SCHEMA_VERSION.as_bytes());
+            Data::Version(version) => {
+                self.out.push(version.len() as u8);
+                self.out.extend_from_slice(version.as_bytes());
             }
             Data::Soa => {
                 self.name(Owner::Nameserver, true)?;
@@ -843,6 +846,13 @@ fn spell(out: &mut Vec<u8>, owner: Owner<'_>, asked: &[u8], wire: &WireZone) {
                 out.extend_from_slice(part.as_bytes());
             }
             out.extend_from_slice(&wire.origin.0);
+        }
+        Owner::Import { key, endpoint } => {
+            for part in import_labels(key, endpoint) {
+                out.push(part.len() as u8);
+                out.extend_from_slice(part.as_bytes());
+            }
+            out.extend_from_slice(&wire.clusterset.0);
         }
         Owner::Nameserver => out.extend_from_slice(&wire.nameserver.0),
         Owner::Apex(apex) => out.extend_from_slice(wire.apex(apex)),
@@ -1032,6 +1042,7 @@ mod tests {
             let (v4, v6) = (format!("10.3.0.{i}"), format!("fd00:3::{i:x}"));
             parts.push(pod(&format!("pair-{i}"), "pair", &[&v4, &v6], None));
         }
+        parts.extend(clusterset_manifests());
         let objects = manifests::parse(&parts.join("---\n")).unwrap();
         let mut state = ClusterState::new(1234);
         state.apply(manifests::resync(objects));
@@ -1039,6 +1050,43 @@ mod tests {
             state.apply(ClusterEvent::Synced);
         }
         SharedView::new(state.publish().unwrap())
+    }
+
+    /// ServiceImports and the EndpointSlices of their clusters: a ClusterSetIP import, and a
+    /// headless one whose 60 endpoints in `east` fit only with EDNS.
+    fn clusterset_manifests() -> Vec<String> {
+        let slice = |name: &str, cluster: &str, family: &str, endpoints: &[String]| {
+            format!(
+                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}, \
+                 namespace: default, labels: {{multicluster.kubernetes.io/service-name: cache, \
+                 multicluster.kubernetes.io/source-cluster: {cluster}}}}}\naddressType: {family}\n\
+                 ports: [{{name: redis, port: 6379, protocol: TCP}}]\nendpoints: [{}]\n",
+                endpoints.join(", ")
+            )
+        };
+        let mut east = vec!["{addresses: [10.5.0.200], hostname: cache-0}".to_string()];
+        east.extend((0..60).map(|i| format!("{{addresses: [10.5.0.{i}]}}")));
+        vec![
+            "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceImport\n\
+             metadata: {name: db, namespace: default}\nspec: {type: ClusterSetIP, \
+             ips: [10.100.0.1, \"fd00:100::1\"], ports: [{name: pg, port: 5432, protocol: TCP}]}\n"
+                .to_string(),
+            "apiVersion: multicluster.x-k8s.io/v1beta1\nkind: ServiceImport\n\
+             metadata: {name: cache, namespace: default}\nspec: {type: Headless, \
+             ports: [{name: redis, port: 6379, protocol: TCP}]}\n"
+                .to_string(),
+            slice("cache-east", "east", "IPv4", &east),
+            slice(
+                "cache-west",
+                "west",
+                "IPv6",
+                &[
+                    "{addresses: [\"fd00:5::1\"], hostname: cache-0, conditions: {ready: true}}"
+                        .into(),
+                    "{addresses: [\"fd00:5::2\"], conditions: {ready: false}}".into(),
+                ],
+            ),
+        ]
     }
 
     fn query(name: &str, qtype: RecordType, edns: Option<(u16, bool)>) -> Message {
@@ -1112,6 +1160,21 @@ mod tests {
             "missing.default.svc.cluster.local.",
             "db.default.svc.cluster.local.",
             "huge.default.svc.cluster.local.",
+            "clusterset.local.",
+            "dns-version.clusterset.local.",
+            "svc.clusterset.local.",
+            "default.svc.clusterset.local.",
+            "db.default.svc.clusterset.local.",
+            "_pg._tcp.DB.default.svc.clusterset.local.",
+            "cache.default.svc.clusterset.local.",
+            "_redis._tcp.cache.default.svc.clusterset.local.",
+            "_tcp.cache.default.svc.clusterset.local.",
+            "east.cache.default.svc.clusterset.local.",
+            "cache-0.west.cache.default.svc.clusterset.local.",
+            "Cache-0.East.cache.default.svc.clusterset.local.",
+            "10-5-0-7.east.cache.default.svc.clusterset.local.",
+            "nothing.default.svc.clusterset.local.",
+            "a.b.c.d.e.f.clusterset.local.",
         ];
         let qtypes = [
             RecordType::A,
@@ -1177,6 +1240,7 @@ mod tests {
             for (name, qtype) in [
                 ("big.default.svc.cluster.local.", RecordType::A),
                 ("pair.default.svc.cluster.local.", RecordType::ANY),
+                ("cache.default.svc.clusterset.local.", RecordType::A),
             ] {
                 for edns in [None, Some((600, false))] {
                     let mut message = query(name, qtype, edns);

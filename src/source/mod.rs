@@ -6,5 +6,6 @@ pub(crate) mod kube;
 pub mod manifests;
 pub(crate) mod objects;
 pub(crate) mod pod;
+pub(crate) mod service_import;
 pub(crate) mod stats;
 pub(crate) mod yaml;

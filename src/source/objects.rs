@@ -13,14 +13,21 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::records::{
-    ClusterObject, ContainerPort, EndpointSliceRecord, IpFamilies, Labels, ObjectKey, PodHostname,
-    PodRecord, PodTemplate, Protocol, ServiceKind, ServicePort, ServiceRecord, SliceEndpoint,
-    SlicePort, TargetPort, is_dns_label,
+    ClusterObject, ContainerPort, EndpointSliceRecord, ImportKind, IpFamilies, Labels, ObjectKey,
+    PodHostname, PodRecord, PodTemplate, Protocol, ServiceImportRecord, ServiceKind, ServicePort,
+    ServiceRecord, SliceEndpoint, SlicePort, TargetPort, is_dns_label,
 };
 use crate::source::pod::DnsPod;
+use crate::source::service_import::ServiceImport;
 
 /// The label that ties an EndpointSlice to its Service.
 pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The label that ties an EndpointSlice an MCS controller wrote to its ServiceImport.
+pub(crate) const IMPORT_NAME_LABEL: &str = "multicluster.kubernetes.io/service-name";
+
+/// The label naming the cluster an MCS controller's EndpointSlice holds the endpoints of.
+pub(crate) const SOURCE_CLUSTER_LABEL: &str = "multicluster.kubernetes.io/source-cluster";
 
 /// A field of an object that DNS cannot use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,6 +236,55 @@ pub(crate) fn service_record(service: &Service) -> Result<ServiceRecord, FieldEr
     })
 }
 
+/// A ServiceImport's record: its type, ClusterSetIPs and ports.
+pub(crate) fn service_import_record(
+    import: &ServiceImport,
+) -> Result<ServiceImportRecord, FieldError> {
+    let key = object_key(&import.metadata, true)?;
+    let spec = import
+        .spec
+        .as_ref()
+        .ok_or_else(|| FieldError::new("spec", "missing"))?;
+    let ips = spec
+        .ips
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, ip)| parse_ip(|| format!("spec.ips[{i}]"), ip))
+        .collect::<Result<Vec<_>, _>>()?;
+    let kind = match spec.type_.as_deref() {
+        Some("ClusterSetIP") => ImportKind::ClusterSetIp(ips.into()),
+        Some("Headless") => ImportKind::Headless,
+        Some(other) => {
+            return Err(FieldError::new(
+                "spec.type",
+                format!("{other:?} is not ClusterSetIP or Headless"),
+            ));
+        }
+        None => return Err(FieldError::new("spec.type", "missing")),
+    };
+    let mut ports = Vec::new();
+    for (i, port) in spec.ports.iter().flatten().enumerate() {
+        let field = |name: &'static str| move || format!("spec.ports[{i}].{name}");
+        let name = port.name.as_deref().unwrap_or_default();
+        if !name.is_empty() {
+            check_label(&field("name")(), name)?;
+        }
+        let number = parse_port(field("port"), port.port)?;
+        ports.push(ServicePort {
+            name: name.into(),
+            protocol: parse_protocol(field("protocol"), port.protocol.as_deref())?,
+            port: number,
+            target: TargetPort::Number(number),
+        });
+    }
+    Ok(ServiceImportRecord {
+        key,
+        kind,
+        ports: ports.into(),
+    })
+}
+
 /// A Service port; an unnamed one has the empty name (no `_<port>._<proto>` name, but an SRV
 /// record at the Service's own name).
 fn service_port(i: usize, port: &K8sServicePort) -> Result<ServicePort, FieldError> {
@@ -418,13 +474,22 @@ pub(crate) fn endpoint_slice_record(
     slice: &EndpointSlice,
 ) -> Result<Option<EndpointSliceRecord>, FieldError> {
     let key = object_key(&slice.metadata, false)?;
-    let Some(service) = slice
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(SERVICE_NAME_LABEL))
-    else {
-        return Ok(None);
+    let label = |name: &str| slice.metadata.labels.as_ref().and_then(|l| l.get(name));
+    // An MCS controller's slice names its ServiceImport and its cluster; it usually carries no
+    // `kubernetes.io/service-name`, and when it does, it is the import's all the same.
+    let (service, cluster) = match (label(IMPORT_NAME_LABEL), label(SOURCE_CLUSTER_LABEL)) {
+        (Some(import), Some(cluster)) => {
+            check_label(&format!("metadata.labels[{IMPORT_NAME_LABEL:?}]"), import)?;
+            check_label(
+                &format!("metadata.labels[{SOURCE_CLUSTER_LABEL:?}]"),
+                cluster,
+            )?;
+            (import, Some(Arc::from(cluster.as_str())))
+        }
+        _ => match label(SERVICE_NAME_LABEL) {
+            Some(service) => (service, None),
+            None => return Ok(None),
+        },
     };
     if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
         return Ok(None);
@@ -473,6 +538,7 @@ pub(crate) fn endpoint_slice_record(
     Ok(Some(EndpointSliceRecord {
         key,
         service: service.as_str().into(),
+        cluster,
         ports: ports.into(),
         endpoints: endpoints.into(),
     }))

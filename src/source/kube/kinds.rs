@@ -1,5 +1,5 @@
-//! The four kinds watched: where each lives in the API, and how one of its objects, as the API
-//! sends it, becomes a record.
+//! The kinds watched: where each lives in the API, and how one of its objects, as the API sends
+//! it, becomes a record.
 
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use crate::source::kube::faults::shorten;
 use crate::source::kube::protobuf;
 use crate::source::objects::{self, FieldError};
 use crate::source::pod::DnsPod;
+use crate::source::service_import::ServiceImport;
 
 /// One object as the API sent it, read.
 #[derive(Debug)]
@@ -46,7 +47,10 @@ pub(super) fn decode(kind: ObjectKind, raw: &RawValue) -> Result<Decoded, Undeco
         ObjectKind::Namespace => decode::object::<Namespace>(raw).map(|o| record(kind, o)),
         ObjectKind::Service => decode::object::<Service>(raw).map(|o| record(kind, o)),
         ObjectKind::Pod => decode::object::<DnsPod>(raw).map(|o| record(kind, o)),
-        ObjectKind::EndpointSlice => decode::object::<EndpointSlice>(raw).map(|o| record(kind, o)),
+        ObjectKind::EndpointSlice | ObjectKind::ImportSlice => {
+            decode::object::<EndpointSlice>(raw).map(|o| record(kind, o))
+        }
+        ObjectKind::ServiceImport => decode::object::<ServiceImport>(raw).map(|o| record(kind, o)),
     }
 }
 
@@ -57,9 +61,13 @@ pub(super) fn decode_protobuf(kind: ObjectKind, bytes: &[u8]) -> Result<Decoded,
         ObjectKind::Namespace => protobuf::objects::namespace(bytes).map(|o| record(kind, o)),
         ObjectKind::Service => protobuf::objects::service(bytes).map(|o| record(kind, o)),
         ObjectKind::Pod => protobuf::objects::pod(bytes).map(|o| record(kind, o)),
-        ObjectKind::EndpointSlice => {
+        ObjectKind::EndpointSlice | ObjectKind::ImportSlice => {
             protobuf::objects::endpoint_slice(bytes).map(|o| record(kind, o))
         }
+        // Custom resources are served as JSON only: the API never sends one this way.
+        ObjectKind::ServiceImport => Err(protobuf::Malformed(
+            "a ServiceImport is a custom resource, served as JSON only".into(),
+        )),
     };
     decoded.map_err(|error| Undecodable {
         object: protobuf::objects::identity(bytes).describe(),
@@ -87,6 +95,12 @@ impl Kind for Service {
 impl Kind for DnsPod {
     fn record(&self) -> Result<Option<ClusterObject>, FieldError> {
         objects::pod_object(self).map(Some)
+    }
+}
+
+impl Kind for ServiceImport {
+    fn record(&self) -> Result<Option<ClusterObject>, FieldError> {
+        objects::service_import_record(self).map(|r| Some(ClusterObject::ServiceImport(r)))
     }
 }
 
@@ -119,7 +133,10 @@ pub(super) fn url_path(kind: ObjectKind, namespace: Option<&str>) -> String {
         ObjectKind::Namespace => Namespace::url_path(&(), None),
         ObjectKind::Service => Service::url_path(&(), namespace),
         ObjectKind::Pod => DnsPod::url_path(&(), namespace),
-        ObjectKind::EndpointSlice => EndpointSlice::url_path(&(), namespace),
+        ObjectKind::EndpointSlice | ObjectKind::ImportSlice => {
+            EndpointSlice::url_path(&(), namespace)
+        }
+        ObjectKind::ServiceImport => ServiceImport::url_path(&(), namespace),
     }
 }
 
@@ -129,7 +146,8 @@ pub(super) fn resource(kind: ObjectKind) -> &'static str {
         ObjectKind::Namespace => "namespaces",
         ObjectKind::Service => "services",
         ObjectKind::Pod => "pods",
-        ObjectKind::EndpointSlice => "endpointslices.discovery.k8s.io",
+        ObjectKind::EndpointSlice | ObjectKind::ImportSlice => "endpointslices.discovery.k8s.io",
+        ObjectKind::ServiceImport => "serviceimports.multicluster.x-k8s.io",
     }
 }
 

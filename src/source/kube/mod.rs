@@ -148,7 +148,9 @@ pub(crate) fn spawn_watchers(
     };
     let mut watches = Vec::new();
     for scope in scopes {
-        for kind in ObjectKind::ALL {
+        // The Multi-Cluster Services kinds are read from manifests files only, so far: most
+        // clusters lack their CRD, and watching them waits for a check that it is served.
+        for kind in ObjectKind::CORE {
             let label_selector = match kind {
                 // Namespaces named by --namespace are taken to exist: reading Namespace objects
                 // needs cluster-wide access, and a Role in each namespace is then enough.
@@ -156,6 +158,7 @@ pub(crate) fn spawn_watchers(
                 ObjectKind::Namespace | ObjectKind::Pod => None,
                 ObjectKind::Service => options.service_selector.clone(),
                 ObjectKind::EndpointSlice => Some(SERVICE_NAME_LABEL.into()),
+                ObjectKind::ServiceImport | ObjectKind::ImportSlice => continue,
             };
             watches.push(Watched {
                 kind,

@@ -15,6 +15,7 @@ use tracing::debug;
 use crate::records::ClusterObject;
 use crate::source::objects::{self, FieldError};
 use crate::source::pod::{DnsPod, DuplicateKey};
+use crate::source::service_import::{self, ServiceImport};
 
 /// Where in a file an object sits, for error messages.
 #[derive(Debug, Clone, Copy)]
@@ -496,6 +497,26 @@ pub(super) fn collect(
                 }
                 Err(e) => Err(e),
             }
+        }
+        (version, "ServiceImport")
+            if version
+                .strip_prefix(service_import::GROUP)
+                .and_then(|v| v.strip_prefix('/'))
+                .is_some_and(|v| service_import::VERSIONS.contains(&v)) =>
+        {
+            let import: ServiceImport =
+                typed(document).map_err(|e| fail(Some(description.clone()), e))?;
+            objects::service_import_record(&import).map(ClusterObject::ServiceImport)
+        }
+        (_, "ServiceImport") => {
+            return Err(fail(
+                Some(description),
+                format!(
+                    "apiVersion: {api_version:?} is not a version of ServiceImport this server \
+                     reads ({group}/v1alpha1 or v1beta1)",
+                    group = service_import::GROUP
+                ),
+            ));
         }
         (_, "Service" | "Pod" | "Namespace") => {
             return Err(fail(
