@@ -146,6 +146,7 @@ async fn follow(config: &Config, journal: Option<Arc<Zone>>) -> Result<Following
                 source = %input,
                 services = state.service_count(),
                 pods = state.pod_count(),
+                service_imports = state.import_count(),
                 "loaded manifests"
             );
             source_stats.caught_up();

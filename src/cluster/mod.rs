@@ -211,6 +211,10 @@ impl ClusterState {
         self.namespaces.values().map(|ns| ns.services.len()).sum()
     }
 
+    pub fn import_count(&self) -> usize {
+        self.namespaces.values().map(|ns| ns.imports.len()).sum()
+    }
+
     pub fn pod_count(&self) -> usize {
         self.namespaces.values().map(|ns| ns.pods.len()).sum()
     }

@@ -293,6 +293,10 @@ pub struct ViewCounts {
     pub endpoints: usize,
     /// Addresses with a reverse (PTR) name.
     pub addresses: usize,
+    pub headless_imports: usize,
+    pub cluster_set_ip_imports: usize,
+    /// Names below headless ServiceImports (`<hostname>.<cluster>`).
+    pub import_endpoints: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -352,6 +356,13 @@ impl View {
                 ServiceKind::ExternalName(_) => counts.external_name_services += 1,
             }
             counts.endpoints += service.endpoints.len();
+        }
+        for (_, import) in self.imports.iter() {
+            match import.kind {
+                ImportKind::Headless => counts.headless_imports += 1,
+                ImportKind::ClusterSetIp(_) => counts.cluster_set_ip_imports += 1,
+            }
+            counts.import_endpoints += import.endpoints.len();
         }
         counts
     }

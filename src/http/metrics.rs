@@ -57,6 +57,17 @@ impl Scrape {
         ] {
             out.sample("headless_dns_services", &[&[("kind", kind)]], count);
         }
+        out.family(
+            "headless_dns_service_imports",
+            "ServiceImports served under the clusterset zone, by type.",
+            "gauge",
+        );
+        for (kind, count) in [
+            ("headless", counts.headless_imports),
+            ("cluster_set_ip", counts.cluster_set_ip_imports),
+        ] {
+            out.sample("headless_dns_service_imports", &[&[("type", kind)]], count);
+        }
         for (name, help, value) in [
             (
                 "headless_dns_synced",
@@ -72,6 +83,12 @@ impl Scrape {
                 "headless_dns_endpoint_names",
                 "Names below Services (pods and endpoints), each with its addresses.",
                 counts.endpoints,
+            ),
+            (
+                "headless_dns_clusterset_endpoint_names",
+                "Names below headless ServiceImports (<hostname>.<cluster>), each with its \
+                 addresses.",
+                counts.import_endpoints,
             ),
             (
                 "headless_dns_reverse_addresses",

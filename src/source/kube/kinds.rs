@@ -155,3 +155,31 @@ pub(super) fn resource(kind: ObjectKind) -> &'static str {
 pub(super) fn plural(kind: ObjectKind) -> &'static str {
     resource(kind).split('.').next().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::ImportKind;
+
+    #[test]
+    fn service_imports_are_read_from_json_only() {
+        let text = br#"{"apiVersion":"multicluster.x-k8s.io/v1alpha1","kind":"ServiceImport",
+            "metadata":{"name":"db","namespace":"shop","resourceVersion":"7"},
+            "spec":{"type":"Headless","ports":[{"name":"pg","port":5432,"protocol":"TCP"}]}}"#;
+        let decoded = decode_bytes(ObjectKind::ServiceImport, text).unwrap();
+        assert_eq!(
+            (decoded.key, decoded.version.as_deref()),
+            (ObjectKey::new("shop", "db"), Some("7"))
+        );
+        let Ok(Some(ClusterObject::ServiceImport(import))) = decoded.record else {
+            panic!("not an import: {:?}", decoded.record);
+        };
+        assert_eq!(import.kind, ImportKind::Headless);
+        assert_eq!(
+            url_path(ObjectKind::ServiceImport, Some("shop")),
+            "/apis/multicluster.x-k8s.io/v1alpha1/namespaces/shop/serviceimports"
+        );
+        let refused = decode_protobuf(ObjectKind::ServiceImport, b"k8s\0").unwrap_err();
+        assert!(refused.error.contains("JSON only"), "{refused:?}");
+    }
+}

@@ -582,3 +582,92 @@ fn what_cannot_be_streamed_is_left_to_the_whole_reading() {
     assert!(stream_from(&latin1[..], 1 << 30, |_| {}).is_err());
     assert!(stream(std::path::Path::new("/dev/zero"), 1 << 30, |_| {}).is_err());
 }
+
+#[test]
+fn reads_service_imports_and_the_slices_of_their_clusters() {
+    let text = "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceImport\n\
+                metadata: {name: db, namespace: shop}\n\
+                spec: {type: ClusterSetIP, ips: [10.100.0.1], ports: [{name: pg, port: 5432}]}\n---\n\
+                apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+                metadata: {name: db-east, namespace: shop, labels: \
+                {multicluster.kubernetes.io/service-name: db, \
+                multicluster.kubernetes.io/source-cluster: east}}\n\
+                addressType: IPv4\nendpoints: [{addresses: [10.1.0.1]}]\n---\n\
+                apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+                metadata: {name: plain, namespace: shop, labels: {kubernetes.io/service-name: db}}\n\
+                addressType: IPv4\nendpoints: []\n";
+    let objects = parse(text).unwrap();
+    let ClusterObject::ServiceImport(import) = &objects[0] else {
+        panic!("not an import: {objects:?}");
+    };
+    assert_eq!(
+        import.kind,
+        crate::records::ImportKind::ClusterSetIp(Box::new(["10.100.0.1".parse().unwrap()]))
+    );
+    assert_eq!((&*import.ports[0].name, import.ports[0].port), ("pg", 5432));
+    let kinds: Vec<_> = objects.iter().map(ClusterObject::kind).collect();
+    use crate::records::ObjectKind;
+    assert_eq!(
+        kinds,
+        [
+            ObjectKind::ServiceImport,
+            ObjectKind::ImportSlice,
+            ObjectKind::EndpointSlice
+        ]
+    );
+    let ClusterObject::EndpointSlice(slice) = &objects[1] else {
+        panic!()
+    };
+    assert_eq!(
+        (&*slice.service, slice.cluster.as_deref()),
+        ("db", Some("east"))
+    );
+}
+
+#[test]
+fn service_import_errors_name_the_field() {
+    let import = |api: &str, spec: &str| {
+        format!(
+            "apiVersion: {api}\nkind: ServiceImport\nmetadata: {{name: db, namespace: shop}}\n\
+             spec: {spec}\n"
+        )
+    };
+    let v1alpha1 = "multicluster.x-k8s.io/v1alpha1";
+    for (text, expected) in [
+        (
+            import(v1alpha1, "{type: LoadBalancer}"),
+            "document 1 (ServiceImport shop/db): spec.type: \"LoadBalancer\" is not ClusterSetIP \
+             or Headless",
+        ),
+        (
+            import(v1alpha1, "{ports: []}"),
+            "document 1 (ServiceImport shop/db): spec.type: missing",
+        ),
+        (
+            import(v1alpha1, "{type: ClusterSetIP, ips: [10.100.0.300]}"),
+            "document 1 (ServiceImport shop/db): spec.ips[0]: \"10.100.0.300\" is not an IP \
+             address",
+        ),
+        (
+            import(v1alpha1, "{type: Headless, ports: [{name: Web, port: 80}]}"),
+            "document 1 (ServiceImport shop/db): spec.ports[0].name: \"Web\" is not a DNS label \
+             (lower-case letters, digits and '-', at most 63)",
+        ),
+        (
+            import("multicluster.x-k8s.io/v2", "{type: Headless}"),
+            "document 1 (ServiceImport shop/db): apiVersion: \"multicluster.x-k8s.io/v2\" is not a \
+             version of ServiceImport this server reads (multicluster.x-k8s.io/v1alpha1 or v1beta1)",
+        ),
+        (
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e, namespace: \
+             shop, labels: {multicluster.kubernetes.io/service-name: db, \
+             multicluster.kubernetes.io/source-cluster: East_1}}\naddressType: IPv4\nendpoints: []\n"
+                .to_string(),
+            "document 1 (EndpointSlice shop/e): metadata.labels[\"multicluster.kubernetes.io/\
+             source-cluster\"]: \"East_1\" is not a DNS label (lower-case letters, digits and '-', \
+             at most 63)",
+        ),
+    ] {
+        assert_eq!(error_of(&text), expected);
+    }
+}
