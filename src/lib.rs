@@ -159,7 +159,7 @@ async fn follow(config: &Config, journal: Option<Arc<Zone>>) -> Result<Following
             let options = config.kube_options();
             let client = source::kube::connect(&options).await?;
             let (watchers, _) =
-                source::kube::spawn_watchers(client, &options, events, source_stats.clone());
+                source::kube::spawn_watchers(client, &options, events, source_stats.clone()).await;
             tasks.extend(watchers);
         }
     }

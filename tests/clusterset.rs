@@ -191,3 +191,221 @@ async fn the_clusterset_zone_takes_its_name_from_the_flag() {
     assert_eq!(response.metadata.response_code, ResponseCode::Refused);
     server.stop().await;
 }
+
+// Against the test API server: ServiceImports watched where the API serves them.
+
+mod api {
+    use super::*;
+    use common::apiserver::{self, FakeApi};
+    use serde_json::{Value, json};
+
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    fn service_import(ns: &str, name: &str, spec: Value) -> Value {
+        json!({"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceImport",
+               "metadata": {"name": name, "namespace": ns}, "spec": spec})
+    }
+
+    /// An MCS controller's slice of `import` from `cluster`: `(address, hostname, ready)`.
+    fn import_slice(
+        ns: &str,
+        name: &str,
+        import: &str,
+        cluster: &str,
+        endpoints: &[(&str, &str, bool)],
+    ) -> Value {
+        let endpoints: Vec<Value> = endpoints
+            .iter()
+            .map(|(ip, hostname, ready)| {
+                json!({"addresses": [ip], "hostname": hostname, "conditions": {"ready": ready}})
+            })
+            .collect();
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": name, "namespace": ns, "labels": {
+                   "multicluster.kubernetes.io/service-name": import,
+                   "multicluster.kubernetes.io/source-cluster": cluster,
+                   "endpointslice.kubernetes.io/managed-by": "mcs-controller.example"}},
+               "addressType": "IPv4",
+               "ports": [{"name": "redis", "port": 6379, "protocol": "TCP"}],
+               "endpoints": endpoints})
+    }
+
+    fn seed(api: &FakeApi) {
+        api.apply(apiserver::namespace("shop"));
+        api.apply(service_import(
+            "shop",
+            "db",
+            json!({"type": "ClusterSetIP", "ips": ["10.100.0.1"]}),
+        ));
+        api.apply(service_import(
+            "shop",
+            "cache",
+            json!({"type": "Headless",
+            "ports": [{"name": "redis", "port": 6379, "protocol": "TCP"}]}),
+        ));
+        api.apply(import_slice(
+            "shop",
+            "cache-east",
+            "cache",
+            "east",
+            &[("10.1.0.1", "cache-0", true)],
+        ));
+        api.apply(import_slice(
+            "shop",
+            "cache-west",
+            "cache",
+            "west",
+            &[("10.2.0.1", "cache-0", true)],
+        ));
+    }
+
+    async fn start(api: &FakeApi, dir: &tempfile::TempDir) -> TestServer {
+        let kubeconfig = api.write_kubeconfig(dir.path());
+        let server = TestServer::with_args(&["--kubeconfig", kubeconfig.to_str().unwrap()]).await;
+        let http = server.http;
+        let ready = eventually(PATIENCE, || async move {
+            http_get(http, "/readyz").await.0 == 200
+        })
+        .await;
+        assert!(ready.is_some(), "never became ready");
+        server
+    }
+
+    async fn a(server: &TestServer, name: &str) -> (ResponseCode, Vec<String>) {
+        let udp = udp_client(server.addr).await;
+        let response = ask(&udp, name, RecordType::A, None).await;
+        (response.metadata.response_code, a_records(&response))
+    }
+
+    /// Waits until `name` answers `ips` (with NOERROR) or `rcode` (empty `ips`).
+    async fn until(server: &TestServer, name: &str, rcode: ResponseCode, ips: &[&str]) {
+        let want = (rcode, ips.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let seen = eventually(PATIENCE, || async { a(server, name).await == want }).await;
+        assert!(
+            seen.is_some(),
+            "{name}: wanted {want:?}, have {:?}",
+            a(server, name).await
+        );
+    }
+
+    #[tokio::test]
+    async fn imports_are_followed_where_the_api_serves_them() {
+        let api = FakeApi::start().await;
+        api.install_mcs_crd();
+        seed(&api);
+        let dir = tempfile::tempdir().unwrap();
+        let server = start(&api, &dir).await;
+        // Ready means the imports were listed too: no answer of the first state is missing.
+        assert_eq!(
+            a(&server, "cache.shop.svc.clusterset.local.").await,
+            (
+                ResponseCode::NoError,
+                vec!["10.1.0.1".into(), "10.2.0.1".into()]
+            )
+        );
+        assert_eq!(
+            a(&server, "db.shop.svc.clusterset.local.").await,
+            (ResponseCode::NoError, vec!["10.100.0.1".into()])
+        );
+        // Changes follow: an endpoint not ready any more, a cluster's slice gone, an import gone.
+        api.apply(import_slice(
+            "shop",
+            "cache-east",
+            "cache",
+            "east",
+            &[("10.1.0.1", "cache-0", false)],
+        ));
+        until(
+            &server,
+            "cache.shop.svc.clusterset.local.",
+            ResponseCode::NoError,
+            &["10.2.0.1"],
+        )
+        .await;
+        until(
+            &server,
+            "cache-0.east.cache.shop.svc.clusterset.local.",
+            ResponseCode::NXDomain,
+            &[],
+        )
+        .await;
+        api.delete("EndpointSlice", "shop", "cache-west");
+        until(
+            &server,
+            "cache.shop.svc.clusterset.local.",
+            ResponseCode::NXDomain,
+            &[],
+        )
+        .await;
+        api.delete("ServiceImport", "shop", "db");
+        until(
+            &server,
+            "db.shop.svc.clusterset.local.",
+            ResponseCode::NXDomain,
+            &[],
+        )
+        .await;
+        api.delete("ServiceImport", "shop", "cache");
+        until(
+            &server,
+            "db.shop.svc.clusterset.local.",
+            ResponseCode::Refused,
+            &[],
+        )
+        .await;
+        // A slice of a local Service is not an import's, nor the reverse.
+        api.apply(apiserver::endpoint_slice(
+            "shop",
+            "local-1",
+            "cache",
+            &[("10.3.0.1", None, Some(true))],
+        ));
+        api.apply(service_import("shop", "cache", json!({"type": "Headless"})));
+        until(
+            &server,
+            "cache.shop.svc.clusterset.local.",
+            ResponseCode::NXDomain,
+            &[],
+        )
+        .await;
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn without_the_crd_the_zone_is_refused_quietly_until_it_is_installed() {
+        let api = FakeApi::start().await;
+        seed(&api);
+        api.apply(apiserver::headless_service(
+            "shop",
+            "web",
+            Some(("app", "web")),
+        ));
+        api.apply(apiserver::pod("shop", "web-0", "web", "10.4.0.1", true));
+        let dir = tempfile::tempdir().unwrap();
+        let server = start(&api, &dir).await;
+        assert_eq!(
+            a(&server, "web.shop.svc.cluster.local.").await,
+            (ResponseCode::NoError, vec!["10.4.0.1".into()])
+        );
+        assert_eq!(
+            a(&server, "db.shop.svc.clusterset.local.").await.0,
+            ResponseCode::Refused
+        );
+        assert_eq!(api.list_requests_of("ServiceImport"), 0);
+        assert_eq!(api.mcs_discoveries(), 1, "asked once at start");
+        // Installed later: followed at the next minute's question, without a restart.
+        api.install_mcs_crd();
+        let patience = Duration::from_secs(75);
+        let seen = eventually(patience, || async {
+            a(&server, "db.shop.svc.clusterset.local.").await
+                == (ResponseCode::NoError, vec!["10.100.0.1".to_string()])
+        })
+        .await;
+        assert!(
+            seen.is_some(),
+            "the imports are followed once the CRD is installed"
+        );
+        assert_eq!(api.mcs_discoveries(), 2);
+        server.stop().await;
+    }
+}

@@ -30,13 +30,15 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-/// The four resources headless-dns watches.
+/// The resources headless-dns watches; ServiceImports only once [`FakeApi::install_mcs_crd`]
+/// is called, as a cluster serves them only with the Multi-Cluster Services CRD.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Resource {
     Namespaces,
     Services,
     Pods,
     EndpointSlices,
+    ServiceImports,
 }
 
 impl Resource {
@@ -46,6 +48,7 @@ impl Resource {
             "Service" => Resource::Services,
             "Pod" => Resource::Pods,
             "EndpointSlice" => Resource::EndpointSlices,
+            "ServiceImport" => Resource::ServiceImports,
             other => panic!("the test API server does not serve {other}"),
         }
     }
@@ -56,16 +59,20 @@ impl Resource {
             Resource::Services => "ServiceList",
             Resource::Pods => "PodList",
             Resource::EndpointSlices => "EndpointSliceList",
+            Resource::ServiceImports => "ServiceImportList",
         }
     }
 
     fn api_version(self) -> &'static str {
         match self {
             Resource::EndpointSlices => "discovery.k8s.io/v1",
+            Resource::ServiceImports => MCS_GROUP_VERSION,
             _ => "v1",
         }
     }
 }
+
+const MCS_GROUP_VERSION: &str = "multicluster.x-k8s.io/v1alpha1";
 
 type Key = (Resource, String, String);
 
@@ -105,6 +112,11 @@ struct Shared {
     streamed: AtomicUsize,
     /// Whether a list's continue token is refused with 410, as after an etcd compaction.
     continues_expire: std::sync::atomic::AtomicBool,
+    /// Whether the Multi-Cluster Services CRD is installed: ServiceImports served, and their
+    /// API group discovered.
+    mcs_crd: std::sync::atomic::AtomicBool,
+    /// Discovery requests for the Multi-Cluster Services group.
+    mcs_discoveries: AtomicUsize,
 }
 
 pub struct FakeApi {
@@ -140,6 +152,8 @@ impl FakeApi {
                 failing: Mutex::new(BTreeMap::new()),
                 lists_of: Mutex::new(BTreeMap::new()),
                 streaming_lists: std::sync::atomic::AtomicBool::new(false),
+                mcs_crd: std::sync::atomic::AtomicBool::new(false),
+                mcs_discoveries: AtomicUsize::new(0),
                 streamed: AtomicUsize::new(0),
                 continues_expire: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -308,6 +322,7 @@ impl FakeApi {
             Resource::Services,
             Resource::Pods,
             Resource::EndpointSlices,
+            Resource::ServiceImports,
         ] {
             let object = json!({"kind": resource.list_kind().trim_end_matches("List"),
                                 "apiVersion": resource.api_version(),
@@ -340,6 +355,16 @@ impl FakeApi {
     }
 
     /// Serves streaming lists from now on (refused with 422 until then).
+    /// Serves ServiceImports from now on, as after `kubectl apply` of the MCS CRDs.
+    pub fn install_mcs_crd(&self) {
+        self.shared.mcs_crd.store(true, Ordering::Relaxed);
+    }
+
+    /// How often the Multi-Cluster Services group was asked for by discovery.
+    pub fn mcs_discoveries(&self) -> usize {
+        self.shared.mcs_discoveries.load(Ordering::Relaxed)
+    }
+
     pub fn offer_streaming_lists(&self) {
         self.shared.streaming_lists.store(true, Ordering::Relaxed);
     }
@@ -440,11 +465,19 @@ struct Query {
 fn parse(request: &Request<Incoming>) -> Option<Query> {
     let segments: Vec<&str> = request.uri().path().trim_matches('/').split('/').collect();
     let (namespace, plural) = match segments.as_slice() {
-        ["api", "v1", plural] | ["apis", "discovery.k8s.io", "v1", plural] => (None, *plural),
+        ["api", "v1", plural]
+        | ["apis", "discovery.k8s.io", "v1", plural]
+        | ["apis", "multicluster.x-k8s.io", "v1alpha1", plural] => (None, *plural),
         ["api", "v1", "namespaces", ns, plural]
-        | ["apis", "discovery.k8s.io", "v1", "namespaces", ns, plural] => {
-            (Some(ns.to_string()), *plural)
-        }
+        | ["apis", "discovery.k8s.io", "v1", "namespaces", ns, plural]
+        | [
+            "apis",
+            "multicluster.x-k8s.io",
+            "v1alpha1",
+            "namespaces",
+            ns,
+            plural,
+        ] => (Some(ns.to_string()), *plural),
         _ => return None,
     };
     let resource = match plural {
@@ -452,6 +485,7 @@ fn parse(request: &Request<Incoming>) -> Option<Query> {
         "services" => Resource::Services,
         "pods" => Resource::Pods,
         "endpointslices" => Resource::EndpointSlices,
+        "serviceimports" => Resource::ServiceImports,
         _ => return None,
     };
     let mut query = Query {
@@ -610,7 +644,21 @@ async fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Bo
             json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0"}),
         );
     }
-    let Some(query) = parse(&request) else {
+    let mcs_crd = shared.mcs_crd.load(Ordering::Relaxed);
+    if request.uri().path() == format!("/apis/{MCS_GROUP_VERSION}") {
+        shared.mcs_discoveries.fetch_add(1, Ordering::Relaxed);
+        if mcs_crd {
+            return full(
+                StatusCode::OK,
+                json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": MCS_GROUP_VERSION,
+                       "resources": [{"name": "serviceimports", "singularName": "serviceimport",
+                                      "namespaced": true, "kind": "ServiceImport",
+                                      "verbs": ["get", "list", "watch"]}]}),
+            );
+        }
+    }
+    let query = parse(&request).filter(|q| mcs_crd || q.resource != Resource::ServiceImports);
+    let Some(query) = query else {
         return full(
             StatusCode::NOT_FOUND,
             json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",

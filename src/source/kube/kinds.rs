@@ -120,8 +120,13 @@ fn record<K: Kind>(kind: ObjectKind, object: K) -> Decoded {
             &name,
         ),
     };
+    // A slice both an MCS controller's and a Service's is the import's: the watch of local
+    // slices, which sees it by its other label, leaves it to the watch of imported ones.
+    let record = object
+        .record()
+        .map(|record| record.filter(|record| record.kind() == kind));
     Decoded {
-        record: object.record(),
+        record,
         key,
         version: object.resource_version(),
     }

@@ -1,4 +1,5 @@
-//! The Kubernetes API source: Namespaces, Services, Pods and EndpointSlices, listed and watched
+//! The Kubernetes API source: Namespaces, Services, Pods and EndpointSlices (and ServiceImports
+//! with their clusters' EndpointSlices where the API serves them), listed and watched
 //! ([`watch`]), turned into cluster events; faults classified, reported once per outage and
 //! waited out ([`faults`]); objects read one at a time, as JSON ([`decode`]) or protobuf
 //! ([`protobuf`]), whichever the API server answers with.
@@ -12,16 +13,18 @@ mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::cluster::ClusterEvent;
 use crate::records::{ClusterObject, ObjectKind};
 pub use crate::source::json::{ListSplitter, NotAList};
 use crate::source::objects::SERVICE_NAME_LABEL;
+use crate::source::service_import;
 use crate::source::stats::SourceStats;
 pub use decode::ListMeta;
 pub use faults::Fault;
@@ -131,7 +134,9 @@ fn has_context(kubeconfig: &Kubeconfig, context: Option<&str>, place: &str) -> R
 
 /// Starts a watch of every resource in every scope; they run until the cluster state stops
 /// listening, counting what they do in `stats`. Returns their tasks and what they share.
-pub(crate) fn spawn_watchers(
+/// ServiceImports and their slices are among them when the API serves them now; else they are
+/// asked for again every minute (see [`follow_clusterset`]).
+pub(crate) async fn spawn_watchers(
     client: Client,
     options: &KubeOptions,
     events: mpsc::Sender<ClusterEvent>,
@@ -146,10 +151,12 @@ pub(crate) fn spawn_watchers(
             .map(|ns| Some(Arc::from(ns.as_str())))
             .collect()
     };
+    let clusterset_now =
+        tokio::time::timeout(DISCOVERY_TIMEOUT, serves_service_imports(&client)).await;
+    let clusterset_now = matches!(clusterset_now, Ok(Ok(true)));
     let mut watches = Vec::new();
-    for scope in scopes {
-        // The Multi-Cluster Services kinds are read from manifests files only, so far: most
-        // clusters lack their CRD, and watching them waits for a check that it is served.
+    for scope in scopes.clone() {
+        // The Multi-Cluster Services kinds wait for the API to serve them (`follow_clusterset`).
         for kind in ObjectKind::CORE {
             let label_selector = match kind {
                 // Namespaces named by --namespace are taken to exist: reading Namespace objects
@@ -164,7 +171,11 @@ pub(crate) fn spawn_watchers(
                 kind,
                 scope: scope.clone(),
                 label_selector,
+                owes_first_state: true,
             });
+        }
+        if clusterset_now {
+            watches.extend(clusterset_watches(&scope, true));
         }
     }
     if !options.namespaces.is_empty() {
@@ -188,9 +199,83 @@ pub(crate) fn spawn_watchers(
         options.protobuf,
         options.stream_lists,
     ));
-    let tasks = watches
+    let mut tasks: Vec<_> = watches
         .into_iter()
         .map(|watched| tokio::spawn(follow(source.clone(), watched)))
         .collect();
+    if clusterset_now {
+        info!("the API serves ServiceImports: following them for clusterset.local");
+    } else {
+        tasks.push(tokio::spawn(follow_clusterset(source.clone(), scopes)));
+    }
     (tasks, source)
+}
+
+/// How long the start waits for the API to say whether it serves ServiceImports.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the API is asked again whether it serves ServiceImports while it does not.
+const CLUSTERSET_RECHECK: Duration = Duration::from_secs(60);
+
+/// The label selector of the EndpointSlices an MCS controller writes for its ServiceImports.
+const IMPORT_SLICE_SELECTOR: &str =
+    "multicluster.kubernetes.io/service-name,multicluster.kubernetes.io/source-cluster";
+
+/// The watches of ServiceImports and of the EndpointSlices MCS controllers write for them, in
+/// `scope`; `owes_first_state`: whether the first complete state waits for them.
+fn clusterset_watches(scope: &Option<Arc<str>>, owes_first_state: bool) -> [Watched; 2] {
+    [
+        (ObjectKind::ServiceImport, None),
+        (ObjectKind::ImportSlice, Some(IMPORT_SLICE_SELECTOR.into())),
+    ]
+    .map(|(kind, label_selector)| Watched {
+        kind,
+        scope: scope.clone(),
+        label_selector,
+        owes_first_state,
+    })
+}
+
+/// Follows ServiceImports and the EndpointSlices MCS controllers write for them, in `scopes`,
+/// once the API serves ServiceImports (the MCS CRD installed after start): asked every minute.
+/// Most clusters lack the CRD, so its absence is no fault: it is said once, at debug level, and
+/// the first complete state does not wait for these watches.
+async fn follow_clusterset(source: Arc<Source>, scopes: Vec<Option<Arc<str>>>) {
+    debug!(
+        "the API serves no ServiceImports (no Multi-Cluster Services CRD): clusterset.local \
+         stays unanswered; asking again every minute"
+    );
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(CLUSTERSET_RECHECK) => {}
+            () = source.events.closed() => return,
+        }
+        match tokio::time::timeout(DISCOVERY_TIMEOUT, serves_service_imports(&source.client)).await
+        {
+            Ok(Ok(true)) => break,
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => {
+                debug!(%error, "could not ask the API whether it serves ServiceImports")
+            }
+            Err(_) => debug!("the API did not say in time whether it serves ServiceImports"),
+        }
+    }
+    info!("the API serves ServiceImports: following them for clusterset.local");
+    let mut watches = tokio::task::JoinSet::new();
+    for scope in &scopes {
+        for watched in clusterset_watches(scope, false) {
+            watches.spawn(follow(source.clone(), watched));
+        }
+    }
+    while watches.join_next().await.is_some() {}
+}
+
+/// Whether the API serves ServiceImports at the version read (discovery of the MCS group).
+async fn serves_service_imports(client: &Client) -> Result<bool, String> {
+    let group_version = format!("{}/{}", service_import::GROUP, service_import::VERSIONS[0]);
+    match client.list_api_group_resources(&group_version).await {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == "serviceimports")),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(error) => Err(chain(&error)),
+    }
 }

@@ -139,12 +139,18 @@ pub(super) struct Watched {
     /// The namespace watched; `None`: all.
     pub scope: Option<Arc<str>>,
     pub label_selector: Option<String>,
+    /// Whether the first complete state waits for its first list: not for a watch started
+    /// once a custom resource turned out to be served.
+    pub owes_first_state: bool,
 }
 
 impl Watched {
     /// For logs: `pods`, or `pods in team-a`.
     fn name(&self) -> String {
-        let plural = kinds::plural(self.kind);
+        let plural = match self.kind {
+            ObjectKind::ImportSlice => "imported endpointslices",
+            kind => kinds::plural(kind),
+        };
         match &self.scope {
             Some(ns) => format!("{plural} in {ns}"),
             None => plural.to_string(),
@@ -515,7 +521,9 @@ async fn finish_list(parts: Parts<'_>, encoding: Encoding, listed_once: &mut boo
         SourceStats::count(&source.stats.relists);
     } else {
         *listed_once = true;
-        source.listed_first_time().await;
+        if watched.owes_first_state {
+            source.listed_first_time().await;
+        }
     }
     source.answered_again(&name);
     true
