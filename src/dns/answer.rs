@@ -955,7 +955,9 @@ fn find_in_clusterset<'v, 'q>(
         SetQuestion::Apex => Node::Apex,
         SetQuestion::Services => empty,
         SetQuestion::Version => Node::Version(CLUSTERSET_SCHEMA_VERSION),
-        SetQuestion::Namespace(ns) => view.import_namespace_exists(ns).then_some(empty)?,
+        // Namespace sameness: a namespace is the same in every cluster of the set, so it exists
+        // here as it exists in the cluster's own zone (as CoreDNS answers it).
+        SetQuestion::Namespace(ns) => view.namespace_exists(ns).then_some(empty)?,
         SetQuestion::Import { namespace, name } => {
             let import = view.import(namespace, name)?;
             if qtype == RecordType::SRV && import_srv_capable(import) {

@@ -297,8 +297,8 @@ fn in_clusterset(
                  <hostname>.<cluster>.<service>.<namespace>.svc"
             ),
         )),
-        SetQuestion::Namespace(namespace) if !view.import_namespace_exists(namespace) => {
-            Err((OTHER, format!("no ServiceImport in namespace {namespace}")))
+        SetQuestion::Namespace(namespace) if !view.namespace_exists(namespace) => {
+            Err((OTHER, format!("no namespace {namespace}")))
         }
         SetQuestion::Import { namespace, name } => {
             with_endpoints(name, import(namespace, name)?)?;

@@ -1328,7 +1328,9 @@ fn clusterset_names_follow_the_mcs_specification() {
         Row { qname: "shop.svc.clusterset.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_CLUSTERSET },
         Row { qname: "svc.clusterset.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_CLUSTERSET },
         // Imports do not make names in the cluster's own zone, nor Services in the clusterset's.
-        Row { qname: "default.svc.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
+        // A namespace is the same in every cluster: it exists here as it does locally.
+        Row { qname: "default.svc.clusterset.local.", qtype: A, rcode: NOERROR, answers: &[], authority: SOA_CLUSTERSET },
+        Row { qname: "nowhere.svc.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
         Row { qname: "nginx-svc.default.svc.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },
         Row { qname: "cache.shop.svc.cluster.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_ZONE },
         Row { qname: "pod.clusterset.local.", qtype: A, rcode: NXDOMAIN, answers: &[], authority: SOA_CLUSTERSET },

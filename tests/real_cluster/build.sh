@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds etcd, kube-apiserver, kube-controller-manager, kubectl and CoreDNS at the versions in
 # versions.env, from the Go module proxy, into a cache directory named after those versions,
-# and prints the directory. A second run with the same versions builds nothing.
+# puts the Multi-Cluster Services API's CRDs beside them (mcs-api-<version>/), and prints the
+# directory. A second run with the same versions builds nothing.
 #
 #   tests/real_cluster/build.sh          # build (or find) the binaries; print their directory
 #   tests/real_cluster/build.sh --pin    # after editing versions.env: rewrite the Go modules
@@ -85,5 +86,17 @@ if [ ! -x "$bin/coredns" ]; then
   GOBIN="$bin/tmp" go install -ldflags="-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
   mv "$bin/tmp/coredns" "$bin/coredns"
   rmdir "$bin/tmp"
+fi
+# The MCS API's CRDs, taken from its module (no build): beside the binaries, by version.
+crds="$bin/mcs-api-$MCS_API_VERSION"
+if [ ! -f "$crds/multicluster.x-k8s.io_serviceimports.yaml" ]; then
+  say "taking the CRDs of sigs.k8s.io/mcs-api $MCS_API_VERSION"
+  outside=$(mktemp -d)  # outside any module: the download changes no go.mod
+  module=$(cd "$outside" && go mod download -json "sigs.k8s.io/mcs-api@$MCS_API_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  rmdir "$outside"
+  rm -rf "$crds.tmp" && mkdir -p "$crds.tmp"
+  cp "$module"/config/crd/multicluster.x-k8s.io_*.yaml "$crds.tmp/"
+  mv "$crds.tmp" "$crds"
 fi
 echo "$bin"

@@ -283,6 +283,44 @@ impl ControlPlane {
         Ok(plane)
     }
 
+    /// Installs the Multi-Cluster Services API's CRDs (from `mcs-api-<version>/` beside the
+    /// binaries, as build.sh puts them) with kubectl, and waits until ServiceImports are served.
+    pub fn install_mcs_crds(&self) -> Result<(), String> {
+        let crds = std::fs::read_dir(&self.bin)
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| {
+                path.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("mcs-api-"))
+            })
+            .ok_or("no mcs-api-<version> directory beside the binaries (run build.sh)")?;
+        let kubectl = |args: &[&str]| {
+            let output = Command::new(self.bin.join("kubectl"))
+                .arg("--kubeconfig")
+                .arg(&self.admin)
+                .args(args)
+                .output()
+                .map_err(|e| format!("kubectl: {e}"))?;
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "kubectl {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&output.stderr)
+                ))
+            }
+        };
+        kubectl(&["apply", "--server-side", "-f", &crds.display().to_string()])?;
+        kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/serviceimports.multicluster.x-k8s.io",
+        ])
+    }
+
     pub fn api_url(&self) -> String {
         format!("https://127.0.0.1:{}", self.api_port)
     }

@@ -5,12 +5,14 @@
 //!
 //! headless-dns runs as a user deploys it: the ServiceAccount, ClusterRole and binding of
 //! `config/deploy/headless-dns.yaml` are applied, and it reads the API with that account's token through
-//! a kubeconfig. CoreDNS (kubernetes plugin, no cache, the same zone and TTL, `pods verified`)
-//! follows the same API server. Each case prints one line; the run ends with `N passed, M
+//! a kubeconfig. CoreDNS (kubernetes plugin, no cache, the same zone and TTL, `pods verified`,
+//! `multicluster clusterset.local`) follows the same API server, where the Multi-Cluster Services
+//! API's CRDs are installed. Each case prints one line; the run ends with `N passed, M
 //! failed` and fails if any case did.
 
 mod api;
 mod cases;
+mod clusterset;
 mod control_plane;
 mod dns;
 mod servers;
@@ -45,6 +47,8 @@ async fn environment(bin: &Path, work: &Path) -> Result<Env, String> {
     let plane = ControlPlane::start(bin, work)?;
     let admin = api::client(&plane.admin).await?;
     api::nodes(&admin, &["node-a", "node-b"]).await?;
+    // Before headless-dns starts: it asks at start whether ServiceImports are served.
+    plane.install_mcs_crds()?;
     let hdns_kubeconfig = servers::deployed_account(&plane, &admin).await?;
     let hdns = start_headless_dns(work, "headless-dns", &hdns_kubeconfig, &[], None)?;
     let coredns = servers::start_coredns(&plane, None)?;

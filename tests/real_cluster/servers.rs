@@ -68,15 +68,16 @@ pub fn ready(server: &Server) -> bool {
 }
 
 /// CoreDNS with the kubernetes plugin alone (no cache), the zone and TTL headless-dns serves,
-/// `pods verified`, reading the API as the admin. `cpus` as for [`start_headless_dns`].
+/// `pods verified` and `multicluster clusterset.local`, reading the API as the admin. `cpus` as for [`start_headless_dns`].
 pub fn start_coredns(plane: &ControlPlane, cpus: Option<&str>) -> Result<Server, String> {
     let port = free_port();
     let corefile = plane.work.join(format!("Corefile-{port}"));
     std::fs::write(
         &corefile,
         format!(
-            ".:{port} {{\n    bind 127.0.0.1\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        \
-             kubeconfig {}\n        pods verified\n        ttl 5\n    }}\n}}\n",
+            ".:{port} {{\n    bind 127.0.0.1\n    kubernetes cluster.local clusterset.local in-addr.arpa \
+             ip6.arpa {{\n        kubeconfig {}\n        pods verified\n        ttl 5\n        \
+             multicluster clusterset.local\n    }}\n}}\n",
             plane.admin.display()
         ),
     )

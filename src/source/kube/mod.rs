@@ -134,8 +134,8 @@ fn has_context(kubeconfig: &Kubeconfig, context: Option<&str>, place: &str) -> R
 
 /// Starts a watch of every resource in every scope; they run until the cluster state stops
 /// listening, counting what they do in `stats`. Returns their tasks and what they share.
-/// ServiceImports and their slices are among them when the API serves them now; else they are
-/// asked for again every minute (see [`follow_clusterset`]).
+/// ServiceImports and their slices are among them when the API serves them now; else the API is
+/// asked again every minute (see [`follow_clusterset`]).
 pub(crate) async fn spawn_watchers(
     client: Client,
     options: &KubeOptions,
@@ -175,7 +175,7 @@ pub(crate) async fn spawn_watchers(
             });
         }
         if clusterset_now {
-            watches.extend(clusterset_watches(&scope, true));
+            watches.extend(clusterset_watches(&scope));
         }
     }
     if !options.namespaces.is_empty() {
@@ -194,7 +194,7 @@ pub(crate) async fn spawn_watchers(
     let source = Arc::new(Source::new(
         client,
         events,
-        watches.len(),
+        watches.iter().filter(|w| w.owes_first_state).count(),
         stats,
         options.protobuf,
         options.stream_lists,
@@ -222,8 +222,10 @@ const IMPORT_SLICE_SELECTOR: &str =
     "multicluster.kubernetes.io/service-name,multicluster.kubernetes.io/source-cluster";
 
 /// The watches of ServiceImports and of the EndpointSlices MCS controllers write for them, in
-/// `scope`; `owes_first_state`: whether the first complete state waits for them.
-fn clusterset_watches(scope: &Option<Arc<str>>, owes_first_state: bool) -> [Watched; 2] {
+/// `scope`. The first complete state does not wait for them: nobody asked for the clusterset
+/// zone (it comes with the CRD), so an account without access to ServiceImports, as most have,
+/// must still become ready; the missing permission is logged as for any other resource.
+fn clusterset_watches(scope: &Option<Arc<str>>) -> [Watched; 2] {
     [
         (ObjectKind::ServiceImport, None),
         (ObjectKind::ImportSlice, Some(IMPORT_SLICE_SELECTOR.into())),
@@ -232,14 +234,13 @@ fn clusterset_watches(scope: &Option<Arc<str>>, owes_first_state: bool) -> [Watc
         kind,
         scope: scope.clone(),
         label_selector,
-        owes_first_state,
+        owes_first_state: false,
     })
 }
 
 /// Follows ServiceImports and the EndpointSlices MCS controllers write for them, in `scopes`,
 /// once the API serves ServiceImports (the MCS CRD installed after start): asked every minute.
-/// Most clusters lack the CRD, so its absence is no fault: it is said once, at debug level, and
-/// the first complete state does not wait for these watches.
+/// Most clusters lack the CRD, so its absence is no fault: it is said once, at debug level.
 async fn follow_clusterset(source: Arc<Source>, scopes: Vec<Option<Arc<str>>>) {
     debug!(
         "the API serves no ServiceImports (no Multi-Cluster Services CRD): clusterset.local \
@@ -263,7 +264,7 @@ async fn follow_clusterset(source: Arc<Source>, scopes: Vec<Option<Arc<str>>>) {
     info!("the API serves ServiceImports: following them for clusterset.local");
     let mut watches = tokio::task::JoinSet::new();
     for scope in &scopes {
-        for watched in clusterset_watches(scope, false) {
+        for watched in clusterset_watches(scope) {
             watches.spawn(follow(source.clone(), watched));
         }
     }

@@ -139,8 +139,8 @@ pub(super) struct Watched {
     /// The namespace watched; `None`: all.
     pub scope: Option<Arc<str>>,
     pub label_selector: Option<String>,
-    /// Whether the first complete state waits for its first list: not for a watch started
-    /// once a custom resource turned out to be served.
+    /// Whether the first complete state waits for its first list: not for the Multi-Cluster
+    /// Services kinds, which nobody turned on.
     pub owes_first_state: bool,
 }
 
