@@ -412,3 +412,53 @@ mod api {
         server.stop().await;
     }
 }
+
+mod refused {
+    use super::*;
+    use common::apiserver::{self, FakeApi};
+
+    /// An account not allowed to read ServiceImports where the CRD is installed (a sidecar's
+    /// Role, say): ready, nothing behind, the cluster's names answered; no outage.
+    #[tokio::test]
+    async fn imports_the_account_may_not_read_are_no_outage() {
+        let api = FakeApi::start().await;
+        api.install_mcs_crd();
+        api.fail(Some("ServiceImport"), Some(403));
+        api.apply(apiserver::namespace("shop"));
+        api.apply(apiserver::headless_service(
+            "shop",
+            "web",
+            Some(("app", "web")),
+        ));
+        api.apply(apiserver::pod("shop", "web-0", "web", "10.4.0.1", true));
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = api.write_kubeconfig(dir.path());
+        let server = TestServer::with_args(&["--kubeconfig", kubeconfig.to_str().unwrap()]).await;
+        let http = server.http;
+        let ready = eventually(Duration::from_secs(20), || async move {
+            http_get(http, "/readyz").await.0 == 200
+        })
+        .await;
+        assert!(ready.is_some(), "ready without ServiceImports");
+        let udp = udp_client(server.addr).await;
+        let response = ask(&udp, "web.shop.svc.cluster.local.", RecordType::A, None).await;
+        assert_eq!(a_records(&response), ["10.4.0.1"]);
+        // The refusal was met (a list was asked for), and it is no outage.
+        let asked = eventually(Duration::from_secs(10), || async {
+            api.list_requests_of("ServiceImport") >= 1
+        })
+        .await;
+        assert!(asked.is_some(), "ServiceImports were asked for");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (_, metrics) = http_get(http, "/metrics").await;
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l == "headless_dns_seconds_behind_source 0"),
+            "{metrics}"
+        );
+        let response = ask(&udp, "x.shop.svc.clusterset.local.", RecordType::A, None).await;
+        assert_eq!(response.metadata.response_code, ResponseCode::Refused);
+        server.stop().await;
+    }
+}

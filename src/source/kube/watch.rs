@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 use crate::cluster::ClusterEvent;
 use crate::records::{ClusterObject, ObjectKey, ObjectKind};
 use crate::source::kube::decode::{Identity, IdentityMeta, Status, Undecodable, WatchLine};
-use crate::source::kube::faults::{Backoff, Fault, Outages, chain, shorten};
+use crate::source::kube::faults::{Backoff, Cause, Fault, Outages, chain, shorten};
 use crate::source::kube::kinds::{self, Decoded};
 use crate::source::kube::protobuf;
 use crate::source::kube::protobuf::frames::FrameSplitter;
@@ -68,6 +68,8 @@ pub(crate) struct Source {
     /// A resource's state is first had by a streaming list; cleared once the API server
     /// refuses one.
     stream_lists: AtomicBool,
+    /// The watches nobody asked for that the API refused for want of permission, said once.
+    refused_optional: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Source {
@@ -88,6 +90,7 @@ impl Source {
             synced: AtomicBool::new(false),
             protobuf,
             stream_lists: AtomicBool::new(stream_lists),
+            refused_optional: Default::default(),
         }
     }
 
@@ -101,6 +104,10 @@ impl Source {
 
     /// `watch` listed, or had a watch request accepted: an outage may end with it.
     fn answered_again(&self, watch: &str) {
+        self.refused_optional
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(watch);
         self.outages.succeeded(watch);
         if self.serving() && !self.outages.ongoing() {
             self.stats.caught_up();
@@ -376,7 +383,7 @@ pub(super) async fn follow(source: Arc<Source>, watched: Watched) {
                 }
                 Ok(None) => return,
                 Err(fault) => {
-                    if !wait(&source, &name, &fault, &mut backoff).await {
+                    if !wait(&source, &watched, &fault, &mut backoff).await {
                         return;
                     }
                     continue;
@@ -414,7 +421,7 @@ pub(super) async fn follow(source: Arc<Source>, watched: Watched) {
             WatchEnd::Expired => debug!(watch = %name, "resourceVersion expired; listing again"),
             WatchEnd::Failed(fault) => {
                 version = complete.then_some(at);
-                if !wait(&source, &name, &fault, &mut backoff).await {
+                if !wait(&source, &watched, &fault, &mut backoff).await {
                     return;
                 }
             }
@@ -531,7 +538,11 @@ async fn finish_list(parts: Parts<'_>, encoding: Encoding, listed_once: &mut boo
 
 /// Reports `fault` and waits out the backoff; a probe may end the wait early when the fault
 /// was the connection's. `false`: the cluster state is gone.
-async fn wait(source: &Source, name: &str, fault: &Fault, backoff: &mut Backoff) -> bool {
+async fn wait(source: &Source, watched: &Watched, fault: &Fault, backoff: &mut Backoff) -> bool {
+    let name = &watched.name();
+    if !watched.owes_first_state && fault.cause() == Cause::Forbidden {
+        return wait_for_permission(source, name, fault).await;
+    }
     source.outages.failed(name, fault, source.serving());
     source.stats.api_error(fault.cause().name());
     source.stats.fell_behind();
@@ -553,6 +564,32 @@ async fn wait(source: &Source, name: &str, fault: &Fault, backoff: &mut Backoff)
         }
     }
     false
+}
+
+/// How often a watch nobody asked for asks again once the API refused it.
+const PERMISSION_RECHECK: Duration = Duration::from_secs(60);
+
+/// A watch the first state does not wait for (the Multi-Cluster Services kinds, which come with
+/// a CRD) refused for want of permission: no outage, as nobody asked for it — the account may
+/// simply not be meant to read it. Said once per refusal, then asked again every minute, so that
+/// a permission granted later is taken up. `false`: the cluster state is gone.
+async fn wait_for_permission(source: &Source, name: &str, fault: &Fault) -> bool {
+    if source
+        .refused_optional
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_string())
+    {
+        warn!(
+            watch = %name,
+            "Kubernetes API {fault}; what it would add is not answered (everything else is); \
+             asking again every minute"
+        );
+    }
+    tokio::select! {
+        () = tokio::time::sleep(PERMISSION_RECHECK) => true,
+        () = source.events.closed() => false,
+    }
 }
 
 /// Sends `request`; the response if its status is a success, else the fault it means.
