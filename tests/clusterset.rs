@@ -194,6 +194,19 @@ async fn the_clusterset_zone_takes_its_name_from_the_flag() {
 
 // Against the test API server: ServiceImports watched where the API serves them.
 
+/// headless-dns following `api` through a kubeconfig in `dir`, once it is ready.
+async fn ready_server(api: &common::apiserver::FakeApi, dir: &tempfile::TempDir) -> TestServer {
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let server = TestServer::with_args(&["--kubeconfig", kubeconfig.to_str().unwrap()]).await;
+    let http = server.http;
+    let ready = eventually(Duration::from_secs(20), || async move {
+        http_get(http, "/readyz").await.0 == 200
+    })
+    .await;
+    assert!(ready.is_some(), "never became ready");
+    server
+}
+
 mod api {
     use super::*;
     use common::apiserver::{self, FakeApi};
@@ -259,18 +272,6 @@ mod api {
         ));
     }
 
-    async fn start(api: &FakeApi, dir: &tempfile::TempDir) -> TestServer {
-        let kubeconfig = api.write_kubeconfig(dir.path());
-        let server = TestServer::with_args(&["--kubeconfig", kubeconfig.to_str().unwrap()]).await;
-        let http = server.http;
-        let ready = eventually(PATIENCE, || async move {
-            http_get(http, "/readyz").await.0 == 200
-        })
-        .await;
-        assert!(ready.is_some(), "never became ready");
-        server
-    }
-
     async fn a(server: &TestServer, name: &str) -> (ResponseCode, Vec<String>) {
         let udp = udp_client(server.addr).await;
         let response = ask(&udp, name, RecordType::A, None).await;
@@ -294,7 +295,7 @@ mod api {
         api.install_mcs_crd();
         seed(&api);
         let dir = tempfile::tempdir().unwrap();
-        let server = start(&api, &dir).await;
+        let server = ready_server(&api, &dir).await;
         // Readiness does not wait for the imports (nobody turned them on): they follow at once.
         until(
             &server,
@@ -385,7 +386,7 @@ mod api {
         ));
         api.apply(apiserver::pod("shop", "web-0", "web", "10.4.0.1", true));
         let dir = tempfile::tempdir().unwrap();
-        let server = start(&api, &dir).await;
+        let server = ready_server(&api, &dir).await;
         assert_eq!(
             a(&server, "web.shop.svc.cluster.local.").await,
             (ResponseCode::NoError, vec!["10.4.0.1".into()])
@@ -432,14 +433,9 @@ mod refused {
         ));
         api.apply(apiserver::pod("shop", "web-0", "web", "10.4.0.1", true));
         let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = api.write_kubeconfig(dir.path());
-        let server = TestServer::with_args(&["--kubeconfig", kubeconfig.to_str().unwrap()]).await;
+        // Ready without ServiceImports.
+        let server = ready_server(&api, &dir).await;
         let http = server.http;
-        let ready = eventually(Duration::from_secs(20), || async move {
-            http_get(http, "/readyz").await.0 == 200
-        })
-        .await;
-        assert!(ready.is_some(), "ready without ServiceImports");
         let udp = udp_client(server.addr).await;
         let response = ask(&udp, "web.shop.svc.cluster.local.", RecordType::A, None).await;
         assert_eq!(a_records(&response), ["10.4.0.1"]);

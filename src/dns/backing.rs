@@ -228,17 +228,7 @@ fn slice_endpoints(
     names: EndpointNames,
     out: &mut Vec<PortedEndpoint>,
 ) {
-    let ports: Box<[u16]> = service
-        .ports
-        .iter()
-        .map(|p| {
-            slice
-                .ports
-                .iter()
-                .find(|s| s.name == p.name && s.protocol == p.protocol)
-                .map_or(0, |s| s.port)
-        })
-        .collect();
+    let ports = slice_ports(&service.ports, slice);
     for endpoint in slice.endpoints.iter().filter(|e| e.ready) {
         let by_target = endpoint
             .target_name
@@ -247,6 +237,21 @@ fn slice_endpoints(
         let name = endpoint.hostname.as_ref().or(by_target);
         push_endpoints(name, &endpoint.addresses, &ports, out);
     }
+}
+
+/// The port `slice` gives for each of `ports` (a Service's or a ServiceImport's), matched by
+/// name and protocol; `0` where it gives none.
+pub(crate) fn slice_ports(ports: &[ServicePort], slice: &EndpointSliceRecord) -> Box<[u16]> {
+    ports
+        .iter()
+        .map(|p| {
+            slice
+                .ports
+                .iter()
+                .find(|s| s.name == p.name && s.protocol == p.protocol)
+                .map_or(0, |s| s.port)
+        })
+        .collect()
 }
 
 /// One endpoint named `hostname`, or without a hostname one per address, named by its dashes.

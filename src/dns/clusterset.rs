@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::dns::backing::slice_ports;
 use crate::dns::view::{ImportEndpoint, ImportView};
 use crate::dns::zone::dashed;
 use crate::records::{EndpointSliceRecord, ImportKind, ServiceImportRecord};
@@ -24,17 +25,7 @@ pub(crate) fn import_view<'s>(
             let Some(cluster) = &slice.cluster else {
                 continue;
             };
-            let ports: Box<[u16]> = import
-                .ports
-                .iter()
-                .map(|p| {
-                    slice
-                        .ports
-                        .iter()
-                        .find(|s| s.name == p.name && s.protocol == p.protocol)
-                        .map_or(0, |s| s.port)
-                })
-                .collect();
+            let ports = slice_ports(&import.ports, slice);
             for endpoint in slice.endpoints.iter().filter(|e| e.ready) {
                 let named = |label: Arc<str>, ips| ImportEndpoint {
                     cluster: cluster.clone(),

@@ -470,19 +470,7 @@ const DELIBERATE: &[Deliberate] = &[
     Deliberate {
         what: "SRV weights: CoreDNS divides 100 by its entries before merging a target's addresses",
         applies: |_, qtype, ours, theirs| {
-            let unweighted = |reply: &Reply| -> BTreeSet<String> {
-                reply
-                    .answers
-                    .iter()
-                    .map(|a| {
-                        let mut words: Vec<&str> = a.split(' ').collect();
-                        if words.get(1) == Some(&"SRV") && words.len() > 3 {
-                            words[3] = "(weight)";
-                        }
-                        words.join(" ")
-                    })
-                    .collect()
-            };
+            let unweighted = crate::dns::unweighted;
             qtype == RecordType::SRV
                 && (ours.rcode, ours.authoritative, ours.soa)
                     == (theirs.rcode, theirs.authoritative, theirs.soa)

@@ -101,16 +101,9 @@ fn exists_by_shape(name: &str) -> bool {
 
 /// An answer's records with SRV weights and the case of names set aside.
 fn unweighted(reply: &Reply) -> std::collections::BTreeSet<String> {
-    reply
-        .answers
+    crate::dns::unweighted(reply)
         .iter()
-        .map(|a| {
-            let mut words: Vec<String> = a.split(' ').map(str::to_lowercase).collect();
-            if words.get(1).map(String::as_str) == Some("srv") && words.len() > 3 {
-                words[3] = "(weight)".into();
-            }
-            words.join(" ")
-        })
+        .map(|a| a.to_lowercase())
         .collect()
 }
 

@@ -295,22 +295,12 @@ impl ControlPlane {
                     .is_some_and(|n| n.to_string_lossy().starts_with("mcs-api-"))
             })
             .ok_or("no mcs-api-<version> directory beside the binaries (run build.sh)")?;
+        let kubectl = self.bin.join("kubectl").display().to_string();
+        let admin = self.admin.display().to_string();
         let kubectl = |args: &[&str]| {
-            let output = Command::new(self.bin.join("kubectl"))
-                .arg("--kubeconfig")
-                .arg(&self.admin)
-                .args(args)
-                .output()
-                .map_err(|e| format!("kubectl: {e}"))?;
-            if output.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "kubectl {}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&output.stderr)
-                ))
-            }
+            let mut all = vec!["--kubeconfig", admin.as_str()];
+            all.extend_from_slice(args);
+            run(&kubectl, &all, &self.work)
         };
         kubectl(&["apply", "--server-side", "-f", &crds.display().to_string()])?;
         kubectl(&[

@@ -74,6 +74,21 @@ pub fn reduce(message: &Message) -> Reply {
     }
 }
 
+/// A reply's answers with each SRV record's weight set aside.
+pub fn unweighted(reply: &Reply) -> BTreeSet<String> {
+    reply
+        .answers
+        .iter()
+        .map(|a| {
+            let mut words: Vec<&str> = a.split(' ').collect();
+            if words.get(1) == Some(&"SRV") && words.len() > 3 {
+                words[3] = "(weight)";
+            }
+            words.join(" ")
+        })
+        .collect()
+}
+
 /// The text of the Extended DNS Error (RFC 8914) in `message`, if it has one.
 pub fn ede_text(message: &Message) -> Option<String> {
     use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};

@@ -171,7 +171,6 @@ pub(crate) async fn spawn_watchers(
                 kind,
                 scope: scope.clone(),
                 label_selector,
-                owes_first_state: true,
             });
         }
         if clusterset_now {
@@ -194,7 +193,7 @@ pub(crate) async fn spawn_watchers(
     let source = Arc::new(Source::new(
         client,
         events,
-        watches.iter().filter(|w| w.owes_first_state).count(),
+        watches.iter().filter(|w| w.owes_first_state()).count(),
         stats,
         options.protobuf,
         options.stream_lists,
@@ -234,7 +233,6 @@ fn clusterset_watches(scope: &Option<Arc<str>>) -> [Watched; 2] {
         kind,
         scope: scope.clone(),
         label_selector,
-        owes_first_state: false,
     })
 }
 

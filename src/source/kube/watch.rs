@@ -146,12 +146,15 @@ pub(super) struct Watched {
     /// The namespace watched; `None`: all.
     pub scope: Option<Arc<str>>,
     pub label_selector: Option<String>,
-    /// Whether the first complete state waits for its first list: not for the Multi-Cluster
-    /// Services kinds, which nobody turned on.
-    pub owes_first_state: bool,
 }
 
 impl Watched {
+    /// Whether the first complete state waits for its first list: for the core kinds, not for
+    /// the Multi-Cluster Services ones, which come with a CRD nobody turned on.
+    pub(super) fn owes_first_state(&self) -> bool {
+        ObjectKind::CORE.contains(&self.kind)
+    }
+
     /// For logs: `pods`, or `pods in team-a`.
     fn name(&self) -> String {
         let plural = match self.kind {
@@ -528,7 +531,7 @@ async fn finish_list(parts: Parts<'_>, encoding: Encoding, listed_once: &mut boo
         SourceStats::count(&source.stats.relists);
     } else {
         *listed_once = true;
-        if watched.owes_first_state {
+        if watched.owes_first_state() {
             source.listed_first_time().await;
         }
     }
@@ -540,7 +543,7 @@ async fn finish_list(parts: Parts<'_>, encoding: Encoding, listed_once: &mut boo
 /// was the connection's. `false`: the cluster state is gone.
 async fn wait(source: &Source, watched: &Watched, fault: &Fault, backoff: &mut Backoff) -> bool {
     let name = &watched.name();
-    if !watched.owes_first_state && fault.cause() == Cause::Forbidden {
+    if !watched.owes_first_state() && fault.cause() == Cause::Forbidden {
         return wait_for_permission(source, name, fault).await;
     }
     source.outages.failed(name, fault, source.serving());
