@@ -34,9 +34,12 @@ impl ObjectKey {
             name: name.into(),
         }
     }
-}
 
-impl ObjectKey {
+    /// `(namespace, name)`, borrowed.
+    pub fn names(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+
     /// Namespaces are cluster-scoped: their key has an empty namespace.
     pub fn of_namespace(name: &Arc<str>) -> Self {
         Self {

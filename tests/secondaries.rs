@@ -43,6 +43,32 @@ fn cluster() -> Vec<String> {
          spec: {type: ExternalName, externalName: db.example.com}\n"
             .into(),
     );
+    // What an MCS controller writes: a headless import with endpoints in two clusters (one
+    // of them not ready), a ClusterSetIP import.
+    parts.push(
+        "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceImport\n\
+         metadata: {name: nginx-svc, namespace: default}\n\
+         spec: {type: Headless, ports: [{name: web, port: 80, protocol: TCP}]}\n"
+            .into(),
+    );
+    parts.push(
+        "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceImport\n\
+         metadata: {name: api, namespace: default}\n\
+         spec: {type: ClusterSetIP, ips: [10.96.250.7], ports: [{name: http, port: 8080, protocol: TCP}]}\n"
+            .into(),
+    );
+    for (cluster, subnet, ready) in [("east", "10.245.1", "true"), ("west", "10.246.1", "false")] {
+        parts.push(format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: imported-nginx-svc-{cluster}, namespace: default, labels: {{\
+             multicluster.kubernetes.io/service-name: nginx-svc, \
+             multicluster.kubernetes.io/source-cluster: {cluster}}}}}\n\
+             addressType: IPv4\nports: [{{name: web, port: 80, protocol: TCP}}]\n\
+             endpoints:\n\
+             - {{addresses: [{subnet}.10], hostname: web-0, conditions: {{ready: true}}}}\n\
+             - {{addresses: [{subnet}.11], hostname: web-1, conditions: {{ready: {ready}}}}}\n"
+        ));
+    }
     parts
 }
 
@@ -192,7 +218,7 @@ async fn follows(kind: Kind, key: Option<&Key>) {
         .args(["--notify", &format!("127.0.0.1:{secondary_port}")])
         .env("RUST_LOG", "info,headless_dns::transfer=debug");
     let server = Process::start(command);
-    let zones = ["cluster.local", "in-addr.arpa"];
+    let zones = ["cluster.local", "in-addr.arpa", "clusterset.local"];
     let secondary = Secondary::start(
         kind,
         &dir.path().join("secondary"),
@@ -280,12 +306,16 @@ async fn follows(kind: Kind, key: Option<&Key>) {
         questions.len()
     );
 
-    // A change: web-2 becomes Ready, the ExternalName Service goes. NOTIFY brings it over.
+    // A change: web-2 becomes Ready, the ExternalName Service goes, west's web-1 becomes
+    // ready. NOTIFY brings it over.
     let mut changed = cluster();
     changed.retain(|part| !part.contains("externalName"));
     for part in &mut changed {
         if part.contains("name: web-2") {
             *part = part.replace("status: \"False\"", "status: \"True\"");
+        }
+        if part.contains("imported-nginx-svc-west") {
+            *part = part.replace("ready: false", "ready: true");
         }
     }
     let written = Instant::now();
@@ -312,13 +342,17 @@ async fn follows(kind: Kind, key: Option<&Key>) {
          quiet period)",
         written.elapsed()
     );
-    // It came as the differences (IXFR from the journal), not as the whole zone again.
-    let incremental = server.wait_for_line("kind=Incremental", Duration::from_secs(5));
-    assert!(
-        incremental.is_some(),
-        "{kind:?} did not get an incremental transfer: {:?}",
-        server.lines("zone transfer")
-    );
+    // It came as the differences (IXFR from the journal), not as the whole zone again, for
+    // each zone whose records changed.
+    for zone in ["cluster.local.", "clusterset.local."] {
+        let line = format!("zone={zone} kind=Incremental");
+        let incremental = server.wait_for_line(&line, Duration::from_secs(10));
+        assert!(
+            incremental.is_some(),
+            "{kind:?} did not get an incremental transfer of {zone}: {:?}",
+            server.lines("zone transfer")
+        );
+    }
     if key.is_some() {
         // Our signed NOTIFY got a response signed with the key (NSD does not answer one for
         // ip6.arpa, which it does not serve; Knot and BIND answer NOTAUTH).
@@ -343,6 +377,15 @@ async fn follows(kind: Kind, key: Option<&Key>) {
         ("db.other.svc.cluster.local.", RecordType::CNAME),
         ("nginx-svc.default.svc.cluster.local.", RecordType::A),
         ("12.3.244.10.in-addr.arpa.", RecordType::PTR),
+        (
+            "web-1.west.nginx-svc.default.svc.clusterset.local.",
+            RecordType::A,
+        ),
+        ("nginx-svc.default.svc.clusterset.local.", RecordType::A),
+        (
+            "_web._tcp.nginx-svc.default.svc.clusterset.local.",
+            RecordType::SRV,
+        ),
     ] {
         let settled = eventually(Duration::from_secs(10), || async {
             alike(server.dns, secondary.addr, name, qtype).await.is_ok()

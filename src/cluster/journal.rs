@@ -21,11 +21,11 @@ use hashbrown::HashSet;
 use crate::dns::contents;
 use crate::dns::journal::{Change, WireRecords};
 use crate::dns::view::{Endpoint, ServiceView, View};
-use crate::dns::zone::Zone;
+use crate::dns::zone::{Apex, Zone};
 use crate::records::ServiceKind;
 
-/// The records that differ between `old` and `new` for the Services a change touched and the
-/// addresses its pods did (serials left at 0: the caller numbers it); `None` once more than
+/// The records that differ between `old` and `new` for the Services and ServiceImports a change
+/// touched and the addresses its pods did (serials left at 0: the caller numbers it); `None` once more than
 /// `limit` records differ, which the journal could not hold: working out the rest of a change
 /// that large (a re-list after most of 100,000 pods changed) would hold the publication for
 /// seconds.
@@ -34,6 +34,7 @@ pub(crate) fn diff<'a>(
     new: &View,
     zone: &Zone,
     services: impl IntoIterator<Item = (&'a str, &'a str)>,
+    imports: impl IntoIterator<Item = (&'a str, &'a str)>,
     addresses: impl IntoIterator<Item = IpAddr>,
     limit: usize,
 ) -> Option<Change> {
@@ -70,6 +71,22 @@ pub(crate) fn diff<'a>(
                 contents::service_records(new, zone, namespace, name, &mut after);
             }
         }
+        if !compare(&mut before, &mut after, &mut change) {
+            return None;
+        }
+    }
+    // An import's names are in the clusterset zone alone (it has no reverse names), and the
+    // zone's apex records come and go with its first and last import.
+    if old.has_imports() != new.has_imports() {
+        contents::apex_records(old, zone, Apex::Clusterset, &mut before);
+        contents::apex_records(new, zone, Apex::Clusterset, &mut after);
+    }
+    for (namespace, name) in imports {
+        if old.import(namespace, name) == new.import(namespace, name) {
+            continue;
+        }
+        contents::import_records(old, zone, namespace, name, &mut before);
+        contents::import_records(new, zone, namespace, name, &mut after);
         if !compare(&mut before, &mut after, &mut change) {
             return None;
         }

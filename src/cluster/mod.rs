@@ -160,8 +160,9 @@ struct Journaling {
     zone: Arc<Zone>,
     /// The view as last published, to compare with.
     published: View,
-    /// Services and addresses touched since then.
+    /// Services, ServiceImports and addresses touched since then.
     services: HashSet<ObjectKey>,
+    imports: HashSet<ObjectKey>,
     addresses: HashSet<IpAddr>,
 }
 
@@ -192,6 +193,7 @@ impl ClusterState {
             zone,
             published: self.view.clone(),
             services: HashSet::new(),
+            imports: HashSet::new(),
             addresses: HashSet::new(),
         }));
         self
@@ -332,6 +334,9 @@ impl ClusterState {
         let dirty: Vec<ObjectKey> = std::mem::take(&mut self.dirty).into_iter().collect();
         self.refresh_services(dirty);
         for key in std::mem::take(&mut self.dirty_imports) {
+            if let Some(journaling) = self.journaling.as_deref_mut() {
+                journaling.imports.insert(key.clone());
+            }
             let answers = self.namespaces.get(&key.namespace).and_then(|ns| {
                 let import = ns.imports.get(&key.name)?;
                 let slices = ns.slices_by_import.get(&key.name).into_iter().flatten();
@@ -349,14 +354,15 @@ impl ClusterState {
             return Some(self.view.clone());
         };
         let services = std::mem::take(&mut journaling.services);
+        let imports = std::mem::take(&mut journaling.imports);
         let addresses = std::mem::take(&mut journaling.addresses);
         if journaling.published.synced() && self.view.synced() {
-            let keys = services.iter().map(|k| (&*k.namespace, &*k.name));
             let change = journal::diff(
                 &journaling.published,
                 &self.view,
                 &journaling.zone,
-                keys,
+                services.iter().map(ObjectKey::names),
+                imports.iter().map(ObjectKey::names),
                 addresses,
                 Journal::MAX_RECORDS,
             );

@@ -303,7 +303,7 @@ fn load(state: &mut ClusterState, objects: Vec<ClusterObject>) {
 /// Every record of every zone (the SOAs aside), in `Record`'s order.
 fn whole_zone(view: &View, zone: &Zone) -> std::collections::BTreeSet<hickory_proto::rr::Record> {
     let mut records = Vec::new();
-    for apex in [Apex::Zone, Apex::InAddrArpa, Apex::Ip6Arpa] {
+    for apex in zone.apexes() {
         for part in contents::parts(zone, apex) {
             contents::records(view, zone, apex, &part, &mut records);
         }

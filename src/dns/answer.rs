@@ -224,6 +224,10 @@ pub(crate) struct ServiceName<'a> {
 }
 
 impl<'a> ServiceName<'a> {
+    pub(crate) fn new(namespace: &'a str, name: &'a str) -> Self {
+        Self { namespace, name }
+    }
+
     pub(crate) fn namespace(&self) -> &'a str {
         self.namespace
     }

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::{Name, Record, RecordType};
 
-use crate::dns::answer;
+use crate::dns::answer::{self, ServiceName};
 use crate::dns::journal::WireRecords;
 use crate::dns::view::{ServiceView, View};
 use crate::dns::zone::{Apex, PodRecords, Zone, dashed};
@@ -56,6 +56,8 @@ pub(crate) enum Part {
     PodAddresses(usize),
     /// The PTR names of the addresses of one step of [`View::addresses_in`].
     Reverse(usize),
+    /// Every name of the ServiceImports of one step of [`View::imports_in`].
+    Imports(usize),
 }
 
 /// The steps of a walk over the zone `apex`, in the order a transfer sends them.
@@ -72,8 +74,7 @@ pub(crate) fn parts(zone: &Zone, apex: Apex) -> Vec<Part> {
         }
         Apex::InAddrArpa => parts.extend((0..View::STEPS).map(Part::Reverse)),
         Apex::Ip6Arpa => parts.extend((View::STEPS..2 * View::STEPS).map(Part::Reverse)),
-        // Not among the zones transfers offer (`transfer::ZONES`) so far: its apex alone.
-        Apex::Clusterset => {}
+        Apex::Clusterset => parts.extend((0..View::STEPS).map(Part::Imports)),
     }
     parts
 }
@@ -82,20 +83,7 @@ pub(crate) fn parts(zone: &Zone, apex: Apex) -> Vec<Part> {
 /// puts it first and last).
 pub(crate) fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &mut impl Out) {
     match part {
-        Part::Apex => {
-            let origin = zone.apex(apex).clone();
-            out.owned(view, zone, &origin, RecordType::NS);
-            if apex == Apex::Zone {
-                let nameserver = zone.nameserver().clone();
-                out.owned(view, zone, &nameserver, RecordType::A);
-                out.owned(view, zone, &nameserver, RecordType::AAAA);
-                if let Ok(version) =
-                    Name::from_ascii("dns-version").and_then(|n| n.append_domain(&zone.origin))
-                {
-                    out.owned(view, zone, &version, RecordType::TXT);
-                }
-            }
-        }
+        Part::Apex => apex_records(view, zone, apex, out),
         Part::Services(step) => {
             for (namespace, name) in view.services_in(*step) {
                 service_records(view, zone, namespace, name, out);
@@ -106,6 +94,11 @@ pub(crate) fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &m
                 pod_address_records(view, zone, ip, out);
             }
         }
+        Part::Imports(step) => {
+            for (namespace, name) in view.imports_in(*step) {
+                import_records(view, zone, namespace, name, out);
+            }
+        }
         Part::Reverse(step) => {
             for (ip, _, _) in view
                 .addresses_in(*step)
@@ -114,6 +107,23 @@ pub(crate) fn records(view: &View, zone: &Zone, apex: Apex, part: &Part, out: &m
                 out.owned(view, zone, &Name::from(ip), RecordType::PTR);
             }
         }
+    }
+}
+
+/// The apex's NS; in the cluster's zone and the clusterset zone, `dns-version`'s TXT; in the
+/// cluster's, the name server's address.
+pub(crate) fn apex_records(view: &View, zone: &Zone, apex: Apex, out: &mut impl Out) {
+    let origin = zone.apex(apex);
+    out.owned(view, zone, origin, RecordType::NS);
+    if apex == Apex::Zone {
+        let nameserver = zone.nameserver();
+        out.owned(view, zone, nameserver, RecordType::A);
+        out.owned(view, zone, nameserver, RecordType::AAAA);
+    }
+    if matches!(apex, Apex::Zone | Apex::Clusterset)
+        && let Some(version) = answer::name_below([&b"dns-version"[..]], origin)
+    {
+        out.owned(view, zone, &version, RecordType::TXT);
     }
 }
 
@@ -192,6 +202,45 @@ pub(crate) fn service_names<'l>(
     }
 }
 
+/// Every name of one ServiceImport in the clusterset zone: its own (addresses, SRV), its
+/// endpoints' addresses, its ports' SRV.
+pub(crate) fn import_records(
+    view: &View,
+    zone: &Zone,
+    namespace: &str,
+    name: &str,
+    out: &mut impl Out,
+) {
+    let Some(import) = view.import(namespace, name) else {
+        return;
+    };
+    let clusterset = zone.apex(Apex::Clusterset);
+    let key = ServiceName::new(namespace, name);
+    let Some(owner) = below_labels(answer::import_labels(key, None), clusterset) else {
+        return;
+    };
+    out.owned_addresses(view, zone, &owner);
+    out.owned(view, zone, &owner, RecordType::SRV);
+    for endpoint in &import.endpoints {
+        let labels = answer::import_labels(key, Some((&endpoint.cluster, &endpoint.label)));
+        if let Some(owner) = below_labels(labels, clusterset) {
+            out.owned_addresses(view, zone, &owner);
+        }
+    }
+    for port in import.ports.iter().filter(|p| !p.name.is_empty()) {
+        let (port_label, protocol) = (
+            format!("_{}", port.name),
+            format!("_{}", port.protocol.srv_label()),
+        );
+        let labels = [&*port_label, &*protocol].into_iter();
+        if let Some(owner) =
+            below_labels(labels.chain(answer::import_labels(key, None)), clusterset)
+        {
+            out.owned(view, zone, &owner, RecordType::SRV);
+        }
+    }
+}
+
 fn address_type(ip: IpAddr) -> RecordType {
     match ip {
         IpAddr::V4(_) => RecordType::A,
@@ -201,5 +250,10 @@ fn address_type(ip: IpAddr) -> RecordType {
 
 /// `labels` (leftmost first) below the zone; `None` if too long for a name.
 fn below<S: AsRef<str>>(zone: &Zone, labels: &[S]) -> Option<Name> {
-    answer::name_below(labels.iter().map(|l| l.as_ref().as_bytes()), &zone.origin)
+    below_labels(labels.iter().map(AsRef::as_ref), &zone.origin)
+}
+
+/// `labels` (leftmost first) below `apex`; `None` if too long for a name.
+fn below_labels<'l>(labels: impl Iterator<Item = &'l str>, apex: &'l Name) -> Option<Name> {
+    answer::name_below(labels.map(str::as_bytes), apex)
 }

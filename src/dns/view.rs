@@ -468,6 +468,13 @@ impl View {
             .map(|(key, _)| (&**key.namespace, &*key.name))
     }
 
+    /// `(namespace, name)` of the ServiceImports of step `step` of a walk over all of them.
+    pub fn imports_in(&self, step: usize) -> impl Iterator<Item = (&str, &str)> {
+        self.imports
+            .shard(step)
+            .map(|(key, _)| (&**key.namespace, &*key.name))
+    }
+
     /// The addresses of step `step` (of `2 * STEPS`: IPv4, then IPv6) of a walk over all
     /// addresses, with whether a pod holds it (a name under `pod.<zone>`) and whether a Service
     /// does (a PTR name).

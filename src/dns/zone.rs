@@ -137,6 +137,22 @@ impl Zone {
         }
     }
 
+    /// The zones answered: the cluster's, the reverse zones, and the clusterset zone when it
+    /// has a name of its own.
+    pub fn apexes(&self) -> impl Iterator<Item = Apex> + '_ {
+        [Apex::Zone, Apex::InAddrArpa, Apex::Ip6Arpa]
+            .into_iter()
+            .chain(self.clusterset.as_ref().map(|_| Apex::Clusterset))
+    }
+
+    /// The zone `name` (lower case) is in: the deepest apex above it, as one zone may hold the
+    /// other (`--clusterset-zone set.cluster.local`); `None` outside them all.
+    pub fn zone_holding(&self, name: &Name) -> Option<Apex> {
+        self.apexes()
+            .filter(|&apex| self.apex(apex).zone_of(name))
+            .max_by_key(|&apex| self.apex(apex).num_labels())
+    }
+
     /// The SOA's and NS record's name server, `ns.dns.<zone>`.
     pub fn nameserver(&self) -> &Name {
         &self.nameserver

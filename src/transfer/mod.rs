@@ -100,9 +100,7 @@ impl TransferPolicy {
 /// The zone a transfer question names, if we serve it.
 fn apex_of(zone: &Zone, name: &hickory_proto::rr::Name) -> Option<Apex> {
     let name = name.to_lowercase();
-    [Apex::Zone, Apex::InAddrArpa, Apex::Ip6Arpa]
-        .into_iter()
-        .find(|&apex| *zone.apex(apex) == name)
+    zone.apexes().find(|&apex| *zone.apex(apex) == name)
 }
 
 /// A transfer request that may be served: AXFR or IXFR of a zone we serve, from a client that
@@ -233,7 +231,9 @@ impl Transfer {
         } else if let Some(changes) = changes {
             // RFC 1995 §4: for each change, the old SOA, what it removed, the new SOA, what
             // it added; between the current SOA at both ends.
-            let in_zone = |record: &Record| zone.apex(apex).zone_of(&record.name);
+            // The journal holds every zone's changes: this zone's are those of the names
+            // within it and not within a zone it holds.
+            let in_zone = |record: &Record| zone.zone_holding(&record.name) == Some(apex);
             for change in changes {
                 pending.push_back(with_serial(&soa, change.from));
                 pending.extend(change.removed.records().into_iter().filter(in_zone));
@@ -439,7 +439,18 @@ mod tests {
     /// Every message of a transfer, parsed.
     fn messages(view: &Arc<View>, request: &Message, apex: Apex) -> Vec<Message> {
         let zone = Arc::new(Zone::new("cluster.local.", 5, PodRecords::Verified, None).unwrap());
-        let mut transfer = Transfer::new(view.clone(), zone, unsigned(request, apex)).unwrap();
+        messages_in(view, &zone, request, apex)
+    }
+
+    /// Every message of a transfer from `view` with names in `zone`, parsed.
+    fn messages_in(
+        view: &Arc<View>,
+        zone: &Arc<Zone>,
+        request: &Message,
+        apex: Apex,
+    ) -> Vec<Message> {
+        let mut transfer =
+            Transfer::new(view.clone(), zone.clone(), unsigned(request, apex)).unwrap();
         let mut out = Vec::new();
         let mut messages = Vec::new();
         while transfer.next_message(&mut out) {
@@ -601,16 +612,127 @@ mod tests {
             state.publish().unwrap()
         };
         let (services, addresses) = touched();
-        let change = journal::diff(&old, &view, &zone, services, addresses, 100).unwrap();
+        let change = journal::diff(&old, &view, &zone, services, [], addresses, 100).unwrap();
         // The Service's records as above, and the pod's PTR.
         assert_eq!((change.removed.len(), change.added.len()), (9, 4));
         let (services, addresses) = touched();
-        assert!(journal::diff(&old, &view, &zone, services, addresses, 12).is_none());
+        assert!(journal::diff(&old, &view, &zone, services, [], addresses, 12).is_none());
         // From before the journal: the whole zone.
         let old = request(RecordType::IXFR, "cluster.local.", Some(first - 5));
         assert_eq!(
             zone_messages(&view, &old, Apex::Zone).0,
             TransferKind::WholeZone
+        );
+    }
+
+    /// A headless ServiceImport `web` with the endpoints `a` and `b` of cluster `east`, `b`
+    /// ready or not.
+    fn import(b_ready: bool) -> Vec<crate::records::ClusterObject> {
+        let text = format!(
+            "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceImport\n\
+             metadata: {{name: web, namespace: default}}\n\
+             spec: {{type: Headless, ports: [{{name: http, port: 80, protocol: TCP}}]}}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: web-east, namespace: default, labels: {{\
+             multicluster.kubernetes.io/service-name: web, \
+             multicluster.kubernetes.io/source-cluster: east}}}}\n\
+             addressType: IPv4\nports: [{{name: http, port: 80, protocol: TCP}}]\n\
+             endpoints:\n\
+             - {{addresses: [10.2.0.1], hostname: a}}\n\
+             - {{addresses: [10.2.0.2], hostname: b, conditions: {{ready: {b_ready}}}}}\n"
+        );
+        manifests::parse(&text).unwrap()
+    }
+
+    /// The clusterset zone is transferred while a ServiceImport exists, and refused without
+    /// one. Here it lies within the cluster's zone: each transfer, whole or incremental, holds
+    /// the names of its own zone and none of the other's.
+    #[test]
+    fn the_clusterset_zone_transfers_on_its_own() {
+        let zone = Arc::new(
+            Zone::new("cluster.local.", 5, PodRecords::Verified, None)
+                .unwrap()
+                .with_clusterset("set.cluster.local")
+                .unwrap(),
+        );
+        let set = Name::from_ascii("set.cluster.local.").unwrap();
+        let axfr = request(RecordType::AXFR, "set.cluster.local.", None);
+        assert!(
+            Transfer::new(view(3), zone.clone(), unsigned(&axfr, Apex::Clusterset)).is_none(),
+            "no import, no zone"
+        );
+        let mut state = ClusterState::new(7).with_journal(zone.clone());
+        let cluster = |b_ready, not_ready: &[usize]| {
+            let mut objects = objects(3, not_ready);
+            objects.extend(import(b_ready));
+            manifests::resync(objects)
+        };
+        state.apply(cluster(false, &[]));
+        state.apply(ClusterEvent::Synced);
+        let view = Arc::new(state.publish().unwrap());
+        let first = view.serial();
+        let names = |messages: &[Message]| -> Vec<String> {
+            let mut names: Vec<String> = messages
+                .iter()
+                .flat_map(|m| &m.answers)
+                .filter(|r| r.record_type() != RecordType::SOA)
+                .map(|r| format!("{} {}", r.name, r.record_type()))
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        };
+        let whole = names(&messages_in(&view, &zone, &axfr, Apex::Clusterset));
+        assert_eq!(
+            whole,
+            [
+                "_http._tcp.web.default.svc.set.cluster.local. SRV",
+                "a.east.web.default.svc.set.cluster.local. A",
+                "dns-version.set.cluster.local. TXT",
+                "set.cluster.local. NS",
+                "web.default.svc.set.cluster.local. A",
+                "web.default.svc.set.cluster.local. SRV",
+            ]
+        );
+        let outer = request(RecordType::AXFR, "cluster.local.", None);
+        let outer = names(&messages_in(&view, &zone, &outer, Apex::Zone));
+        assert!(
+            outer.iter().all(|n| !n.contains("set.cluster.local.")),
+            "{outer:?}"
+        );
+
+        // Endpoint b turns ready and pod web-1 stops being: one change, each zone's IXFR
+        // holds its own part of it.
+        state.apply(cluster(true, &[1]));
+        let view = Arc::new(state.publish().unwrap());
+        assert_eq!(view.serial(), first + 1);
+        let ixfr = |apex_name: &str, apex| {
+            let ixfr = request(RecordType::IXFR, apex_name, Some(first));
+            messages_in(&view, &zone, &ixfr, apex)
+        };
+        let inner = names(&ixfr("set.cluster.local.", Apex::Clusterset));
+        assert_eq!(
+            inner,
+            [
+                "_http._tcp.web.default.svc.set.cluster.local. SRV",
+                "b.east.web.default.svc.set.cluster.local. A",
+                "web.default.svc.set.cluster.local. A",
+                "web.default.svc.set.cluster.local. SRV",
+            ]
+        );
+        let outer = names(&ixfr("cluster.local.", Apex::Zone));
+        assert!(
+            !outer.is_empty()
+                && outer
+                    .iter()
+                    .all(|n| !set.zone_of(&n.split(' ').next().unwrap().parse::<Name>().unwrap())),
+            "{outer:?}"
+        );
+        assert!(
+            outer
+                .iter()
+                .any(|n| n.starts_with("web-1.web.default.svc.cluster.local.")),
+            "{outer:?}"
         );
     }
 }

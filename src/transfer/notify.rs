@@ -42,12 +42,14 @@ pub(crate) fn spawn(
     }
     let (serials, watching) = watch::channel(None);
     let mut tasks = vec![tokio::spawn(watch_serial(view, serials))];
+    let zones: Vec<(Apex, Name)> = zone
+        .apexes()
+        .map(|apex| (apex, zone.apex(apex).clone()))
+        .collect();
     for target in targets {
-        let names =
-            [Apex::Zone, Apex::InAddrArpa, Apex::Ip6Arpa].map(|apex| zone.apex(apex).clone());
         tasks.push(tokio::spawn(notify_target(
             target,
-            names,
+            zones.clone(),
             key.clone(),
             watching.clone(),
         )));
@@ -55,16 +57,36 @@ pub(crate) fn spawn(
     tasks
 }
 
+/// A serial of the complete view, and whether the clusterset zone was answered at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Published {
+    serial: u32,
+    clusterset: bool,
+}
+
+impl Published {
+    /// Whether zone `apex` is served at this serial: the clusterset zone only while some
+    /// ServiceImport exists (a NOTIFY for a zone we refuse would have the secondary ask in
+    /// vain).
+    fn serves(&self, apex: Apex) -> bool {
+        apex != Apex::Clusterset || self.clusterset
+    }
+}
+
 /// Publishes the serial of the view whenever it changes, once the view is complete.
-async fn watch_serial(view: SharedView, serials: watch::Sender<Option<u32>>) {
+async fn watch_serial(view: SharedView, serials: watch::Sender<Option<Published>>) {
     let mut interval = tokio::time::interval(COALESCE);
     loop {
         interval.tick().await;
         let current = view.load();
         if current.synced() {
-            serials.send_if_modified(|serial| {
-                let changed = *serial != Some(current.serial());
-                *serial = Some(current.serial());
+            let now = Published {
+                serial: current.serial(),
+                clusterset: current.has_imports(),
+            };
+            serials.send_if_modified(|published| {
+                let changed = *published != Some(now);
+                *published = Some(now);
                 changed
             });
         }
@@ -74,9 +96,9 @@ async fn watch_serial(view: SharedView, serials: watch::Sender<Option<u32>>) {
 /// Sends NOTIFY for `zones` to `target` for each new serial, until acknowledged.
 async fn notify_target(
     target: SocketAddr,
-    zones: [Name; 3],
+    zones: Vec<(Apex, Name)>,
     key: Option<TsigKey>,
-    mut serials: watch::Receiver<Option<u32>>,
+    mut serials: watch::Receiver<Option<Published>>,
 ) {
     let local: SocketAddr = if target.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
@@ -93,15 +115,17 @@ async fn notify_target(
     // Whether the current episode of unacknowledged NOTIFYs has been warned about.
     let mut warned = false;
     loop {
-        let Some(serial) = *serials.borrow_and_update() else {
+        let Some(published) = *serials.borrow_and_update() else {
             if serials.changed().await.is_err() {
                 return;
             }
             continue;
         };
+        let serial = published.serial;
         let mut waiting: Vec<Waiting> = zones
             .iter()
-            .map(|zone| Waiting {
+            .filter(|(apex, _)| published.serves(*apex))
+            .map(|(_, zone)| Waiting {
                 id: rand_id(),
                 zone,
                 verifier: None,
