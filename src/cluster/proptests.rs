@@ -14,7 +14,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::dns::contents;
-use crate::dns::zone::{Apex, EndpointNames, PodRecords};
+use crate::dns::zone::{EndpointNames, PodRecords};
 use crate::records::{
     ImportKind, IpFamilies, Labels, PodHostname, Protocol, ServiceImportRecord, ServiceKind,
     ServicePort, SliceEndpoint, SlicePort, TargetPort,
