@@ -93,6 +93,23 @@ pub struct Config {
           help_heading = SOURCE, conflicts_with_all = ["kubeconfig", "context", "namespace", "selector"])]
     pub manifests: Option<PathBuf>,
 
+    /// Follow the cluster of kubeconfig context CONTEXT as NAME, answering its names under
+    /// `<NAME>.<zone>` (`<service>.<namespace>.svc.<NAME>.cluster.local`); repeat for each
+    /// cluster, mixed with --cluster-manifests if need be. NAME is a DNS label. The environment
+    /// variable takes a comma-separated list. Not with --manifests or --context.
+    #[arg(long = "cluster", global = true, env = "HEADLESS_DNS_CLUSTER", value_name = "NAME=CONTEXT",
+          value_delimiter = ',', help_heading = SOURCE, value_parser = named_cluster,
+          conflicts_with_all = ["manifests", "context"])]
+    pub clusters: Vec<NamedCluster>,
+
+    /// Serve the objects in the manifests file PATH as cluster NAME, under `<NAME>.<zone>`, as
+    /// --cluster does a cluster's API; repeat for each. The environment variable takes a
+    /// comma-separated list. Not with --manifests.
+    #[arg(long = "cluster-manifests", global = true, env = "HEADLESS_DNS_CLUSTER_MANIFESTS",
+          value_name = "NAME=PATH", value_delimiter = ',', help_heading = SOURCE,
+          value_parser = named_cluster, conflicts_with_all = ["manifests"])]
+    pub cluster_manifests: Vec<NamedCluster>,
+
     /// Manifests files larger than this are refused before they are read, at start and on
     /// reload: bytes, or with Ki, Mi, Gi (k, M, G). 1 GiB holds a million pods in kubectl's
     /// YAML or JSON.
@@ -234,7 +251,95 @@ pub struct Config {
     pub command: Option<Command>,
 }
 
+/// One cluster of several: `NAME=CONTEXT` (`--cluster`) or `NAME=PATH`
+/// (`--cluster-manifests`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedCluster {
+    /// A DNS label: the cluster's zone is `<name>.<zone>`.
+    pub name: String,
+    /// The kubeconfig context, or the manifests file.
+    pub from: String,
+}
+
+fn named_cluster(value: &str) -> Result<NamedCluster, String> {
+    let Some((name, from)) = value.split_once('=') else {
+        return Err(format!(
+            "{value:?} names no cluster: give NAME=CONTEXT (--cluster) or NAME=PATH \
+             (--cluster-manifests), e.g. east=kind-east"
+        ));
+    };
+    if !crate::records::is_dns_label(name) {
+        return Err(format!(
+            "the cluster name {name:?} is not a DNS label (lower-case letters, digits and '-', \
+             at most 63): it names the cluster's zone, <NAME>.<zone>"
+        ));
+    }
+    if from.is_empty() {
+        return Err(format!("cluster {name:?}: nothing after '='"));
+    }
+    Ok(NamedCluster {
+        name: name.to_owned(),
+        from: from.to_owned(),
+    })
+}
+
+/// Where one cluster's objects come from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Manifests(PathBuf),
+    Api(KubeOptions),
+}
+
+/// One cluster to follow: its name (`None` for the one source of a single-cluster server) and
+/// its source.
+#[derive(Clone, Debug)]
+pub struct ClusterSource {
+    pub name: Option<String>,
+    pub source: Source,
+}
+
 impl Config {
+    /// The clusters to follow: each --cluster and --cluster-manifests in the order given
+    /// (all the --cluster first), else the one source --manifests or the API flags name. Two
+    /// clusters of one name are an error.
+    pub fn sources(&self) -> Result<Vec<ClusterSource>, String> {
+        if self.clusters.is_empty() && self.cluster_manifests.is_empty() {
+            let source = match &self.manifests {
+                Some(path) => Source::Manifests(path.clone()),
+                None => Source::Api(self.kube_options()),
+            };
+            return Ok(vec![ClusterSource { name: None, source }]);
+        }
+        let mut sources: Vec<ClusterSource> = Vec::new();
+        let api = self.clusters.iter().map(|c| {
+            let mut options = self.kube_options();
+            options.context = Some(c.from.clone());
+            options.service_imports = false;
+            (c, Source::Api(options))
+        });
+        let files = self
+            .cluster_manifests
+            .iter()
+            .map(|c| (c, Source::Manifests(PathBuf::from(&c.from))));
+        for (cluster, source) in api.chain(files) {
+            if sources
+                .iter()
+                .any(|s| s.name.as_deref() == Some(&cluster.name))
+            {
+                return Err(format!(
+                    "two clusters are named {:?}: each needs a name of its own (its zone is \
+                     <NAME>.{})",
+                    cluster.name, self.zone
+                ));
+            }
+            sources.push(ClusterSource {
+                name: Some(cluster.name.clone()),
+                source,
+            });
+        }
+        Ok(sources)
+    }
+
     /// The `--tsig-key`, parsed. (Parsed here rather than by clap, whose errors repeat the
     /// value: the secret would end up in logs.)
     pub fn tsig_key(&self) -> Result<Option<TsigKey>, String> {
@@ -261,6 +366,7 @@ impl Config {
             service_selector: self.selector.clone(),
             protobuf: self.api_encoding == ApiEncoding::Protobuf,
             stream_lists: self.initial_list == InitialList::Stream,
+            service_imports: true,
         }
     }
 }

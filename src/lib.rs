@@ -46,13 +46,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use cluster::programming::ProgrammingTimes;
-use config::{Config, Switch};
+use config::{ClusterSource, Config, Source, Switch};
+use dns::clusters::{Routes, Served};
 use dns::explain::Report;
 use http::HttpServer;
-use http::metrics::Scrape;
+use http::metrics::{ClusterFigures, Scrape};
+use server::clusters::Clusters;
 use server::metrics::DnsMetrics;
 use server::observe::Observed;
 use server::{DnsOptions, DnsServer};
@@ -104,9 +106,13 @@ struct Following {
     programming: Arc<ProgrammingTimes>,
 }
 
-/// Starts the source and the cluster state it feeds. A manifests file is loaded before this
+/// Starts `source` and the cluster state it feeds. A manifests file is loaded before this
 /// returns (its errors are returned); the API is followed in the background.
-async fn follow(config: &Config, journal: Option<Arc<Zone>>) -> Result<Following, String> {
+async fn follow(
+    source: &Source,
+    config: &Config,
+    journal: Option<Arc<Zone>>,
+) -> Result<Following, String> {
     let serial = initial_serial();
     let endpoint_names = config.endpoint_names;
     let fresh_state = move || {
@@ -121,8 +127,8 @@ async fn follow(config: &Config, journal: Option<Arc<Zone>>) -> Result<Following
     let mut tasks = Vec::new();
     let mut loaded_view = None;
     let source_stats = Arc::new(SourceStats::new());
-    match &config.manifests {
-        Some(path) => {
+    match source {
+        Source::Manifests(path) => {
             let input = Input::from_arg(path);
             let seen = match &input {
                 Input::File(path) => manifests::fingerprint(path),
@@ -152,14 +158,13 @@ async fn follow(config: &Config, journal: Option<Arc<Zone>>) -> Result<Following
             source_stats.caught_up();
             if let Input::File(path) = input {
                 let watching = manifests::watch(path, seen, max_size, events, source_stats.clone());
-                tasks.push(tokio::spawn(watching));
+                tasks.push(tokio::spawn(watching.in_current_span()));
             }
         }
-        None => {
-            let options = config.kube_options();
-            let client = source::kube::connect(&options).await?;
+        Source::Api(options) => {
+            let client = source::kube::connect(options).await?;
             let (watchers, _) =
-                source::kube::spawn_watchers(client, &options, events, source_stats.clone()).await;
+                source::kube::spawn_watchers(client, options, events, source_stats.clone()).await;
             tasks.extend(watchers);
         }
     }
@@ -168,11 +173,11 @@ async fn follow(config: &Config, journal: Option<Arc<Zone>>) -> Result<Following
         .unwrap_or_else(|| state.view().clone());
     let shared = SharedView::new(view);
     let programming = Arc::new(ProgrammingTimes::default());
-    tasks.push(tokio::spawn(state.run(
-        receiver,
-        shared.clone(),
-        programming.clone(),
-    )));
+    tasks.push(tokio::spawn(
+        state
+            .run(receiver, shared.clone(), programming.clone())
+            .in_current_span(),
+    ));
     Ok(Following {
         view: shared,
         tasks,
@@ -208,15 +213,75 @@ fn load_manifests(
     Ok(state)
 }
 
-/// The zone and answer settings the flags ask for.
-fn zone(config: &Config) -> Result<Zone, String> {
+/// The zone and answer settings the flags ask for; for a cluster of several (`sources`), its
+/// own zone `<cluster>.<zone>`.
+fn zone(config: &Config, cluster: Option<&str>, sources: &[ClusterSource]) -> Result<Zone, String> {
     let ns_address = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
-    Ok(
-        Zone::new(&config.zone, config.ttl, config.pod_records, ns_address)?
-            .with_clusterset(&config.clusterset_zone)?
-            .with_scope(config.scope())
-            .with_explanations(config.explain == Switch::On),
-    )
+    let origin = |cluster: Option<&str>| match cluster {
+        Some(name) => format!("{name}.{}", config.zone),
+        None => config.zone.clone(),
+    };
+    let zone = Zone::new(&origin(cluster), config.ttl, config.pod_records, ns_address)?
+        .with_scope(config.scope())
+        .with_explanations(config.explain == Switch::On);
+    if cluster.is_none() {
+        return zone.with_clusterset(&config.clusterset_zone);
+    }
+    let siblings = sources
+        .iter()
+        .filter_map(|s| hickory_proto::rr::Name::from_ascii(origin(s.name.as_deref())).ok())
+        .map(|mut name| {
+            name.set_fqdn(true);
+            name.to_lowercase()
+        });
+    Ok(zone.among(siblings))
+}
+
+/// One cluster followed: its zone and view, and the figures of its source and writer.
+struct Followed {
+    served: Served,
+    figures: ClusterFigures,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts following each cluster `sources` names, each logging in a span named after it.
+async fn follow_all(
+    sources: &[ClusterSource],
+    config: &Config,
+    journal: bool,
+) -> Result<Vec<Followed>, String> {
+    let mut followed = Vec::with_capacity(sources.len());
+    for ClusterSource { name, source } in sources {
+        let zone = Arc::new(zone(config, name.as_deref(), sources)?);
+        let span = match name {
+            Some(name) => tracing::info_span!("cluster", name = %name),
+            None => tracing::Span::none(),
+        };
+        let journal = journal.then(|| zone.clone());
+        let following = follow(source, config, journal)
+            .instrument(span)
+            .await
+            .map_err(|e| match name {
+                Some(name) => format!("cluster {name}: {e}"),
+                None => e,
+            })?;
+        let name: Option<Arc<str>> = name.as_deref().map(Arc::from);
+        followed.push(Followed {
+            served: Served {
+                name: name.clone(),
+                zone,
+                view: following.view.clone(),
+            },
+            figures: ClusterFigures {
+                name,
+                view: following.view,
+                source: following.source,
+                programming: following.programming,
+            },
+            tasks: following.tasks,
+        });
+    }
+    Ok(followed)
 }
 
 /// Starts the source, then answers DNS and the probes. A manifests file is loaded before the
@@ -230,7 +295,15 @@ pub async fn start(config: &Config) -> Result<Running, String> {
                 .into(),
         );
     }
-    let zone = Arc::new(zone(config)?);
+    let sources = config.sources()?;
+    let several = sources.iter().any(|s| s.name.is_some());
+    if several && !(config.allow_transfer.is_empty() && config.notify.is_empty()) {
+        return Err(
+            "--allow-transfer and --notify serve one cluster's zones: not with --cluster or \
+             --cluster-manifests (yet)"
+                .into(),
+        );
+    }
     let options = DnsOptions {
         udp_threads: config.udp_threads(),
         tcp_connections: tcp_connections(config.tcp_connections),
@@ -251,39 +324,55 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         )
     })?;
     // Record changes are journaled for IXFR only where someone may transfer the zones.
-    let journal = (!config.allow_transfer.is_empty()).then(|| zone.clone());
-    let following = follow(config, journal).await?;
-    let shared = following.view;
+    let followed = follow_all(&sources, config, !config.allow_transfer.is_empty()).await?;
     let dns_metrics = Arc::new(DnsMetrics::new(config.listen, &config.zone));
     let policy = transfer::TransferPolicy {
         allowed: config.allow_transfer.clone(),
         key: key.clone(),
     };
-    let handler = Observed::new(
-        Handler::new(shared.clone(), zone.clone()).with_transfers(policy),
-        dns_metrics.clone(),
-        config.log_queries,
-    );
-    let dns = dns_sockets
-        .serve(handler)
-        .map_err(|e| format!("cannot answer DNS on {}: {e}", config.listen))?;
+    let mut tasks = Vec::new();
+    let (mut served, mut figures) = (Vec::new(), Vec::new());
+    for cluster in followed {
+        served.push(cluster.served);
+        figures.push(cluster.figures);
+        tasks.extend(cluster.tasks);
+    }
+    let handlers: Vec<Handler> = served
+        .iter()
+        .map(|c| Handler::new(c.view.clone(), c.zone.clone()).with_transfers(policy.clone()))
+        .collect();
+    let dns = match &handlers[..] {
+        // One cluster: its handler answers everything, as it always has.
+        [handler] if !several => dns_sockets.serve(Observed::new(
+            handler.clone(),
+            dns_metrics.clone(),
+            config.log_queries,
+        )),
+        _ => dns_sockets.serve(Observed::new(
+            Clusters::new(handlers, Routes::new(&served)),
+            dns_metrics.clone(),
+            config.log_queries,
+        )),
+    }
+    .map_err(|e| format!("cannot answer DNS on {}: {e}", config.listen))?;
     let scrape = Scrape {
         dns: dns_metrics,
-        view: shared.clone(),
-        source: following.source,
-        programming: following.programming,
+        clusters: figures,
         tcp_connections: dns.tcp_connections_reader(),
     };
-    let http = http_listener.serve(shared.clone(), zone.clone(), scrape);
-    let mut tasks = following.tasks;
-    tasks.extend(transfer::notify::spawn(
-        shared.clone(),
-        zone.clone(),
-        config.notify.clone(),
-        key,
-    ));
+    if let [cluster] = &served[..] {
+        tasks.extend(transfer::notify::spawn(
+            cluster.view.clone(),
+            cluster.zone.clone(),
+            config.notify.clone(),
+            key,
+        ));
+    }
+    let zones: Vec<String> = served.iter().map(|c| c.zone.origin.to_string()).collect();
+    let http = http_listener.serve(served.into(), scrape);
     let (dns_addr, http_addr) = (dns.local_addr(), http.local_addr());
-    info!(%dns_addr, %http_addr, zone = %config.zone, "answering DNS over UDP and TCP");
+    let zones = zones.join(",");
+    info!(%dns_addr, %http_addr, zone = %zones, "answering DNS over UDP and TCP");
     Ok(Running {
         dns_addr,
         http_addr,
@@ -331,11 +420,21 @@ const EXPLAIN_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// `headless-dns explain NAME [TYPE]`: follows the source until it is complete, then reports
 /// what the name gets and why.
 pub async fn explain(config: &Config, name: &str, qtype: &str) -> Result<Report, String> {
-    let zone = zone(config)?;
     let (name, qtype) = dns::explain::parse_question(name, qtype)?;
-    let following = follow(config, None).await?;
+    let mut sources = config.sources()?;
+    // With several clusters, only the one whose zone holds the name need be followed.
+    if sources.len() > 1 {
+        let lower = name.to_lowercase();
+        let holding = sources.iter().position(|s| {
+            zone(config, s.name.as_deref(), &[]).is_ok_and(|z| z.origin.zone_of(&lower))
+        });
+        if let Some(index) = holding {
+            sources = vec![sources.swap_remove(index)];
+        }
+    }
+    let followed = follow_all(&sources, config, false).await?;
     let started = tokio::time::Instant::now();
-    while !following.view.load().synced() {
+    while !followed.iter().all(|c| c.served.view.load().synced()) {
         if started.elapsed() > EXPLAIN_SYNC_TIMEOUT {
             return Err(format!(
                 "no complete list of the cluster from the API within {} s",
@@ -344,11 +443,12 @@ pub async fn explain(config: &Config, name: &str, qtype: &str) -> Result<Report,
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let report = dns::explain::report(&following.view.load(), &zone, &name, qtype);
-    for task in following.tasks {
+    let served: Vec<Served> = followed.iter().map(|c| c.served.clone()).collect();
+    let report = dns::clusters::report(&served, &name, qtype);
+    for task in followed.into_iter().flat_map(|c| c.tasks) {
         task.abort();
     }
-    Ok(report)
+    report.ok_or_else(|| "no cluster to ask".into())
 }
 
 /// `--tcp-connections`, lowered to what the descriptor limit leaves for clients.

@@ -7,9 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 
 /// Two clusters export `cache` (headless, dual-stack in `west`); `db` is a ClusterSetIP import.
 fn mcs_objects() -> Vec<String> {
@@ -61,15 +60,6 @@ fn mcs_objects() -> Vec<String> {
             "- {addresses: [\"fd00:2::1\"], hostname: cache-0}\n",
         ),
     ]
-}
-
-/// The reason an answer carries as an Extended DNS Error, if any.
-fn reason(response: &Message) -> Option<String> {
-    let edns = response.edns.as_ref()?;
-    match edns.option(EdnsCode::Unknown(15))? {
-        EdnsOption::Unknown(15, data) => Some(String::from_utf8_lossy(&data[2..]).into_owned()),
-        _ => None,
-    }
 }
 
 #[tokio::test]

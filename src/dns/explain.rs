@@ -468,12 +468,27 @@ fn shape(question: &Question<'_>) -> String {
 /// Why a name outside our zones is refused, with the full name it most likely stands for: dig
 /// and `explain` ask `nginx-svc` as the name `nginx-svc.`, where a pod's stub resolver would
 /// have tried its search path.
+///
+/// With several clusters (each zone `<cluster>.<zone>`), a name under the zone they share most
+/// likely lacks the cluster: it is looked for in this one, the first, and every zone is named.
 fn outside(view: &View, zone: &Zone, labels: &[&[u8]]) -> String {
-    let origin = zone.origin.to_string();
-    let origin = origin.trim_end_matches('.');
-    match likely_name(view, zone, labels) {
-        Some(name) => format!("not in {origin}: did you mean {name}?"),
-        None => format!("not in {origin} nor a reverse zone: refused"),
+    let mut origins = zone.origin.to_string();
+    origins.pop();
+    for sibling in &zone.siblings {
+        origins.push_str(", ");
+        origins.push_str(sibling.to_string().trim_end_matches('.'));
+    }
+    let shared = zone.origin.base_name();
+    let shared: Vec<&[u8]> = shared.iter().collect();
+    let without_shared = match labels.len().checked_sub(shared.len()) {
+        Some(kept) if !zone.siblings.is_empty() && labels[kept..].iter().eq(shared.iter()) => {
+            &labels[..kept]
+        }
+        _ => labels,
+    };
+    match likely_name(view, zone, without_shared) {
+        Some(name) => format!("not in {origins}: did you mean {name}?"),
+        None => format!("not in {origins} nor a reverse zone: refused"),
     }
 }
 

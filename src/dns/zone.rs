@@ -55,6 +55,8 @@ pub struct Zone {
     /// The Multi-Cluster Services zone (lower-case, fully qualified), answered while some
     /// ServiceImport exists; `None` when the zone itself has its name.
     pub clusterset: Option<Name>,
+    /// With several clusters, the other clusters' zones: a refusal names them all.
+    pub siblings: Box<[Name]>,
     nameserver: Name,
     hostmaster: Name,
     in_addr_arpa: Name,
@@ -96,6 +98,7 @@ impl Zone {
             scope: Scope::default(),
             explain: true,
             clusterset,
+            siblings: Box::default(),
         })
     }
 
@@ -113,6 +116,14 @@ impl Zone {
         }
         self.clusterset = Some(name);
         Ok(self)
+    }
+
+    /// One of several clusters' zones, beside `siblings` (the others'): no clusterset zone,
+    /// which is no one cluster's.
+    pub fn among(mut self, siblings: impl IntoIterator<Item = Name>) -> Self {
+        self.clusterset = None;
+        self.siblings = siblings.into_iter().filter(|s| *s != self.origin).collect();
+        self
     }
 
     /// Explanations name the `--namespace` and `--selector` the source is limited to.

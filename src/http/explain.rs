@@ -6,12 +6,11 @@ use http_body_util::Full;
 use hyper::{Response, StatusCode};
 
 use crate::dns;
-use crate::dns::view::View;
-use crate::dns::zone::Zone;
+use crate::dns::clusters::Served;
 
 /// `/explain?name=NAME&type=TYPE` (type `A` if absent): the report `headless-dns explain`
 /// prints, as JSON; a bad question is a 400 with `{"error": ...}`.
-pub(crate) fn respond(query: &str, view: &View, zone: &Zone) -> Response<Full<Bytes>> {
+pub(crate) fn respond(query: &str, clusters: &[Served]) -> Response<Full<Bytes>> {
     let mut name = None;
     let mut qtype = String::from("A");
     for pair in query.split('&') {
@@ -32,12 +31,14 @@ pub(crate) fn respond(query: &str, view: &View, zone: &Zone) -> Response<Full<By
     {
         None => error("give the name: /explain?name=NAME&type=TYPE".into()),
         Some(Err(message)) => error(message),
-        Some(Ok((name, qtype))) => {
-            let report = dns::explain::report(view, zone, &name, qtype);
+        Some(Ok((name, qtype))) => match dns::clusters::report(clusters, &name, qtype) {
             // The report's own field order: the answer first, then why.
-            let body = serde_json::to_string_pretty(&report).unwrap_or_default();
-            (StatusCode::OK, body)
-        }
+            Some(report) => (
+                StatusCode::OK,
+                serde_json::to_string_pretty(&report).unwrap_or_default(),
+            ),
+            None => error("no cluster is served".into()),
+        },
     };
     let mut response = Response::new(Full::new(Bytes::from(body + "\n")));
     *response.status_mut() = status;

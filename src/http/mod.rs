@@ -1,6 +1,6 @@
 //! HTTP, the stage over all the others: the probes `/healthz` (the process is alive) and
-//! `/readyz` (the first complete state of the cluster is being served, and the server is not
-//! shutting down), for Kubernetes liveness and readiness probes; `/metrics` for Prometheus
+//! `/readyz` (the first complete state of the cluster — of each, with several — is being
+//! served, and the server is not shutting down), for Kubernetes liveness and readiness probes; `/metrics` for Prometheus
 //! ([`metrics`]); and `/explain?name=&type=`, what a name gets and why, as JSON ([`explain`]).
 
 mod explain;
@@ -24,8 +24,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use crate::dns::view::SharedView;
-use crate::dns::zone::Zone;
+use crate::dns::clusters::Served;
 use crate::http::metrics::Scrape;
 use crate::server::accept::AcceptBackoff;
 
@@ -42,11 +41,11 @@ pub(crate) struct HttpListener {
 }
 
 impl HttpListener {
-    pub(crate) fn serve(self, view: SharedView, zone: Arc<Zone>, scrape: Scrape) -> HttpServer {
+    /// Serves the probes of `clusters` (at least one).
+    pub(crate) fn serve(self, clusters: Arc<[Served]>, scrape: Scrape) -> HttpServer {
         let stopping = Arc::new(AtomicBool::new(false));
         let probes = Probes {
-            view,
-            zone,
+            clusters,
             stopping: stopping.clone(),
             scrape: Arc::new(scrape),
         };
@@ -89,8 +88,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the probes look at.
 #[derive(Clone)]
 struct Probes {
-    view: SharedView,
-    zone: Arc<Zone>,
+    clusters: Arc<[Served]>,
     stopping: Arc<AtomicBool>,
     scrape: Arc<Scrape>,
 }
@@ -136,11 +134,7 @@ fn respond(request: &Request<Incoming>, probes: &Probes) -> Response<Full<Bytes>
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: shutting down (DNS answers until the lameduck period ends)\n",
         ),
-        "/readyz" if probes.view.load().synced() => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the first complete list of the cluster has not arrived\n",
-        ),
+        "/readyz" => readiness(&probes.clusters),
         "/metrics" => {
             let mut response = Response::new(Full::new(Bytes::from(probes.scrape.render())));
             response.headers_mut().insert(
@@ -152,15 +146,11 @@ fn respond(request: &Request<Incoming>, probes: &Probes) -> Response<Full<Bytes>
             response
         }
         // The reasons name pods that are not Ready; `--explain off` keeps them from everyone.
-        "/explain" if !probes.zone.explain => text(
+        "/explain" if !probes.clusters.iter().all(|c| c.zone.explain) => text(
             StatusCode::NOT_FOUND,
             "not found: explanations are turned off (--explain off)\n",
         ),
-        "/explain" => explain::respond(
-            request.uri().query().unwrap_or(""),
-            &probes.view.load(),
-            &probes.zone,
-        ),
+        "/explain" => explain::respond(request.uri().query().unwrap_or(""), &probes.clusters),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /healthz, /readyz, /metrics or /explain?name=NAME&type=TYPE\n",
@@ -168,8 +158,32 @@ fn respond(request: &Request<Incoming>, probes: &Probes) -> Response<Full<Bytes>
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+/// Ready once every cluster's first complete state is served: each then keeps answering from
+/// its last state through an outage of its source, which readiness does not undo.
+fn readiness(clusters: &[Served]) -> Response<Full<Bytes>> {
+    let waiting: Vec<&str> = clusters
+        .iter()
+        .filter(|c| !c.view.load().synced())
+        .map(|c| c.name.as_deref().unwrap_or(""))
+        .collect();
+    match &waiting[..] {
+        [] => text(StatusCode::OK, "ready\n"),
+        [""] => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the first complete list of the cluster has not arrived\n",
+        ),
+        names => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the first complete list of cluster {} has not arrived\n",
+                names.join(", ")
+            ),
+        ),
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

@@ -185,6 +185,17 @@ pub fn answers(response: &Message) -> Vec<String> {
     lines
 }
 
+/// The reason an answer carries as an Extended DNS Error (RFC 8914), if any.
+pub fn reason(response: &Message) -> Option<String> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match response.edns.as_ref()?.option(EdnsCode::Unknown(15))? {
+        EdnsOption::Unknown(15, data) if data.len() >= 2 => {
+            Some(String::from_utf8_lossy(&data[2..]).into_owned())
+        }
+        _ => None,
+    }
+}
+
 pub fn a_records(response: &Message) -> Vec<String> {
     let mut ips: Vec<String> = response
         .answers

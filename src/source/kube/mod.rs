@@ -18,7 +18,7 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{Instrument, debug, info};
 
 use crate::cluster::ClusterEvent;
 use crate::records::{ClusterObject, ObjectKind};
@@ -61,6 +61,9 @@ pub struct KubeOptions {
     /// Have each resource's state by a streaming list (WatchList) where the API server offers
     /// it, by a list otherwise.
     pub stream_lists: bool,
+    /// Follow ServiceImports and their slices (where the API serves them) for the clusterset
+    /// zone; not for one cluster of several, which has no clusterset zone of its own.
+    pub service_imports: bool,
 }
 
 /// Connects like kubectl: `--kubeconfig`/`--context` if given, else `KUBECONFIG` or
@@ -151,9 +154,11 @@ pub(crate) async fn spawn_watchers(
             .map(|ns| Some(Arc::from(ns.as_str())))
             .collect()
     };
-    let clusterset_now =
-        tokio::time::timeout(DISCOVERY_TIMEOUT, serves_service_imports(&client)).await;
-    let clusterset_now = matches!(clusterset_now, Ok(Ok(true)));
+    let clusterset_now = options.service_imports
+        && matches!(
+            tokio::time::timeout(DISCOVERY_TIMEOUT, serves_service_imports(&client)).await,
+            Ok(Ok(true))
+        );
     let mut watches = Vec::new();
     for scope in scopes.clone() {
         // The Multi-Cluster Services kinds wait for the API to serve them (`follow_clusterset`).
@@ -200,12 +205,15 @@ pub(crate) async fn spawn_watchers(
     ));
     let mut tasks: Vec<_> = watches
         .into_iter()
-        .map(|watched| tokio::spawn(follow(source.clone(), watched)))
+        // Each in the span of whoever started them (with several clusters, the cluster's).
+        .map(|watched| tokio::spawn(follow(source.clone(), watched).in_current_span()))
         .collect();
     if clusterset_now {
         info!("the API serves ServiceImports: following them for clusterset.local");
-    } else {
-        tasks.push(tokio::spawn(follow_clusterset(source.clone(), scopes)));
+    } else if options.service_imports {
+        tasks.push(tokio::spawn(
+            follow_clusterset(source.clone(), scopes).in_current_span(),
+        ));
     }
     (tasks, source)
 }
