@@ -8,6 +8,8 @@
 //! run in a network and mount namespace of their own (`unshare`; as root, or in a user
 //! namespace), with `headless-dns` on the `PATH` and the repository's `config/` beside them.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -411,14 +413,11 @@ fn the_readme_runs_as_written() {
     );
 }
 
-/// The drop-in the README's `printf` writes, checked against resolved.conf(5): one `[Resolve]`
-/// section, `DNS=` an address with a port (systemd 246+), `Domains=` a routing-only domain (`~`)
-/// naming the zone.
-#[test]
-fn the_systemd_resolved_drop_in_is_well_formed() {
-    let readme = readme();
-    let kind = section(&readme, "In a kind cluster, and as a sidecar");
-    let printf = kind
+/// The drop-in a README section's `printf` writes, checked against resolved.conf(5): one
+/// `[Resolve]` section, `DNS=` an address with a port (systemd 246+), `Domains=` routing-only
+/// domains (`~`); returns the port and the domains.
+fn drop_in(section: &str) -> (u16, Vec<String>) {
+    let printf = section
         .lines()
         .find(|l| l.starts_with("printf '[Resolve]"))
         .expect("the drop-in's printf");
@@ -427,7 +426,7 @@ fn the_systemd_resolved_drop_in_is_well_formed() {
     let file = String::from_utf8(output.stdout).unwrap();
     let mut lines = file.lines();
     assert_eq!(lines.next(), Some("[Resolve]"), "{file}");
-    let mut keys = Vec::new();
+    let (mut keys, mut port, mut domains) = (Vec::new(), 0, Vec::new());
     for line in lines {
         let (key, value) = line
             .split_once('=')
@@ -438,12 +437,12 @@ fn the_systemd_resolved_drop_in_is_well_formed() {
                 let address: std::net::SocketAddr = value
                     .parse()
                     .unwrap_or_else(|e| panic!("DNS={value}: not ADDRESS:PORT ({e})"));
-                assert_eq!(address.port(), 30053, "the kind NodePort");
+                port = address.port();
             }
             "Domains" => {
                 for domain in value.split_whitespace() {
                     let name = domain.strip_prefix('~').expect("a routing-only domain");
-                    assert_eq!(name, "cluster.local");
+                    domains.push(name.to_owned());
                 }
             }
             other => panic!("resolved.conf has no key {other:?} in [Resolve] here"),
@@ -451,4 +450,201 @@ fn the_systemd_resolved_drop_in_is_well_formed() {
     }
     assert_eq!(keys, ["DNS", "Domains"]);
     assert!(file.ends_with('\n'));
+    (port, domains)
+}
+
+#[test]
+fn the_systemd_resolved_drop_in_is_well_formed() {
+    let readme = readme();
+    let (port, domains) = drop_in(section(&readme, "In a kind cluster, and as a sidecar"));
+    assert_eq!(port, 30053, "the kind NodePort");
+    assert_eq!(domains, ["cluster.local"]);
+}
+
+/// "Several clusters": the kind configurations (pod and Service ranges apart); the command as
+/// written (its address moved by `HEADLESS_DNS_LISTEN`, the fixed port being anyone's outside a
+/// namespace of its own) against two test API servers holding what the two clusters would —
+/// `web.yaml`'s Service and the pods its StatefulSet makes, at addresses in each cluster's pod
+/// range —, the README's questions asked of it and their output compared; and the resolver
+/// routing for both zones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_clusters_run_as_written() {
+    use common::apiserver::FakeApi;
+    let readme = readme();
+    let text = section(&readme, "Several clusters");
+    let config = |file: &str| -> serde_json::Value {
+        let path = Path::new(REPOSITORY).join("config/clusters").join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let documents: Vec<serde_json::Value> = text
+            .split("\n---\n")
+            .map(|d| yaml_serde::from_str(d).unwrap_or_else(|e| panic!("{file}: {e}")))
+            .collect();
+        serde_json::Value::Array(documents)
+    };
+    let network = |cidr: &serde_json::Value| -> (u32, u32) {
+        let (address, prefix) = cidr.as_str().unwrap().split_once('/').unwrap();
+        let address: std::net::Ipv4Addr = address.parse().unwrap();
+        let prefix: u32 = prefix.parse().unwrap();
+        let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+        (u32::from(address) & mask, mask)
+    };
+    let mut ranges = Vec::new();
+    let mut pod_ranges = std::collections::BTreeMap::new();
+    for name in ["east", "west"] {
+        let kind = &config(&format!("kind-{name}.yaml"))[0];
+        assert!(text.contains(&format!("config/clusters/kind-{name}.yaml")));
+        assert_eq!(kind["kind"], "Cluster");
+        assert_eq!(kind["apiVersion"], "kind.x-k8s.io/v1alpha4");
+        // kind names the context kind-<name>, which the command names.
+        assert_eq!(kind["name"], name);
+        assert!(
+            text.contains(&format!("--cluster {name}=kind-{name}")),
+            "{name}"
+        );
+        let networking = &kind["networking"];
+        for key in ["podSubnet", "serviceSubnet"] {
+            ranges.push((format!("{name} {key}"), network(&networking[key])));
+        }
+        pod_ranges.insert(name, network(&networking["podSubnet"]));
+    }
+    for (i, (a, (net_a, mask_a))) in ranges.iter().enumerate() {
+        for (b, (net_b, mask_b)) in &ranges[i + 1..] {
+            let mask = mask_a & mask_b;
+            assert_ne!(net_a & mask, net_b & mask, "{a} and {b} overlap");
+        }
+    }
+
+    // The stand-ins: web.yaml's Service, and the pods its StatefulSet makes, in each.
+    let web = config("web.yaml");
+    let service = web
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Service")
+        .unwrap();
+    let set = web
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "StatefulSet")
+        .unwrap();
+    let replicas = set["spec"]["replicas"].as_u64().unwrap();
+    let addresses = [
+        ("east", ["10.10.0.5", "10.10.0.6"]),
+        ("west", ["10.20.0.7", "10.20.0.8"]),
+    ];
+    let mut apis = Vec::new();
+    for (cluster, ips) in addresses {
+        let api = FakeApi::start().await;
+        api.apply(common::apiserver::namespace("default"));
+        api.apply(service.clone());
+        assert_eq!(replicas, ips.len() as u64);
+        for (ordinal, ip) in ips.iter().enumerate() {
+            let (net, mask) = pod_ranges[cluster];
+            let address: std::net::Ipv4Addr = ip.parse().unwrap();
+            assert_eq!(
+                u32::from(address) & mask,
+                net,
+                "{ip} outside {cluster}'s pods"
+            );
+            let name = format!("{}-{ordinal}", set["metadata"]["name"].as_str().unwrap());
+            let mut pod = serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "default",
+                             "labels": set["spec"]["template"]["metadata"]["labels"]},
+                "spec": set["spec"]["template"]["spec"],
+                "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                           "conditions": [{"type": "Ready", "status": "True"}]}
+            });
+            pod["spec"]["hostname"] = serde_json::json!(name);
+            pod["spec"]["subdomain"] = set["spec"]["serviceName"].clone();
+            api.apply(pod);
+        }
+        apis.push((cluster, api));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut kubeconfig =
+        String::from("apiVersion: v1\nkind: Config\ncurrent-context: kind-east\nclusters:\n");
+    for (cluster, api) in &apis {
+        kubeconfig += &format!(
+            "- name: kind-{cluster}\n  cluster: {{server: \"{}\"}}\n",
+            api.url()
+        );
+    }
+    kubeconfig += "contexts:\n";
+    for (cluster, _) in &apis {
+        kubeconfig += &format!(
+            "- name: kind-{cluster}\n  context: {{cluster: kind-{cluster}, user: kind-{cluster}}}\n"
+        );
+    }
+    kubeconfig += "users:\n";
+    for (cluster, _) in &apis {
+        kubeconfig += &format!("- name: kind-{cluster}\n  user: {{token: t}}\n");
+    }
+    std::fs::write(dir.path().join("config"), kubeconfig).unwrap();
+
+    let command = text
+        .lines()
+        .find_map(|l| l.strip_prefix("    headless-dns "))
+        .expect("the command");
+    let port = common::secondary::free_port();
+    let mut server = common::process::Process::start({
+        let mut server = Command::new(BINARY);
+        server
+            .args(command.split_whitespace())
+            .env("KUBECONFIG", dir.path().join("config"))
+            .env("HEADLESS_DNS_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HEADLESS_DNS_HTTP_LISTEN", "127.0.0.1:0");
+        server
+    });
+    let started = std::time::Instant::now();
+    let questions: Vec<Shown> = shown_commands(text)
+        .into_iter()
+        .filter(|s| s.command.starts_with("dig "))
+        .collect();
+    assert_eq!(questions.len(), 5, "{questions:?}");
+    for shown in &questions {
+        let command = shown.command.replace("-p 1053", &format!("-p {port}"));
+        let mut result = Err(String::new());
+        // The first question waits for both clusters' first lists.
+        while started.elapsed() < std::time::Duration::from_secs(20) {
+            let output = Command::new("sh").args(["-c", &command]).output().unwrap();
+            result = matches(shown, &String::from_utf8_lossy(&output.stdout));
+            if result.is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if let Err(why) = result {
+            server.signal(libc::SIGTERM);
+            panic!("{}: {why}\n{:#?}", shown.command, server.log());
+        }
+    }
+    server.signal(libc::SIGTERM);
+    let _ = server.wait_exit(std::time::Duration::from_secs(10));
+
+    // Both zones routed to it, on the port it listens on by default.
+    let (port, domains) = drop_in(text);
+    assert_eq!(port, 1053);
+    assert_eq!(domains, ["east.cluster.local", "west.cluster.local"]);
+    let resolver = text
+        .lines()
+        .find(|l| l.starts_with("for zone in "))
+        .expect("the /etc/resolver loop");
+    assert_eq!(
+        resolver,
+        format!("for zone in {}; do", domains.join(" ")),
+        "the same zones as the drop-in"
+    );
+    let printf = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("printf 'nameserver"))
+        .expect("the resolver file's printf");
+    let printf = printf.trim().split(" | ").next().unwrap();
+    let output = Command::new("sh").args(["-c", printf]).output().unwrap();
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "nameserver 127.0.0.1\nport 1053\n",
+        "resolver(5): a nameserver and a port"
+    );
 }
