@@ -254,7 +254,7 @@ async fn follow_all(
     for ClusterSource { name, source } in sources {
         let zone = Arc::new(zone(config, name.as_deref(), sources)?);
         let span = match name {
-            Some(name) => tracing::info_span!("cluster", name = %name),
+            Some(name) => tracing::info_span!("cluster", cluster = %name),
             None => tracing::Span::none(),
         };
         let journal = journal.then(|| zone.clone());

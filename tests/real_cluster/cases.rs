@@ -87,6 +87,10 @@ pub async fn run_all(env: &mut Env, only: &[String]) -> (usize, usize) {
         "in-cluster configuration, token rotated on disk",
         shipped::in_cluster_token_rotated(env)
     );
+    case!(
+        "several clusters: two API servers, one killed and restarted",
+        crate::clusters::two_api_servers(env)
+    );
     (passed, failed)
 }
 

@@ -234,12 +234,28 @@ fn certificates(work: &Path) -> Result<(), String> {
 
 /// A kubeconfig for `server` that authenticates with `token`.
 pub fn kubeconfig(work: &Path, server: &str, token: &str) -> String {
-    let ca = std::fs::read(work.join("ca.crt")).unwrap_or_default();
-    let ca = base64::engine::general_purpose::STANDARD.encode(ca);
+    kubeconfig_of(&[("test", work, server, token)])
+}
+
+/// A kubeconfig with one context per `(name, work, server, token)`: the API server at `server`,
+/// whose CA is in `work`, reached with `token`; the first is the current context.
+pub fn kubeconfig_of(contexts: &[(&str, &Path, &str, &str)]) -> String {
+    let current = contexts.first().map_or("test", |c| c.0);
+    let mut clusters = String::new();
+    let mut named = String::new();
+    let mut users = String::new();
+    for (name, work, server, token) in contexts {
+        let ca = std::fs::read(work.join("ca.crt")).unwrap_or_default();
+        let ca = base64::engine::general_purpose::STANDARD.encode(ca);
+        clusters += &format!(
+            "- name: {name}\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n"
+        );
+        named += &format!("- name: {name}\n  context: {{cluster: {name}, user: {name}}}\n");
+        users += &format!("- name: {name}\n  user: {{token: {token}}}\n");
+    }
     format!(
-        "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: test\n  cluster:\n    \
-         server: {server}\n    certificate-authority-data: {ca}\ncontexts:\n- name: test\n  context: \
-         {{cluster: test, user: test}}\nusers:\n- name: test\n  user: {{token: {token}}}\n"
+        "apiVersion: v1\nkind: Config\ncurrent-context: {current}\nclusters:\n{clusters}\
+         contexts:\n{named}users:\n{users}"
     )
 }
 

@@ -12,6 +12,7 @@
 
 mod api;
 mod cases;
+mod clusters;
 mod clusterset;
 mod control_plane;
 mod dns;
