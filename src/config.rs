@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::dns::zone::{DEFAULT_CLUSTERSET_ZONE, EndpointNames, PodRecords, Scope};
-use crate::source::kube::KubeOptions;
+use crate::source::kube::{KubeOptions, Multicluster};
 use crate::transfer::Network;
 use crate::transfer::tsig::TsigKey;
 
@@ -314,7 +314,7 @@ impl Config {
         let api = self.clusters.iter().map(|c| {
             let mut options = self.kube_options();
             options.context = Some(c.from.clone());
-            options.service_imports = false;
+            options.multicluster = Multicluster::Exports;
             (c, Source::Api(options))
         });
         let files = self
@@ -366,7 +366,7 @@ impl Config {
             service_selector: self.selector.clone(),
             protobuf: self.api_encoding == ApiEncoding::Protobuf,
             stream_lists: self.initial_list == InitialList::Stream,
-            service_imports: true,
+            multicluster: Multicluster::Imports,
         }
     }
 }

@@ -267,11 +267,7 @@ async fn follow_all(
             })?;
         let name: Option<Arc<str>> = name.as_deref().map(Arc::from);
         followed.push(Followed {
-            served: Served {
-                name: name.clone(),
-                zone,
-                view: following.view.clone(),
-            },
+            served: Served::cluster(name.clone(), zone, following.view.clone()),
             figures: ClusterFigures {
                 name,
                 view: following.view,
@@ -282,6 +278,25 @@ async fn follow_all(
         });
     }
     Ok(followed)
+}
+
+/// With several clusters, the clusterset zone made from their exported Services, and the task
+/// that keeps it so.
+fn clusterset(
+    config: &Config,
+    followed: &[Followed],
+) -> Result<Option<(Served, JoinHandle<()>)>, String> {
+    let named: Vec<(Arc<str>, SharedView)> = followed
+        .iter()
+        .filter_map(|c| Some((c.served.name.clone()?, c.served.view.clone())))
+        .collect();
+    if named.is_empty() {
+        return Ok(None);
+    }
+    let zone = Arc::new(zone(config, None, &[])?);
+    let view = SharedView::new(dns::view::View::new(initial_serial()));
+    let task = tokio::spawn(cluster::exports::follow(named, view.clone()));
+    Ok(Some((Served::clusterset(zone, view), task)))
 }
 
 /// Starts the source, then answers DNS and the probes. A manifests file is loaded before the
@@ -332,10 +347,15 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     };
     let mut tasks = Vec::new();
     let (mut served, mut figures) = (Vec::new(), Vec::new());
+    let clusterset = clusterset(config, &followed)?;
     for cluster in followed {
         served.push(cluster.served);
         figures.push(cluster.figures);
         tasks.extend(cluster.tasks);
+    }
+    if let Some((set, task)) = clusterset {
+        served.push(set);
+        tasks.push(task);
     }
     let handlers: Vec<Handler> = served
         .iter()
@@ -368,7 +388,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
             key,
         ));
     }
-    let zones: Vec<String> = served.iter().map(|c| c.zone.origin.to_string()).collect();
+    let zones: Vec<String> = served.iter().map(|c| c.apex().to_string()).collect();
     let http = http_listener.serve(served.into(), scrape);
     let (dns_addr, http_addr) = (dns.local_addr(), http.local_addr());
     let zones = zones.join(",");
@@ -433,8 +453,22 @@ pub async fn explain(config: &Config, name: &str, qtype: &str) -> Result<Report,
         }
     }
     let followed = follow_all(&sources, config, false).await?;
+    let set = match followed.len() {
+        1 => None,
+        // Of several clusters followed, the clusterset zone they make.
+        _ => clusterset(config, &followed)?,
+    };
+    let (mut served, mut tasks) = (Vec::new(), Vec::new());
+    for cluster in followed {
+        served.push(cluster.served);
+        tasks.extend(cluster.tasks);
+    }
+    if let Some((set, task)) = set {
+        served.push(set);
+        tasks.push(task);
+    }
     let started = tokio::time::Instant::now();
-    while !followed.iter().all(|c| c.served.view.load().synced()) {
+    while !served.iter().all(|c| c.view.load().synced()) {
         if started.elapsed() > EXPLAIN_SYNC_TIMEOUT {
             return Err(format!(
                 "no complete list of the cluster from the API within {} s",
@@ -443,9 +477,8 @@ pub async fn explain(config: &Config, name: &str, qtype: &str) -> Result<Report,
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let served: Vec<Served> = followed.iter().map(|c| c.served.clone()).collect();
     let report = dns::clusters::report(&served, &name, qtype);
-    for task in followed.into_iter().flat_map(|c| c.tasks) {
+    for task in tasks {
         task.abort();
     }
     report.ok_or_else(|| "no cluster to ask".into())

@@ -601,9 +601,15 @@ pub struct ServiceImportRecord {
 pub enum ClusterObject {
     Namespace(Arc<str>),
     Service(ServiceRecord),
-    Pod { namespace: Arc<str>, pod: PodRecord },
+    Pod {
+        namespace: Arc<str>,
+        pod: PodRecord,
+    },
     EndpointSlice(EndpointSliceRecord),
     ServiceImport(ServiceImportRecord),
+    /// A ServiceExport (`multicluster.x-k8s.io`): the Service of its name is exported to the
+    /// clusterset. Its key is all DNS keeps.
+    ServiceExport(ObjectKey),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -615,16 +621,18 @@ pub enum ObjectKind {
     ServiceImport,
     /// An EndpointSlice of a ServiceImport (see [`EndpointSliceRecord::cluster`]).
     ImportSlice,
+    ServiceExport,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 6] = [
+    pub const ALL: [ObjectKind; 7] = [
         ObjectKind::Namespace,
         ObjectKind::Service,
         ObjectKind::Pod,
         ObjectKind::EndpointSlice,
         ObjectKind::ServiceImport,
         ObjectKind::ImportSlice,
+        ObjectKind::ServiceExport,
     ];
 
     /// The kinds of the core API, which every cluster serves; the Multi-Cluster Services kinds
@@ -646,6 +654,7 @@ impl ClusterObject {
             ClusterObject::Pod { .. } => "Pod",
             ClusterObject::EndpointSlice(_) => "EndpointSlice",
             ClusterObject::ServiceImport(_) => "ServiceImport",
+            ClusterObject::ServiceExport(_) => "ServiceExport",
         }
     }
 
@@ -657,6 +666,7 @@ impl ClusterObject {
             ClusterObject::Pod { namespace, .. } => namespace,
             ClusterObject::EndpointSlice(e) => &e.key.namespace,
             ClusterObject::ServiceImport(i) => &i.key.namespace,
+            ClusterObject::ServiceExport(key) => &key.namespace,
         }
     }
 
@@ -667,6 +677,7 @@ impl ClusterObject {
             ClusterObject::Pod { pod, .. } => &pod.name,
             ClusterObject::EndpointSlice(e) => &e.key.name,
             ClusterObject::ServiceImport(i) => &i.key.name,
+            ClusterObject::ServiceExport(key) => &key.name,
         }
     }
 
@@ -677,6 +688,7 @@ impl ClusterObject {
             ClusterObject::Pod { .. } => ObjectKind::Pod,
             ClusterObject::EndpointSlice(e) => e.kind(),
             ClusterObject::ServiceImport(_) => ObjectKind::ServiceImport,
+            ClusterObject::ServiceExport(_) => ObjectKind::ServiceExport,
         }
     }
 
@@ -690,6 +702,7 @@ impl ClusterObject {
             },
             ClusterObject::EndpointSlice(e) => e.key.clone(),
             ClusterObject::ServiceImport(i) => i.key.clone(),
+            ClusterObject::ServiceExport(key) => key.clone(),
         }
     }
 }

@@ -65,10 +65,21 @@ async fn until(server: SocketAddr, name: &str, want: (ResponseCode, Vec<String>)
     );
 }
 
+/// A ServiceExport of Service `name` in `default`.
+fn export(name: &str) -> String {
+    format!(
+        "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\n\
+         metadata: {{name: {name}, namespace: default}}\n"
+    )
+}
+
 /// Two kind-like clusters: the same StatefulSet in both, at the same pod addresses in part (as
-/// kind gives every cluster 10.244.0.0/16), and a Service only `west` has.
+/// kind gives every cluster 10.244.0.0/16), exported from both; and a Service only `west` has,
+/// exported.
 fn east() -> Vec<String> {
-    statefulset_cluster()
+    let mut parts = statefulset_cluster();
+    parts.push(export("nginx-svc"));
+    parts
 }
 
 fn west() -> Vec<String> {
@@ -77,6 +88,8 @@ fn west() -> Vec<String> {
         .map(|p| p.replace("10.244.2.11", "10.244.7.11"))
         .collect();
     parts.extend(headless_service_of("api", 2, "10.245.0"));
+    parts.push(export("nginx-svc"));
+    parts.push(export("api"));
     parts
 }
 
@@ -154,6 +167,45 @@ async fn manifests_files_each_answer_under_their_own_zone() {
             ok(&["web-0.nginx-svc.default.svc.east.cluster.local."])
         );
         assert_eq!(ptr("99.9.244.10.in-addr.arpa.").await, nxdomain());
+
+        // The clusterset zone, from the Services both export: one name for the StatefulSet
+        // of both (the address both clusters hold listed once), each endpoint under its
+        // cluster; a Service one exports, from that one.
+        assert_eq!(
+            a("nginx-svc.default.svc.clusterset.local.").await,
+            ok(&["10.244.1.10", "10.244.2.11", "10.244.7.11"])
+        );
+        assert_eq!(
+            a("web-1.west.nginx-svc.default.svc.clusterset.local.").await,
+            ok(&["10.244.7.11"])
+        );
+        assert_eq!(
+            a("web-1.east.nginx-svc.default.svc.clusterset.local.").await,
+            ok(&["10.244.2.11"])
+        );
+        assert_eq!(
+            a("api.default.svc.clusterset.local.").await,
+            ok(&["10.245.0.1", "10.245.0.2"])
+        );
+        assert_eq!(
+            asked(
+                dns,
+                "_web._tcp.nginx-svc.default.svc.clusterset.local.",
+                RecordType::SRV,
+                tcp
+            )
+            .await,
+            ok(&[
+                "0 25 80 web-0.east.nginx-svc.default.svc.clusterset.local.",
+                "0 25 80 web-0.west.nginx-svc.default.svc.clusterset.local.",
+                "0 25 80 web-1.east.nginx-svc.default.svc.clusterset.local.",
+                "0 25 80 web-1.west.nginx-svc.default.svc.clusterset.local.",
+            ])
+        );
+        assert_eq!(
+            a("web-0.east.api.default.svc.clusterset.local.").await,
+            nxdomain()
+        );
     }
     let refused = ask(
         &udp_client(dns).await,
@@ -211,6 +263,12 @@ async fn manifests_files_each_answer_under_their_own_zone() {
     until(
         dns,
         "api.default.svc.west.cluster.local.",
+        ok(&["10.245.0.1"]),
+    )
+    .await;
+    until(
+        dns,
+        "api.default.svc.clusterset.local.",
         ok(&["10.245.0.1"]),
     )
     .await;
@@ -275,8 +333,13 @@ fn kubeconfig(dir: &std::path::Path, servers: &[(&str, &FakeApi)]) -> std::path:
     path
 }
 
-/// The seeds' StatefulSet in `api`, web-0 at `web0`.
+/// The seeds' StatefulSet in `api`, web-0 at `web0`, exported (the MCS CRDs installed).
 fn seed(api: &FakeApi, web0: &str) {
+    api.install_mcs_crd();
+    api.apply(serde_json::json!({
+        "apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceExport",
+        "metadata": {"name": "nginx-svc", "namespace": "default"}
+    }));
     api.apply(apiserver::namespace("default"));
     api.apply(apiserver::headless_service(
         "default",
@@ -335,6 +398,8 @@ async fn api_servers_each_followed_on_their_own() {
     );
     west_api.up().await;
     until(dns, WEST, ok(&["10.244.1.20"])).await;
+    const SET: &str = "nginx-svc.default.svc.clusterset.local.";
+    until(dns, SET, ok(&["10.244.1.10", "10.244.1.20"])).await;
     let ready = eventually(PATIENCE, || async {
         http_get(http, "/readyz").await.0 == 200
     })
@@ -355,6 +420,7 @@ async fn api_servers_each_followed_on_their_own() {
         asked(dns, WEST, RecordType::A, true).await,
         ok(&["10.244.1.20"])
     );
+    until(dns, SET, ok(&["10.244.1.10", "10.244.1.20", "10.244.2.10"])).await;
     let behind = eventually(PATIENCE, || async {
         metric(http, "headless_dns_seconds_behind_source{cluster=\"west\"}")
             .await
@@ -373,6 +439,7 @@ async fn api_servers_each_followed_on_their_own() {
     west_api.apply(apiserver::with_hostname(pod, "web-0", "nginx-svc"));
     west_api.up().await;
     until(dns, WEST, ok(&["10.244.1.21"])).await;
+    until(dns, SET, ok(&["10.244.1.10", "10.244.1.21", "10.244.2.10"])).await;
     assert_eq!(
         asked(dns, EAST, RecordType::A, false).await,
         ok(&["10.244.1.10"])

@@ -538,6 +538,17 @@ async fn several_clusters_run_as_written() {
         let api = FakeApi::start().await;
         api.apply(common::apiserver::namespace("default"));
         api.apply(service.clone());
+        for export in web
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["kind"] == "ServiceExport")
+        {
+            // The README installs the CRD first.
+            assert!(text.contains("multicluster.x-k8s.io_serviceexports.yaml"));
+            api.install_mcs_crd();
+            api.apply(export.clone());
+        }
         assert_eq!(replicas, ips.len() as u64);
         for (ordinal, ip) in ips.iter().enumerate() {
             let (net, mask) = pod_ranges[cluster];
@@ -602,7 +613,7 @@ async fn several_clusters_run_as_written() {
         .into_iter()
         .filter(|s| s.command.starts_with("dig "))
         .collect();
-    assert_eq!(questions.len(), 5, "{questions:?}");
+    assert_eq!(questions.len(), 7, "{questions:?}");
     for shown in &questions {
         let command = shown.command.replace("-p 1053", &format!("-p {port}"));
         let mut result = Err(String::new());
@@ -626,7 +637,14 @@ async fn several_clusters_run_as_written() {
     // Both zones routed to it, on the port it listens on by default.
     let (port, domains) = drop_in(text);
     assert_eq!(port, 1053);
-    assert_eq!(domains, ["east.cluster.local", "west.cluster.local"]);
+    assert_eq!(
+        domains,
+        [
+            "east.cluster.local",
+            "west.cluster.local",
+            "clusterset.local"
+        ]
+    );
     let resolver = text
         .lines()
         .find(|l| l.starts_with("for zone in "))

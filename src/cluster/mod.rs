@@ -1,6 +1,7 @@
 //! The cluster state: the Services and Pods the sources report, and the indices that tell which
 //! names a change touches. It is the view's only writer.
 
+pub(crate) mod exports;
 pub(crate) mod journal;
 mod pods;
 pub(crate) mod programming;
@@ -92,6 +93,8 @@ struct NamespaceState {
     imports: HashMap<Arc<str>, ServiceImportRecord>,
     /// ServiceImport name → names of the EndpointSlices MCS controllers wrote for it.
     slices_by_import: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
+    /// The names of this namespace's ServiceExports.
+    exports: BTreeSet<Arc<str>>,
 }
 
 impl NamespaceState {
@@ -101,6 +104,7 @@ impl NamespaceState {
             && self.pods.is_empty()
             && self.slices.is_empty()
             && self.imports.is_empty()
+            && self.exports.is_empty()
     }
 
     /// Keys of the objects of `kind` held here.
@@ -124,6 +128,14 @@ impl NamespaceState {
                 .map(|e| e.key.clone())
                 .collect(),
             ObjectKind::ServiceImport => self.imports.values().map(|i| i.key.clone()).collect(),
+            ObjectKind::ServiceExport => self
+                .exports
+                .iter()
+                .map(|export| ObjectKey {
+                    namespace: name.clone(),
+                    name: export.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -421,6 +433,14 @@ impl ClusterState {
             ClusterObject::Pod { namespace, pod } => self.upsert_pod(namespace, pod),
             ClusterObject::EndpointSlice(slice) => self.upsert_slice(slice),
             ClusterObject::ServiceImport(import) => self.upsert_import(import),
+            ClusterObject::ServiceExport(mut key) => {
+                self.intern_namespace(&mut key.namespace);
+                let ns = self.namespaces.get_mut(&key.namespace).expect("interned");
+                if ns.exports.insert(key.name.clone()) {
+                    self.view.set_export(&key, true);
+                    self.changed = true;
+                }
+            }
         }
     }
 
@@ -441,6 +461,16 @@ impl ClusterState {
             ObjectKind::Pod => self.delete_pod(key),
             ObjectKind::EndpointSlice | ObjectKind::ImportSlice => self.delete_slice(key),
             ObjectKind::ServiceImport => self.delete_import(key),
+            ObjectKind::ServiceExport => {
+                let Some(ns) = self.namespaces.get_mut(&key.namespace) else {
+                    return;
+                };
+                if ns.exports.remove(&key.name) {
+                    self.view.set_export(key, false);
+                    self.forget_if_empty(&key.namespace);
+                    self.changed = true;
+                }
+            }
         }
     }
 
@@ -462,7 +492,7 @@ impl ClusterState {
         let mut objects = objects;
         objects.sort_by_key(|o| match o.kind() {
             ObjectKind::Namespace => 0,
-            ObjectKind::Service | ObjectKind::ServiceImport => 1,
+            ObjectKind::Service | ObjectKind::ServiceImport | ObjectKind::ServiceExport => 1,
             ObjectKind::EndpointSlice | ObjectKind::ImportSlice => 2,
             ObjectKind::Pod => 3,
         });

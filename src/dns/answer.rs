@@ -173,6 +173,8 @@ pub(crate) enum AddressSet<'a> {
     Endpoints(&'a [Endpoint]),
     /// A headless ServiceImport's name: the addresses of the endpoints of every cluster.
     ImportEndpoints(&'a [ImportEndpoint]),
+    /// The same, where endpoints share addresses: each listed once, where first held.
+    DistinctImportEndpoints(&'a [ImportEndpoint]),
 }
 
 impl AddressSet<'_> {
@@ -199,6 +201,17 @@ impl AddressSet<'_> {
             AddressSet::ImportEndpoints(endpoints) => endpoints
                 .iter()
                 .flat_map(|e| e.ips.iter())
+                .filter(asked)
+                .for_each(f),
+            AddressSet::DistinctImportEndpoints(endpoints) => endpoints
+                .iter()
+                .enumerate()
+                .flat_map(|(i, e)| {
+                    let earlier = &endpoints[..i];
+                    e.ips
+                        .iter()
+                        .filter(move |ip| !earlier.iter().any(|o| o.ips.contains(*ip)))
+                })
                 .filter(asked)
                 .for_each(f),
         }
@@ -974,9 +987,11 @@ fn find_in_clusterset<'v, 'q>(
             match &import.kind {
                 ImportKind::ClusterSetIp(ips) => Node::Addresses(AddressSet::List(ips)),
                 ImportKind::Headless if import.endpoints.is_empty() => return None,
-                ImportKind::Headless => {
-                    Node::Addresses(AddressSet::ImportEndpoints(&import.endpoints))
-                }
+                ImportKind::Headless => Node::Addresses(if import.shared_addresses {
+                    AddressSet::DistinctImportEndpoints(&import.endpoints)
+                } else {
+                    AddressSet::ImportEndpoints(&import.endpoints)
+                }),
             }
         }
         SetQuestion::Cluster {

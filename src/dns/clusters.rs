@@ -17,12 +17,41 @@ use crate::dns::view::SharedView;
 use crate::dns::zone::{Apex, Zone};
 
 /// One cluster served: its name (`None` for the one source of a single-cluster server), its
-/// zone and answer settings, and the view its writer publishes.
+/// zone and answer settings, and the view its writer publishes. With several clusters the
+/// clusterset zone is served too, from its own view ([`Served::clusterset`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Served {
     pub name: Option<Arc<str>>,
     pub zone: Arc<Zone>,
     pub view: SharedView,
+    /// The zone it answers: a cluster's, or the clusterset zone.
+    pub answers: Apex,
+}
+
+impl Served {
+    pub(crate) fn cluster(name: Option<Arc<str>>, zone: Arc<Zone>, view: SharedView) -> Self {
+        Self {
+            name,
+            zone,
+            view,
+            answers: Apex::Zone,
+        }
+    }
+
+    /// The clusterset zone of several clusters, `zone`'s clusterset apex, answered from `view`.
+    pub(crate) fn clusterset(zone: Arc<Zone>, view: SharedView) -> Self {
+        Self {
+            name: None,
+            zone,
+            view,
+            answers: Apex::Clusterset,
+        }
+    }
+
+    /// The apex of the zone it answers.
+    pub(crate) fn apex(&self) -> &Name {
+        self.zone.apex(self.answers)
+    }
 }
 
 /// Where a question goes among the clusters served.
@@ -62,7 +91,7 @@ impl Routes {
                 .map_or_else(Box::default, |z| wire(z.apex(apex)))
         };
         Self {
-            origins: clusters.iter().map(|c| wire(&c.zone.origin)).collect(),
+            origins: clusters.iter().map(|c| wire(c.apex())).collect(),
             reverse: [reverse(Apex::InAddrArpa), reverse(Apex::Ip6Arpa)],
         }
     }
@@ -114,7 +143,7 @@ fn same_name(zone: &[u8], asked: &[u8]) -> bool {
 /// The cluster whose zone holds `name`; `None` for a reverse name or one outside every zone.
 pub(crate) fn cluster_of<'c>(clusters: &'c [Served], name: &Name) -> Option<&'c Served> {
     let name = name.to_lowercase();
-    clusters.iter().find(|c| c.zone.origin.zone_of(&name))
+    clusters.iter().find(|c| c.apex().zone_of(&name))
 }
 
 /// How much a cluster's answer to a reverse question says, least first: of the clusters' answers
@@ -181,11 +210,11 @@ mod tests {
     use hickory_proto::rr::RecordType;
 
     fn served(origin: &str) -> Served {
-        Served {
-            name: None,
-            zone: Arc::new(Zone::new(origin, 5, PodRecords::Verified, None).unwrap()),
-            view: SharedView::new(View::new(1)),
-        }
+        Served::cluster(
+            None,
+            Arc::new(Zone::new(origin, 5, PodRecords::Verified, None).unwrap()),
+            SharedView::new(View::new(1)),
+        )
     }
 
     fn question(name: &str) -> Vec<u8> {

@@ -93,6 +93,19 @@ pub struct ImportView {
     /// One row per endpoint, as wide as `ports`: the port number the endpoint serves for each
     /// (its slice's port of the same name and protocol), `0` where it serves none.
     pub endpoint_ports: Box<[u16]>,
+    /// Whether endpoints (of different clusters: kind gives every cluster the same pod range)
+    /// hold the same address: the import's own name then lists it once, as an RRset holds a
+    /// record once (RFC 2181 §5).
+    pub shared_addresses: bool,
+}
+
+/// Whether two of `endpoints` hold the same address.
+pub(crate) fn any_shared_address(endpoints: &[ImportEndpoint]) -> bool {
+    let mut seen = HashSet::new();
+    endpoints
+        .iter()
+        .flat_map(|e| e.ips.iter())
+        .any(|ip| !seen.insert(ip))
 }
 
 impl ImportView {
@@ -317,6 +330,9 @@ pub struct View {
     imports: ShardedMap<ServiceRef, Arc<ImportView>>,
     /// The namespaces with ServiceImports, with how many each has.
     import_namespaces: imbl::HashMap<Arc<str>, u32>,
+    /// The Services exported to the clusterset (ServiceExports), by namespace and name: with
+    /// several clusters, the clusterset zone is made of them ([`crate::dns::clusterset`]).
+    exports: imbl::OrdSet<ObjectKey>,
 }
 
 impl View {
@@ -414,6 +430,37 @@ impl View {
                 .entry(key.namespace.clone())
                 .or_insert(0) += 1;
         }
+    }
+
+    /// Whether `other` answers the clusterset zone as this one does: the same completeness,
+    /// namespaces and imports (all a clusterset view made from several clusters holds).
+    pub fn same_clusterset(&self, other: &View) -> bool {
+        self.synced == other.synced
+            && self.namespaces.len() == other.namespaces.len()
+            && self
+                .namespaces
+                .keys()
+                .all(|ns| other.namespaces.contains_key(ns))
+            && self.imports.len() == other.imports.len()
+            && self
+                .imports
+                .iter()
+                .all(|(key, import)| other.import(&key.namespace, &key.name) == Some(&**import))
+    }
+
+    /// Marks Service `key` exported to the clusterset (a ServiceExport of its name exists), or
+    /// not.
+    pub fn set_export(&mut self, key: &ObjectKey, exported: bool) {
+        if exported {
+            self.exports.insert(key.clone());
+        } else {
+            self.exports.remove(key);
+        }
+    }
+
+    /// The Services a ServiceExport names, whether they exist or not, in order.
+    pub fn exports(&self) -> impl Iterator<Item = &ObjectKey> {
+        self.exports.iter()
     }
 
     pub fn namespace_exists(&self, namespace: &str) -> bool {
@@ -748,6 +795,7 @@ pub struct Contents {
     pub imports: std::collections::BTreeMap<(String, String), ImportView>,
     /// Namespace → how many ServiceImports it has.
     pub import_namespaces: std::collections::BTreeMap<String, u32>,
+    pub exports: Vec<ObjectKey>,
 }
 
 /// The namespaces with pods on an address (and how many), and the Services naming it.
@@ -833,6 +881,7 @@ impl View {
                 .iter()
                 .map(|(name, count)| (name.to_string(), *count))
                 .collect(),
+            exports: self.exports.iter().cloned().collect(),
         }
     }
 }

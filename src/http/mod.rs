@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::dns::clusters::Served;
+use crate::dns::zone::Apex;
 use crate::http::metrics::Scrape;
 use crate::server::accept::AcceptBackoff;
 
@@ -161,9 +162,10 @@ fn respond(request: &Request<Incoming>, probes: &Probes) -> Response<Full<Bytes>
 /// Ready once every cluster's first complete state is served: each then keeps answering from
 /// its last state through an outage of its source, which readiness does not undo.
 fn readiness(clusters: &[Served]) -> Response<Full<Bytes>> {
+    // The clusterset zone of several clusters is complete when they are.
     let waiting: Vec<&str> = clusters
         .iter()
-        .filter(|c| !c.view.load().synced())
+        .filter(|c| c.answers == Apex::Zone && !c.view.load().synced())
         .map(|c| c.name.as_deref().unwrap_or(""))
         .collect();
     match &waiting[..] {

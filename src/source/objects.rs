@@ -18,7 +18,7 @@ use crate::records::{
     ServiceRecord, SliceEndpoint, SlicePort, TargetPort, is_dns_label,
 };
 use crate::source::pod::DnsPod;
-use crate::source::service_import::ServiceImport;
+use crate::source::service_import::{ServiceExport, ServiceImport};
 
 /// The label that ties an EndpointSlice to its Service.
 pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -234,6 +234,11 @@ pub(crate) fn service_record(service: &Service) -> Result<ServiceRecord, FieldEr
         publish_not_ready_addresses: spec.publish_not_ready_addresses.unwrap_or(false),
         families,
     })
+}
+
+/// A ServiceExport's record: its key, which names the Service exported.
+pub(crate) fn service_export_record(export: &ServiceExport) -> Result<ClusterObject, FieldError> {
+    object_key(&export.metadata, true).map(ClusterObject::ServiceExport)
 }
 
 /// A ServiceImport's record: its type, ClusterSetIPs and ports.

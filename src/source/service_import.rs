@@ -1,5 +1,5 @@
-//! A ServiceImport (`multicluster.x-k8s.io`, the Multi-Cluster Services API: a CRD, so not in
-//! k8s-openapi) as DNS reads it: only the fields its names use.
+//! A ServiceImport and a ServiceExport (`multicluster.x-k8s.io`, the Multi-Cluster Services API:
+//! CRDs, so not in k8s-openapi) as DNS reads them: only the fields its names use.
 
 use std::borrow::Cow;
 
@@ -12,6 +12,14 @@ pub(crate) const GROUP: &str = "multicluster.x-k8s.io";
 
 /// The versions of ServiceImport read; their fields are the same (v1beta1 renamed none).
 pub(crate) const VERSIONS: [&str; 2] = ["v1alpha1", "v1beta1"];
+
+/// Whether `api_version` is one of [`VERSIONS`] of [`GROUP`].
+pub(crate) fn read_version(api_version: &str) -> bool {
+    api_version
+        .strip_prefix(GROUP)
+        .and_then(|v| v.strip_prefix('/'))
+        .is_some_and(|v| VERSIONS.contains(&v))
+}
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub(crate) struct ServiceImport {
@@ -37,31 +45,50 @@ pub(crate) struct ImportPort {
     pub port: i32,
 }
 
-impl kube::Resource for ServiceImport {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
+/// `kube::Resource` for a Multi-Cluster Services kind of ours: its kind and plural, in
+/// [`GROUP`] at the first of [`VERSIONS`].
+macro_rules! mcs_resource {
+    ($type:ty, $kind:literal, $plural:literal) => {
+        impl kube::Resource for $type {
+            type DynamicType = ();
+            type Scope = NamespaceResourceScope;
 
-    fn kind(_: &()) -> Cow<'_, str> {
-        "ServiceImport".into()
-    }
+            fn kind(_: &()) -> Cow<'_, str> {
+                $kind.into()
+            }
 
-    fn group(_: &()) -> Cow<'_, str> {
-        GROUP.into()
-    }
+            fn group(_: &()) -> Cow<'_, str> {
+                GROUP.into()
+            }
 
-    fn version(_: &()) -> Cow<'_, str> {
-        VERSIONS[0].into()
-    }
+            fn version(_: &()) -> Cow<'_, str> {
+                VERSIONS[0].into()
+            }
 
-    fn plural(_: &()) -> Cow<'_, str> {
-        "serviceimports".into()
-    }
+            fn plural(_: &()) -> Cow<'_, str> {
+                $plural.into()
+            }
 
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
 
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
+
+mcs_resource!(ServiceImport, "ServiceImport", "serviceimports");
+
+/// A ServiceExport: the Service of the same name and namespace is exported to the clusterset.
+/// Its name is all DNS reads (with several clusters and no MCS controller, the clusterset zone
+/// is made from them).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct ServiceExport {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+}
+
+mcs_resource!(ServiceExport, "ServiceExport", "serviceexports");

@@ -30,8 +30,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-/// The resources headless-dns watches; ServiceImports only once [`FakeApi::install_mcs_crd`]
-/// is called, as a cluster serves them only with the Multi-Cluster Services CRD.
+/// The resources headless-dns watches; ServiceImports and ServiceExports only once
+/// [`FakeApi::install_mcs_crd`] is called, as a cluster serves them only with the Multi-Cluster
+/// Services CRDs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Resource {
     Namespaces,
@@ -39,6 +40,7 @@ pub enum Resource {
     Pods,
     EndpointSlices,
     ServiceImports,
+    ServiceExports,
 }
 
 impl Resource {
@@ -49,6 +51,7 @@ impl Resource {
             "Pod" => Resource::Pods,
             "EndpointSlice" => Resource::EndpointSlices,
             "ServiceImport" => Resource::ServiceImports,
+            "ServiceExport" => Resource::ServiceExports,
             other => panic!("the test API server does not serve {other}"),
         }
     }
@@ -60,13 +63,14 @@ impl Resource {
             Resource::Pods => "PodList",
             Resource::EndpointSlices => "EndpointSliceList",
             Resource::ServiceImports => "ServiceImportList",
+            Resource::ServiceExports => "ServiceExportList",
         }
     }
 
     fn api_version(self) -> &'static str {
         match self {
             Resource::EndpointSlices => "discovery.k8s.io/v1",
-            Resource::ServiceImports => MCS_GROUP_VERSION,
+            Resource::ServiceImports | Resource::ServiceExports => MCS_GROUP_VERSION,
             _ => "v1",
         }
     }
@@ -323,6 +327,7 @@ impl FakeApi {
             Resource::Pods,
             Resource::EndpointSlices,
             Resource::ServiceImports,
+            Resource::ServiceExports,
         ] {
             let object = json!({"kind": resource.list_kind().trim_end_matches("List"),
                                 "apiVersion": resource.api_version(),
@@ -486,6 +491,7 @@ fn parse(request: &Request<Incoming>) -> Option<Query> {
         "pods" => Resource::Pods,
         "endpointslices" => Resource::EndpointSlices,
         "serviceimports" => Resource::ServiceImports,
+        "serviceexports" => Resource::ServiceExports,
         _ => return None,
     };
     let mut query = Query {
@@ -653,11 +659,20 @@ async fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Bo
                 json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": MCS_GROUP_VERSION,
                        "resources": [{"name": "serviceimports", "singularName": "serviceimport",
                                       "namespaced": true, "kind": "ServiceImport",
+                                      "verbs": ["get", "list", "watch"]},
+                                     {"name": "serviceexports", "singularName": "serviceexport",
+                                      "namespaced": true, "kind": "ServiceExport",
                                       "verbs": ["get", "list", "watch"]}]}),
             );
         }
     }
-    let query = parse(&request).filter(|q| mcs_crd || q.resource != Resource::ServiceImports);
+    let query = parse(&request).filter(|q| {
+        mcs_crd
+            || !matches!(
+                q.resource,
+                Resource::ServiceImports | Resource::ServiceExports
+            )
+    });
     let Some(query) = query else {
         return full(
             StatusCode::NOT_FOUND,

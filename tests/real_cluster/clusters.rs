@@ -1,7 +1,8 @@
 //! Several clusters in one headless-dns (`--cluster`), against two real API servers: the
 //! tier's own control plane as `east`, and a second one (etcd, kube-apiserver,
-//! kube-controller-manager) started here as `west`. West's kube-apiserver is killed and
-//! restarted while east's names keep answering and following.
+//! kube-controller-manager) started here as `west`, both with the MCS CRDs and the Service
+//! exported from both (clusterset.local made from the ServiceExports). West's kube-apiserver is
+//! killed and restarted while east's names keep answering and following.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -44,12 +45,18 @@ async fn add(client: &kube::Client, pod: &str, ip: &str) -> Result<(), String> {
 
 /// Waits until `name` answers exactly `ip`.
 async fn serves(asker: &Asker, name: &str, ip: &str) -> Result<Duration, String> {
+    serves_all(asker, name, &[ip]).await
+}
+
+/// Waits until `name` answers exactly `ips`.
+async fn serves_all(asker: &Asker, name: &str, ips: &[&str]) -> Result<Duration, String> {
+    let want: BTreeSet<String> = ips.iter().map(|ip| ip.to_string()).collect();
     eventually(Duration::from_secs(60), || async {
         let got = asker.addresses(name).await?;
-        if got == BTreeSet::from([ip.to_string()]) {
+        if got == want {
             Ok(())
         } else {
-            Err(format!("{name}: {got:?}, not {ip}"))
+            Err(format!("{name}: {got:?}, not {want:?}"))
         }
     })
     .await
@@ -63,8 +70,15 @@ pub async fn two_api_servers(env: &mut Env) -> Result<String, String> {
     let second_plane = started.elapsed();
     let mut west_admin = api::client(&west.admin).await?;
     api::nodes(&west_admin, &["node-a"]).await?;
+    west.install_mcs_crds()?;
     seed(&env.admin, &[("web-0", "10.10.0.5")]).await?;
     seed(&west_admin, &[("web-0", "10.20.0.7")]).await?;
+    let export = format!(
+        "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\n\
+         metadata: {{name: nginx-svc, namespace: {NAMESPACE}}}\n"
+    );
+    env.plane.apply(&export)?;
+    west.apply(&export)?;
 
     let (east_url, west_url) = (env.plane.api_url(), west.api_url());
     let kubeconfig = env.work().join("clusters.kubeconfig");
@@ -93,12 +107,16 @@ pub async fn two_api_servers(env: &mut Env) -> Result<String, String> {
     let tcp = Asker::new(hdns.dns, Transport::Tcp).await?;
     serves(&asker, &name("web-0", "east"), "10.10.0.5").await?;
     serves(&tcp, &name("web-0", "west"), "10.20.0.7").await?;
+    let set = format!("nginx-svc.{NAMESPACE}.svc.clusterset.local.");
+    serves_all(&asker, &set, &["10.10.0.5", "10.20.0.7"]).await?;
+    serves(&tcp, &format!("web-0.west.{set}"), "10.20.0.7").await?;
 
     // West's API server killed: its names answer from the last state, east's follow a change.
     west.stop_apiserver();
     let down = Instant::now();
     add(&env.admin, "web-1", "10.10.0.6").await?;
     let east_followed = serves(&asker, &name("web-1", "east"), "10.10.0.6").await?;
+    serves_all(&asker, &set, &["10.10.0.5", "10.10.0.6", "10.20.0.7"]).await?;
     let mut rounds = 0;
     while down.elapsed() < Duration::from_secs(5) {
         serves(&asker, &name("web-0", "west"), "10.20.0.7")
@@ -121,6 +139,12 @@ pub async fn two_api_servers(env: &mut Env) -> Result<String, String> {
     add(&west_admin, "web-1", "10.20.0.8").await?;
     serves(&asker, &name("web-1", "west"), "10.20.0.8").await?;
     let west_followed = restarted.elapsed();
+    serves_all(
+        &asker,
+        &set,
+        &["10.10.0.5", "10.10.0.6", "10.20.0.7", "10.20.0.8"],
+    )
+    .await?;
     serves(&asker, &name("web-0", "east"), "10.10.0.5").await?;
     let reverse = asker
         .reply("8.0.20.10.in-addr.arpa.", RecordType::PTR)

@@ -311,20 +311,32 @@ impl ControlPlane {
                     .is_some_and(|n| n.to_string_lossy().starts_with("mcs-api-"))
             })
             .ok_or("no mcs-api-<version> directory beside the binaries (run build.sh)")?;
+        self.kubectl(&["apply", "--server-side", "-f", &crds.display().to_string()])?;
+        for crd in ["serviceimports", "serviceexports"] {
+            self.kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                &format!("crd/{crd}.multicluster.x-k8s.io"),
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Runs the tier's kubectl with `args` as the admin.
+    pub fn kubectl(&self, args: &[&str]) -> Result<(), String> {
         let kubectl = self.bin.join("kubectl").display().to_string();
         let admin = self.admin.display().to_string();
-        let kubectl = |args: &[&str]| {
-            let mut all = vec!["--kubeconfig", admin.as_str()];
-            all.extend_from_slice(args);
-            run(&kubectl, &all, &self.work)
-        };
-        kubectl(&["apply", "--server-side", "-f", &crds.display().to_string()])?;
-        kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/serviceimports.multicluster.x-k8s.io",
-        ])
+        let mut all = vec!["--kubeconfig", admin.as_str()];
+        all.extend_from_slice(args);
+        run(&kubectl, &all, &self.work)
+    }
+
+    /// `kubectl apply` of the manifests `text`, as the admin.
+    pub fn apply(&self, text: &str) -> Result<(), String> {
+        let file = self.work.join("applied.yaml");
+        std::fs::write(&file, text).map_err(|e| e.to_string())?;
+        self.kubectl(&["apply", "-f", &file.display().to_string()])
     }
 
     pub fn api_url(&self) -> String {

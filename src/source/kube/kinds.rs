@@ -14,7 +14,7 @@ use crate::source::kube::faults::shorten;
 use crate::source::kube::protobuf;
 use crate::source::objects::{self, FieldError};
 use crate::source::pod::DnsPod;
-use crate::source::service_import::ServiceImport;
+use crate::source::service_import::{ServiceExport, ServiceImport};
 
 /// One object as the API sent it, read.
 #[derive(Debug)]
@@ -51,6 +51,7 @@ pub(super) fn decode(kind: ObjectKind, raw: &RawValue) -> Result<Decoded, Undeco
             decode::object::<EndpointSlice>(raw).map(|o| record(kind, o))
         }
         ObjectKind::ServiceImport => decode::object::<ServiceImport>(raw).map(|o| record(kind, o)),
+        ObjectKind::ServiceExport => decode::object::<ServiceExport>(raw).map(|o| record(kind, o)),
     }
 }
 
@@ -65,8 +66,8 @@ pub(super) fn decode_protobuf(kind: ObjectKind, bytes: &[u8]) -> Result<Decoded,
             protobuf::objects::endpoint_slice(bytes).map(|o| record(kind, o))
         }
         // Custom resources are served as JSON only: the API never sends one this way.
-        ObjectKind::ServiceImport => Err(protobuf::Malformed(
-            "a ServiceImport is a custom resource, served as JSON only".into(),
+        ObjectKind::ServiceImport | ObjectKind::ServiceExport => Err(protobuf::Malformed(
+            "a Multi-Cluster Services object is a custom resource, served as JSON only".into(),
         )),
     };
     decoded.map_err(|error| Undecodable {
@@ -101,6 +102,12 @@ impl Kind for DnsPod {
 impl Kind for ServiceImport {
     fn record(&self) -> Result<Option<ClusterObject>, FieldError> {
         objects::service_import_record(self).map(|r| Some(ClusterObject::ServiceImport(r)))
+    }
+}
+
+impl Kind for ServiceExport {
+    fn record(&self) -> Result<Option<ClusterObject>, FieldError> {
+        objects::service_export_record(self).map(Some)
     }
 }
 
@@ -142,6 +149,7 @@ pub(super) fn url_path(kind: ObjectKind, namespace: Option<&str>) -> String {
             EndpointSlice::url_path(&(), namespace)
         }
         ObjectKind::ServiceImport => ServiceImport::url_path(&(), namespace),
+        ObjectKind::ServiceExport => ServiceExport::url_path(&(), namespace),
     }
 }
 
@@ -153,6 +161,7 @@ pub(super) fn resource(kind: ObjectKind) -> &'static str {
         ObjectKind::Pod => "pods",
         ObjectKind::EndpointSlice | ObjectKind::ImportSlice => "endpointslices.discovery.k8s.io",
         ObjectKind::ServiceImport => "serviceimports.multicluster.x-k8s.io",
+        ObjectKind::ServiceExport => "serviceexports.multicluster.x-k8s.io",
     }
 }
 

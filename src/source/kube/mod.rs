@@ -61,9 +61,50 @@ pub struct KubeOptions {
     /// Have each resource's state by a streaming list (WatchList) where the API server offers
     /// it, by a list otherwise.
     pub stream_lists: bool,
-    /// Follow ServiceImports and their slices (where the API serves them) for the clusterset
-    /// zone; not for one cluster of several, which has no clusterset zone of its own.
-    pub service_imports: bool,
+    /// The Multi-Cluster Services objects followed where the API serves them.
+    pub multicluster: Multicluster,
+}
+
+/// Which Multi-Cluster Services objects a cluster's source follows, where the API serves them
+/// (most clusters lack the CRDs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Multicluster {
+    /// ServiceImports and the EndpointSlices an MCS controller writes for them: the clusterset
+    /// zone of a single cluster.
+    #[default]
+    Imports,
+    /// ServiceExports: one cluster of several, the clusterset zone made from every cluster's
+    /// exported Services.
+    Exports,
+}
+
+impl Multicluster {
+    /// The watches of its kinds in `scope`, and the resource discovery looks for.
+    fn watches(self, scope: &Option<Arc<str>>) -> Vec<Watched> {
+        let kinds: &[(ObjectKind, Option<&str>)] = match self {
+            Multicluster::Imports => &[
+                (ObjectKind::ServiceImport, None),
+                (ObjectKind::ImportSlice, Some(IMPORT_SLICE_SELECTOR)),
+            ],
+            Multicluster::Exports => &[(ObjectKind::ServiceExport, None)],
+        };
+        kinds
+            .iter()
+            .map(|(kind, label_selector)| Watched {
+                kind: *kind,
+                scope: scope.clone(),
+                label_selector: label_selector.map(String::from),
+            })
+            .collect()
+    }
+
+    /// The resource whose discovery says the API serves these kinds.
+    fn resource(self) -> &'static str {
+        match self {
+            Multicluster::Imports => "serviceimports",
+            Multicluster::Exports => "serviceexports",
+        }
+    }
 }
 
 /// Connects like kubectl: `--kubeconfig`/`--context` if given, else `KUBECONFIG` or
@@ -154,11 +195,14 @@ pub(crate) async fn spawn_watchers(
             .map(|ns| Some(Arc::from(ns.as_str())))
             .collect()
     };
-    let clusterset_now = options.service_imports
-        && matches!(
-            tokio::time::timeout(DISCOVERY_TIMEOUT, serves_service_imports(&client)).await,
-            Ok(Ok(true))
-        );
+    let multicluster = options.multicluster;
+    // `None`: the API did not say (unreachable, slow): asked again soon.
+    let served = match tokio::time::timeout(DISCOVERY_TIMEOUT, serves(&client, multicluster)).await
+    {
+        Ok(Ok(served)) => Some(served),
+        Ok(Err(_)) | Err(_) => None,
+    };
+    let clusterset_now = served == Some(true);
     let mut watches = Vec::new();
     for scope in scopes.clone() {
         // The Multi-Cluster Services kinds wait for the API to serve them (`follow_clusterset`).
@@ -170,7 +214,9 @@ pub(crate) async fn spawn_watchers(
                 ObjectKind::Namespace | ObjectKind::Pod => None,
                 ObjectKind::Service => options.service_selector.clone(),
                 ObjectKind::EndpointSlice => Some(SERVICE_NAME_LABEL.into()),
-                ObjectKind::ServiceImport | ObjectKind::ImportSlice => continue,
+                ObjectKind::ServiceImport | ObjectKind::ImportSlice | ObjectKind::ServiceExport => {
+                    continue;
+                }
             };
             watches.push(Watched {
                 kind,
@@ -179,7 +225,7 @@ pub(crate) async fn spawn_watchers(
             });
         }
         if clusterset_now {
-            watches.extend(clusterset_watches(&scope));
+            watches.extend(multicluster.watches(&scope));
         }
     }
     if !options.namespaces.is_empty() {
@@ -209,79 +255,93 @@ pub(crate) async fn spawn_watchers(
         .map(|watched| tokio::spawn(follow(source.clone(), watched).in_current_span()))
         .collect();
     if clusterset_now {
-        info!("the API serves ServiceImports: following them for clusterset.local");
-    } else if options.service_imports {
+        info!(
+            resource = multicluster.resource(),
+            "the API serves them: following them for clusterset.local"
+        );
+    } else {
+        let told = served.is_some();
         tasks.push(tokio::spawn(
-            follow_clusterset(source.clone(), scopes).in_current_span(),
+            follow_clusterset(source.clone(), scopes, multicluster, told).in_current_span(),
         ));
     }
     (tasks, source)
 }
 
-/// How long the start waits for the API to say whether it serves ServiceImports.
+/// How long the start waits for the API to say whether it serves the MCS kinds followed.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How often the API is asked again whether it serves ServiceImports while it does not.
+/// How often the API is asked again whether it serves the MCS kinds while it does not.
 const CLUSTERSET_RECHECK: Duration = Duration::from_secs(60);
 
 /// The label selector of the EndpointSlices an MCS controller writes for its ServiceImports.
 const IMPORT_SLICE_SELECTOR: &str =
     "multicluster.kubernetes.io/service-name,multicluster.kubernetes.io/source-cluster";
 
-/// The watches of ServiceImports and of the EndpointSlices MCS controllers write for them, in
-/// `scope`. The first complete state does not wait for them: nobody asked for the clusterset
-/// zone (it comes with the CRD), so an account without access to ServiceImports, as most have,
-/// must still become ready; the missing permission is logged as for any other resource.
-fn clusterset_watches(scope: &Option<Arc<str>>) -> [Watched; 2] {
-    [
-        (ObjectKind::ServiceImport, None),
-        (ObjectKind::ImportSlice, Some(IMPORT_SLICE_SELECTOR.into())),
-    ]
-    .map(|(kind, label_selector)| Watched {
-        kind,
-        scope: scope.clone(),
-        label_selector,
-    })
-}
-
-/// Follows ServiceImports and the EndpointSlices MCS controllers write for them, in `scopes`,
-/// once the API serves ServiceImports (the MCS CRD installed after start): asked every minute.
-/// Most clusters lack the CRD, so its absence is no fault: it is said once, at debug level.
-async fn follow_clusterset(source: Arc<Source>, scopes: Vec<Option<Arc<str>>>) {
+/// Follows the `multicluster` kinds in `scopes` once the API serves them (the MCS CRDs
+/// installed after start): asked every minute once the API has `told` it does not; until it
+/// has said (unreachable at start), after 1 s, 2 s, 4 s, ... up to the minute. Most clusters
+/// lack the CRDs, so their absence is no fault: it is said once, at debug level.
+///
+/// The first complete state does not wait for these watches: nobody asked for the clusterset
+/// zone (it comes with the CRDs), so an account without access to them, as most have, must
+/// still become ready; the missing permission is logged as for any other resource (see
+/// `Watched::owes_first_state`).
+async fn follow_clusterset(
+    source: Arc<Source>,
+    scopes: Vec<Option<Arc<str>>>,
+    multicluster: Multicluster,
+    mut told: bool,
+) {
+    let resource = multicluster.resource();
     debug!(
-        "the API serves no ServiceImports (no Multi-Cluster Services CRD): clusterset.local \
-         stays unanswered; asking again every minute"
+        resource,
+        told,
+        "the API does not serve them (no Multi-Cluster Services CRD) or did not say: \
+         clusterset.local stays unanswered; asking again"
     );
+    let mut wait = Duration::from_secs(1);
     loop {
+        let pause = if told { CLUSTERSET_RECHECK } else { wait };
+        wait = (wait * 2).min(CLUSTERSET_RECHECK);
         tokio::select! {
-            () = tokio::time::sleep(CLUSTERSET_RECHECK) => {}
+            () = tokio::time::sleep(pause) => {}
             () = source.events.closed() => return,
         }
-        match tokio::time::timeout(DISCOVERY_TIMEOUT, serves_service_imports(&source.client)).await
-        {
+        match tokio::time::timeout(DISCOVERY_TIMEOUT, serves(&source.client, multicluster)).await {
             Ok(Ok(true)) => break,
-            Ok(Ok(false)) => {}
+            Ok(Ok(false)) => told = true,
             Ok(Err(error)) => {
-                debug!(%error, "could not ask the API whether it serves ServiceImports")
+                debug!(%error, resource, "could not ask the API whether it serves them")
             }
-            Err(_) => debug!("the API did not say in time whether it serves ServiceImports"),
+            Err(_) => debug!(
+                resource,
+                "the API did not say in time whether it serves them"
+            ),
         }
     }
-    info!("the API serves ServiceImports: following them for clusterset.local");
+    info!(
+        resource,
+        "the API serves them: following them for clusterset.local"
+    );
     let mut watches = tokio::task::JoinSet::new();
     for scope in &scopes {
-        for watched in clusterset_watches(scope) {
+        for watched in multicluster.watches(scope) {
             watches.spawn(follow(source.clone(), watched));
         }
     }
     while watches.join_next().await.is_some() {}
 }
 
-/// Whether the API serves ServiceImports at the version read (discovery of the MCS group).
-async fn serves_service_imports(client: &Client) -> Result<bool, String> {
+/// Whether the API serves the `multicluster` kinds at the version read (discovery of the MCS
+/// group).
+async fn serves(client: &Client, multicluster: Multicluster) -> Result<bool, String> {
     let group_version = format!("{}/{}", service_import::GROUP, service_import::VERSIONS[0]);
     match client.list_api_group_resources(&group_version).await {
-        Ok(list) => Ok(list.resources.iter().any(|r| r.name == "serviceimports")),
+        Ok(list) => Ok(list
+            .resources
+            .iter()
+            .any(|r| r.name == multicluster.resource())),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
         Err(error) => Err(chain(&error)),
     }

@@ -15,7 +15,7 @@ use tracing::debug;
 use crate::records::ClusterObject;
 use crate::source::objects::{self, FieldError};
 use crate::source::pod::{DnsPod, DuplicateKey};
-use crate::source::service_import::{self, ServiceImport};
+use crate::source::service_import::{self, ServiceExport, ServiceImport};
 
 /// Where in a file an object sits, for error messages.
 #[derive(Debug, Clone, Copy)]
@@ -498,22 +498,22 @@ pub(super) fn collect(
                 Err(e) => Err(e),
             }
         }
-        (version, "ServiceImport")
-            if version
-                .strip_prefix(service_import::GROUP)
-                .and_then(|v| v.strip_prefix('/'))
-                .is_some_and(|v| service_import::VERSIONS.contains(&v)) =>
-        {
+        (version, "ServiceImport") if service_import::read_version(version) => {
             let import: ServiceImport =
                 typed(document).map_err(|e| fail(Some(description.clone()), e))?;
             objects::service_import_record(&import).map(ClusterObject::ServiceImport)
         }
-        (_, "ServiceImport") => {
+        (version, "ServiceExport") if service_import::read_version(version) => {
+            let export: ServiceExport =
+                typed(document).map_err(|e| fail(Some(description.clone()), e))?;
+            objects::service_export_record(&export)
+        }
+        (_, "ServiceImport" | "ServiceExport") => {
             return Err(fail(
                 Some(description),
                 format!(
-                    "apiVersion: {api_version:?} is not a version of ServiceImport this server \
-                     reads ({group}/v1alpha1 or v1beta1)",
+                    "apiVersion: {api_version:?} is not a version of {kind} this server reads \
+                     ({group}/v1alpha1 or v1beta1)",
                     group = service_import::GROUP
                 ),
             ));
