@@ -378,6 +378,10 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     let scrape = Scrape {
         dns: dns_metrics,
         clusters: figures,
+        clusterset: served
+            .iter()
+            .find(|c| c.answers == dns::zone::Apex::Clusterset)
+            .map(|c| c.view.clone()),
         tcp_connections: dns.tcp_connections_reader(),
     };
     if let [cluster] = &served[..] {

@@ -243,6 +243,20 @@ async fn manifests_files_each_answer_under_their_own_zone() {
         .await,
         Some(1.0)
     );
+    // The clusterset zone is the clusters' together: its figures carry no cluster.
+    assert_eq!(
+        metric(
+            server.http,
+            "headless_dns_service_imports{type=\"headless\"}"
+        )
+        .await,
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(server.http, "headless_dns_clusterset_endpoint_names").await,
+        Some(6.0)
+    );
+    promtool_check(&http_get(server.http, "/metrics").await.1);
     let (status, body) = http_get(
         server.http,
         "/explain?name=10-245-0-1.api.default.svc.west.cluster.local&type=A",

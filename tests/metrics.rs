@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::process::{self, Process};
@@ -141,23 +139,7 @@ async fn queries_are_counted_under_coredns_names() {
         head.contains("content-type: text/plain; version=0.0.4"),
         "{head}"
     );
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (Debian: apt-get install prometheus)");
-    let mut input = promtool.stdin.take().unwrap();
-    input.write_all(body.as_bytes()).unwrap();
-    drop(input);
-    let output = promtool.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool: {}{}\n{body}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    promtool_check(&body);
 }
 
 #[tokio::test]

@@ -18,6 +18,8 @@ pub(crate) struct Scrape {
     /// Each cluster's figures; with several, each sample carries the cluster's name as the
     /// label `cluster`.
     pub clusters: Vec<ClusterFigures>,
+    /// With several clusters, the clusterset zone they make: the ServiceImport figures are its.
+    pub clusterset: Option<SharedView>,
     /// TCP connections open now.
     pub tcp_connections: OpenConnections,
 }
@@ -104,7 +106,21 @@ impl Scrape {
             "ServiceImports served under the clusterset zone, by type.",
             "gauge",
         );
-        for Counted { label, counts, .. } in &views {
+        // With several clusters the clusterset zone is theirs together: its figures carry no
+        // cluster.
+        let clusterset = self.clusterset.as_ref().map(|view| {
+            let view = view.load();
+            Counted {
+                label: Vec::new(),
+                counts: view.counts(),
+                synced: view.synced(),
+            }
+        });
+        let imports = match &clusterset {
+            Some(clusterset) => std::slice::from_ref(clusterset),
+            None => &views[..],
+        };
+        for Counted { label, counts, .. } in imports {
             for (kind, count) in [
                 ("headless", counts.headless_imports),
                 ("cluster_set_ip", counts.cluster_set_ip_imports),
@@ -115,6 +131,18 @@ impl Scrape {
                     count,
                 );
             }
+        }
+        out.family(
+            "headless_dns_clusterset_endpoint_names",
+            "Names below headless ServiceImports (<hostname>.<cluster>), each with its addresses.",
+            "gauge",
+        );
+        for Counted { label, counts, .. } in imports {
+            out.sample(
+                "headless_dns_clusterset_endpoint_names",
+                &[label],
+                counts.import_endpoints,
+            );
         }
         for (name, help, value) in [
             (
@@ -129,12 +157,6 @@ impl Scrape {
                 "headless_dns_endpoint_names",
                 "Names below Services (pods and endpoints), each with its addresses.",
                 |c| c.counts.endpoints,
-            ),
-            (
-                "headless_dns_clusterset_endpoint_names",
-                "Names below headless ServiceImports (<hostname>.<cluster>), each with its \
-                 addresses.",
-                |c| c.counts.import_endpoints,
             ),
             (
                 "headless_dns_reverse_addresses",

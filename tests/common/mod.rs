@@ -261,6 +261,30 @@ pub async fn http_exchange(addr: SocketAddr, path: &str) -> (u16, String, String
     (status, head.to_lowercase(), body.to_owned())
 }
 
+/// Prometheus's own linter, `promtool check metrics`, finds nothing to complain about in
+/// `body`.
+pub fn promtool_check(body: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (Debian: apt-get install prometheus)");
+    let mut input = promtool.stdin.take().unwrap();
+    input.write_all(body.as_bytes()).unwrap();
+    drop(input);
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}\n{body}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The value of one series on `/metrics` (`name` or `name{labels}` exactly as printed), if
 /// it is there.
 pub async fn metric(http: SocketAddr, series: &str) -> Option<f64> {
