@@ -224,8 +224,20 @@ fn zone(config: &Config, cluster: Option<&str>, sources: &[ClusterSource]) -> Re
     let zone = Zone::new(&origin(cluster), config.ttl, config.pod_records, ns_address)?
         .with_scope(config.scope())
         .with_explanations(config.explain == Switch::On);
-    if cluster.is_none() {
+    let Some(cluster) = cluster else {
         return zone.with_clusterset(&config.clusterset_zone);
+    };
+    // The clusterset zone of several clusters is served beside theirs: neither may hold the
+    // other, or a name would belong to both.
+    let clusterset = Zone::new(&config.zone, config.ttl, config.pod_records, ns_address)?
+        .with_clusterset(&config.clusterset_zone)?;
+    let set = clusterset.apex(dns::zone::Apex::Clusterset);
+    if set.zone_of(&zone.origin) || zone.origin.zone_of(set) {
+        return Err(format!(
+            "cluster {cluster}'s zone {} and the clusterset zone {set} overlap: name the cluster \
+             otherwise, or move the clusterset zone with --clusterset-zone",
+            zone.origin
+        ));
     }
     let siblings = sources
         .iter()

@@ -523,6 +523,15 @@ async fn clusters_given_wrongly_are_clear_errors() {
             &["--cluster-manifests", "east=/nonexistent/east.yaml"],
             "cluster east: ",
         ),
+        (
+            &[
+                "--cluster-manifests",
+                "clusterset=a.yaml",
+                "--zone",
+                "local",
+            ],
+            "cluster clusterset's zone clusterset.local. and the clusterset zone clusterset.local. overlap",
+        ),
     ] {
         let config = start(args).unwrap();
         let error = headless_dns::start(&config).await.err().expect("an error");
