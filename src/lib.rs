@@ -229,8 +229,7 @@ fn zone(config: &Config, cluster: Option<&str>, sources: &[ClusterSource]) -> Re
     };
     // The clusterset zone of several clusters is served beside theirs: neither may hold the
     // other, or a name would belong to both.
-    let clusterset = Zone::new(&config.zone, config.ttl, config.pod_records, ns_address)?
-        .with_clusterset(&config.clusterset_zone)?;
+    let clusterset = self::zone(config, None, &[])?;
     let set = clusterset.apex(dns::zone::Apex::Clusterset);
     if set.zone_of(&zone.origin) || zone.origin.zone_of(set) {
         return Err(format!(
@@ -249,20 +248,26 @@ fn zone(config: &Config, cluster: Option<&str>, sources: &[ClusterSource]) -> Re
     Ok(zone.among(siblings))
 }
 
-/// One cluster followed: its zone and view, and the figures of its source and writer.
-struct Followed {
-    served: Served,
-    figures: ClusterFigures,
+/// What is served: each cluster followed and, with several, the clusterset zone they make;
+/// the clusters' figures; the tasks that keep them.
+struct Serving {
+    served: Vec<Served>,
+    figures: Vec<ClusterFigures>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// Starts following each cluster `sources` names, each logging in a span named after it.
+/// Starts following each cluster `sources` names (each logging in a span named after it) and,
+/// with several, the clusterset zone made from their exported Services.
 async fn follow_all(
     sources: &[ClusterSource],
     config: &Config,
     journal: bool,
-) -> Result<Vec<Followed>, String> {
-    let mut followed = Vec::with_capacity(sources.len());
+) -> Result<Serving, String> {
+    let mut serving = Serving {
+        served: Vec::with_capacity(sources.len() + 1),
+        figures: Vec::with_capacity(sources.len()),
+        tasks: Vec::new(),
+    };
     for ClusterSource { name, source } in sources {
         let zone = Arc::new(zone(config, name.as_deref(), sources)?);
         let span = match name {
@@ -277,38 +282,29 @@ async fn follow_all(
                 Some(name) => format!("cluster {name}: {e}"),
                 None => e,
             })?;
-        let name: Option<Arc<str>> = name.as_deref().map(Arc::from);
-        followed.push(Followed {
-            served: Served::cluster(name.clone(), zone, following.view.clone()),
-            figures: ClusterFigures {
-                name,
-                view: following.view,
-                source: following.source,
-                programming: following.programming,
-            },
-            tasks: following.tasks,
+        let served = Served::cluster(name.as_deref().map(Arc::from), zone, following.view);
+        serving.served.push(served.clone());
+        serving.figures.push(ClusterFigures {
+            served,
+            source: following.source,
+            programming: following.programming,
         });
+        serving.tasks.extend(following.tasks);
     }
-    Ok(followed)
-}
-
-/// With several clusters, the clusterset zone made from their exported Services, and the task
-/// that keeps it so.
-fn clusterset(
-    config: &Config,
-    followed: &[Followed],
-) -> Result<Option<(Served, JoinHandle<()>)>, String> {
-    let named: Vec<(Arc<str>, SharedView)> = followed
+    let named: Vec<(Arc<str>, SharedView)> = serving
+        .served
         .iter()
-        .filter_map(|c| Some((c.served.name.clone()?, c.served.view.clone())))
+        .filter_map(|c| Some((c.name.clone()?, c.view.clone())))
         .collect();
-    if named.is_empty() {
-        return Ok(None);
+    if !named.is_empty() {
+        let zone = Arc::new(zone(config, None, &[])?);
+        let view = SharedView::new(dns::view::View::new(initial_serial()));
+        serving
+            .tasks
+            .push(tokio::spawn(cluster::exports::follow(named, view.clone())));
+        serving.served.push(Served::clusterset(zone, view));
     }
-    let zone = Arc::new(zone(config, None, &[])?);
-    let view = SharedView::new(dns::view::View::new(initial_serial()));
-    let task = tokio::spawn(cluster::exports::follow(named, view.clone()));
-    Ok(Some((Served::clusterset(zone, view), task)))
+    Ok(serving)
 }
 
 /// Starts the source, then answers DNS and the probes. A manifests file is loaded before the
@@ -357,18 +353,11 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         allowed: config.allow_transfer.clone(),
         key: key.clone(),
     };
-    let mut tasks = Vec::new();
-    let (mut served, mut figures) = (Vec::new(), Vec::new());
-    let clusterset = clusterset(config, &followed)?;
-    for cluster in followed {
-        served.push(cluster.served);
-        figures.push(cluster.figures);
-        tasks.extend(cluster.tasks);
-    }
-    if let Some((set, task)) = clusterset {
-        served.push(set);
-        tasks.push(task);
-    }
+    let Serving {
+        served,
+        figures,
+        mut tasks,
+    } = followed;
     let handlers: Vec<Handler> = served
         .iter()
         .map(|c| Handler::new(c.view.clone(), c.zone.clone()).with_transfers(policy.clone()))
@@ -468,21 +457,7 @@ pub async fn explain(config: &Config, name: &str, qtype: &str) -> Result<Report,
             sources = vec![sources.swap_remove(index)];
         }
     }
-    let followed = follow_all(&sources, config, false).await?;
-    let set = match followed.len() {
-        1 => None,
-        // Of several clusters followed, the clusterset zone they make.
-        _ => clusterset(config, &followed)?,
-    };
-    let (mut served, mut tasks) = (Vec::new(), Vec::new());
-    for cluster in followed {
-        served.push(cluster.served);
-        tasks.extend(cluster.tasks);
-    }
-    if let Some((set, task)) = set {
-        served.push(set);
-        tasks.push(task);
-    }
+    let Serving { served, tasks, .. } = follow_all(&sources, config, false).await?;
     let started = tokio::time::Instant::now();
     while !served.iter().all(|c| c.view.load().synced()) {
         if started.elapsed() > EXPLAIN_SYNC_TIMEOUT {

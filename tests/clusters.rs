@@ -271,6 +271,8 @@ async fn manifests_files_each_answer_under_their_own_zone() {
     );
 
     // A change in one file reaches its cluster alone.
+    const EAST_WEB1: &str = "web-1.nginx-svc.default.svc.east.cluster.local.";
+    let east_web1 = ok(&["10.244.2.11"]);
     let mut changed = west();
     changed.retain(|p| !p.contains("name: api-1"));
     replace_file(&west_file, &documents(&changed));
@@ -286,16 +288,7 @@ async fn manifests_files_each_answer_under_their_own_zone() {
         ok(&["10.245.0.1"]),
     )
     .await;
-    assert_eq!(
-        asked(
-            dns,
-            "web-1.nginx-svc.default.svc.east.cluster.local.",
-            RecordType::A,
-            false
-        )
-        .await,
-        ok(&["10.244.2.11"])
-    );
+    assert_eq!(asked(dns, EAST_WEB1, RecordType::A, false).await, east_web1);
     // A broken file keeps its cluster's last state; the other follows on.
     replace_file(
         &east_file,
@@ -311,16 +304,7 @@ async fn manifests_files_each_answer_under_their_own_zone() {
     })
     .await;
     assert!(refused.is_some(), "the broken file was not refused");
-    assert_eq!(
-        asked(
-            dns,
-            "web-1.nginx-svc.default.svc.east.cluster.local.",
-            RecordType::A,
-            false
-        )
-        .await,
-        ok(&["10.244.2.11"])
-    );
+    assert_eq!(asked(dns, EAST_WEB1, RecordType::A, false).await, east_web1);
     replace_file(&west_file, &documents(&west()));
     until(
         dns,
@@ -329,22 +313,6 @@ async fn manifests_files_each_answer_under_their_own_zone() {
     )
     .await;
     server.stop().await;
-}
-
-/// A kubeconfig with one context per API server, named as given.
-fn kubeconfig(dir: &std::path::Path, servers: &[(&str, &FakeApi)]) -> std::path::PathBuf {
-    let mut text = String::from("apiVersion: v1\nkind: Config\ncurrent-context: east\nclusters:\n");
-    for (name, api) in servers {
-        text += &format!("- name: {name}\n  cluster:\n    server: {}\n", api.url());
-    }
-    text += "contexts:\n";
-    for (name, _) in servers {
-        text += &format!("- name: {name}\n  context: {{cluster: {name}, user: test}}\n");
-    }
-    text += "users:\n- name: test\n  user: {token: test-token}\n";
-    let path = dir.join("kubeconfig");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// The seeds' StatefulSet in `api`, web-0 at `web0`, exported (the MCS CRDs installed).
@@ -374,10 +342,12 @@ async fn api_servers_each_followed_on_their_own() {
     seed(&east_api, "10.244.1.10");
     seed(&west_api, "10.244.1.20");
     let dir = tempfile::tempdir().unwrap();
-    let config = kubeconfig(
-        dir.path(),
-        &[("kind-east", &east_api), ("kind-west", &west_api)],
-    );
+    let config = dir.path().join("kubeconfig");
+    std::fs::write(
+        &config,
+        apiserver::kubeconfig_of(&[("kind-east", &east_api), ("kind-west", &west_api)]),
+    )
+    .unwrap();
     let server = TestServer::with_args(&[
         "--kubeconfig",
         config.to_str().unwrap(),
@@ -464,18 +434,7 @@ async fn api_servers_each_followed_on_their_own() {
 /// Flags that cannot work together are one clear line before anything starts.
 #[tokio::test]
 async fn clusters_given_wrongly_are_clear_errors() {
-    use clap::Parser as _;
-    let start = |args: &[&str]| {
-        let mut all = vec![
-            "headless-dns",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ];
-        all.extend_from_slice(args);
-        headless_dns::config::Config::try_parse_from(all)
-    };
+    let start = ephemeral_config;
     for (args, says) in [
         (
             &["--cluster", "east"][..],

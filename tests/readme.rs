@@ -574,25 +574,17 @@ async fn several_clusters_run_as_written() {
         apis.push((cluster, api));
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut kubeconfig =
-        String::from("apiVersion: v1\nkind: Config\ncurrent-context: kind-east\nclusters:\n");
-    for (cluster, api) in &apis {
-        kubeconfig += &format!(
-            "- name: kind-{cluster}\n  cluster: {{server: \"{}\"}}\n",
-            api.url()
-        );
-    }
-    kubeconfig += "contexts:\n";
-    for (cluster, _) in &apis {
-        kubeconfig += &format!(
-            "- name: kind-{cluster}\n  context: {{cluster: kind-{cluster}, user: kind-{cluster}}}\n"
-        );
-    }
-    kubeconfig += "users:\n";
-    for (cluster, _) in &apis {
-        kubeconfig += &format!("- name: kind-{cluster}\n  user: {{token: t}}\n");
-    }
-    std::fs::write(dir.path().join("config"), kubeconfig).unwrap();
+    // Named as kind names its contexts.
+    let contexts: Vec<(String, &FakeApi)> = apis
+        .iter()
+        .map(|(cluster, api)| (format!("kind-{cluster}"), api))
+        .collect();
+    let contexts: Vec<(&str, &FakeApi)> = contexts.iter().map(|(n, a)| (n.as_str(), *a)).collect();
+    std::fs::write(
+        dir.path().join("config"),
+        common::apiserver::kubeconfig_of(&contexts),
+    )
+    .unwrap();
 
     let command = text
         .lines()

@@ -15,6 +15,7 @@ use hickory_proto::rr::{Name, RecordType};
 use crate::dns::explain::{self, Report};
 use crate::dns::view::SharedView;
 use crate::dns::zone::{Apex, Zone};
+use crate::message::rcode_name;
 
 /// One cluster served: its name (`None` for the one source of a single-cluster server), its
 /// zone and answer settings, and the view its writer publishes. With several clusters the
@@ -71,6 +72,9 @@ pub(crate) enum Route {
 pub(crate) struct Routes {
     origins: Box<[Box<[u8]>]>,
     reverse: [Box<[u8]>; 2],
+    /// The clusters a reverse question is put to: those answering a cluster's zone, in order
+    /// (the clusterset zone holds no address).
+    holders: Box<[usize]>,
 }
 
 impl Routes {
@@ -93,7 +97,13 @@ impl Routes {
         Self {
             origins: clusters.iter().map(|c| wire(c.apex())).collect(),
             reverse: [reverse(Apex::InAddrArpa), reverse(Apex::Ip6Arpa)],
+            holders: address_holders(clusters).collect(),
         }
+    }
+
+    /// The clusters a reverse question is put to, in order.
+    pub(crate) fn address_holders(&self) -> &[usize] {
+        &self.holders
     }
 
     /// Where the first question of `message` goes.
@@ -170,6 +180,11 @@ impl Outcome {
     }
 }
 
+/// The indices of `clusters` that may hold an address: those answering a cluster's zone.
+fn address_holders(clusters: &[Served]) -> impl Iterator<Item = usize> + '_ {
+    (0..clusters.len()).filter(|&index| clusters[index].answers == Apex::Zone)
+}
+
 /// What `name` gets and why, for a question asked outside DNS (`/explain`, `headless-dns
 /// explain`): from the cluster whose zone holds it; a reverse name from the cluster whose
 /// answer says most, as DNS answers it; any other from the first cluster, which refuses it.
@@ -186,13 +201,12 @@ pub(crate) fn report(clusters: &[Served], name: &Name, qtype: RecordType) -> Opt
         return Some(ask(first));
     }
     let mut best: Option<(Outcome, Report)> = None;
-    for cluster in clusters {
+    for cluster in address_holders(clusters).map(|index| &clusters[index]) {
         let report = ask(cluster);
-        let rcode = match report.rcode.as_str() {
-            "NOERROR" => ResponseCode::NoError,
-            "SERVFAIL" => ResponseCode::ServFail,
-            _ => ResponseCode::NXDomain,
-        };
+        let rcode = [ResponseCode::NoError, ResponseCode::ServFail]
+            .into_iter()
+            .find(|rcode| report.rcode == rcode_name(u16::from(*rcode)))
+            .unwrap_or(ResponseCode::NXDomain);
         let outcome = Outcome::of(rcode, report.answers.len());
         if best.as_ref().is_none_or(|(b, _)| outcome > *b) {
             best = Some((outcome, report));

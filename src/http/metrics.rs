@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cluster::programming::{self, ProgrammingTimes};
+use crate::dns::clusters::Served;
 use crate::dns::view::{SharedView, ViewCounts};
 use crate::server::metrics::{DnsMetrics, Exposition, OpenConnections};
 use crate::server::responder::contained_panics;
@@ -27,9 +28,9 @@ pub(crate) struct Scrape {
 /// What one cluster's view, source and writer show.
 #[derive(Clone, Debug)]
 pub(crate) struct ClusterFigures {
-    /// `None` for the one source of a single-cluster server: its samples carry no `cluster`.
-    pub name: Option<Arc<str>>,
-    pub view: SharedView,
+    /// Its name (`None` for the one source of a single-cluster server: its samples carry no
+    /// `cluster`) and view.
+    pub served: Served,
     pub source: Arc<SourceStats>,
     pub programming: Arc<ProgrammingTimes>,
 }
@@ -37,7 +38,8 @@ pub(crate) struct ClusterFigures {
 impl ClusterFigures {
     /// The `cluster` label, if the cluster has a name.
     fn label(&self) -> Vec<(&str, &str)> {
-        self.name
+        self.served
+            .name
             .as_deref()
             .map(|n| ("cluster", n))
             .into_iter()
@@ -79,7 +81,7 @@ impl Scrape {
             .clusters
             .iter()
             .map(|c| {
-                let view = c.view.load();
+                let view = c.served.view.load();
                 Counted {
                     label: c.label(),
                     counts: view.counts(),

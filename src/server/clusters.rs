@@ -45,10 +45,11 @@ impl Responder for Clusters {
             Route::Reverse => {
                 // The first cluster's answer that says most (see `Outcome`): one with
                 // records ends the search.
+                let holders = self.routes.address_holders();
                 let mut best = (Outcome::Missing, 0);
-                for (index, handler) in self.handlers.iter().enumerate() {
+                for &index in holders {
                     out.clear();
-                    if !handler.answer(message, src, protocol, out) {
+                    if !self.handlers[index].answer(message, src, protocol, out) {
                         return false;
                     }
                     let outcome = outcome(out);
@@ -59,7 +60,7 @@ impl Responder for Clusters {
                         best = (outcome, index);
                     }
                 }
-                if best.1 == self.handlers.len() - 1 {
+                if holders.last() == Some(&best.1) {
                     // `out` holds that one's answer already.
                     return true;
                 }

@@ -171,12 +171,7 @@ impl FakeApi {
 
     /// A kubeconfig that points kubectl (and kube-rs) at this server.
     pub fn kubeconfig(&self) -> String {
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: test\n  cluster:\n    server: {}\n\
-             contexts:\n- name: test\n  context: {{cluster: test, user: test, namespace: default}}\n\
-             users:\n- name: test\n  user: {{token: test-token}}\n",
-            self.url()
-        )
+        kubeconfig_of(&[("test", self)])
     }
 
     /// Writes [`FakeApi::kubeconfig`] into `dir`; returns the file's path.
@@ -842,6 +837,24 @@ fn watch_response(shared: &Arc<Shared>, query: Query) -> Response<Body> {
         .headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
     response
+}
+
+/// A kubeconfig with one context per `(name, server)`, each reaching its server as a user of the
+/// same name; the first is the current context.
+pub fn kubeconfig_of(contexts: &[(&str, &FakeApi)]) -> String {
+    let current = contexts.first().map_or("test", |c| c.0);
+    let (mut clusters, mut named, mut users) = (String::new(), String::new(), String::new());
+    for (name, api) in contexts {
+        clusters += &format!("- name: {name}\n  cluster:\n    server: {}\n", api.url());
+        named += &format!(
+            "- name: {name}\n  context: {{cluster: {name}, user: {name}, namespace: default}}\n"
+        );
+        users += &format!("- name: {name}\n  user: {{token: test-token}}\n");
+    }
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: {current}\nclusters:\n{clusters}\
+         contexts:\n{named}users:\n{users}"
+    )
 }
 
 // ---- objects as the API returns them ----

@@ -100,6 +100,19 @@ pub fn replace_file(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// The flags `args` parsed, with the DNS and HTTP listeners on ephemeral loopback ports.
+pub fn ephemeral_config(args: &[&str]) -> Result<Config, clap::Error> {
+    let mut all = vec![
+        "headless-dns",
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ];
+    all.extend_from_slice(args);
+    Config::try_parse_from(all)
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub http: SocketAddr,
@@ -115,15 +128,7 @@ impl TestServer {
 
     /// The server with these flags, on ephemeral DNS and HTTP ports.
     pub async fn with_args(args: &[&str]) -> Self {
-        let mut all = vec![
-            "headless-dns",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ];
-        all.extend_from_slice(args);
-        let config = Config::try_parse_from(all).expect("valid flags");
+        let config = ephemeral_config(args).expect("valid flags");
         let running = headless_dns::start(&config).await.expect("server starts");
         Self {
             addr: running.dns_addr,

@@ -474,11 +474,7 @@ const DELIBERATE: &[Deliberate] = &[
     Deliberate {
         what: "SRV weights: CoreDNS divides 100 by its entries before merging a target's addresses",
         applies: |_, qtype, ours, theirs| {
-            let unweighted = crate::dns::unweighted;
-            qtype == RecordType::SRV
-                && (ours.rcode, ours.authoritative, ours.soa)
-                    == (theirs.rcode, theirs.authoritative, theirs.soa)
-                && unweighted(ours) == unweighted(theirs)
+            crate::dns::weights_alone_differ(qtype, ours, theirs, crate::dns::unweighted)
         },
     },
     Deliberate {

@@ -166,10 +166,7 @@ const DELIBERATE: &[Deliberate] = &[
     Deliberate {
         what: "SRV weights, and the case of targets: CoreDNS weighs each address, and spells targets in the question's case",
         applies: |_, qtype, ours, theirs| {
-            qtype == RecordType::SRV
-                && (ours.rcode, ours.authoritative, ours.soa)
-                    == (theirs.rcode, theirs.authoritative, theirs.soa)
-                && unweighted(ours) == unweighted(theirs)
+            crate::dns::weights_alone_differ(qtype, ours, theirs, unweighted)
         },
     },
     Deliberate {

@@ -74,6 +74,20 @@ pub fn reduce(message: &Message) -> Reply {
     }
 }
 
+/// Whether two SRV replies differ only where `unweighted` looks past (their records'
+/// weights): the same rcode, AA and SOA, the same records as `unweighted` gives them.
+pub fn weights_alone_differ(
+    qtype: RecordType,
+    ours: &Reply,
+    theirs: &Reply,
+    unweighted: fn(&Reply) -> BTreeSet<String>,
+) -> bool {
+    qtype == RecordType::SRV
+        && (ours.rcode, ours.authoritative, ours.soa)
+            == (theirs.rcode, theirs.authoritative, theirs.soa)
+        && unweighted(ours) == unweighted(theirs)
+}
+
 /// A reply's answers with each SRV record's weight set aside.
 pub fn unweighted(reply: &Reply) -> BTreeSet<String> {
     reply
