@@ -462,7 +462,7 @@ impl<'m> Message<'m, '_> {
                     seen: 0,
                 };
                 let answers = Some(Section::Answer);
-                walk(
+                let outcome = walk(
                     view,
                     zone,
                     labels,
@@ -471,17 +471,23 @@ impl<'m> Message<'m, '_> {
                     answers,
                     &mut rotated,
                 );
-                rotated.pass = 1;
-                rotated.seen = 0;
-                walk(
-                    view,
-                    zone,
-                    labels,
-                    qtype,
-                    DNSClass::IN,
-                    answers,
-                    &mut rotated,
-                )
+                // Nothing more is written once a record did not fit: the answers before
+                // `start` are walked for only if those after it left room.
+                if rotated.inner.written.overflow {
+                    outcome
+                } else {
+                    rotated.pass = 1;
+                    rotated.seen = 0;
+                    walk(
+                        view,
+                        zone,
+                        labels,
+                        qtype,
+                        DNSClass::IN,
+                        answers,
+                        &mut rotated,
+                    )
+                }
             }
         };
         let (written, ends) = (writer.written, writer.ends);
@@ -609,6 +615,9 @@ struct RecordWriter<'w> {
 
 impl Sink for RecordWriter<'_> {
     fn record(&mut self, section: Section, owner: Owner<'_>, data: Data<'_>) {
+        if self.written.overflow {
+            return;
+        }
         if let (Section::Additional, Some(deferred), Data::Address(ip)) =
             (section, self.deferred.as_deref_mut(), data)
         {
@@ -626,9 +635,6 @@ impl Sink for RecordWriter<'_> {
                     deferred.extend_from_slice(&v6.octets());
                 }
             }
-            return;
-        }
-        if self.written.overflow {
             return;
         }
         if section == Section::Authority && self.ends.answers.is_none() {
