@@ -462,15 +462,10 @@ impl<'m> Message<'m, '_> {
                     seen: 0,
                 };
                 let answers = Some(Section::Answer);
-                let outcome = walk(
-                    view,
-                    zone,
-                    labels,
-                    qtype,
-                    DNSClass::IN,
-                    answers,
-                    &mut rotated,
-                );
+                let pass = |rotated: &mut Rotated<'_, RecordWriter<'_>>| {
+                    walk(view, zone, labels, qtype, DNSClass::IN, answers, rotated)
+                };
+                let outcome = pass(&mut rotated);
                 // Nothing more is written once a record did not fit: the answers before
                 // `start` are walked for only if those after it left room.
                 if rotated.inner.written.overflow {
@@ -478,15 +473,7 @@ impl<'m> Message<'m, '_> {
                 } else {
                     rotated.pass = 1;
                     rotated.seen = 0;
-                    walk(
-                        view,
-                        zone,
-                        labels,
-                        qtype,
-                        DNSClass::IN,
-                        answers,
-                        &mut rotated,
-                    )
+                    pass(&mut rotated)
                 }
             }
         };
