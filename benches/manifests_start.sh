@@ -13,7 +13,8 @@ PORT=${PORT:-15353} HTTP_PORT=${HTTP_PORT:-18053}
 LOG=$(mktemp)
 "$BIN" --manifests "$FILE" --listen "127.0.0.1:$PORT" --http-listen "127.0.0.1:$HTTP_PORT" >"$LOG" 2>&1 &
 PID=$!
-trap 'kill $PID 2>/dev/null; rm -f "$LOG"' EXIT
+# Waited for, so that the next run (builds alternate) does not find the port still taken.
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -f "$LOG"' EXIT
 START=$(date +%s.%N)
 until dig +short +time=1 +tries=1 -p "$PORT" @127.0.0.1 "$NAME" A 2>/dev/null | grep -q '^[0-9]'; do
   if ! kill -0 $PID 2>/dev/null; then

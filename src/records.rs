@@ -24,7 +24,7 @@ pub(crate) fn is_dns_label(value: &str) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey {
     pub namespace: Arc<str>,
-    pub name: Arc<str>,
+    pub name: CompactName,
 }
 
 impl ObjectKey {
@@ -44,7 +44,7 @@ impl ObjectKey {
     pub fn of_namespace(name: &Arc<str>) -> Self {
         Self {
             namespace: Arc::from(""),
-            name: name.clone(),
+            name: CompactName::from(&**name),
         }
     }
 }
@@ -452,12 +452,16 @@ impl Default for IpFamilies {
     }
 }
 
+/// A pod's name or an endpoint's label: inline up to 15 bytes (a StatefulSet pod's name, a
+/// dashed IPv4 address), otherwise shared by reference count, in 16 bytes either way.
+pub(crate) type CompactName = ecow::EcoString;
+
 /// A pod, without its namespace: the cluster state files pods by namespace, and at 100k pods a
 /// copy of the namespace's pointer in each would cost 1.6 MB.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodRecord {
     /// Shared with the endpoint name it gives the pod when it is also the hostname.
-    pub name: Arc<str>,
+    pub name: CompactName,
     /// `status.podIPs`, or `status.podIP` when the list is absent.
     pub ips: Addresses,
     /// Shared with the other pods of its template.
@@ -476,7 +480,7 @@ impl PodRecord {
     }
 
     /// `spec.hostname`.
-    pub fn hostname(&self) -> Option<&Arc<str>> {
+    pub fn hostname(&self) -> Option<&CompactName> {
         match &self.template.hostname {
             PodHostname::None => None,
             PodHostname::Name => Some(&self.name),
@@ -516,7 +520,7 @@ pub enum PodHostname {
     None,
     /// The pod's own name, as in every StatefulSet pod.
     Name,
-    Other(Arc<str>),
+    Other(CompactName),
 }
 
 impl PodHostname {
@@ -542,9 +546,9 @@ pub struct SlicePort {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SliceEndpoint {
     pub addresses: Addresses,
-    pub hostname: Option<Arc<str>>,
+    pub hostname: Option<CompactName>,
     /// `targetRef.name`, when it is a DNS label.
-    pub target_name: Option<Arc<str>>,
+    pub target_name: Option<CompactName>,
     /// `conditions.ready`; a missing condition counts as ready.
     pub ready: bool,
 }
@@ -556,7 +560,7 @@ pub struct SliceEndpoint {
 pub struct EndpointSliceRecord {
     pub key: ObjectKey,
     /// The Service, or the ServiceImport when `cluster` is set.
-    pub service: Arc<str>,
+    pub service: CompactName,
     /// `multicluster.kubernetes.io/source-cluster`: the cluster the endpoints are in, for a
     /// slice of a ServiceImport; `None` for a slice of a local Service.
     pub cluster: Option<Arc<str>>,

@@ -24,8 +24,8 @@ use crate::dns::view::{ServiceView, SharedView, View};
 use crate::dns::zone::{EndpointNames, Zone};
 use crate::dns::{backing, clusterset};
 use crate::records::{
-    Addresses, ClusterObject, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord, PodTemplate,
-    ServiceImportRecord, ServiceRecord,
+    Addresses, ClusterObject, CompactName, EndpointSliceRecord, ObjectKey, ObjectKind, PodRecord,
+    PodTemplate, ServiceImportRecord, ServiceRecord,
 };
 
 /// What a source reports. Every source (manifests file, Kubernetes API) speaks only this.
@@ -77,24 +77,24 @@ type OpenResync = ((ObjectKind, Option<Arc<str>>), HashSet<ObjectKey>);
 struct NamespaceState {
     /// A Namespace object exists (a namespace also exists while it holds Services or Pods).
     declared: bool,
-    services: HashMap<Arc<str>, ServiceRecord>,
+    services: HashMap<CompactName, ServiceRecord>,
     pods: PodTable,
     /// For every Service that lists its endpoints: the names of the pods backing it.
-    backing: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
+    backing: HashMap<CompactName, BTreeSet<CompactName>>,
     /// For Services that list their endpoints: the pods they select but do not list (not Ready,
     /// terminating, ...), to say why; only Services with some have an entry.
-    held_back: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
+    held_back: HashMap<CompactName, BTreeSet<CompactName>>,
     /// Services with a selector, filed under the hash of one of their selector's pairs: a pod
     /// can only be selected by Services filed under one of its own labels.
-    selector_index: HashMap<u64, Vec<Arc<str>>>,
-    slices: HashMap<Arc<str>, EndpointSliceRecord>,
+    selector_index: HashMap<u64, Vec<CompactName>>,
+    slices: HashMap<CompactName, EndpointSliceRecord>,
     /// Service name → names of its EndpointSlices.
-    slices_by_service: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
-    imports: HashMap<Arc<str>, ServiceImportRecord>,
+    slices_by_service: HashMap<CompactName, BTreeSet<CompactName>>,
+    imports: HashMap<CompactName, ServiceImportRecord>,
     /// ServiceImport name → names of the EndpointSlices MCS controllers wrote for it.
-    slices_by_import: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
+    slices_by_import: HashMap<CompactName, BTreeSet<CompactName>>,
     /// The names of this namespace's ServiceExports.
-    exports: BTreeSet<Arc<str>>,
+    exports: BTreeSet<CompactName>,
 }
 
 impl NamespaceState {
@@ -256,7 +256,7 @@ impl ClusterState {
         }
         let names: Vec<Arc<str>> = self.namespaces.keys().cloned().collect();
         for namespace in names {
-            let pods: Vec<Arc<str>> = self.namespaces[&namespace]
+            let pods: Vec<CompactName> = self.namespaces[&namespace]
                 .pods
                 .values()
                 .map(|pod| pod.name.clone())
@@ -447,7 +447,7 @@ impl ClusterState {
     fn delete(&mut self, kind: ObjectKind, key: &ObjectKey) {
         match kind {
             ObjectKind::Namespace => {
-                let Some(ns) = self.namespaces.get_mut(&key.name) else {
+                let Some(ns) = self.namespaces.get_mut(&*key.name) else {
                     return;
                 };
                 if ns.declared {
@@ -742,7 +742,7 @@ impl ClusterState {
     /// Updates which Services the pod `key` backs, given its previous record, and marks
     /// those whose answers change.
     fn reconsider_backing(&mut self, key: &ObjectKey, old: Option<&PodRecord>) {
-        let mut candidates: Vec<Arc<str>> = Vec::new();
+        let mut candidates: Vec<CompactName> = Vec::new();
         let ns = &self.namespaces[&key.namespace];
         let current = ns.pods.get(&key.name);
         for pod in old.into_iter().chain(current) {
@@ -1013,7 +1013,7 @@ fn selector_hash(hasher: &RandomState, service: &ServiceRecord) -> Option<u64> {
     Some(hasher.hash_one((key, value)))
 }
 
-fn unfile(index: &mut HashMap<u64, Vec<Arc<str>>>, hash: u64, name: &str) {
+fn unfile(index: &mut HashMap<u64, Vec<CompactName>>, hash: u64, name: &str) {
     if let Some(names) = index.get_mut(&hash) {
         names.retain(|n| &**n != name);
         if names.is_empty() {

@@ -4,14 +4,13 @@
 //! left out.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use crate::dns::diagnosis::{self, HeldBack, HeldBackPod, MisnamedPod, Stray, StrayWhy};
 use crate::dns::view::{Endpoint, ServiceView};
 use crate::dns::zone::{EndpointNames, dashed};
 use crate::records::{
-    Addresses, EndpointSliceRecord, IpFamilies, PodRecord, ServiceKind, ServicePort, ServiceRecord,
-    TargetPort, is_dns_label,
+    Addresses, CompactName, EndpointSliceRecord, IpFamilies, PodRecord, ServiceKind, ServicePort,
+    ServiceRecord, TargetPort, is_dns_label,
 };
 
 /// Whether the Service's selector matches the pod (a Service without one selects none).
@@ -256,7 +255,7 @@ pub(crate) fn slice_ports(ports: &[ServicePort], slice: &EndpointSliceRecord) ->
 
 /// One endpoint named `hostname`, or without a hostname one per address, named by its dashes.
 fn push_endpoints(
-    hostname: Option<&Arc<str>>,
+    hostname: Option<&CompactName>,
     ips: &Addresses,
     ports: &[u16],
     out: &mut Vec<PortedEndpoint>,

@@ -11,7 +11,8 @@ use crate::dns::backing::slice_ports;
 use crate::dns::view::{ImportEndpoint, ImportView, ServiceView, any_shared_address};
 use crate::dns::zone::dashed;
 use crate::records::{
-    EndpointSliceRecord, ImportKind, ServiceImportRecord, ServiceKind, ServicePort, TargetPort,
+    CompactName, EndpointSliceRecord, ImportKind, ServiceImportRecord, ServiceKind, ServicePort,
+    TargetPort,
 };
 
 /// What `import` answers, given the EndpointSlices MCS controllers wrote for it. A ClusterSetIP
@@ -30,7 +31,7 @@ pub(crate) fn import_view<'s>(
             };
             let ports = slice_ports(&import.ports, slice);
             for endpoint in slice.endpoints.iter().filter(|e| e.ready) {
-                let named = |label: Arc<str>, ips| ImportEndpoint {
+                let named = |label: CompactName, ips| ImportEndpoint {
                     cluster: cluster.clone(),
                     label,
                     ips,

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::records::Addresses;
+use crate::records::{Addresses, CompactName};
 
 /// Why a pod a Service selects is not one of its endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,8 +41,8 @@ impl HeldBack {
 /// A pod the Service selects but does not list, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeldBackPod {
-    pub pod: Arc<str>,
-    pub hostname: Option<Arc<str>>,
+    pub pod: CompactName,
+    pub hostname: Option<CompactName>,
     pub ips: Addresses,
     pub why: HeldBack,
 }
@@ -51,8 +51,8 @@ pub struct HeldBackPod {
 /// all the same (it lacks the other half, or its subdomain names another Service).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MisnamedPod {
-    pub pod: Arc<str>,
-    pub hostname: Option<Arc<str>>,
+    pub pod: CompactName,
+    pub hostname: Option<CompactName>,
     pub subdomain: Option<Arc<str>>,
     /// The StatefulSet whose `spec.serviceName` set the subdomain.
     pub statefulset: Option<Arc<str>>,
@@ -83,7 +83,7 @@ pub enum StrayWhy {
 /// A pod whose `spec.subdomain` no Service of that name answers for by selecting it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stray {
-    pub hostname: Option<Arc<str>>,
+    pub hostname: Option<CompactName>,
     pub subdomain: Arc<str>,
     /// The StatefulSet whose `spec.serviceName` set the subdomain.
     pub statefulset: Option<Arc<str>>,

@@ -9,7 +9,6 @@
 //! ([`Stray`]). A healthy cluster has none of either.
 
 use std::fmt::Write;
-use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
@@ -20,7 +19,7 @@ use crate::dns::question::{MAX_LABELS, Question, ReverseZone, SetQuestion, class
 use crate::dns::view::{ImportView, ServiceView, View};
 use crate::dns::zone::{PodRecords, Zone, parse_dashed};
 use crate::message::rcode_name;
-use crate::records::{ImportKind, ServiceKind};
+use crate::records::{CompactName, ImportKind, ServiceKind};
 
 /// RFC 8914 INFO-CODE "Other Error": the reason is in the text.
 pub(crate) const OTHER: u16 = 0;
@@ -738,7 +737,7 @@ fn no_endpoint(
         return format!("Service {name} is an ExternalName Service: it has no endpoint names");
     }
     let ip = parse_dashed(label);
-    let is = |pod: &str, hostname: Option<&Arc<str>>| {
+    let is = |pod: &str, hostname: Option<&CompactName>| {
         pod == label || hostname.is_some_and(|h| **h == *label)
     };
     if let Some(diagnosis) = &service.diagnosis {

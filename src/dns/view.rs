@@ -15,13 +15,13 @@ use hashbrown::Equivalent;
 use crate::dns::diagnosis::{ServiceDiagnosis, Stray};
 use crate::dns::journal::{Change, Journal};
 use crate::dns::sharded::{self, ShardedMap};
-use crate::records::{Addresses, ImportKind, ObjectKey, ServiceKind, ServicePort};
+use crate::records::{Addresses, CompactName, ImportKind, ObjectKey, ServiceKind, ServicePort};
 
 /// One address-bearing name under a headless Service: a pod's hostname, or its dashed IP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     /// A pod's hostname (shared with its record) or its dashed IP.
-    pub label: Arc<str>,
+    pub label: CompactName,
     pub ips: Addresses,
 }
 
@@ -78,7 +78,7 @@ pub struct ImportEndpoint {
     /// The cluster the endpoint is in (its slice's `multicluster.kubernetes.io/source-cluster`).
     pub cluster: Arc<str>,
     /// Its hostname, or its dashed IP.
-    pub label: Arc<str>,
+    pub label: CompactName,
     pub ips: Addresses,
 }
 
@@ -144,7 +144,7 @@ type ServiceRef = Arc<ServiceKey>;
 struct ServiceKey {
     // Field for field as in `ServiceName`, so that both hash alike.
     namespace: NamespaceRef,
-    name: Arc<str>,
+    name: CompactName,
 }
 
 /// A namespace that exists, with the number of Services, Pods and Namespace objects that keep it.
@@ -153,9 +153,9 @@ struct NamespaceEntry {
     name: NamespaceRef,
     objects: u32,
     /// Its Services' names, for suggestions when one is misspelt.
-    services: imbl::OrdSet<Arc<str>>,
+    services: imbl::OrdSet<CompactName>,
     /// Its pods (by name) whose `spec.subdomain` no Service answers for; usually none.
-    strays: imbl::OrdMap<Arc<str>, Arc<Stray>>,
+    strays: imbl::OrdMap<CompactName, Arc<Stray>>,
 }
 
 /// A Service looked up by its two names, without building its key.
@@ -600,7 +600,7 @@ impl View {
 
     /// Records (or, with `None`, forgets) why pod `pod` of `namespace`, which must be retained,
     /// has no name under its subdomain. Touches the namespace only when that changes.
-    pub fn set_stray(&mut self, namespace: &str, pod: &Arc<str>, stray: Option<Stray>) {
+    pub fn set_stray(&mut self, namespace: &str, pod: &CompactName, stray: Option<Stray>) {
         let Some(entry) = self.namespaces.get(namespace) else {
             return;
         };
