@@ -13,6 +13,9 @@ use arc_swap::ArcSwap;
 use hashbrown::Equivalent;
 
 use crate::dns::diagnosis::{ServiceDiagnosis, Stray};
+use crate::dns::holders::{
+    Holders, ManyHolders, NamespaceRef, PackedHolders, ServiceKey, ServiceRef,
+};
 use crate::dns::journal::{Change, Journal};
 use crate::dns::sharded::{self, ShardedMap};
 use crate::records::{Addresses, CompactName, ImportKind, ObjectKey, ServiceKind, ServicePort};
@@ -130,23 +133,6 @@ impl ImportView {
     }
 }
 
-/// A namespace's name behind one thin pointer, shared by the entries of every address its pods
-/// hold and by its Services' keys: a plain name would take 16 bytes in each of 100k entries
-/// (and push each past 16 bytes, and each shard's table past a size class: 1.6 MB in all).
-type NamespaceRef = Arc<Arc<str>>;
-
-/// A Service's key, shared by the entries of every address it names: one thin pointer where its
-/// two names would take 32 bytes in each of 100k entries. It is also the Service's key in the
-/// view's map.
-type ServiceRef = Arc<ServiceKey>;
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct ServiceKey {
-    // Field for field as in `ServiceName`, so that both hash alike.
-    namespace: NamespaceRef,
-    name: CompactName,
-}
-
 /// A namespace that exists, with the number of Services, Pods and Namespace objects that keep it.
 #[derive(Clone, Debug)]
 struct NamespaceEntry {
@@ -169,129 +155,6 @@ struct ServiceName<'a> {
 impl Equivalent<ServiceRef> for ServiceName<'_> {
     fn equivalent(&self, key: &ServiceRef) -> bool {
         **key.namespace == *self.namespace && *key.name == *self.name
-    }
-}
-
-/// Who holds one address: the namespaces with pods on it (for `<a-b-c-d>.<ns>.pod.<zone>`) and
-/// the Services whose cluster IPs or headless endpoints name it (for reverse DNS).
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Holders {
-    /// Pods of one namespace (several only on the host network), and no Service.
-    Pods {
-        namespace: NamespaceRef,
-        count: u32,
-    },
-    /// The usual case: one Service, and `pods` pods of its namespace (the pod behind a headless
-    /// endpoint).
-    Service {
-        service: ServiceRef,
-        pods: u32,
-    },
-    Many(Box<ManyHolders>),
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct ManyHolders {
-    pods: Vec<(NamespaceRef, u32)>,
-    services: Vec<ServiceRef>,
-}
-
-impl Holders {
-    fn expand(this: Option<Holders>) -> ManyHolders {
-        match this {
-            None => ManyHolders::default(),
-            Some(Holders::Many(many)) => *many,
-            Some(Holders::Pods { namespace, count }) => ManyHolders {
-                pods: vec![(namespace, count)],
-                services: vec![],
-            },
-            Some(Holders::Service { service, pods }) => ManyHolders {
-                pods: if pods > 0 {
-                    vec![(service.namespace.clone(), pods)]
-                } else {
-                    vec![]
-                },
-                services: vec![service],
-            },
-        }
-    }
-
-    /// The smallest form of `many`; `None` when nothing holds the address any more.
-    fn compact(many: ManyHolders) -> Option<Holders> {
-        match (&many.pods[..], &many.services[..]) {
-            ([], []) => None,
-            ([(namespace, count)], []) => Some(Holders::Pods {
-                namespace: namespace.clone(),
-                count: *count,
-            }),
-            ([], [service]) => Some(Holders::Service {
-                service: service.clone(),
-                pods: 0,
-            }),
-            ([(namespace, count)], [service]) if *namespace == service.namespace => {
-                Some(Holders::Service {
-                    service: service.clone(),
-                    pods: *count,
-                })
-            }
-            _ => Some(Holders::Many(Box::new(many))),
-        }
-    }
-
-    /// Applies `change` to the holders of an address (`None`: nobody), by way of the general form
-    /// unless `fast` handles the case in place.
-    fn change(
-        this: Option<Holders>,
-        fast: impl FnOnce(&mut Holders) -> Option<bool>,
-        change: impl FnOnce(&mut ManyHolders),
-    ) -> Option<Holders> {
-        if let Some(mut holders) = this {
-            match fast(&mut holders) {
-                Some(true) => return Some(holders),
-                Some(false) => return None,
-                None => {
-                    let mut many = Holders::expand(Some(holders));
-                    change(&mut many);
-                    return Holders::compact(many);
-                }
-            }
-        }
-        let mut many = ManyHolders::default();
-        change(&mut many);
-        Holders::compact(many)
-    }
-
-    fn has_pods_in(&self, namespace: &str) -> bool {
-        match self {
-            Holders::Pods {
-                namespace: ns,
-                count,
-            } => *count > 0 && ***ns == *namespace,
-            Holders::Service { service, pods } => *pods > 0 && **service.namespace == *namespace,
-            Holders::Many(many) => many.pods.iter().any(|(ns, _)| ***ns == *namespace),
-        }
-    }
-
-    /// The namespaces with pods on the address.
-    fn pod_namespaces(&self) -> impl Iterator<Item = &str> {
-        let (one, many): (Option<&NamespaceRef>, &[(NamespaceRef, u32)]) = match self {
-            Holders::Pods { namespace, count } if *count > 0 => (Some(namespace), &[]),
-            Holders::Service { service, pods } if *pods > 0 => (Some(&service.namespace), &[]),
-            Holders::Many(many) => (None, &many.pods[..]),
-            _ => (None, &[]),
-        };
-        one.into_iter()
-            .chain(many.iter().map(|(namespace, _)| namespace))
-            .map(|namespace| &***namespace)
-    }
-
-    fn services(&self) -> impl Iterator<Item = (&str, &str)> {
-        let services = match self {
-            Holders::Pods { .. } => &[][..],
-            Holders::Service { service, .. } => std::slice::from_ref(service),
-            Holders::Many(many) => &many.services[..],
-        };
-        services.iter().map(|key| (&**key.namespace, &*key.name))
     }
 }
 
@@ -322,8 +185,8 @@ pub struct View {
     /// per-namespace persistent maps.
     services: ShardedMap<ServiceRef, Arc<ServiceView>>,
     /// Who holds each address, IPv4 and IPv6 apart so that the common key is four bytes.
-    holders_v4: ShardedMap<u32, Holders>,
-    holders_v6: ShardedMap<u128, Holders>,
+    holders_v4: ShardedMap<u32, PackedHolders>,
+    holders_v6: ShardedMap<u128, PackedHolders>,
     /// What the last publications changed, for IXFR (kept only when transfers are allowed).
     journal: Arc<Journal>,
     /// Every ServiceImport (the clusterset zone), by namespace and name.
@@ -493,7 +356,7 @@ impl View {
             .map(|s| &**s)
     }
 
-    fn holders(&self, ip: IpAddr) -> Option<&Holders> {
+    fn holders(&self, ip: IpAddr) -> Option<&PackedHolders> {
         match ip {
             IpAddr::V4(v4) => self.holders_v4.get(&u32::from(v4)),
             IpAddr::V6(v6) => self.holders_v6.get(&u128::from(v6)),
@@ -544,12 +407,14 @@ impl View {
     pub fn pod_namespaces(&self, ip: IpAddr) -> impl Iterator<Item = &str> {
         self.holders(ip)
             .into_iter()
-            .flat_map(Holders::pod_namespaces)
+            .flat_map(PackedHolders::pod_namespaces)
     }
 
     /// `(namespace, name)` of the Services whose cluster IPs or endpoints hold `ip`.
     pub fn services_at(&self, ip: IpAddr) -> impl Iterator<Item = (&str, &str)> {
-        self.holders(ip).into_iter().flat_map(Holders::services)
+        self.holders(ip)
+            .into_iter()
+            .flat_map(PackedHolders::services)
     }
 
     // ---- writer side ----
@@ -623,7 +488,9 @@ impl View {
         fast: impl FnOnce(&mut Holders) -> Option<bool>,
         change: impl FnOnce(&mut ManyHolders),
     ) {
-        let update = |old| Holders::change(old, fast, change);
+        let update = |old: Option<PackedHolders>| {
+            Holders::change(old.map(PackedHolders::unpack), fast, change).map(PackedHolders::pack)
+        };
         match ip {
             IpAddr::V4(v4) => self.holders_v4.update(u32::from(v4), update),
             IpAddr::V6(v6) => self.holders_v6.update(u128::from(v6), update),
@@ -805,8 +672,8 @@ type HeldBy = (Vec<(String, u32)>, Vec<(String, String)>);
 #[cfg(test)]
 impl View {
     pub fn contents(&self) -> Contents {
-        let holders_of = |ip: IpAddr, holders: &Holders| {
-            let many = Holders::expand(Some(holders.clone()));
+        let holders_of = |ip: IpAddr, holders: &PackedHolders| {
+            let many = Holders::expand(Some(holders.clone().unpack()));
             let mut pods: Vec<(String, u32)> = many
                 .pods
                 .iter()
@@ -948,10 +815,7 @@ mod tests {
         view.remove_pod_ip(&b, ip);
         view.remove_service_ip(&other, ip);
         view.remove_service_ip(&api, ip);
-        assert!(matches!(
-            view.holders(ip),
-            Some(Holders::Service { pods: 2, .. })
-        ));
+        assert!(view.has_pod_ip("a", ip) && !view.has_pod_ip("b", ip));
         view.remove_pod_ip(&a, ip);
         view.remove_pod_ip(&a, ip);
         assert!(!view.has_pod_ip("a", ip));
@@ -979,7 +843,7 @@ mod tests {
         assert!(view.holders_v6.len() == 0);
 
         // 100k of these make the address tables: what they cost depends on this.
-        assert_eq!(std::mem::size_of::<(u32, Holders)>(), 24);
+        assert_eq!(std::mem::size_of::<(u32, PackedHolders)>(), 16);
         assert_eq!(std::mem::size_of::<Endpoint>(), 32);
     }
 }
