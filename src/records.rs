@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::ptr::NonNull;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use hickory_proto::rr::Name;
@@ -272,18 +273,27 @@ impl Labels {
     }
 }
 
-/// A pod's or endpoint's addresses: nearly always one IPv4 address, kept inline, so that the
-/// whole takes 16 bytes (a list would take 24 even when it holds one address inline).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Addresses(AddressesRepr);
+/// A pod's or endpoint's addresses in one word: nearly always one IPv4 address, kept in the
+/// word itself; otherwise a pointer to the list. A million pods and as many endpoints hold one
+/// each, and an enum of the address and a boxed list took two words (8 MB more in each).
+///
+/// The word's low bit says which: `1`, inline (the address in the upper 32 bits, or none when
+/// bit 1 is also set); `0`, a pointer to a `Box<[IpAddr]>` (8-aligned) with several addresses,
+/// or one IPv6 address. One IPv4 address is always inline, so that equal lists compare equal.
+pub struct Addresses(NonNull<Box<[IpAddr]>>);
 
-/// One IPv4 address is always `V4`, so that equal lists compare equal.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum AddressesRepr {
-    V4(Ipv4Addr),
-    /// None, several, or one IPv6 address.
-    Other(Box<[IpAddr]>),
-}
+const _: () = assert!(
+    usize::BITS == 64,
+    "an IPv4 address and its tag share a 64-bit word"
+);
+
+const INLINE: usize = 1;
+const NO_ADDRESS: usize = 0b11;
+
+// SAFETY: an `Addresses` owns its boxed list (when it has one) like a `Box`, which is `Send`
+// and `Sync`.
+unsafe impl Send for Addresses {}
+unsafe impl Sync for Addresses {}
 
 /// The addresses of an [`Addresses`], in order.
 pub(crate) type AddressIter<'a> = std::iter::Chain<
@@ -292,19 +302,35 @@ pub(crate) type AddressIter<'a> = std::iter::Chain<
 >;
 
 impl Addresses {
+    fn inline(word: usize) -> Self {
+        Self(NonNull::new(std::ptr::without_provenance_mut(word)).expect("tagged, not zero"))
+    }
+
+    fn boxed(ips: Box<[IpAddr]>) -> Self {
+        Self(NonNull::from(Box::leak(Box::new(ips))))
+    }
+
+    /// The one IPv4 address held inline, or the list held elsewhere (empty when none).
+    fn unpacked(&self) -> (Option<Ipv4Addr>, &[IpAddr]) {
+        let word = self.0.as_ptr().addr();
+        match word & NO_ADDRESS {
+            NO_ADDRESS => (None, &[]),
+            INLINE => (Some(Ipv4Addr::from_bits((word >> 32) as u32)), &[]),
+            // SAFETY: a pointer made by `boxed` from a live box, owned by `self`.
+            _ => (None, unsafe { self.0.as_ref() }),
+        }
+    }
+
     pub fn iter(&self) -> AddressIter<'_> {
-        let (one, others) = match &self.0 {
-            AddressesRepr::V4(v4) => (Some(IpAddr::V4(*v4)), &[][..]),
-            AddressesRepr::Other(others) => (None, &others[..]),
-        };
-        one.into_iter().chain(others.iter().copied())
+        let (one, others) = self.unpacked();
+        one.map(IpAddr::V4)
+            .into_iter()
+            .chain(others.iter().copied())
     }
 
     pub fn len(&self) -> usize {
-        match &self.0 {
-            AddressesRepr::V4(_) => 1,
-            AddressesRepr::Other(others) => others.len(),
-        }
+        let (one, others) = self.unpacked();
+        usize::from(one.is_some()) + others.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -312,25 +338,59 @@ impl Addresses {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match &self.0 {
-            AddressesRepr::V4(v4) => ip == IpAddr::V4(*v4),
-            AddressesRepr::Other(others) => others.contains(&ip),
+        match self.unpacked() {
+            (Some(v4), _) => ip == IpAddr::V4(v4),
+            (None, others) => others.contains(&ip),
         }
+    }
+}
+
+impl Drop for Addresses {
+    fn drop(&mut self) {
+        if self.0.as_ptr().addr() & INLINE == 0 {
+            // SAFETY: made by `boxed`; `self` owns it and is not used again.
+            drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        }
+    }
+}
+
+impl Clone for Addresses {
+    fn clone(&self) -> Self {
+        match self.unpacked() {
+            (Some(_), _) => Self(self.0),
+            (None, []) => Self::default(),
+            (None, others) => Self::boxed(others.into()),
+        }
+    }
+}
+
+impl PartialEq for Addresses {
+    fn eq(&self, other: &Self) -> bool {
+        self.unpacked() == other.unpacked()
+    }
+}
+
+impl Eq for Addresses {}
+
+impl std::fmt::Debug for Addresses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
 impl Default for Addresses {
     fn default() -> Self {
-        Self(AddressesRepr::Other(Box::default()))
+        Self::inline(NO_ADDRESS)
     }
 }
 
 impl From<Vec<IpAddr>> for Addresses {
     fn from(ips: Vec<IpAddr>) -> Self {
         match ips[..] {
-            [IpAddr::V4(v4)] => Self(AddressesRepr::V4(v4)),
+            [] => Self::default(),
+            [IpAddr::V4(v4)] => Self::from(IpAddr::V4(v4)),
             // A copy, so that the block is exactly as large as the list (see `Labels`).
-            _ => Self(AddressesRepr::Other(Box::from(ips.as_slice()))),
+            _ => Self::boxed(Box::from(ips.as_slice())),
         }
     }
 }
@@ -338,8 +398,8 @@ impl From<Vec<IpAddr>> for Addresses {
 impl From<IpAddr> for Addresses {
     fn from(ip: IpAddr) -> Self {
         match ip {
-            IpAddr::V4(v4) => Self(AddressesRepr::V4(v4)),
-            IpAddr::V6(_) => Self(AddressesRepr::Other(Box::new([ip]))),
+            IpAddr::V4(v4) => Self::inline((v4.to_bits() as usize) << 32 | INLINE),
+            IpAddr::V6(_) => Self::boxed(Box::new([ip])),
         }
     }
 }
@@ -781,18 +841,25 @@ mod tests {
         let v4: IpAddr = "10.0.0.1".parse().unwrap();
         let v6: IpAddr = "fd00::1".parse().unwrap();
         assert_eq!(Addresses::from(vec![v4]), Addresses::from(v4));
-        assert!(matches!(Addresses::from(v4).0, AddressesRepr::V4(_)));
+        assert_eq!(
+            Addresses::from(v4).unpacked(),
+            (Some("10.0.0.1".parse().unwrap()), &[][..])
+        );
         for ips in [vec![], vec![v4], vec![v6], vec![v4, v6], vec![v6, v4]] {
             let addresses: Addresses = ips.iter().copied().collect();
+            let copy = addresses.clone();
+            drop(addresses);
+            let addresses = copy;
             assert_eq!(addresses.iter().collect::<Vec<_>>(), ips);
+            assert_eq!(format!("{addresses:?}"), format!("{ips:?}"));
             assert_eq!(addresses.len(), ips.len());
             assert_eq!(addresses.is_empty(), ips.is_empty());
             assert_eq!(addresses.contains(v4), ips.contains(&v4));
             assert_eq!(addresses.contains(v6), ips.contains(&v6));
         }
         // What 100k pods and their endpoints cost per pod depends on these.
-        assert_eq!(std::mem::size_of::<Addresses>(), 16);
-        assert_eq!(std::mem::size_of::<PodRecord>(), 48);
+        assert_eq!(std::mem::size_of::<Addresses>(), 8);
+        assert_eq!(std::mem::size_of::<PodRecord>(), 40);
     }
 
     #[test]

@@ -844,6 +844,6 @@ mod tests {
 
         // 100k of these make the address tables: what they cost depends on this.
         assert_eq!(std::mem::size_of::<(u32, PackedHolders)>(), 16);
-        assert_eq!(std::mem::size_of::<Endpoint>(), 32);
+        assert_eq!(std::mem::size_of::<Endpoint>(), 24);
     }
 }
