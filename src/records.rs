@@ -21,7 +21,8 @@ pub(crate) fn is_dns_label(value: &str) -> bool {
         && !value.ends_with('-')
 }
 
-/// `namespace/name` of an object; both parts are shared with the view's keys.
+/// `namespace/name` of an object; the namespace is shared with the view's keys, the name is
+/// a [`CompactName`] (inline when short, shared when long).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey {
     pub namespace: Arc<str>,
@@ -520,7 +521,8 @@ pub(crate) type CompactName = ecow::EcoString;
 /// copy of the namespace's pointer in each would cost 1.6 MB.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodRecord {
-    /// Shared with the endpoint name it gives the pod when it is also the hostname.
+    /// Shared with (or, when short, copied into) the endpoint name it gives the pod when it is
+    /// also the hostname.
     pub name: CompactName,
     /// `status.podIPs`, or `status.podIP` when the list is absent.
     pub ips: Addresses,

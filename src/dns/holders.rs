@@ -31,20 +31,17 @@ pub(super) struct ServiceKey {
 }
 
 /// Who holds one address: the namespaces with pods on it (for `<a-b-c-d>.<ns>.pod.<zone>`) and
-/// the Services whose cluster IPs or headless endpoints name it (for reverse DNS).
+/// the Services whose cluster IPs or headless endpoints name it (for reverse DNS). The first
+/// three are the usual cases and fit in a [`PackedHolders`] word with their pointer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Holders {
-    /// Pods of one namespace (several only on the host network), and no Service.
-    Pods {
-        namespace: NamespaceRef,
-        count: u32,
-    },
-    /// The usual case: one Service, and `pods` pods of its namespace (the pod behind a headless
-    /// endpoint).
-    Service {
-        service: ServiceRef,
-        pods: u32,
-    },
+    /// One pod of the namespace, and no Service.
+    Pod(NamespaceRef),
+    /// One Service, and no pod.
+    Service(ServiceRef),
+    /// One Service and one pod of its namespace (the pod behind a headless endpoint).
+    ServiceAndPod(ServiceRef),
+    /// Anything else (several pods on the host network, several Services).
     Many(Box<ManyHolders>),
 }
 
@@ -56,21 +53,18 @@ pub(super) struct ManyHolders {
 
 impl Holders {
     pub(super) fn expand(this: Option<Holders>) -> ManyHolders {
-        match this {
-            None => ManyHolders::default(),
-            Some(Holders::Many(many)) => *many,
-            Some(Holders::Pods { namespace, count }) => ManyHolders {
-                pods: vec![(namespace, count)],
-                services: vec![],
-            },
-            Some(Holders::Service { service, pods }) => ManyHolders {
-                pods: if pods > 0 {
-                    vec![(service.namespace.clone(), pods)]
-                } else {
-                    vec![]
-                },
-                services: vec![service],
-            },
+        let (pod, service) = match this {
+            None => (None, None),
+            Some(Holders::Many(many)) => return *many,
+            Some(Holders::Pod(namespace)) => (Some(namespace), None),
+            Some(Holders::Service(service)) => (None, Some(service)),
+            Some(Holders::ServiceAndPod(service)) => {
+                (Some(service.namespace.clone()), Some(service))
+            }
+        };
+        ManyHolders {
+            pods: pod.map(|namespace| (namespace, 1)).into_iter().collect(),
+            services: service.into_iter().collect(),
         }
     }
 
@@ -78,19 +72,10 @@ impl Holders {
     fn compact(many: ManyHolders) -> Option<Holders> {
         match (&many.pods[..], &many.services[..]) {
             ([], []) => None,
-            ([(namespace, count)], []) => Some(Holders::Pods {
-                namespace: namespace.clone(),
-                count: *count,
-            }),
-            ([], [service]) => Some(Holders::Service {
-                service: service.clone(),
-                pods: 0,
-            }),
-            ([(namespace, count)], [service]) if *namespace == service.namespace => {
-                Some(Holders::Service {
-                    service: service.clone(),
-                    pods: *count,
-                })
+            ([(namespace, 1)], []) => Some(Holders::Pod(namespace.clone())),
+            ([], [service]) => Some(Holders::Service(service.clone())),
+            ([(namespace, 1)], [service]) if *namespace == service.namespace => {
+                Some(Holders::ServiceAndPod(service.clone()))
             }
             _ => Some(Holders::Many(Box::new(many))),
         }
@@ -122,7 +107,7 @@ impl Holders {
 
 /// [`Holders`] in one word: a pointer to the namespace's name, the Service's key or the general
 /// form, with what it points to in its two low bits (each pointee is 8-aligned, so they are
-/// free). Counts above one (host-network pods) take the general form.
+/// free).
 pub(super) struct PackedHolders(NonNull<()>);
 
 /// One pod of the namespace pointed to; no Service.
@@ -151,19 +136,10 @@ unsafe impl Sync for PackedHolders {}
 impl PackedHolders {
     pub(super) fn pack(holders: Holders) -> Self {
         let (pointer, tag) = match holders {
-            Holders::Pods {
-                namespace,
-                count: 1,
-            } => (Arc::into_raw(namespace).cast::<()>(), ONE_POD),
-            Holders::Service { service, pods: 0 } => (Arc::into_raw(service).cast(), SERVICE),
-            Holders::Service { service, pods: 1 } => {
-                (Arc::into_raw(service).cast(), SERVICE_AND_POD)
-            }
+            Holders::Pod(namespace) => (Arc::into_raw(namespace).cast::<()>(), ONE_POD),
+            Holders::Service(service) => (Arc::into_raw(service).cast(), SERVICE),
+            Holders::ServiceAndPod(service) => (Arc::into_raw(service).cast(), SERVICE_AND_POD),
             Holders::Many(many) => (Box::into_raw(many).cast_const().cast(), MANY),
-            counted => {
-                let many = Holders::expand(Some(counted));
-                return Self::pack(Holders::Many(Box::new(many)));
-            }
         };
         debug_assert_eq!(pointer.addr() & TAG_BITS, 0, "pointees are 8-aligned");
         let tagged = pointer.cast_mut().map_addr(|address| address | tag);
@@ -185,18 +161,9 @@ impl PackedHolders {
         // `ManuallyDrop` keeps `self` from releasing what ownership moves back here.
         unsafe {
             match this.tag() {
-                ONE_POD => Holders::Pods {
-                    namespace: Arc::from_raw(pointer.cast()),
-                    count: 1,
-                },
-                SERVICE => Holders::Service {
-                    service: Arc::from_raw(pointer.cast()),
-                    pods: 0,
-                },
-                SERVICE_AND_POD => Holders::Service {
-                    service: Arc::from_raw(pointer.cast()),
-                    pods: 1,
-                },
+                ONE_POD => Holders::Pod(Arc::from_raw(pointer.cast())),
+                SERVICE => Holders::Service(Arc::from_raw(pointer.cast())),
+                SERVICE_AND_POD => Holders::ServiceAndPod(Arc::from_raw(pointer.cast())),
                 _ => Holders::Many(Box::from_raw(pointer.cast_mut().cast())),
             }
         }
@@ -296,21 +263,16 @@ mod tests {
             pods: vec![(a.clone(), 1), (b.clone(), 2)],
             services: vec![web.clone()],
         };
-        let pods = |namespace: &NamespaceRef, count| Holders::Pods {
-            namespace: namespace.clone(),
-            count,
-        };
-        let service = |pods| Holders::Service {
-            service: web.clone(),
-            pods,
-        };
         // (form, namespaces with pods, Services)
         let forms = [
-            (pods(&a, 1), vec!["a"], vec![]),
-            (pods(&b, 3), vec!["b"], vec![]),
-            (service(0), vec![], vec![("a", "web")]),
-            (service(1), vec!["a"], vec![("a", "web")]),
-            (service(2), vec!["a"], vec![("a", "web")]),
+            (Holders::Pod(a.clone()), vec!["a"], vec![]),
+            (Holders::Pod(b.clone()), vec!["b"], vec![]),
+            (Holders::Service(web.clone()), vec![], vec![("a", "web")]),
+            (
+                Holders::ServiceAndPod(web.clone()),
+                vec!["a"],
+                vec![("a", "web")],
+            ),
             (
                 Holders::Many(Box::new(many)),
                 vec!["a", "b"],

@@ -23,7 +23,7 @@ use crate::records::{Addresses, CompactName, ImportKind, ObjectKey, ServiceKind,
 /// One address-bearing name under a headless Service: a pod's hostname, or its dashed IP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
-    /// A pod's hostname (shared with its record) or its dashed IP.
+    /// A pod's hostname (shared with its record when long) or its dashed IP.
     pub label: CompactName,
     pub ips: Addresses,
 }
@@ -523,21 +523,16 @@ impl View {
     fn count_pod_ip(&mut self, namespace: &Arc<str>, ip: IpAddr, added: bool) {
         // Only a new holder needs the shared name; a removal never does.
         let shared = added.then(|| self.namespace_ref(namespace));
-        let step = |count: &mut u32| *count = if added { *count + 1 } else { *count - 1 };
         self.change_holders(
             ip,
             |holders| match holders {
-                Holders::Pods {
-                    namespace: ns,
-                    count,
-                } if **ns == *namespace && (added || *count > 0) => {
-                    step(count);
-                    Some(*count > 0)
+                Holders::Pod(ns) if !added && **ns == *namespace => Some(false),
+                Holders::Service(service) if added && *service.namespace == *namespace => {
+                    *holders = Holders::ServiceAndPod(service.clone());
+                    Some(true)
                 }
-                Holders::Service { service, pods }
-                    if *service.namespace == *namespace && (added || *pods > 0) =>
-                {
-                    step(pods);
+                Holders::ServiceAndPod(service) if !added && *service.namespace == *namespace => {
+                    *holders = Holders::Service(service.clone());
                     Some(true)
                 }
                 _ => None,
@@ -559,11 +554,8 @@ impl View {
         self.change_holders(
             ip,
             |holders| match holders {
-                Holders::Pods { namespace, count } if *namespace == service.namespace => {
-                    *holders = Holders::Service {
-                        service: service.clone(),
-                        pods: *count,
-                    };
+                Holders::Pod(namespace) if *namespace == service.namespace => {
+                    *holders = Holders::ServiceAndPod(service.clone());
                     Some(true)
                 }
                 _ => None,
@@ -576,17 +568,9 @@ impl View {
         self.change_holders(
             ip,
             |holders| match holders {
-                Holders::Service {
-                    service: held,
-                    pods,
-                } if held == service => {
-                    if *pods == 0 {
-                        return Some(false);
-                    }
-                    *holders = Holders::Pods {
-                        namespace: service.namespace.clone(),
-                        count: *pods,
-                    };
+                Holders::Service(held) if held == service => Some(false),
+                Holders::ServiceAndPod(held) if held == service => {
+                    *holders = Holders::Pod(service.namespace.clone());
                     Some(true)
                 }
                 _ => None,
